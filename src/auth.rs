@@ -1,0 +1,277 @@
+//! Sessions: JWTs, instant revocation, and password hashing kept off the async workers.
+//!
+//! A token is an HS256 JWT carrying a random session id (`sid`). Logout puts the sid in a
+//! revocation set (durable in the store, mirrored here in memory) and tells every socket that
+//! authenticated with it, so a revoked token stops working everywhere at once, not at `exp`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use dashmap::DashMap;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::error::Error;
+
+/// Password rules: long enough to matter, short enough that hashing cannot be abused.
+pub const MIN_PASSWORD: usize = 8;
+pub const MAX_PASSWORD: usize = 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub sub: String,
+    pub sid: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// What a socket is told when something outside it changes its session.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// The token this socket authenticated with was revoked (logout elsewhere).
+    Revoked,
+    /// Close the socket with this code and reason (slow consumer, ...).
+    Close(u16, &'static str),
+}
+
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: u64,
+    /// sid → expiry (Unix seconds); entries are useless after expiry and are skipped at load.
+    revoked: DashMap<String, u64>,
+    /// sid → the sockets authenticated with it, by connection id.
+    live: DashMap<String, HashMap<u64, mpsc::Sender<Control>>>,
+    /// Argon2 costs ~20 MiB and tens of ms per hash: at most this many run at once, on the
+    /// blocking pool, so a login flood queues instead of starving the runtime.
+    hashing: Semaphore,
+    /// Verified against when a login names an unknown user, so timing does not reveal which
+    /// users exist. Made on first use: start-up stays fast.
+    dummy_hash: Arc<OnceLock<String>>,
+}
+
+impl Auth {
+    pub fn new(secret: &[u8], ttl: u64) -> Auth {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Auth {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+            revoked: DashMap::new(),
+            live: DashMap::new(),
+            hashing: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
+            dummy_hash: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// A fresh token (and its claims) for `username`, with a new session id.
+    ///
+    /// # Errors
+    /// `Internal` if signing fails, which HS256 with a valid key does not.
+    pub fn issue(&self, username: &str) -> Result<(String, Claims), Error> {
+        let now = unix_now();
+        let sid: u128 = rand::rng().random();
+        let claims = Claims {
+            sub: username.to_owned(),
+            sid: format!("{sid:032x}"),
+            iat: now,
+            exp: now + self.ttl,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            Error::Internal
+        })?;
+        Ok((token, claims))
+    }
+
+    /// Checks signature, algorithm (HS256 only), expiry and revocation.
+    ///
+    /// # Errors
+    /// `InvalidToken`.
+    pub fn verify(&self, token: &str) -> Result<Claims, Error> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| Error::InvalidToken)?;
+        if self.revoked.contains_key(&data.claims.sid) {
+            return Err(Error::InvalidToken);
+        }
+        Ok(data.claims)
+    }
+
+    pub fn is_revoked(&self, sid: &str) -> bool {
+        self.revoked.contains_key(sid)
+    }
+
+    /// Loads revocations persisted by earlier runs.
+    pub fn restore_revoked(&self, entries: impl IntoIterator<Item = (String, u64)>) {
+        for (sid, exp) in entries {
+            self.revoked.insert(sid, exp);
+        }
+    }
+
+    /// Revokes in memory and tells every other socket using `sid` (not `except`, the socket
+    /// that asked). The caller persists the revocation.
+    pub fn revoke(&self, sid: &str, exp: u64, except: u64) {
+        self.revoked.insert(sid.to_owned(), exp);
+        if let Some((_, sockets)) = self.live.remove(sid) {
+            for (conn, tx) in sockets {
+                if conn != except {
+                    // A full or closed control queue means that socket is going away anyway.
+                    let _ = tx.try_send(Control::Revoked);
+                }
+            }
+        }
+    }
+
+    pub fn register(&self, sid: &str, conn: u64, tx: mpsc::Sender<Control>) {
+        self.live
+            .entry(sid.to_owned())
+            .or_default()
+            .insert(conn, tx);
+    }
+
+    pub fn unregister(&self, sid: &str, conn: u64) {
+        self.live.remove_if_mut(sid, |_, sockets| {
+            sockets.remove(&conn);
+            sockets.is_empty()
+        });
+    }
+
+    /// # Errors
+    /// `Internal` if hashing fails or the blocking pool is gone.
+    pub async fn hash_password(&self, password: String) -> Result<String, Error> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        tokio::task::spawn_blocking(move || hash_blocking(&password))
+            .await
+            .map_err(|_| Error::Internal)?
+    }
+
+    /// True if `password` matches `hash`. With no hash (unknown user, or an account without
+    /// a password) a dummy hash is checked anyway so both paths take the same time.
+    pub async fn verify_password(&self, hash: Option<String>, password: String) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
+        let real = hash.is_some();
+        let dummy = self.dummy_hash.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let hash = hash.unwrap_or_else(|| {
+                dummy
+                    .get_or_init(|| hash_blocking("not-a-real-password").unwrap_or_default())
+                    .clone()
+            });
+            PasswordHash::new(&hash).is_ok_and(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
+        ok && real
+    }
+}
+
+/// Argon2id with the crate's defaults, which are OWASP's recommendation (m=19 MiB, t=2, p=1).
+fn hash_blocking(password: &str) -> Result<String, Error> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| Error::Internal)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| {
+            tracing::error!(error = %e, "hashing a password failed");
+            Error::Internal
+        })
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The JWT secret: `JWT_SECRET` if set, else the one kept in `DATA_DIR/jwt_secret`, created
+/// (mode 0600) at first start so tokens survive restarts without any configuration.
+///
+/// # Errors
+/// The data dir cannot be read or written.
+pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> std::io::Result<Arc<[u8]>> {
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+        return Ok(secret.as_bytes().into());
+    }
+    let path = data_dir.join("jwt_secret");
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().as_bytes().into()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret)?;
+    tracing::info!(path = %path.display(), "generated a JWT secret (set JWT_SECRET to manage it yourself)");
+    Ok(secret.as_bytes().into())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_revoke() {
+        let auth = Auth::new(b"secret", 60);
+        let (token, claims) = auth.issue("ann").unwrap();
+        assert_eq!(auth.verify(&token).unwrap(), claims);
+        assert_eq!(
+            Auth::new(b"other", 60).verify(&token),
+            Err(Error::InvalidToken)
+        );
+        auth.revoke(&claims.sid, claims.exp, 0);
+        assert_eq!(auth.verify(&token), Err(Error::InvalidToken));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let auth = Auth::new(b"secret", 60);
+        let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+        let body = "eyJzdWIiOiJhbm4iLCJzaWQiOiJ4IiwiaWF0IjoxLCJleHAiOjk5OTk5OTk5OTl9";
+        assert_eq!(
+            auth.verify(&format!("{header}.{body}.")),
+            Err(Error::InvalidToken)
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! Client commands: one file each, parsing next to applying.
+//!
+//! [`Command::from_frame`] turns a decoded [`Frame`] into a typed command (unknown `type`s
+//! and malformed fields are `bad_request`); [`Command::apply`] runs it for a session and
+//! returns the reply frame.
+
+pub mod account;
+pub mod read;
+pub mod update;
+pub mod watch;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::frame::{Frame, Reply};
+use crate::session::Session;
+
+pub enum Command {
+    Signup(account::Signup),
+    Login(account::Login),
+    Auth(account::AuthCmd),
+    Logout(account::Logout),
+    Update(update::UpdateCmd),
+    Fetch(read::Fetch),
+    Watch(watch::Watch),
+    Unwatch(watch::Unwatch),
+}
+
+impl Command {
+    /// # Errors
+    /// `BadRequest` naming the unknown type or the field that is wrong.
+    pub fn from_frame(frame: Frame) -> Result<Command, Error> {
+        let body = frame.body;
+        Ok(match frame.kind.as_str() {
+            "signup" => Command::Signup(args(body)?),
+            "login" => Command::Login(args(body)?),
+            "auth" => Command::Auth(args(body)?),
+            "logout" => Command::Logout(args(body)?),
+            "update" => Command::Update(args(body)?),
+            "fetch" => Command::Fetch(args(body)?),
+            "watch" => Command::Watch(args(body)?),
+            "unwatch" => Command::Unwatch(args(body)?),
+            other => {
+                let mut shown: String = other.chars().take(40).collect();
+                if shown.len() < other.len() {
+                    shown.push('…');
+                }
+                return Err(Error::BadRequest(format!(
+                    "unknown type {shown:?}; expected signup, login, auth, logout, update, fetch, watch or unwatch"
+                )));
+            }
+        })
+    }
+
+    /// # Errors
+    /// Whatever the command refuses with; see PROTOCOL.md for each.
+    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
+        match self {
+            Command::Signup(c) => c.apply(session).await,
+            Command::Login(c) => c.apply(session).await,
+            Command::Auth(c) => c.apply(session).await,
+            Command::Logout(c) => c.apply(session).await,
+            Command::Update(c) => c.apply(session).await,
+            Command::Fetch(c) => c.apply(session).await,
+            Command::Watch(c) => c.apply(session).await,
+            Command::Unwatch(c) => c.apply(session),
+        }
+    }
+}
+
+/// Reads a command's fields. Unknown fields are refused (each command struct says
+/// `deny_unknown_fields`) so a typo like `feilds` is an error, not a silent full fetch.
+fn args<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, Error> {
+    serde_json::from_value(Value::Object(body)).map_err(|e| Error::BadRequest(e.to_string()))
+}

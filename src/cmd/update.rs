@@ -1,0 +1,125 @@
+//! `update`: replace, merge-patch or JSON-patch a document at a known version, and/or change
+//! who may access it.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::frame::Reply;
+use crate::names;
+use crate::session::Session;
+use crate::store::{Edit, Update, Version};
+
+/// Longest `collaborators` or `readers` list: Hearth shares with a household or a small team.
+pub const MAX_ACCESS_LIST: usize = 256;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCmd {
+    target: Option<String>,
+    data: UpdateData,
+    #[serde(default)]
+    patch: PatchMode,
+}
+
+/// Extra fields (`username`, `createdAt`, ...) are ignored here on purpose: clients often send
+/// back the metadata they fetched.
+#[derive(Debug, Deserialize)]
+struct UpdateData {
+    metadata: UpdateMeta,
+    userdata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateMeta {
+    version: Version,
+    collaborators: Option<Vec<String>>,
+    readers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum PatchMode {
+    #[default]
+    Replace,
+    Merge,
+    JsonPatch,
+}
+
+impl<'de> Deserialize<'de> for PatchMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null | Value::Bool(false) => Ok(PatchMode::Replace),
+            Value::Bool(true) => Ok(PatchMode::Merge),
+            Value::String(s) if s == "replace" => Ok(PatchMode::Replace),
+            Value::String(s) if s == "merge" => Ok(PatchMode::Merge),
+            Value::String(s) if s == "json-patch" => Ok(PatchMode::JsonPatch),
+            _ => Err(D::Error::custom(
+                "patch must be false, true, \"merge\" or \"json-patch\"",
+            )),
+        }
+    }
+}
+
+impl UpdateCmd {
+    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
+        let (me, target) = session.target(self.target)?;
+        let edit = self
+            .data
+            .userdata
+            .map(|u| edit(self.patch, u))
+            .transpose()?;
+        let collaborators = access_list("collaborators", self.data.metadata.collaborators)?;
+        let readers = access_list("readers", self.data.metadata.readers)?;
+        if edit.is_none() && collaborators.is_none() && readers.is_none() {
+            return Err(Error::BadRequest(
+                "nothing to update: give userdata, collaborators or readers".into(),
+            ));
+        }
+        let committed = session
+            .state
+            .store
+            .commit(Update {
+                target: target.clone(),
+                by: me,
+                base: self.data.metadata.version,
+                edit,
+                collaborators,
+                readers,
+            })
+            .await?;
+        Ok(Reply::Version {
+            username: target,
+            version: committed.doc.version(),
+        })
+    }
+}
+
+fn edit(mode: PatchMode, userdata: Value) -> Result<Edit, Error> {
+    let object = |v: Value| match v {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::BadRequest("userdata must be a JSON object".into())),
+    };
+    Ok(match mode {
+        PatchMode::Replace => Edit::Replace(object(userdata)?),
+        PatchMode::Merge => Edit::Merge(object(userdata)?),
+        PatchMode::JsonPatch => Edit::JsonPatch(serde_json::from_value(userdata).map_err(|e| {
+            Error::BadRequest(format!(
+                "with patch \"json-patch\", userdata is an RFC 6902 array: {e}"
+            ))
+        })?),
+    })
+}
+
+fn access_list(name: &str, list: Option<Vec<String>>) -> Result<Option<Vec<String>>, Error> {
+    let Some(list) = list else { return Ok(None) };
+    if list.len() > MAX_ACCESS_LIST {
+        return Err(Error::BadRequest(format!(
+            "{name} holds at most {MAX_ACCESS_LIST} usernames"
+        )));
+    }
+    for user in &list {
+        names::validate(user).map_err(|why| Error::BadRequest(format!("{name}: {why}")))?;
+    }
+    Ok(Some(list))
+}

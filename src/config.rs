@@ -1,0 +1,129 @@
+//! Every setting and limit in one place. Each comes from a flag, the environment, or a `.env`
+//! file, and has a default that works with no configuration at all.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Server settings. Field docs become `--help` text, which names each env var.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address to listen on. 127.0.0.1 keeps a fresh install private; use 0.0.0.0 behind a proxy.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port for WebSocket (/ws) and HTTP.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Directory for the redb file and the generated JWT secret.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// HMAC secret for session tokens. Unset: generated at first start and kept in
+    /// DATA_DIR/jwt_secret (mode 0600) so tokens survive restarts.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Token lifetime in seconds (default 30 days).
+    #[arg(long, env = "TOKEN_TTL", default_value_t = default::TOKEN_TTL)]
+    pub token_ttl: u64,
+
+    /// Documents kept in the in-memory cache.
+    #[arg(long, env = "CACHE_SIZE", default_value_t = default::CACHE_SIZE)]
+    pub cache_size: u64,
+
+    /// Milliseconds a cached document may stay unused before it is dropped.
+    #[arg(long, env = "CACHE_MAX_AGE", default_value_t = default::CACHE_MAX_AGE)]
+    pub cache_max_age: u64,
+
+    /// Largest stored document (metadata + userdata, serialized), in bytes.
+    #[arg(long, env = "MAX_DATA_SIZE_JSON", default_value_t = default::MAX_DATA_SIZE_JSON)]
+    pub max_data_size_json: usize,
+
+    /// Largest inbound WebSocket message, in bytes; larger ones close the socket (1009).
+    #[arg(long, env = "MAX_MESSAGE_SIZE", default_value_t = default::MAX_MESSAGE_SIZE)]
+    pub max_message_size: usize,
+
+    /// Deepest nesting of objects/arrays allowed in userdata.
+    #[arg(long, env = "MAX_DEPTH", default_value_t = default::MAX_DEPTH)]
+    pub max_depth: usize,
+
+    /// Documents one connection may watch at once.
+    #[arg(long, env = "MAX_WATCHES", default_value_t = default::MAX_WATCHES)]
+    pub max_watches: usize,
+
+    /// Frames queued for one socket before senders wait.
+    #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = default::OUTBOUND_QUEUE)]
+    pub outbound_queue: usize,
+
+    /// Changes a watcher may fall behind before it gets a resync snapshot instead.
+    #[arg(long, env = "WATCH_BUFFER", default_value_t = default::WATCH_BUFFER)]
+    pub watch_buffer: usize,
+
+    /// Milliseconds a socket's full queue is tolerated before it is closed (4008).
+    #[arg(long, env = "SLOW_CONSUMER_TIMEOUT", default_value_t = default::SLOW_CONSUMER_TIMEOUT)]
+    pub slow_consumer_timeout: u64,
+
+    /// Most updates folded into one durable transaction (group commit).
+    #[arg(long, env = "MAX_BATCH", default_value_t = default::MAX_BATCH)]
+    pub max_batch: usize,
+
+    /// Milliseconds shutdown waits for sockets to close before giving up on them.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = default::SHUTDOWN_GRACE)]
+    pub shutdown_grace: u64,
+}
+
+impl Config {
+    /// The defaults, ignoring the environment: what tests build on.
+    pub fn defaults(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            data_dir: data_dir.into(),
+            jwt_secret: None,
+            token_ttl: default::TOKEN_TTL,
+            cache_size: default::CACHE_SIZE,
+            cache_max_age: default::CACHE_MAX_AGE,
+            max_data_size_json: default::MAX_DATA_SIZE_JSON,
+            max_message_size: default::MAX_MESSAGE_SIZE,
+            max_depth: default::MAX_DEPTH,
+            max_watches: default::MAX_WATCHES,
+            outbound_queue: default::OUTBOUND_QUEUE,
+            watch_buffer: default::WATCH_BUFFER,
+            slow_consumer_timeout: default::SLOW_CONSUMER_TIMEOUT,
+            max_batch: default::MAX_BATCH,
+            shutdown_grace: default::SHUTDOWN_GRACE,
+        }
+    }
+
+    pub fn cache_max_age(&self) -> Duration {
+        Duration::from_millis(self.cache_max_age)
+    }
+
+    pub fn slow_consumer_timeout(&self) -> Duration {
+        Duration::from_millis(self.slow_consumer_timeout)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace)
+    }
+}
+
+/// Default values, shared by the flags and [`Config::defaults`].
+pub mod default {
+    pub const TOKEN_TTL: u64 = 30 * 24 * 3600;
+    pub const CACHE_SIZE: u64 = 10_000;
+    pub const CACHE_MAX_AGE: u64 = 900_000;
+    pub const MAX_DATA_SIZE_JSON: usize = 512 * 1024;
+    pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+    pub const MAX_DEPTH: usize = 64;
+    pub const MAX_WATCHES: usize = 100;
+    pub const OUTBOUND_QUEUE: usize = 256;
+    pub const WATCH_BUFFER: usize = 64;
+    pub const SLOW_CONSUMER_TIMEOUT: u64 = 10_000;
+    pub const MAX_BATCH: usize = 1024;
+    pub const SHUTDOWN_GRACE: u64 = 5_000;
+}

@@ -1,0 +1,74 @@
+//! The protocol's errors: one variant, one stable wire `code`.
+//!
+//! `message` keeps the seed's words where the seed had them (`invalid token`,
+//! `version mismatch`, `unauthorized`) so old clients matching on text keep working.
+//! Internal causes are logged where they happen and never sent.
+
+use crate::store::{StoreError, Version};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Malformed JSON, unknown `type`, missing or mistyped fields, invalid values.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The token is malformed, forged, expired or revoked.
+    #[error("invalid token")]
+    InvalidToken,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The command needs a signed-in socket.
+    #[error("authentication required")]
+    AuthRequired,
+    #[error("username taken")]
+    UsernameTaken,
+    /// No such user, or not allowed: deliberately the same so existence is never revealed.
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("version mismatch")]
+    VersionMismatch { current: Version },
+    #[error("document too large: {size} bytes, limit {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("too many watches on this connection (limit {0})")]
+    TooManyWatches(usize),
+    /// Storage failed or the server is shutting down; retrying later may succeed.
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl Error {
+    /// The stable identifier clients match on. Listed in PROTOCOL.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::InvalidToken => "invalid_token",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::AuthRequired => "auth_required",
+            Error::UsernameTaken => "username_taken",
+            Error::Unauthorized => "unauthorized",
+            Error::VersionMismatch { .. } => "version_mismatch",
+            Error::TooLarge { .. } => "too_large",
+            Error::TooManyWatches(_) => "too_many_watches",
+            Error::Unavailable => "unavailable",
+            Error::Internal => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unauthorized => Error::Unauthorized,
+            StoreError::VersionMismatch { current } => Error::VersionMismatch { current },
+            StoreError::TooLarge { size, limit } => Error::TooLarge { size, limit },
+            StoreError::Invalid(why) => Error::BadRequest(why),
+            StoreError::UsernameTaken => Error::UsernameTaken,
+            StoreError::Unavailable(cause) => {
+                tracing::error!(%cause, "store unavailable");
+                Error::Unavailable
+            }
+        }
+    }
+}

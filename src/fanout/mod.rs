@@ -1,0 +1,154 @@
+//! Live fanout: one broadcast channel per watched document.
+//!
+//! The writer publishes each committed version here, in commit order. A change is serialized
+//! at most once per distinct view (the whole document, or one set of fields) and the bytes are
+//! shared by every watcher wanting that view: with 10,000 watchers of one document, one
+//! serialization instead of 10,000.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use tokio::sync::broadcast;
+
+use crate::frame::{Reply, View, encode};
+use crate::store::{Committed, Document, Fields, Version};
+
+/// A committed version on its way to watchers.
+pub struct Change {
+    committed: Arc<Committed>,
+    full: OnceLock<Utf8Bytes>,
+    views: Mutex<Vec<(Fields, Utf8Bytes)>>,
+}
+
+impl Change {
+    pub fn doc(&self) -> &Arc<Document> {
+        &self.committed.doc
+    }
+
+    pub fn version(&self) -> Version {
+        self.committed.doc.version()
+    }
+
+    /// The `change` frame for a watcher asking for `fields` (or everything).
+    pub fn frame(&self, fields: Option<&Fields>) -> Utf8Bytes {
+        let encode_view = || {
+            encode(
+                None,
+                &Reply::change(View::new(self.doc().clone(), fields), false),
+            )
+        };
+        let Some(fields) = fields else {
+            return self.full.get_or_init(encode_view).clone();
+        };
+        // A poisoned lock only means another watcher panicked mid-push; the memo is still
+        // valid (entries are pushed whole), so carry on with it.
+        let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, bytes)) = views.iter().find(|(f, _)| f == fields) {
+            return bytes.clone();
+        }
+        let bytes = encode_view();
+        views.push((fields.clone(), bytes.clone()));
+        bytes
+    }
+}
+
+/// The set of watched documents. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    topics: DashMap<String, broadcast::Sender<Arc<Change>>>,
+    /// Changes a watcher may fall behind before it is resynced (`WATCH_BUFFER`).
+    capacity: usize,
+}
+
+impl Hub {
+    pub fn new(capacity: usize) -> Self {
+        Hub {
+            inner: Arc::new(HubInner {
+                topics: DashMap::new(),
+                capacity: capacity.max(1),
+            }),
+        }
+    }
+
+    /// Starts receiving every version of `username`'s document published from now on.
+    /// Subscribe *before* reading the snapshot: then nothing can fall between the two.
+    pub fn subscribe(&self, username: &str) -> Subscription {
+        let rx = self
+            .inner
+            .topics
+            .entry(username.to_owned())
+            .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
+            .subscribe();
+        Subscription {
+            rx: Some(rx),
+            hub: self.clone(),
+            topic: username.to_owned(),
+        }
+    }
+
+    /// Delivers a committed version to its document's watchers, if it has any.
+    pub fn publish(&self, committed: &Arc<Committed>) {
+        if let Some(tx) = self.inner.topics.get(committed.doc.owner()) {
+            let change = Arc::new(Change {
+                committed: committed.clone(),
+                full: OnceLock::new(),
+                views: Mutex::new(Vec::new()),
+            });
+            // An error only means every receiver left since the lookup; nobody to tell.
+            let _ = tx.send(change);
+        }
+    }
+
+    /// Live watches across all documents.
+    pub fn watchers(&self) -> usize {
+        self.inner
+            .topics
+            .iter()
+            .map(|t| t.value().receiver_count())
+            .sum()
+    }
+
+    /// Documents with at least one watcher.
+    pub fn topics(&self) -> usize {
+        self.inner.topics.len()
+    }
+
+    fn release(&self, topic: &str) {
+        self.inner
+            .topics
+            .remove_if(topic, |_, tx| tx.receiver_count() == 0);
+    }
+}
+
+/// A watcher's receiver. Dropping it removes the document's channel once nobody is left,
+/// so disconnected watchers leave nothing behind.
+pub struct Subscription {
+    rx: Option<broadcast::Receiver<Arc<Change>>>,
+    hub: Hub,
+    topic: String,
+}
+
+impl Subscription {
+    /// # Errors
+    /// `Lagged` when this watcher fell more than the buffer behind (resync it), `Closed`
+    /// never while the subscription lives.
+    pub async fn recv(&mut self) -> Result<Arc<Change>, broadcast::error::RecvError> {
+        match self.rx.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // The receiver must be gone before the count is checked.
+        drop(self.rx.take());
+        self.hub.release(&self.topic);
+    }
+}

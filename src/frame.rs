@@ -1,0 +1,239 @@
+//! The wire format: JSON text frames, decoded and encoded here and nowhere else.
+//!
+//! Decoding has two stages, as in mini-redis: [`Frame::parse`] takes the envelope (`id`,
+//! `type`) and leaves the rest as a JSON object for the command to read. The envelope keeps
+//! the request's `id` even when the body is invalid, so the error still reaches the request
+//! that caused it.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::store::{Document, Fields, Version};
+
+/// A decoded client frame.
+#[derive(Debug)]
+pub struct Frame {
+    /// Echoed on every reply; a number or a string.
+    pub id: Option<Value>,
+    pub kind: String,
+    /// Everything except `id` and `type`.
+    pub body: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FrameError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("a frame must be a JSON object")]
+    NotObject,
+    #[error("a frame needs a string \"type\"")]
+    MissingType,
+    #[error("\"id\" must be a number or a string")]
+    BadId,
+}
+
+impl Frame {
+    /// # Errors
+    /// The frame is not a JSON object with a string `type`; carries the `id` when it could
+    /// be read.
+    pub fn parse(text: &str) -> Result<Frame, (Option<Value>, FrameError)> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| (None, FrameError::Json(e.to_string())))?;
+        let Value::Object(mut body) = value else {
+            return Err((None, FrameError::NotObject));
+        };
+        let id = match body.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(id @ (Value::Number(_) | Value::String(_))) => Some(id),
+            Some(_) => return Err((None, FrameError::BadId)),
+        };
+        match body.remove("type") {
+            Some(Value::String(kind)) => Ok(Frame { id, kind, body }),
+            _ => Err((id, FrameError::MissingType)),
+        }
+    }
+}
+
+/// The document part of a `data` or `change` frame: full metadata, and `userdata` either
+/// whole or projected onto fields.
+#[derive(Debug)]
+pub struct View {
+    doc: Arc<Document>,
+    projected: Option<Map<String, Value>>,
+}
+
+impl View {
+    pub fn new(doc: Arc<Document>, fields: Option<&Fields>) -> View {
+        let projected = fields.map(|f| f.project(&doc.userdata));
+        View { doc, projected }
+    }
+}
+
+impl Serialize for View {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("metadata", &self.doc.metadata)?;
+        map.serialize_entry(
+            "userdata",
+            self.projected.as_ref().unwrap_or(&self.doc.userdata),
+        )?;
+        map.end()
+    }
+}
+
+/// Every frame the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Reply {
+    /// Reply to `signup`, `login` and `auth`.
+    Auth {
+        username: String,
+        token: String,
+    },
+    /// Reply to `update`: the version it committed.
+    Version {
+        username: String,
+        version: Version,
+    },
+    /// Reply to `fetch`, and to `watch` (then `watching` is true) with the snapshot the
+    /// watch starts from.
+    Data {
+        username: String,
+        version: Version,
+        data: View,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        watching: bool,
+    },
+    /// A committed version pushed to a watcher. `resync` marks a snapshot sent because the
+    /// watcher fell behind: versions between its last change and this one were skipped.
+    Change {
+        username: String,
+        version: Version,
+        data: View,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resync: bool,
+    },
+    /// Reply to `logout`.
+    Logout {},
+    /// Reply to `unwatch`.
+    Unwatch {
+        username: String,
+    },
+    Error(ErrorBody),
+}
+
+impl Reply {
+    pub fn change(data: View, resync: bool) -> Reply {
+        Reply::Change {
+            username: data.doc.owner().to_owned(),
+            version: data.doc.version(),
+            data,
+            resync,
+        }
+    }
+
+    pub fn data(data: View, watching: bool) -> Reply {
+        Reply::Data {
+            username: data.doc.owner().to_owned(),
+            version: data.doc.version(),
+            data,
+            watching,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+    /// The current version, with `version_mismatch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// The document concerned, on errors pushed outside a request (a watch that ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Why, when the code alone does not say (`token revoked`, `access revoked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl From<&Error> for ErrorBody {
+    fn from(e: &Error) -> Self {
+        ErrorBody {
+            code: e.code(),
+            message: e.to_string(),
+            version: match e {
+                Error::VersionMismatch { current } => Some(*current),
+                _ => None,
+            },
+            target: None,
+            detail: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    #[serde(flatten)]
+    reply: &'a Reply,
+}
+
+/// Serializes a server frame, with the request's `id` when it answers one.
+pub fn encode(id: Option<&Value>, reply: &Reply) -> Utf8Bytes {
+    match serde_json::to_string(&Envelope { id, reply }) {
+        Ok(text) => text.into(),
+        // Only reachable if a map key were not a string; our types never produce one.
+        Err(e) => {
+            tracing::error!(error = %e, "encoding a frame failed");
+            Utf8Bytes::from_static(
+                r#"{"type":"error","code":"internal","message":"internal error"}"#,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelope_keeps_id_when_type_is_missing() {
+        let (id, err) = Frame::parse(r#"{"id": 7, "x": 1}"#).unwrap_err();
+        assert_eq!(id, Some(json!(7)));
+        assert_eq!(err, FrameError::MissingType);
+        assert_eq!(Frame::parse("[1]").unwrap_err().1, FrameError::NotObject);
+        assert_eq!(
+            Frame::parse(r#"{"id":{},"type":"x"}"#).unwrap_err().1,
+            FrameError::BadId
+        );
+    }
+
+    #[test]
+    fn encodes_id_first_and_omits_false_flags() {
+        let text = encode(
+            Some(&json!("a1")),
+            &Reply::Version {
+                username: "ann".into(),
+                version: 3,
+            },
+        );
+        assert_eq!(
+            text.as_str(),
+            r#"{"id":"a1","type":"version","username":"ann","version":3}"#
+        );
+        let doc = Arc::new(Document::new("ann", "t"));
+        let text = encode(None, &Reply::change(View::new(doc, None), false));
+        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        assert_eq!(v["type"], "change");
+        assert!(v.get("resync").is_none());
+        assert_eq!(v["data"]["metadata"]["version"], 0);
+    }
+}

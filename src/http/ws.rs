@@ -1,0 +1,30 @@
+//! The WebSocket upgrade: refuse during shutdown, set the socket's size limits, and hand the
+//! socket to a tracked session task.
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::session;
+use crate::state::AppState;
+
+/// Small buffers keep an idle connection at a few KiB; tungstenite's defaults (128 KiB read
+/// buffer) would cost ~137 KiB each.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let max = state.limits.max_message_size;
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let tracker = state.tracker.clone();
+            tracker.track_future(session::run(state, socket))
+        })
+}

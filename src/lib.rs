@@ -1,0 +1,40 @@
+//! Hearth: a realtime personal backend.
+//!
+//! People sign up, each owns one versioned JSON document, and they share it with
+//! collaborators (read and write) and readers (read only). Clients fetch, update (replace,
+//! merge patch, JSON Patch, always against the version they last saw) and watch documents
+//! over one WebSocket; every committed version is pushed to watchers the moment it is durable.
+//!
+//! # Layout
+//! Data flows one way: socket → [`frame`] → [`cmd`] → [`store`] (commit) → [`fanout`] →
+//! each watcher's socket.
+//!
+//! - [`server`]: start, serve, shut down in order. The binary is a thin wrapper around it.
+//! - [`config`]: every setting and limit, with its default and why.
+//! - [`http`]: routes; the WebSocket upgrade.
+//! - [`session`]: one socket's loop; [`connection`]: the socket's writer.
+//! - [`frame`]: the wire format, decoded and encoded only there.
+//! - [`cmd`]: one module per command family, parse next to apply.
+//! - [`store`]: cache + [`store::Backend`] (redb by default) with group commit.
+//! - [`fanout`]: per-document broadcast, serialized once per view.
+//! - [`auth`]: tokens, revocation, passwords; [`names`]: usernames.
+//! - [`error`]: protocol errors, one wire code each.
+
+pub mod auth;
+pub mod cmd;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod fanout;
+pub mod frame;
+pub mod http;
+pub mod names;
+pub mod server;
+pub mod session;
+pub mod shutdown;
+pub mod state;
+pub mod store;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::{Running, run, start};

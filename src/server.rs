@@ -1,0 +1,131 @@
+//! Putting it together: open the store, wire commits to the hub, serve, and shut down in
+//! order (stop accepting → close sockets with 1001 → finish queued commits → close the file).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::auth::{Auth, load_secret};
+use crate::config::Config;
+use crate::fanout::Hub;
+use crate::http;
+use crate::state::AppState;
+use crate::store::{Limits, Store, StoreConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("listener: {0}")]
+    Listener(std::io::Error),
+}
+
+/// A server that is accepting connections.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    serve: JoinHandle<std::io::Result<()>>,
+    grace: std::time::Duration,
+}
+
+/// Opens the store and starts serving on `listener`. Returns once it accepts connections.
+///
+/// # Errors
+/// The data dir cannot be created, the store cannot be opened (locked by another process,
+/// from a newer version), or the listener is unusable.
+pub async fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
+    let dir_err = |source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+    let secret = load_secret(config.jwt_secret.as_deref(), &config.data_dir).map_err(dir_err)?;
+
+    let hub = Hub::new(config.watch_buffer);
+    let store_config = StoreConfig {
+        path: config.data_dir.join("hearth.redb"),
+        limits: Limits {
+            max_doc_bytes: config.max_data_size_json,
+            max_depth: config.max_depth,
+        },
+        max_batch: config.max_batch.max(1),
+        cache_size: config.cache_size,
+        cache_max_age: config.cache_max_age(),
+    };
+    let store = {
+        let hub = hub.clone();
+        let path = store_config.path.clone();
+        tokio::task::spawn_blocking(move || Store::open(&store_config, move |c| hub.publish(c)))
+            .await
+            .map_err(|e| StartError::Store(crate::store::StoreError::unavailable(e)))?
+            .inspect_err(
+                |e| tracing::error!(path = %path.display(), error = %e, "cannot open store"),
+            )?
+    };
+    let auth = Auth::new(&secret, config.token_ttl);
+    auth.restore_revoked(store.revoked().await?);
+
+    let state = AppState::new(&config, store, hub, auth);
+    let addr = listener.local_addr().map_err(StartError::Listener)?;
+    let app = http::router(state.clone());
+    let token = state.shutdown.clone();
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "hearth is listening");
+    Ok(Running {
+        addr,
+        state,
+        serve,
+        grace: config.shutdown_grace(),
+    })
+}
+
+impl Running {
+    /// Shuts down: stops accepting, closes every socket with 1001, waits for them (up to the
+    /// grace period), lets the writer finish what it accepted, and closes the store.
+    pub async fn shutdown(self) {
+        self.state.shutdown.cancel();
+        match self.serve.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "server error"),
+            Err(e) => tracing::error!(error = %e, "server task failed"),
+        }
+        self.state.tracker.close();
+        if tokio::time::timeout(self.grace, self.state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.state.tracker.len(),
+                "sockets still open after the grace period"
+            );
+        }
+        self.state.store.close().await;
+        tracing::info!("shutdown complete");
+    }
+}
+
+/// Serves until `signal` resolves, then shuts down cleanly.
+///
+/// # Errors
+/// See [`start`].
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    signal: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let running = start(config, listener).await?;
+    signal.await;
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Shared state handed to every socket and handler. Cheap to clone: everything is behind `Arc`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::fanout::Hub;
+use crate::store::Store;
+
+/// Per-connection limits, copied out of [`Config`] once.
+#[derive(Clone, Debug)]
+pub struct SessionLimits {
+    pub max_message_size: usize,
+    pub max_watches: usize,
+    pub outbound_queue: usize,
+    pub slow_consumer_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub hub: Hub,
+    pub auth: Arc<Auth>,
+    pub limits: Arc<SessionLimits>,
+    /// Cancelled once shutdown starts; every socket loop selects on it.
+    pub shutdown: CancellationToken,
+    /// Tracks socket tasks so shutdown can wait for them to close cleanly.
+    pub tracker: TaskTracker,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(config: &Config, store: Store, hub: Hub, auth: Auth) -> AppState {
+        AppState {
+            store,
+            hub,
+            auth: Arc::new(auth),
+            limits: Arc::new(SessionLimits {
+                max_message_size: config.max_message_size,
+                max_watches: config.max_watches,
+                outbound_queue: config.outbound_queue.max(1),
+                slow_consumer_timeout: config.slow_consumer_timeout(),
+            }),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            next_conn: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// A process-unique id for a new connection.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}

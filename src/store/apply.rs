@@ -1,0 +1,319 @@
+//! Applying an update to a document, and projecting a document onto field paths.
+//!
+//! Pure functions over the model, so the writer can run them inside its transaction against
+//! the state left by earlier updates of the same batch, and so they can be fuzzed alone.
+
+use serde_json::{Map, Value};
+
+use super::error::StoreError;
+use super::model::{Access, Document, Edit, LastUpdate, LogEntry, Op, Update};
+
+/// Limits that an update's result must respect.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest serialized document, in bytes (`MAX_DATA_SIZE_JSON`).
+    pub max_doc_bytes: usize,
+    /// Deepest nesting of arrays and objects inside `userdata` (`MAX_DEPTH`).
+    pub max_depth: usize,
+}
+
+/// A committed result: the new document, its serialized bytes (what goes to disk) and the
+/// change-log entry describing it.
+pub struct Applied {
+    pub doc: Document,
+    pub bytes: Vec<u8>,
+    pub entry: LogEntry,
+}
+
+/// Checks `update` against `current` and produces the next version.
+///
+/// Order matters: access is checked before the version so a stranger learns nothing about a
+/// document, not even its version.
+pub fn apply(
+    current: &Document,
+    update: &Update,
+    limits: &Limits,
+    now: &str,
+) -> Result<Applied, StoreError> {
+    let access = current.access(&update.by);
+    if access < Access::Write {
+        return Err(StoreError::Unauthorized);
+    }
+    let owner = current.owner();
+    let collaborators = update
+        .collaborators
+        .as_deref()
+        .map(|list| normalize(list, owner));
+    let readers = update.readers.as_deref().map(|list| normalize(list, owner));
+    let changes_access = collaborators
+        .as_ref()
+        .is_some_and(|c| *c != current.metadata.collaborators)
+        || readers
+            .as_ref()
+            .is_some_and(|r| *r != current.metadata.readers);
+    // Echoing back unchanged lists (as a client that sends the whole metadata does) is not a
+    // change, so collaborators may do it.
+    if changes_access && access != Access::Owner {
+        return Err(StoreError::Unauthorized);
+    }
+    if update.base != current.version() {
+        return Err(StoreError::VersionMismatch {
+            current: current.version(),
+        });
+    }
+
+    let mut op = Op::default();
+    let userdata = match &update.edit {
+        None => current.userdata.clone(),
+        Some(Edit::Replace(map)) => {
+            op.replace = Some(map.clone());
+            map.clone()
+        }
+        Some(Edit::Merge(patch)) => {
+            op.merge = Some(patch.clone());
+            let mut value = Value::Object(current.userdata.clone());
+            json_patch::merge(&mut value, &Value::Object(patch.clone()));
+            into_object(value)?
+        }
+        Some(Edit::JsonPatch(patch)) => {
+            op.json_patch = Some(patch.clone());
+            let mut value = Value::Object(current.userdata.clone());
+            json_patch::patch(&mut value, patch)
+                .map_err(|e| StoreError::Invalid(format!("json patch failed: {e}")))?;
+            into_object(value)?
+        }
+    };
+    if depth(&userdata) > limits.max_depth {
+        return Err(StoreError::Invalid(format!(
+            "userdata nests deeper than {} levels",
+            limits.max_depth
+        )));
+    }
+
+    let mut metadata = current.metadata.clone();
+    metadata.version += 1;
+    metadata.last_update = LastUpdate {
+        at: now.to_owned(),
+        by: update.by.clone(),
+    };
+    if let Some(c) = collaborators {
+        op.collaborators = Some(c.clone());
+        metadata.collaborators = c;
+    }
+    if let Some(r) = readers {
+        op.readers = Some(r.clone());
+        metadata.readers = r;
+    }
+    let doc = Document { metadata, userdata };
+    let bytes = serde_json::to_vec(&doc).map_err(StoreError::unavailable)?;
+    if bytes.len() > limits.max_doc_bytes {
+        return Err(StoreError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_doc_bytes,
+        });
+    }
+    let entry = LogEntry {
+        version: doc.version(),
+        at: now.to_owned(),
+        by: update.by.clone(),
+        op,
+    };
+    Ok(Applied { doc, bytes, entry })
+}
+
+fn into_object(value: Value) -> Result<Map<String, Value>, StoreError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(StoreError::Invalid(
+            "userdata must stay a JSON object".into(),
+        )),
+    }
+}
+
+/// Sorted, without duplicates and without the owner (who always has access).
+fn normalize(list: &[String], owner: &str) -> Vec<String> {
+    let mut out: Vec<String> = list.iter().filter(|n| *n != owner).cloned().collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Nesting depth of objects and arrays below `map` (a flat object has depth 1).
+pub fn depth(map: &Map<String, Value>) -> usize {
+    fn value_depth(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => 1 + m.values().map(value_depth).max().unwrap_or(0),
+            Value::Array(a) => 1 + a.iter().map(value_depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    1 + map.values().map(value_depth).max().unwrap_or(0)
+}
+
+/// A validated set of dotted field paths (`a.b.c`), sorted so equal sets compare equal and
+/// watchers asking for the same view share one serialized frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fields(Vec<Vec<String>>);
+
+impl Fields {
+    /// Most paths one request may name.
+    pub const MAX_PATHS: usize = 100;
+    /// Longest single path, in bytes.
+    pub const MAX_PATH_LEN: usize = 512;
+
+    pub fn parse(paths: &[String]) -> Result<Fields, String> {
+        if paths.len() > Self::MAX_PATHS {
+            return Err(format!("at most {} fields", Self::MAX_PATHS));
+        }
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            if path.len() > Self::MAX_PATH_LEN {
+                return Err(format!("a field is at most {} bytes", Self::MAX_PATH_LEN));
+            }
+            let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+            if segments.iter().any(String::is_empty) {
+                return Err(format!("field {path:?} has an empty segment"));
+            }
+            out.push(segments);
+        }
+        out.sort();
+        out.dedup();
+        Ok(Fields(out))
+    }
+
+    /// `userdata` holding only the named paths, in the same shape. Paths that do not exist
+    /// (or pass through a non-object) are left out rather than reported as null, so a client
+    /// can tell "absent" from "null".
+    pub fn project(&self, userdata: &Map<String, Value>) -> Map<String, Value> {
+        let mut out = Map::new();
+        for path in &self.0 {
+            let Some(value) = lookup(userdata, path) else {
+                continue;
+            };
+            let (last, parents) = path.split_last().expect("paths are never empty");
+            let mut node = &mut out;
+            for seg in parents {
+                let entry = node
+                    .entry(seg.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                node = entry.as_object_mut().expect("made an object just above");
+            }
+            node.insert(last.clone(), value.clone());
+        }
+        out
+    }
+}
+
+fn lookup<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = map.get(first)?;
+    for seg in rest {
+        value = value.as_object()?.get(seg)?;
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LIMITS: Limits = Limits {
+        max_doc_bytes: 10_000,
+        max_depth: 8,
+    };
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn update(by: &str, base: u64, edit: Option<Edit>) -> Update {
+        Update {
+            target: "ann".into(),
+            by: by.into(),
+            base,
+            edit,
+            collaborators: None,
+            readers: None,
+        }
+    }
+
+    #[test]
+    fn merge_is_deep_and_null_deletes() {
+        let mut doc = Document::new("ann", "t0");
+        doc.userdata = obj(json!({"a": {"b": 1, "c": 2}, "d": 3}));
+        let u = update(
+            "ann",
+            0,
+            Some(Edit::Merge(obj(json!({"a": {"b": 9, "c": null}})))),
+        );
+        let out = apply(&doc, &u, &LIMITS, "t1").unwrap();
+        assert_eq!(
+            Value::Object(out.doc.userdata),
+            json!({"a": {"b": 9}, "d": 3})
+        );
+        assert_eq!(out.doc.metadata.version, 1);
+        assert_eq!(out.doc.metadata.last_update.at, "t1");
+    }
+
+    #[test]
+    fn stale_version_and_strangers_are_refused_in_that_order() {
+        let doc = Document::new("ann", "t0");
+        let stale = update("ann", 5, Some(Edit::Replace(Map::new())));
+        assert_eq!(
+            apply(&doc, &stale, &LIMITS, "t").err(),
+            Some(StoreError::VersionMismatch { current: 0 })
+        );
+        let stranger = update("eve", 5, None);
+        assert_eq!(
+            apply(&doc, &stranger, &LIMITS, "t").err(),
+            Some(StoreError::Unauthorized)
+        );
+    }
+
+    #[test]
+    fn collaborators_may_echo_but_not_change_access_lists() {
+        let mut doc = Document::new("ann", "t0");
+        doc.metadata.collaborators = vec!["bob".into()];
+        let mut echo = update("bob", 0, Some(Edit::Replace(Map::new())));
+        echo.collaborators = Some(vec!["bob".into(), "ann".into()]);
+        assert!(apply(&doc, &echo, &LIMITS, "t").is_ok());
+        echo.collaborators = Some(vec!["bob".into(), "eve".into()]);
+        assert_eq!(
+            apply(&doc, &echo, &LIMITS, "t").err(),
+            Some(StoreError::Unauthorized)
+        );
+    }
+
+    #[test]
+    fn too_deep_and_too_large_are_refused() {
+        let doc = Document::new("ann", "t0");
+        let deep = json!({"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}}});
+        let u = update("ann", 0, Some(Edit::Replace(obj(deep))));
+        assert!(matches!(
+            apply(&doc, &u, &LIMITS, "t"),
+            Err(StoreError::Invalid(_))
+        ));
+        let big = json!({"s": "x".repeat(20_000)});
+        let u = update("ann", 0, Some(Edit::Replace(obj(big))));
+        assert!(matches!(
+            apply(&doc, &u, &LIMITS, "t"),
+            Err(StoreError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn projection_keeps_shape_and_skips_missing() {
+        let data = obj(json!({"a": {"b": {"c": 1}, "x": 2}, "c": "foo", "n": 5}));
+        let fields =
+            Fields::parse(&["a.b.c".into(), "c".into(), "missing.q".into(), "n.z".into()]).unwrap();
+        assert_eq!(
+            Value::Object(fields.project(&data)),
+            json!({"a": {"b": {"c": 1}}, "c": "foo"})
+        );
+        assert!(Fields::parse(&["a..b".into()]).is_err());
+    }
+}

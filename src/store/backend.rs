@@ -1,0 +1,58 @@
+//! The seam between the store's logic (cache, ordering, fanout hook) and where bytes live.
+//!
+//! Small and object-safe on purpose: a PostgreSQL backend for cluster mode implements these
+//! same methods, and nothing above this trait changes. Each method states its guarantee.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::error::StoreError;
+use super::model::{Document, LogEntry, Update, UserRecord};
+
+/// A write for the backend's single writer.
+#[derive(Debug)]
+pub enum Write {
+    /// Create an account and its version-0 document; `UsernameTaken` if the name exists.
+    CreateUser { user: UserRecord, doc: Document },
+    /// Check and apply an update (access, version, limits) against the latest state.
+    Update(Update),
+    /// Remember a revoked session id until its token would have expired anyway.
+    Revoke { sid: String, expires: u64 },
+}
+
+/// A version that is durably committed: what the cache stores and the hub publishes.
+#[derive(Debug)]
+pub struct Committed {
+    pub doc: Arc<Document>,
+    /// The change-log entry; `None` for the version-0 document a signup creates.
+    pub entry: Option<LogEntry>,
+}
+
+/// Called by the backend for every committed version, after it is durable, in commit order,
+/// before the writer replies. Ordering here is what lets watchers see versions in sequence.
+pub type CommitHook = Arc<dyn Fn(&Arc<Committed>) + Send + Sync>;
+
+pub trait Backend: Send + Sync + 'static {
+    /// The latest committed document of `username`, or `None` if there is no such user.
+    fn document<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Document>, StoreError>>;
+
+    /// The account record of `username`, or `None`.
+    fn user<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>>;
+
+    /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and the
+    /// commit hook has run for it. `Ok(None)` for writes that create no version.
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>>;
+
+    /// Revoked session ids whose tokens have not yet expired, as `(sid, expires)`.
+    fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
+
+    /// Finishes every write already accepted, then refuses new ones with `Unavailable`.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}

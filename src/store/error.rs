@@ -1,0 +1,32 @@
+//! Why a store operation did not happen. Expected outcomes (a stale version, a name already
+//! taken) are variants, not strings, so each maps to exactly one wire code at the edge.
+
+use super::model::Version;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The document does not exist or the caller may not do this to it. One variant for both
+    /// so that replies never reveal which users exist.
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("version mismatch")]
+    VersionMismatch { current: Version },
+    #[error("document would be {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    /// The update is well-formed JSON but cannot be applied (a JSON Patch `test` failed, the
+    /// result is not an object, it nests too deeply).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("username taken")]
+    UsernameTaken,
+    /// Storage failed or is shutting down. The cause is logged, never sent to clients.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    pub(crate) fn unavailable(cause: impl std::fmt::Display) -> Self {
+        StoreError::Unavailable(cause.to_string())
+    }
+}

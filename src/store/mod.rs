@@ -1,0 +1,184 @@
+//! The store: committed documents, accounts and revocations, with a cache in front.
+//!
+//! `Store` is what commands and HTTP handlers call. It owns the cache and the commit hook;
+//! where bytes live is the [`Backend`]'s business. The cache never holds anything that did not
+//! commit and never goes back in time: the writer inserts each committed version, and a reader
+//! that loaded a document from disk inserts it only if no commit happened meanwhile.
+
+pub mod apply;
+pub mod backend;
+pub mod error;
+pub mod model;
+pub mod redb;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::ops::compute::Op as CacheOp;
+use moka::sync::Cache;
+
+pub use self::apply::{Fields, Limits};
+pub use self::backend::{Backend, CommitHook, Committed, Write};
+pub use self::error::StoreError;
+pub use self::model::{Access, Document, Edit, Update, UserRecord, Version};
+use self::redb::{RedbBackend, WriterConfig};
+
+/// Where documents are cached and how commits are announced.
+pub struct StoreConfig {
+    pub path: std::path::PathBuf,
+    pub limits: Limits,
+    pub max_batch: usize,
+    pub cache_size: u64,
+    pub cache_max_age: Duration,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Box<dyn Backend>,
+    cache: Cache<String, Arc<Document>>,
+    /// Bumped by the writer after each durable commit, before it touches the cache. A reader
+    /// that saw the same value before and after its disk read knows its copy is not stale.
+    epoch: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Opens the redb backend. `on_commit` runs for every committed version in commit order,
+    /// after the cache holds it (the hub's publish goes here).
+    ///
+    /// # Errors
+    /// The data file cannot be opened; see [`RedbBackend::open`].
+    pub fn open(
+        cfg: &StoreConfig,
+        on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
+    ) -> Result<Store, StoreError> {
+        let cache: Cache<String, Arc<Document>> = Cache::builder()
+            .max_capacity(cfg.cache_size)
+            .time_to_idle(cfg.cache_max_age)
+            .build();
+        let epoch = Arc::new(AtomicU64::new(0));
+        let hook: CommitHook = {
+            let cache = cache.clone();
+            let epoch = epoch.clone();
+            Arc::new(move |committed: &Arc<Committed>| {
+                epoch.fetch_add(1, Ordering::SeqCst);
+                put_newer(&cache, &committed.doc, || true);
+                on_commit(committed);
+            })
+        };
+        let backend = RedbBackend::open(
+            &cfg.path,
+            WriterConfig {
+                limits: cfg.limits,
+                max_batch: cfg.max_batch,
+            },
+            hook,
+        )?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend: Box::new(backend),
+                cache,
+                epoch,
+            }),
+        })
+    }
+
+    /// The latest committed document of `username`, from the cache when it can be.
+    ///
+    /// # Errors
+    /// `Unavailable` when storage fails.
+    pub async fn document(&self, username: &str) -> Result<Option<Arc<Document>>, StoreError> {
+        if let Some(doc) = self.inner.cache.get(username) {
+            return Ok(Some(doc));
+        }
+        let before = self.inner.epoch.load(Ordering::SeqCst);
+        let Some(doc) = self.inner.backend.document(username).await? else {
+            return Ok(None);
+        };
+        let doc = Arc::new(doc);
+        let epoch = &self.inner.epoch;
+        put_newer(&self.inner.cache, &doc, || {
+            epoch.load(Ordering::SeqCst) == before
+        });
+        Ok(Some(doc))
+    }
+
+    /// # Errors
+    /// `Unavailable` when storage fails.
+    pub async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.backend.user(username).await
+    }
+
+    /// Creates an account and its version-0 document.
+    ///
+    /// # Errors
+    /// `UsernameTaken`, or `Unavailable`.
+    pub async fn create_user(&self, user: UserRecord) -> Result<Arc<Document>, StoreError> {
+        let doc = Document::new(&user.username, &user.created_at);
+        let committed = self
+            .inner
+            .backend
+            .write(Write::CreateUser { user, doc })
+            .await?;
+        committed
+            .map(|c| c.doc.clone())
+            .ok_or_else(|| StoreError::unavailable("create returned no document"))
+    }
+
+    /// Commits `update` if it is still based on the current version; returns the new document.
+    ///
+    /// # Errors
+    /// `Unauthorized`, `VersionMismatch`, `TooLarge`, `Invalid`, or `Unavailable`.
+    pub async fn commit(&self, update: Update) -> Result<Arc<Committed>, StoreError> {
+        self.inner
+            .backend
+            .write(Write::Update(update))
+            .await?
+            .ok_or_else(|| StoreError::unavailable("update returned no document"))
+    }
+
+    /// Durably records that session `sid` is revoked until `expires` (Unix seconds).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn revoke(&self, sid: String, expires: u64) -> Result<(), StoreError> {
+        self.inner
+            .backend
+            .write(Write::Revoke { sid, expires })
+            .await
+            .map(|_| ())
+    }
+
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn revoked(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.backend.revoked().await
+    }
+
+    /// Finishes queued writes; later writes fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.inner.backend.close().await;
+    }
+}
+
+/// Inserts `doc` unless the cache already holds the same or a newer version, or `still_fresh`
+/// says a commit may have made `doc` stale. Runs under the cache's per-key lock, so it is
+/// atomic with respect to the writer's own insert of the same key.
+fn put_newer(
+    cache: &Cache<String, Arc<Document>>,
+    doc: &Arc<Document>,
+    still_fresh: impl FnOnce() -> bool,
+) {
+    cache.entry_by_ref(doc.owner()).and_compute_with(|cached| {
+        let newer = cached.is_none_or(|c| c.value().version() < doc.version());
+        if newer && still_fresh() {
+            CacheOp::Put(doc.clone())
+        } else {
+            CacheOp::Nop
+        }
+    });
+}

@@ -1,0 +1,209 @@
+//! Pure domain types: what a document is, who may touch it, and what an update asks for.
+//!
+//! Nothing here does I/O, so the same types serve the redb backend, the cache, the hub and
+//! (later) other backends without conversion.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A document's version: 0 at signup, +1 per committed update.
+pub type Version = u64;
+
+/// The one JSON document a user owns, exactly as clients see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub metadata: Metadata,
+    pub userdata: Map<String, Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub username: String,
+    pub version: Version,
+    /// Read and write access to `userdata`.
+    pub collaborators: Vec<String>,
+    /// Read-only access. Beyond the seed; kept next to `collaborators` so one check covers both.
+    #[serde(default)]
+    pub readers: Vec<String>,
+    pub created_at: String,
+    pub last_update: LastUpdate,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastUpdate {
+    pub at: String,
+    pub by: String,
+}
+
+/// What a user may do with a document. Ordered: each level includes the ones below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    Read,
+    Write,
+    Owner,
+}
+
+impl Document {
+    /// A fresh document at version 0. `lastUpdate` is set to the creation so clients never
+    /// have to handle a missing value.
+    pub fn new(username: &str, now: &str) -> Self {
+        Document {
+            metadata: Metadata {
+                username: username.to_owned(),
+                version: 0,
+                collaborators: Vec::new(),
+                readers: Vec::new(),
+                created_at: now.to_owned(),
+                last_update: LastUpdate {
+                    at: now.to_owned(),
+                    by: username.to_owned(),
+                },
+            },
+            userdata: Map::new(),
+        }
+    }
+
+    pub fn version(&self) -> Version {
+        self.metadata.version
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.metadata.username
+    }
+
+    pub fn access(&self, user: &str) -> Access {
+        let m = &self.metadata;
+        if m.username == user {
+            Access::Owner
+        } else if m.collaborators.iter().any(|c| c == user) {
+            Access::Write
+        } else if m.readers.iter().any(|r| r == user) {
+            Access::Read
+        } else {
+            Access::None
+        }
+    }
+}
+
+/// How an update changes `userdata`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Edit {
+    /// Replace `userdata` entirely.
+    Replace(Map<String, Value>),
+    /// RFC 7386 JSON merge patch: deep, `null` deletes.
+    Merge(Map<String, Value>),
+    /// RFC 6902 JSON Patch: the precise option.
+    JsonPatch(json_patch::Patch),
+}
+
+/// One requested change to one document, checked and applied by the store's writer.
+#[derive(Clone, Debug)]
+pub struct Update {
+    /// The document's owner.
+    pub target: String,
+    /// Who asks; access is checked against the document as it is when the write happens.
+    pub by: String,
+    /// The version the client last saw; the update commits only if it is still current.
+    pub base: Version,
+    pub edit: Option<Edit>,
+    pub collaborators: Option<Vec<String>>,
+    pub readers: Option<Vec<String>>,
+}
+
+/// What a committed version did, as kept in the change log and sent to clients that apply
+/// changes incrementally.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Op {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replace: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_patch: Option<json_patch::Patch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collaborators: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readers: Option<Vec<String>>,
+}
+
+/// One row of the change log: `(username, version) → LogEntry`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub version: Version,
+    pub at: String,
+    pub by: String,
+    pub op: Op,
+}
+
+/// An account. The document lives apart so reads of data never touch password hashes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub username: String,
+    /// PHC-format argon2id hash; `None` for generated accounts that only hold a token.
+    pub password_hash: Option<String>,
+    pub created_at: String,
+}
+
+/// The current time as RFC 3339 UTC with milliseconds, the shape `Date.toISOString()` gives,
+/// so browser clients can pass it straight to `new Date(..)`.
+pub fn now_rfc3339() -> String {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339_millis(since.as_millis())
+}
+
+/// Formats milliseconds since the Unix epoch. Days → civil date after Howard Hinnant's
+/// `civil_from_days`; a dependency would be larger than this function.
+pub fn rfc3339_millis(ms: u128) -> String {
+    let secs = (ms / 1000) as i64;
+    let millis = (ms % 1000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(
+            rfc3339_millis(1_795_000_000_000),
+            "2026-11-18T11:06:40.000Z"
+        );
+    }
+
+    #[test]
+    fn access_levels() {
+        let mut d = Document::new("ann", "t");
+        d.metadata.collaborators = vec!["bob".into()];
+        d.metadata.readers = vec!["cat".into()];
+        assert_eq!(d.access("ann"), Access::Owner);
+        assert_eq!(d.access("bob"), Access::Write);
+        assert_eq!(d.access("cat"), Access::Read);
+        assert_eq!(d.access("dan"), Access::None);
+    }
+}
