@@ -1,0 +1,205 @@
+//! Test harness: the real server on 127.0.0.1:0 with a temp data dir, and a raw-JSON client.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hearth::{Config, Running};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    running: Option<Running>,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub config: Config,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::defaults(dir.path());
+        tweak(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    /// Starts on an existing data dir (a restart).
+    pub async fn start_in(dir: TempDir, config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let running = hearth::start(config.clone(), listener)
+            .await
+            .expect("start");
+        TestServer {
+            addr: running.addr,
+            running: Some(running),
+            dir,
+            config,
+        }
+    }
+
+    pub fn state(&self) -> &hearth::state::AppState {
+        &self.running.as_ref().expect("running").state
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url()).await
+    }
+
+    /// A client signed up with a generated name.
+    pub async fn user(&self) -> (Client, String, String) {
+        let mut c = self.client().await;
+        let reply = c.request(json!({"type": "signup"})).await;
+        assert_eq!(reply["type"], "auth", "{reply}");
+        let name = reply["username"].as_str().expect("username").to_owned();
+        let token = reply["token"].as_str().expect("token").to_owned();
+        (c, name, token)
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data dir and config.
+    pub async fn restart(mut self) -> TestServer {
+        self.shutdown().await;
+        let TestServer { dir, config, .. } = self;
+        Self::start_in(dir, config).await
+    }
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    /// Frames that arrived while waiting for a reply (pushed changes, errors without id).
+    pushed: VecDeque<Value>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = connect_async(url).await.expect("connect");
+        Client {
+            ws,
+            next_id: 1,
+            pushed: VecDeque::new(),
+        }
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.expect("send");
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_raw(Message::text(frame.to_string())).await;
+    }
+
+    /// The next frame from the socket, whatever it is. Panics on close or timeout.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("socket closed")
+                .expect("socket error");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json"),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame without a request id (a pushed change or error).
+    pub async fn next_push(&mut self) -> Value {
+        match self.pushed.pop_front() {
+            Some(v) => v,
+            None => self.recv().await,
+        }
+    }
+
+    /// True if nothing arrives within `wait`.
+    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+        if !self.pushed.is_empty() {
+            return false;
+        }
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Err(_) => true,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                self.pushed
+                    .push_back(serde_json::from_str(t.as_str()).expect("json"));
+                false
+            }
+            Ok(_) => false,
+        }
+    }
+
+    /// Sends `frame` with a fresh id and returns the reply carrying that id; frames without
+    /// it are kept for [`Client::next_push`].
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        frame["id"] = json!(id);
+        self.send(frame).await;
+        loop {
+            let v = self.recv().await;
+            if v["id"] == json!(id) {
+                return v;
+            }
+            self.pushed.push_back(v);
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn closed_with(&mut self) -> u16 {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match msg {
+                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(None))) => return 1005,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("socket error before close frame: {e}"),
+                None => panic!("socket ended without a close frame"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Asserts `reply` is an error with `code`.
+#[track_caller]
+pub fn assert_error(reply: &Value, code: &str) {
+    assert_eq!(reply["type"], "error", "expected error {code}, got {reply}");
+    assert_eq!(reply["code"], code, "{reply}");
+    assert!(reply["message"].is_string(), "{reply}");
+}
+
+/// Polls `f` until it is true or the wait runs out.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

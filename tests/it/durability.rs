@@ -1,0 +1,69 @@
+//! Restarts and shutdown: what is acknowledged stays, sockets are told goodbye.
+
+use serde_json::json;
+
+use crate::common::{TestServer, assert_error};
+
+#[tokio::test]
+async fn documents_versions_and_tokens_survive_a_restart() {
+    let server = TestServer::start().await;
+    let (mut c, name, token) = server.user().await;
+    for v in 0..5u64 {
+        c.request(json!({"type": "update", "data": {"metadata": {"version": v}, "userdata": {"v": v}}, "patch": true}))
+            .await;
+    }
+    let secret = server.dir.path().join("jwt_secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the generated secret is private");
+    }
+    let (mut gone, _, revoked) = server.user().await;
+    gone.request(json!({"type": "logout"})).await;
+
+    let server = server.restart().await;
+    let mut c = server.client().await;
+    let authed = c.request(json!({"type": "auth", "token": token})).await;
+    assert_eq!(
+        authed["username"],
+        name.as_str(),
+        "token still valid: {authed}"
+    );
+    let data = c.request(json!({"type": "fetch"})).await;
+    assert_eq!(data["version"], 5);
+    assert_eq!(data["data"]["userdata"], json!({"v": 4}));
+    assert_error(
+        &c.request(json!({"type": "auth", "token": revoked})).await,
+        "invalid_token",
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_sockets_with_1001() {
+    let mut server = TestServer::start().await;
+    let (mut a, _, _) = server.user().await;
+    let (mut b, _, _) = server.user().await;
+    b.request(json!({"type": "watch"})).await;
+    let stop = tokio::spawn(async move {
+        server.shutdown().await;
+        server
+    });
+    assert_eq!(a.closed_with().await, 1001);
+    assert_eq!(b.closed_with().await, 1001);
+    let server = tokio::time::timeout(std::time::Duration::from_secs(10), stop)
+        .await
+        .expect("shutdown finishes")
+        .unwrap();
+    // Nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_second_server_cannot_open_a_data_dir_in_use() {
+    let server = TestServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = hearth::start(server.config.clone(), listener).await.err();
+    let msg = err.expect("refused").to_string();
+    assert!(msg.contains("in use"), "{msg}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: everything over real sockets against the real server.
+
+mod common;
+
+mod access;
+mod accounts;
+mod durability;
+mod protocol;
+mod updates;
+mod watch;
