@@ -1,0 +1,32 @@
+//! Latency samples and percentiles.
+
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Stats {
+    samples: Vec<Duration>,
+}
+
+impl Stats {
+    pub fn add(&mut self, d: Duration) {
+        self.samples.push(d);
+    }
+
+    pub fn merge(&mut self, other: Stats) {
+        self.samples.extend(other.samples);
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The `p`th percentile in milliseconds, formatted with 3 decimals.
+    pub fn ms(&mut self, p: f64) -> String {
+        if self.samples.is_empty() {
+            return "-".into();
+        }
+        self.samples.sort_unstable();
+        let idx = ((p / 100.0) * (self.samples.len() - 1) as f64).round() as usize;
+        format!("{:.3}", self.samples[idx].as_secs_f64() * 1000.0)
+    }
+}
