@@ -71,6 +71,15 @@ pub struct Config {
     #[arg(long, env = "MAX_BATCH", default_value_t = default::MAX_BATCH)]
     pub max_batch: usize,
 
+    /// Change-log entries kept per document: how far back a watcher can resume with `since`.
+    #[arg(long, env = "CHANGELOG_RETAIN", default_value_t = default::CHANGELOG_RETAIN)]
+    pub changelog_retain: u64,
+
+    /// Seconds after which change-log entries are trimmed even if among the newest
+    /// CHANGELOG_RETAIN (default 30 days); 0 keeps them regardless of age.
+    #[arg(long, env = "CHANGELOG_MAX_AGE", default_value_t = default::CHANGELOG_MAX_AGE)]
+    pub changelog_max_age: u64,
+
     /// Milliseconds shutdown waits for sockets to close before giving up on them.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = default::SHUTDOWN_GRACE)]
     pub shutdown_grace: u64,
@@ -96,6 +105,8 @@ impl Config {
             slow_consumer_timeout: default::SLOW_CONSUMER_TIMEOUT,
             max_batch: default::MAX_BATCH,
             shutdown_grace: default::SHUTDOWN_GRACE,
+            changelog_retain: default::CHANGELOG_RETAIN,
+            changelog_max_age: default::CHANGELOG_MAX_AGE,
         }
     }
 
@@ -105,6 +116,10 @@ impl Config {
 
     pub fn slow_consumer_timeout(&self) -> Duration {
         Duration::from_millis(self.slow_consumer_timeout)
+    }
+
+    pub fn changelog_max_age(&self) -> Option<Duration> {
+        (self.changelog_max_age > 0).then(|| Duration::from_secs(self.changelog_max_age))
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -126,4 +141,6 @@ pub mod default {
     pub const SLOW_CONSUMER_TIMEOUT: u64 = 10_000;
     pub const MAX_BATCH: usize = 1024;
     pub const SHUTDOWN_GRACE: u64 = 5_000;
+    pub const CHANGELOG_RETAIN: u64 = 1000;
+    pub const CHANGELOG_MAX_AGE: u64 = 30 * 24 * 3600;
 }

@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::store::{Document, Fields, Version};
+use crate::store::{Document, Fields, LogEntry, Op, Version};
 
 /// A decoded client frame.
 #[derive(Debug)]
@@ -101,20 +101,37 @@ pub enum Reply {
         version: Version,
     },
     /// Reply to `fetch`, and to `watch` (then `watching` is true) with the snapshot the
-    /// watch starts from.
+    /// watch starts from; `resync` when a `since` could not be honoured.
     Data {
         username: String,
         version: Version,
         data: View,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         watching: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resync: bool,
     },
-    /// A committed version pushed to a watcher. `resync` marks a snapshot sent because the
-    /// watcher fell behind: versions between its last change and this one were skipped.
+    /// Reply to `watch` with `since`: the versions `since + 1 ..= version` follow at once as
+    /// `change` frames, then live ones.
+    Watching {
+        username: String,
+        since: Version,
+        version: Version,
+    },
+    /// A committed version pushed to a watcher: what changed (`op`, `at`, `by`) and the
+    /// resulting document (`data`), either of which a watch may leave out. `resync` marks a
+    /// snapshot sent because the watcher fell behind: versions before it were skipped.
     Change {
         username: String,
         version: Version,
-        data: View,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        op: Option<Op>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<View>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         resync: bool,
     },
@@ -128,12 +145,35 @@ pub enum Reply {
 }
 
 impl Reply {
-    pub fn change(data: View, resync: bool) -> Reply {
+    /// A `change` frame for one committed version. `entry` supplies `at`, `by` and `op`;
+    /// `data` the resulting document (at least one of the two must be given).
+    pub fn change(
+        username: &str,
+        entry: Option<&LogEntry>,
+        version: Version,
+        data: Option<View>,
+    ) -> Reply {
+        Reply::Change {
+            username: username.to_owned(),
+            version,
+            at: entry.map(|e| e.at.clone()),
+            by: entry.map(|e| e.by.clone()),
+            op: entry.map(|e| e.op.clone()),
+            data,
+            resync: false,
+        }
+    }
+
+    /// The newest state sent instead of versions a watcher missed.
+    pub fn resync(data: View) -> Reply {
         Reply::Change {
             username: data.doc.owner().to_owned(),
             version: data.doc.version(),
-            data,
-            resync,
+            at: None,
+            by: None,
+            op: None,
+            data: Some(data),
+            resync: true,
         }
     }
 
@@ -143,6 +183,7 @@ impl Reply {
             version: data.doc.version(),
             data,
             watching,
+            resync: false,
         }
     }
 }
@@ -230,7 +271,10 @@ mod tests {
             r#"{"id":"a1","type":"version","username":"ann","version":3}"#
         );
         let doc = Arc::new(Document::new("ann", "t"));
-        let text = encode(None, &Reply::change(View::new(doc, None), false));
+        let text = encode(
+            None,
+            &Reply::change("ann", None, 0, Some(View::new(doc, None))),
+        );
         let v: Value = serde_json::from_str(text.as_str()).unwrap();
         assert_eq!(v["type"], "change");
         assert!(v.get("resync").is_none());

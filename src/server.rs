@@ -58,6 +58,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         max_batch: config.max_batch.max(1),
         cache_size: config.cache_size,
         cache_max_age: config.cache_max_age(),
+        changelog_retain: config.changelog_retain,
+        changelog_max_age: config.changelog_max_age(),
     };
     let store = {
         let hub = hub.clone();

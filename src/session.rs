@@ -34,7 +34,7 @@ pub struct Session {
     pub watches: HashMap<String, AbortOnDropHandle<()>>,
     /// A watch whose snapshot reply is not yet queued. Started right after the reply, so a
     /// change can never overtake the snapshot it follows.
-    pub pending_watch: Option<Watcher>,
+    pub pending_watch: Option<Watcher<Message>>,
 }
 
 pub async fn run(state: AppState, socket: WebSocket) {

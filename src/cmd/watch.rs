@@ -3,12 +3,12 @@
 //! Atomic start: subscribe to the hub first, then read the snapshot; changes at or below the
 //! snapshot's version are skipped. Since the writer updates the cache before it publishes,
 //! the snapshot is never older than a change published before the subscription: no gap, no
-//! duplicate.
+//! duplicate. Resuming (`since`) replays the change log up to that snapshot, then goes live
+//! from the same subscription.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Message;
+use axum::extract::ws::{Message, Utf8Bytes};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -18,50 +18,163 @@ use super::read::parse_fields;
 use crate::auth::Control;
 use crate::connection::close;
 use crate::error::Error;
-use crate::fanout::Subscription;
+use crate::fanout::{Mode, Subscription, change_frame};
 use crate::frame::{ErrorBody, Reply, View, encode};
 use crate::session::Session;
-use crate::store::{Access, Document, Fields, Store, Version};
+use crate::state::AppState;
+use crate::store::{Access, Fields, Replay, Store, Version};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Watch {
     target: Option<String>,
     fields: Option<Vec<String>>,
+    /// The last version the client has; replay from the next one.
+    since: Option<Version>,
+    #[serde(default)]
+    mode: WatchMode,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    #[default]
+    Full,
+    Ops,
+}
+
+impl From<WatchMode> for Mode {
+    fn from(m: WatchMode) -> Mode {
+        match m {
+            WatchMode::Full => Mode::Full,
+            WatchMode::Ops => Mode::Ops,
+        }
+    }
+}
+
+/// What a new watch starts with: the reply to send, then the forwarder to run.
+pub struct Started<T> {
+    pub reply: Reply,
+    pub watcher: Watcher<T>,
+}
+
+/// A watch request, however it arrived (WebSocket `watch`, or an SSE stream).
+pub struct WatchRequest {
+    pub viewer: String,
+    pub target: String,
+    pub fields: Option<Fields>,
+    pub since: Option<Version>,
+    pub mode: Mode,
 }
 
 impl Watch {
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
         let (me, target) = session.target(self.target)?;
         let fields = parse_fields(self.fields.as_deref())?;
+        if fields.is_some() && matches!(self.mode, WatchMode::Ops) {
+            return Err(Error::BadRequest(
+                "mode \"ops\" sends whole-document operations; it cannot be combined with fields"
+                    .into(),
+            ));
+        }
         session.watches.retain(|_, h| !h.is_finished());
         let limit = session.state.limits.max_watches;
         if session.watches.len() >= limit && !session.watches.contains_key(&target) {
             return Err(Error::TooManyWatches(limit));
         }
-        let subscription = session.state.hub.subscribe(&target);
-        let doc = session
-            .state
-            .store
-            .document(&target)
-            .await?
-            .filter(|d| d.access(&me) >= Access::Read)
-            .ok_or(Error::Unauthorized)?;
-        // Replacing an existing watch of the same document drops (and so stops) the old one
-        // when the new one is inserted.
-        session.pending_watch = Some(Watcher {
-            subscription,
-            last: doc.version(),
+        let request = WatchRequest {
             viewer: me,
             target,
-            fields: fields.clone(),
-            out: session.out.clone(),
-            control: session.control.clone(),
-            store: session.state.store.clone(),
+            fields,
+            since: self.since,
+            mode: self.mode.into(),
+        };
+        let out = Output {
+            tx: session.out.clone(),
+            control: Some(session.control.clone()),
             slow: session.state.limits.slow_consumer_timeout,
-        });
-        Ok(Reply::data(View::new(doc, fields.as_ref()), true))
+        };
+        let started = start(&session.state, request, out).await?;
+        // Replacing an existing watch of the same document drops (and so stops) the old one
+        // when the new one is inserted, after the reply is queued.
+        session.pending_watch = Some(started.watcher);
+        Ok(started.reply)
     }
+}
+
+/// Subscribes, reads the snapshot, checks access and prepares any replay.
+///
+/// # Errors
+/// `Unauthorized` (no such user or no read access), `Unavailable`.
+pub async fn start<T: From<Push>>(
+    state: &AppState,
+    req: WatchRequest,
+    out: Output<T>,
+) -> Result<Started<T>, Error> {
+    let subscription = state.hub.subscribe(&req.target);
+    let doc = state
+        .store
+        .document(&req.target)
+        .await?
+        .filter(|d| d.access(&req.viewer) >= Access::Read)
+        .ok_or(Error::Unauthorized)?;
+    let current = doc.version();
+    let mut backlog = Vec::new();
+    let reply = match req.since {
+        None => Reply::data(View::new(doc, req.fields.as_ref()), true),
+        Some(since) => {
+            let with_data = req.mode == Mode::Full;
+            let replay = if since <= current {
+                state
+                    .store
+                    .replay(&req.target, since, current, with_data)
+                    .await?
+            } else {
+                Replay::Gap // the client is ahead of us (e.g. after a restore)
+            };
+            match replay {
+                Replay::Gap => {
+                    let mut reply = Reply::data(View::new(doc, req.fields.as_ref()), true);
+                    if let Reply::Data { resync, .. } = &mut reply {
+                        *resync = true;
+                    }
+                    reply
+                }
+                Replay::Versions(versions) => {
+                    for (entry, data) in versions {
+                        let frame = match &data {
+                            Some(d) => change_frame(d, Some(&entry), req.fields.as_ref(), req.mode),
+                            None => encode(
+                                None,
+                                &Reply::change(&req.target, Some(&entry), entry.version, None),
+                            ),
+                        };
+                        backlog.push(Push {
+                            frame,
+                            version: Some(entry.version),
+                            kind: PushKind::Change,
+                        });
+                    }
+                    Reply::Watching {
+                        username: req.target.clone(),
+                        since,
+                        version: current,
+                    }
+                }
+            }
+        }
+    };
+    Ok(Started {
+        reply,
+        watcher: Watcher {
+            subscription,
+            backlog,
+            last: current,
+            req,
+            out,
+            store: state.store.clone(),
+        },
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,17 +191,45 @@ impl Unwatch {
     }
 }
 
-/// Forwards one document's changes to one socket until the watch ends.
-pub struct Watcher {
+/// One frame a watch sends, with what SSE needs to label it.
+pub struct Push {
+    pub frame: Utf8Bytes,
+    /// The document version it brings (the SSE event id).
+    pub version: Option<Version>,
+    pub kind: PushKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushKind {
+    Change,
+    Resync,
+    /// The watch ended (access revoked); nothing follows.
+    Ended,
+}
+
+impl From<Push> for Message {
+    fn from(p: Push) -> Message {
+        Message::Text(p.frame)
+    }
+}
+
+/// Where a watcher's frames go, and what to do when that queue stays full.
+pub struct Output<T> {
+    pub tx: mpsc::Sender<T>,
+    /// Told to close the socket (4008) when the queue stays full; `None` simply ends the watch.
+    pub control: Option<mpsc::Sender<Control>>,
+    pub slow: Duration,
+}
+
+/// Forwards one document's changes to one consumer until the watch ends.
+pub struct Watcher<T> {
     subscription: Subscription,
+    /// Replayed history, sent before anything live.
+    backlog: Vec<Push>,
     last: Version,
-    viewer: String,
-    target: String,
-    fields: Option<Fields>,
-    out: mpsc::Sender<Message>,
-    control: mpsc::Sender<Control>,
+    req: WatchRequest,
+    out: Output<T>,
     store: Store,
-    slow: Duration,
 }
 
 enum Step {
@@ -96,22 +237,32 @@ enum Step {
     Stop,
 }
 
-impl Watcher {
+impl<T: From<Push> + Send + 'static> Watcher<T> {
     pub fn target(&self) -> &str {
-        &self.target
+        &self.req.target
     }
 
     pub async fn run(mut self) {
+        for push in std::mem::take(&mut self.backlog) {
+            if let Step::Stop = self.push(push).await {
+                return;
+            }
+        }
         loop {
             let step = match self.subscription.recv().await {
                 Ok(change) if change.version() <= self.last => Step::Continue,
                 Ok(change) if change.version() == self.last + 1 => {
-                    if change.doc().access(&self.viewer) < Access::Read {
+                    if change.doc().access(&self.req.viewer) < Access::Read {
                         self.revoked().await
                     } else {
-                        let frame = change.frame(self.fields.as_ref());
+                        let frame = change.frame(self.req.fields.as_ref(), self.req.mode);
                         self.last = change.version();
-                        self.push(Message::Text(frame)).await
+                        self.push(Push {
+                            frame,
+                            version: Some(self.last),
+                            kind: PushKind::Change,
+                        })
+                        .await
                     }
                 }
                 // A gap (should not happen) or falling behind: send the newest state instead.
@@ -125,48 +276,54 @@ impl Watcher {
     }
 
     async fn resync(&mut self) -> Step {
-        let doc = match self.store.document(&self.target).await {
+        let doc = match self.store.document(&self.req.target).await {
             Ok(Some(doc)) => doc,
             Ok(None) => return self.revoked().await,
             Err(e) => {
-                tracing::error!(error = %e, target = %self.target, "resync read failed");
+                tracing::error!(error = %e, target = %self.req.target, "resync read failed");
                 return Step::Stop;
             }
         };
-        if doc.access(&self.viewer) < Access::Read {
+        if doc.access(&self.req.viewer) < Access::Read {
             return self.revoked().await;
         }
         self.last = doc.version();
-        let frame = self.resync_frame(doc);
-        self.push(Message::Text(frame)).await
-    }
-
-    fn resync_frame(&self, doc: Arc<Document>) -> axum::extract::ws::Utf8Bytes {
-        encode(
+        let frame = encode(
             None,
-            &Reply::change(View::new(doc, self.fields.as_ref()), true),
-        )
+            &Reply::resync(View::new(doc, self.req.fields.as_ref())),
+        );
+        self.push(Push {
+            frame,
+            version: Some(self.last),
+            kind: PushKind::Resync,
+        })
+        .await
     }
 
     /// The viewer lost access: end this watch with an error saying so.
     async fn revoked(&mut self) -> Step {
         let mut body = ErrorBody::from(&Error::Unauthorized);
-        body.target = Some(self.target.clone());
+        body.target = Some(self.req.target.clone());
         body.detail = Some("access revoked".into());
-        self.push(Message::Text(encode(None, &Reply::Error(body))))
-            .await;
+        let frame = encode(None, &Reply::Error(body));
+        self.push(Push {
+            frame,
+            version: None,
+            kind: PushKind::Ended,
+        })
+        .await;
         Step::Stop
     }
 
-    /// Queues a frame; a socket whose queue stays full past the timeout is closed (4008).
-    async fn push(&mut self, msg: Message) -> Step {
-        match self.out.send_timeout(msg, self.slow).await {
+    /// Queues a frame; a consumer whose queue stays full past the timeout is cut off.
+    async fn push(&mut self, push: Push) -> Step {
+        match self.out.tx.send_timeout(T::from(push), self.out.slow).await {
             Ok(()) => Step::Continue,
             Err(SendTimeoutError::Timeout(_)) => {
-                // If the control queue is full the socket is being closed already.
-                let _ = self
-                    .control
-                    .try_send(Control::Close(close::SLOW_CONSUMER, "slow consumer"));
+                if let Some(control) = &self.out.control {
+                    // If the control queue is full the socket is being closed already.
+                    let _ = control.try_send(Control::Close(close::SLOW_CONSUMER, "slow consumer"));
+                }
                 Step::Stop
             }
             Err(SendTimeoutError::Closed(_)) => Step::Stop,

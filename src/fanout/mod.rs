@@ -12,12 +12,51 @@ use dashmap::DashMap;
 use tokio::sync::broadcast;
 
 use crate::frame::{Reply, View, encode};
-use crate::store::{Committed, Document, Fields, Version};
+use crate::store::{Committed, Document, Fields, LogEntry, Version};
+
+/// What a watch receives with each version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The operation and the resulting document (projected onto the watch's fields; with
+    /// fields, the operation is left out since it speaks of the whole document).
+    #[default]
+    Full,
+    /// Only the operation, `at` and `by`: for clients that apply changes themselves.
+    Ops,
+}
+
+/// The `change` frame for one version as one watch wants it. The single place change frames
+/// are built, for live changes and for replayed history alike.
+pub fn change_frame(
+    doc: &Arc<Document>,
+    entry: Option<&LogEntry>,
+    fields: Option<&Fields>,
+    mode: Mode,
+) -> Utf8Bytes {
+    let owner = doc.owner();
+    let reply = match (mode, fields) {
+        (Mode::Ops, _) => Reply::change(owner, entry, doc.version(), None),
+        (Mode::Full, None) => Reply::change(
+            owner,
+            entry,
+            doc.version(),
+            Some(View::new(doc.clone(), None)),
+        ),
+        (Mode::Full, Some(f)) => Reply::change(
+            owner,
+            None,
+            doc.version(),
+            Some(View::new(doc.clone(), Some(f))),
+        ),
+    };
+    encode(None, &reply)
+}
 
 /// A committed version on its way to watchers.
 pub struct Change {
     committed: Arc<Committed>,
     full: OnceLock<Utf8Bytes>,
+    ops: OnceLock<Utf8Bytes>,
     views: Mutex<Vec<(Fields, Utf8Bytes)>>,
 }
 
@@ -30,14 +69,14 @@ impl Change {
         self.committed.doc.version()
     }
 
-    /// The `change` frame for a watcher asking for `fields` (or everything).
-    pub fn frame(&self, fields: Option<&Fields>) -> Utf8Bytes {
-        let encode_view = || {
-            encode(
-                None,
-                &Reply::change(View::new(self.doc().clone(), fields), false),
-            )
-        };
+    /// The `change` frame for a watcher asking for `fields` (or everything) in `mode`,
+    /// serialized by the first watcher that asks and shared with the rest.
+    pub fn frame(&self, fields: Option<&Fields>, mode: Mode) -> Utf8Bytes {
+        let entry = self.committed.entry.as_ref();
+        let encode_view = || change_frame(self.doc(), entry, fields, mode);
+        if mode == Mode::Ops {
+            return self.ops.get_or_init(encode_view).clone();
+        }
         let Some(fields) = fields else {
             return self.full.get_or_init(encode_view).clone();
         };
@@ -97,6 +136,7 @@ impl Hub {
             let change = Arc::new(Change {
                 committed: committed.clone(),
                 full: OnceLock::new(),
+                ops: OnceLock::new(),
                 views: Mutex::new(Vec::new()),
             });
             // An error only means every receiver left since the lookup; nobody to tell.

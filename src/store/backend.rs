@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use super::error::StoreError;
-use super::model::{Document, LogEntry, Update, UserRecord};
+use super::model::{Document, LogEntry, Update, UserRecord, Version};
 
 /// A write for the backend's single writer.
 #[derive(Debug)]
@@ -29,6 +29,15 @@ pub struct Committed {
     pub entry: Option<LogEntry>,
 }
 
+/// A slice of one document's change log.
+#[derive(Debug, Default)]
+pub struct History {
+    pub base: Option<Document>,
+    /// The oldest version still in the log, if any.
+    pub oldest: Option<Version>,
+    pub entries: Vec<LogEntry>,
+}
+
 /// Called by the backend for every committed version, after it is durable, in commit order,
 /// before the writer replies. Ordering here is what lets watchers see versions in sequence.
 pub type CommitHook = Arc<dyn Fn(&Arc<Committed>) + Send + Sync>;
@@ -45,6 +54,19 @@ pub trait Backend: Send + Sync + 'static {
         &'a self,
         username: &'a str,
     ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>>;
+
+    /// Log entries of `username` with versions in `from..=to`, oldest first, at most `limit`,
+    /// read in one consistent snapshot. With `with_base`, also the base snapshot (the document
+    /// just before the oldest retained entry), and then entries start right after the base
+    /// whatever `from` says, so every version up to `to` can be rebuilt.
+    fn history<'a>(
+        &'a self,
+        username: &'a str,
+        from: Version,
+        to: Version,
+        limit: usize,
+        with_base: bool,
+    ) -> BoxFuture<'a, Result<History, StoreError>>;
 
     /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and the
     /// commit hook has run for it. `Ok(None)` for writes that create no version.

@@ -1,0 +1,287 @@
+//! The embedded default backend: one redb file, one writer thread, group commit.
+//!
+//! redb allows one write transaction at a time and each durable commit costs an fsync, so
+//! every pending write is drained into a single transaction: N updates, one fsync (see
+//! [`writer`]). The writer is a plain OS thread because redb's API blocks; reads run on
+//! tokio's blocking pool.
+
+mod writer;
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+use super::backend::{Backend, CommitHook, Committed, History, Write};
+use super::error::StoreError;
+use super::model::{Document, LogEntry, UserRecord, Version};
+pub use writer::WriterConfig;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
+/// `(username, version) → LogEntry` JSON: every retained committed version.
+const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changelog");
+/// `username → Document` JSON: the document just before its oldest retained log entry, so
+/// every retained version can be rebuilt by replaying the log forward from here.
+const LOG_BASE: TableDefinition<&str, &[u8]> = TableDefinition::new("changelog_base");
+const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+
+/// Bumped when the on-disk layout changes; a newer file is refused rather than misread.
+const SCHEMA_VERSION: u64 = 1;
+
+/// Writes waiting for the writer beyond this make callers wait (backpressure, not memory).
+const QUEUE: usize = 4096;
+
+type Outcome = Result<Option<Arc<Committed>>, StoreError>;
+
+struct Job {
+    write: Write,
+    reply: oneshot::Sender<Outcome>,
+}
+
+pub struct RedbBackend {
+    db: Arc<Database>,
+    tx: Mutex<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RedbBackend {
+    /// Opens (or creates) the database file and starts the writer thread.
+    ///
+    /// # Errors
+    /// The file is locked by another process, unreadable, or from a newer Hearth.
+    pub fn open(path: &Path, cfg: WriterConfig, hook: CommitHook) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Unavailable(format!("{} is in use by another process", path.display()))
+            }
+            other => StoreError::unavailable(other),
+        })?;
+        init_schema(&db)?;
+        let db = Arc::new(db);
+        let (tx, rx): (SyncSender<Job>, Receiver<Job>) = sync_channel(QUEUE);
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("hearth-writer".into())
+            .spawn(move || writer::run(&writer_db, &rx, &cfg, &hook))
+            .map_err(StoreError::unavailable)?;
+        Ok(RedbBackend {
+            db,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(StoreError::unavailable)?
+    }
+
+    fn sender(&self) -> Result<SyncSender<Job>, StoreError> {
+        self.tx
+            .lock()
+            .map_err(StoreError::unavailable)?
+            .clone()
+            .ok_or_else(|| StoreError::unavailable("store is closed"))
+    }
+}
+
+fn init_schema(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(StoreError::unavailable)?;
+    {
+        let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+        let found = meta
+            .get("schema_version")
+            .map_err(StoreError::unavailable)?
+            .map(|v| v.value());
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Unavailable(format!(
+                    "data file has schema version {v}; this build reads up to {SCHEMA_VERSION}"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(StoreError::unavailable)?;
+            }
+        }
+        // Create every table up front so readers never meet a missing one.
+        txn.open_table(USERS).map_err(StoreError::unavailable)?;
+        txn.open_table(DOCS).map_err(StoreError::unavailable)?;
+        txn.open_table(LOG).map_err(StoreError::unavailable)?;
+        txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
+        txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
+    }
+    txn.commit().map_err(StoreError::unavailable)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Unavailable(format!("corrupt record {what}: {e}")))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::unavailable)?;
+    let table = txn.open_table(table).map_err(StoreError::unavailable)?;
+    let Some(bytes) = table.get(key).map_err(StoreError::unavailable)? else {
+        return Ok(None);
+    };
+    decode(bytes.value(), key).map(Some)
+}
+
+/// Log entries of `name` in `from..=to`, oldest first, at most `limit`.
+fn read_log(
+    log: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    name: &str,
+    from: Version,
+    to: Version,
+    limit: usize,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let mut entries = Vec::new();
+    if from > to {
+        return Ok(entries);
+    }
+    for row in log
+        .range((name, from)..=(name, to))
+        .map_err(StoreError::unavailable)?
+        .take(limit)
+    {
+        let (_, bytes) = row.map_err(StoreError::unavailable)?;
+        entries.push(decode(bytes.value(), name)?);
+    }
+    Ok(entries)
+}
+
+impl Backend for RedbBackend {
+    fn document<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Document>, StoreError>> {
+        let name = username.to_owned();
+        self.read(move |db| read_json(db, DOCS, &name)).boxed()
+    }
+
+    fn user<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>> {
+        let name = username.to_owned();
+        self.read(move |db| read_json(db, USERS, &name)).boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        username: &'a str,
+        from: Version,
+        to: Version,
+        limit: usize,
+        with_base: bool,
+    ) -> BoxFuture<'a, Result<History, StoreError>> {
+        let name = username.to_owned();
+        self.read(move |db| {
+            // One read transaction: base and entries agree even while the writer trims.
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
+            let (base, from) = if with_base {
+                let bases = txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
+                let base: Option<Document> =
+                    match bases.get(name.as_str()).map_err(StoreError::unavailable)? {
+                        Some(bytes) => Some(decode(bytes.value(), &name)?),
+                        None => None,
+                    };
+                let start = base.as_ref().map_or(from, |b| b.version() + 1);
+                (base, start)
+            } else {
+                (None, from)
+            };
+            let oldest = log
+                .range((name.as_str(), 0)..=(name.as_str(), u64::MAX))
+                .map_err(StoreError::unavailable)?
+                .next()
+                .transpose()
+                .map_err(StoreError::unavailable)?
+                .map(|(k, _)| k.value().1);
+            let entries = read_log(&log, &name, from, to, limit)?;
+            Ok(History {
+                base,
+                oldest,
+                entries,
+            })
+        })
+        .boxed()
+    }
+
+    fn write(&self, write: Write) -> BoxFuture<'_, Outcome> {
+        async move {
+            let tx = self.sender()?;
+            let (reply, rx) = oneshot::channel();
+            match tx.try_send(Job { write, reply }) {
+                Ok(()) => {}
+                // The queue is full: wait for room off the async workers.
+                Err(TrySendError::Full(job)) => {
+                    tokio::task::spawn_blocking(move || tx.send(job))
+                        .await
+                        .map_err(StoreError::unavailable)?
+                        .map_err(|_| StoreError::unavailable("writer stopped"))?;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(StoreError::unavailable("writer stopped"));
+                }
+            }
+            rx.await
+                .map_err(|_| StoreError::unavailable("writer stopped"))?
+        }
+        .boxed()
+    }
+
+    fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        self.read(|db| {
+            let now = crate::auth::unix_now();
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let table = txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(StoreError::unavailable)? {
+                let (sid, exp) = row.map_err(StoreError::unavailable)?;
+                if exp.value() > now {
+                    out.push((sid.value().to_owned(), exp.value()));
+                }
+            }
+            Ok(out)
+        })
+        .boxed()
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        async move {
+            // Dropping the sender lets the writer drain what is queued and then stop.
+            if let Ok(mut tx) = self.tx.lock() {
+                tx.take();
+            }
+            let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+            if let Some(handle) = handle {
+                let joined = tokio::task::spawn_blocking(move || handle.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("writer thread ended abnormally");
+                }
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,295 @@
+//! The writer thread: group commit, and trimming the change log when idle.
+//!
+//! Every queued write is drained into one transaction (up to `max_batch`) and committed with
+//! `Durability::Immediate`: one fsync for the whole batch. Each write is checked against the
+//! state left by the ones before it. The commit hook (cache, hub) runs for each committed
+//! version in commit order, after the fsync and before anyone is answered.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, Durability, ReadableTable, Table};
+
+use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, USERS, decode, read_log};
+use crate::store::apply::{Limits, apply, replay};
+use crate::store::backend::{CommitHook, Committed, Write};
+use crate::store::error::StoreError;
+use crate::store::model::{Document, now_rfc3339, rfc3339_millis};
+
+/// How often, at most, the change log of recently written documents is trimmed.
+const TRIM_INTERVAL: Duration = Duration::from_millis(500);
+/// Documents trimmed per round, so a trim never holds up writes for long.
+const TRIM_BATCH: usize = 256;
+
+/// Tunables for the writer.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterConfig {
+    pub limits: Limits,
+    /// Most writes folded into one transaction.
+    pub max_batch: usize,
+    /// Log entries kept per document (`CHANGELOG_RETAIN`).
+    pub retain: u64,
+    /// Entries older than this are trimmed even if among the newest `retain`
+    /// (`CHANGELOG_MAX_AGE`); `None` keeps them regardless of age.
+    pub max_age: Option<Duration>,
+}
+
+pub(super) fn run(db: &Database, rx: &Receiver<Job>, cfg: &WriterConfig, hook: &CommitHook) {
+    let mut jobs = Vec::with_capacity(cfg.max_batch);
+    // Documents written since their log was last trimmed.
+    let mut dirty: HashSet<String> = HashSet::new();
+    let mut last_trim = Instant::now();
+    loop {
+        let first = if dirty.is_empty() {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        } else {
+            match rx.recv_timeout(TRIM_INTERVAL.saturating_sub(last_trim.elapsed())) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    trim(db, &mut dirty, cfg);
+                    last_trim = Instant::now();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        jobs.push(first);
+        while jobs.len() < cfg.max_batch {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match commit_batch(db, &jobs, cfg) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // Nothing in this batch is durable: say so to every caller, acknowledge none.
+                tracing::error!(error = %e, batch = jobs.len(), "commit failed");
+                jobs.iter().map(|_| Err(e.clone())).collect()
+            }
+        };
+        for committed in outcomes.iter().flatten().flatten() {
+            if committed.entry.is_some() {
+                dirty.insert(committed.doc.owner().to_owned());
+            }
+            hook(committed);
+        }
+        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+            // The caller may have gone away (its socket closed); the write stands regardless.
+            let _ = job.reply.send(outcome);
+        }
+        if last_trim.elapsed() >= TRIM_INTERVAL && !dirty.is_empty() {
+            trim(db, &mut dirty, cfg);
+            last_trim = Instant::now();
+        }
+    }
+}
+
+/// One write transaction for the whole batch. `Err` only for storage failures, which abort
+/// the transaction and so every write in it; a refused update is an `Ok` outcome's `Err`.
+fn commit_batch(
+    db: &Database,
+    jobs: &[Job],
+    cfg: &WriterConfig,
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(StoreError::unavailable)?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut wrote = false;
+    {
+        let mut tables = Tables {
+            users: txn.open_table(USERS).map_err(StoreError::unavailable)?,
+            docs: txn.open_table(DOCS).map_err(StoreError::unavailable)?,
+            log: txn.open_table(LOG).map_err(StoreError::unavailable)?,
+            bases: txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?,
+            revoked: txn.open_table(REVOKED).map_err(StoreError::unavailable)?,
+            latest: HashMap::new(),
+            now: now_rfc3339(),
+        };
+        for job in jobs {
+            let outcome = tables.apply(&job.write, &cfg.limits)?;
+            wrote |= !matches!(outcome, Err(_));
+            outcomes.push(outcome);
+        }
+    }
+    if wrote {
+        txn.commit().map_err(StoreError::unavailable)?;
+    } else {
+        // Every write was refused: skip the fsync.
+        txn.abort().map_err(StoreError::unavailable)?;
+    }
+    Ok(outcomes)
+}
+
+struct Tables<'t> {
+    users: Table<'t, &'static str, &'static [u8]>,
+    docs: Table<'t, &'static str, &'static [u8]>,
+    log: Table<'t, (&'static str, u64), &'static [u8]>,
+    bases: Table<'t, &'static str, &'static [u8]>,
+    revoked: Table<'t, &'static str, u64>,
+    /// Documents as left by earlier writes of this batch (saves re-parsing them).
+    latest: HashMap<String, Arc<Document>>,
+    now: String,
+}
+
+impl Tables<'_> {
+    /// Applies one write. The outer `Err` is a storage failure (fails the batch); the inner
+    /// one a refusal (this write only).
+    fn apply(&mut self, write: &Write, limits: &Limits) -> Result<Outcome, StoreError> {
+        match write {
+            Write::Update(update) => {
+                let Some(current) = self.current(&update.target)? else {
+                    return Ok(Err(StoreError::Unauthorized));
+                };
+                let applied = match apply(&current, update, limits, &self.now) {
+                    Ok(applied) => applied,
+                    Err(refused) => return Ok(Err(refused)),
+                };
+                let name = update.target.as_str();
+                self.docs
+                    .insert(name, applied.bytes.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                let entry = serde_json::to_vec(&applied.entry).map_err(StoreError::unavailable)?;
+                self.log
+                    .insert((name, applied.entry.version), entry.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                let doc = Arc::new(applied.doc);
+                self.latest.insert(update.target.clone(), doc.clone());
+                Ok(Ok(Some(Arc::new(Committed {
+                    doc,
+                    entry: Some(applied.entry),
+                }))))
+            }
+            Write::CreateUser { user, doc } => {
+                let name = user.username.as_str();
+                if self.latest.contains_key(name)
+                    || self
+                        .users
+                        .get(name)
+                        .map_err(StoreError::unavailable)?
+                        .is_some()
+                {
+                    return Ok(Err(StoreError::UsernameTaken));
+                }
+                let record = serde_json::to_vec(user).map_err(StoreError::unavailable)?;
+                let bytes = serde_json::to_vec(doc).map_err(StoreError::unavailable)?;
+                self.users
+                    .insert(name, record.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                self.docs
+                    .insert(name, bytes.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                // Version 0 is where replaying the log starts.
+                self.bases
+                    .insert(name, bytes.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                let doc = Arc::new(doc.clone());
+                self.latest.insert(user.username.clone(), doc.clone());
+                Ok(Ok(Some(Arc::new(Committed { doc, entry: None }))))
+            }
+            Write::Revoke { sid, expires } => {
+                self.revoked
+                    .insert(sid.as_str(), *expires)
+                    .map_err(StoreError::unavailable)?;
+                Ok(Ok(None))
+            }
+        }
+    }
+
+    fn current(&self, name: &str) -> Result<Option<Arc<Document>>, StoreError> {
+        if let Some(doc) = self.latest.get(name) {
+            return Ok(Some(doc.clone()));
+        }
+        match self.docs.get(name).map_err(StoreError::unavailable)? {
+            Some(bytes) => Ok(Some(Arc::new(decode(bytes.value(), name)?))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Trims the log of up to [`TRIM_BATCH`] dirty documents in one non-durable transaction
+/// (losing a trim in a crash only means it is redone later). Failures are logged, not fatal:
+/// an untrimmed log is only bigger.
+fn trim(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) {
+    let names: Vec<String> = dirty.iter().take(TRIM_BATCH).cloned().collect();
+    for name in &names {
+        dirty.remove(name);
+    }
+    let cutoff = cfg.max_age.map(|age| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        rfc3339_millis(now.saturating_sub(age).as_millis())
+    });
+    let result = (|| -> Result<(), StoreError> {
+        let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
+        txn.set_durability(Durability::None)
+            .map_err(StoreError::unavailable)?;
+        {
+            let mut log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
+            let mut bases = txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
+            for name in &names {
+                trim_one(&mut log, &mut bases, name, cfg.retain, cutoff.as_deref())?;
+            }
+        }
+        txn.commit().map_err(StoreError::unavailable)
+    })();
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "trimming the change log failed");
+    }
+}
+
+/// Folds the entries to drop into the base snapshot, then deletes them.
+fn trim_one(
+    log: &mut Table<'_, (&'static str, u64), &'static [u8]>,
+    bases: &mut Table<'_, &'static str, &'static [u8]>,
+    name: &str,
+    retain: u64,
+    cutoff: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(mut base) = (match bases.get(name).map_err(StoreError::unavailable)? {
+        Some(bytes) => Some(decode::<Document>(bytes.value(), name)?),
+        None => None,
+    }) else {
+        return Ok(());
+    };
+    let newest = log
+        .range((name, 0)..=(name, u64::MAX))
+        .map_err(StoreError::unavailable)?
+        .next_back()
+        .transpose()
+        .map_err(StoreError::unavailable)?
+        .map(|(k, _)| k.value().1);
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    // Versions below `keep_from` go.
+    let keep_from = (newest + 1).saturating_sub(retain);
+    let candidates = read_log(log, name, base.version() + 1, newest, usize::MAX)?;
+    let mut dropped = 0;
+    for entry in &candidates {
+        let too_old = cutoff.is_some_and(|c| entry.at.as_str() < c);
+        if entry.version >= keep_from && !too_old {
+            break;
+        }
+        base = replay(&base, entry)?;
+        dropped += 1;
+    }
+    if dropped == 0 {
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec(&base).map_err(StoreError::unavailable)?;
+    bases
+        .insert(name, bytes.as_slice())
+        .map_err(StoreError::unavailable)?;
+    let upto = base.version();
+    log.retain_in((name, 0)..=(name, upto), |_, _| false)
+        .map_err(StoreError::unavailable)?;
+    Ok(())
+}
