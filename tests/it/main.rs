@@ -6,5 +6,6 @@ mod access;
 mod accounts;
 mod durability;
 mod protocol;
+mod resume;
 mod updates;
 mod watch;
