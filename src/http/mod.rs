@@ -1,5 +1,8 @@
 //! HTTP routes, declared in one place. The WebSocket upgrade lives in [`ws`].
 
+mod auth;
+mod changes;
+pub mod error;
 mod ws;
 
 use axum::Router;
@@ -11,5 +14,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/users/{user}/changes", get(changes::changes))
+        .route("/v1/users/{user}/events", get(changes::events))
         .with_state(state)
 }

@@ -203,3 +203,59 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// One parsed Server-Sent Event.
+#[derive(Debug, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// A Server-Sent Events stream read over real HTTP.
+pub struct Sse {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl Sse {
+    pub async fn open(url: &str, token: &str, last_event_id: Option<&str>) -> Sse {
+        let mut req = reqwest::Client::new().get(url).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+        Sse {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event with data (comments are skipped); `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..end + 2).collect();
+                let mut event = SseEvent::default();
+                let mut data = String::new();
+                for line in raw.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if !data.is_empty() {
+                    event.data = serde_json::from_str(&data).expect("json data");
+                    return Some(event);
+                }
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .expect("timed out waiting for an event")?
+                .expect("body");
+            self.buf
+                .push_str(std::str::from_utf8(&chunk).expect("utf8"));
+        }
+    }
+}

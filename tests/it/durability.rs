@@ -43,14 +43,19 @@ async fn documents_versions_and_tokens_survive_a_restart() {
 async fn graceful_shutdown_closes_sockets_with_1001() {
     let mut server = TestServer::start().await;
     let (mut a, _, _) = server.user().await;
-    let (mut b, _, _) = server.user().await;
+    let (mut b, bob, token) = server.user().await;
     b.request(json!({"type": "watch"})).await;
+    // An endless SSE response must not hold shutdown hostage either.
+    let url = format!("http://{}/v1/users/{bob}/events", server.addr);
+    let mut sse = crate::common::Sse::open(&url, &token, None).await;
+    assert_eq!(sse.next().await.unwrap().data["type"], "data");
     let stop = tokio::spawn(async move {
         server.shutdown().await;
         server
     });
     assert_eq!(a.closed_with().await, 1001);
     assert_eq!(b.closed_with().await, 1001);
+    assert!(sse.next().await.is_none(), "the SSE stream ends");
     let server = tokio::time::timeout(std::time::Duration::from_secs(10), stop)
         .await
         .expect("shutdown finishes")

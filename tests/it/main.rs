@@ -4,7 +4,9 @@ mod common;
 
 mod access;
 mod accounts;
+mod chaos;
 mod durability;
+mod events;
 mod protocol;
 mod resume;
 mod updates;

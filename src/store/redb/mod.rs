@@ -236,7 +236,7 @@ impl Backend for RedbBackend {
                 Ok(()) => {}
                 // The queue is full: wait for room off the async workers.
                 Err(TrySendError::Full(job)) => {
-                    tokio::task::spawn_blocking(move || tx.send(job))
+                    tokio::task::spawn_blocking(move || tx.send(job).map_err(|_| ()))
                         .await
                         .map_err(StoreError::unavailable)?
                         .map_err(|_| StoreError::unavailable("writer stopped"))?;

@@ -114,7 +114,7 @@ fn commit_batch(
         };
         for job in jobs {
             let outcome = tables.apply(&job.write, &cfg.limits)?;
-            wrote |= !matches!(outcome, Err(_));
+            wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
     }

@@ -1,0 +1,212 @@
+//! The change log over HTTP: pages of history, and a Server-Sent Events stream of changes
+//! that a browser's `EventSource` resumes by itself (`Last-Event-ID` is the version).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::auth::{Auth, Control};
+use crate::cmd::read::parse_fields;
+use crate::cmd::watch::{self, Output, Push, PushKind, WatchRequest};
+use crate::error::Error;
+use crate::fanout::Mode;
+use crate::frame::{Reply, encode};
+use crate::names;
+use crate::state::AppState;
+use crate::store::{Access, Document, Version};
+
+/// Entries per page unless `limit` says otherwise, and the most it may say.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+/// SSE comment lines this often keep proxies from cutting idle streams.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+pub struct ChangesQuery {
+    from: Option<Version>,
+    to: Option<Version>,
+    limit: Option<usize>,
+}
+
+/// The document `user` if `caller` may read it; `unauthorized` (404) otherwise.
+async fn readable(
+    state: &AppState,
+    caller: &str,
+    user: &str,
+) -> Result<std::sync::Arc<Document>, ApiError> {
+    if !names::plausible(user) {
+        return Err(Error::Unauthorized.into());
+    }
+    state
+        .store
+        .document(user)
+        .await?
+        .filter(|d| d.access(caller) >= Access::Read)
+        .ok_or_else(|| Error::Unauthorized.into())
+}
+
+/// `GET /v1/users/{user}/changes?from=&to=&limit=`: `{username, version, oldest, changes,
+/// next}` where `next` is the `from` of the following page, or null at the end.
+pub async fn changes(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Response, ApiError> {
+    let doc = readable(&state, &claims.sub, &user).await?;
+    let current = doc.version();
+    let to = q.to.unwrap_or(current).min(current);
+    let from = q.from.unwrap_or(1).max(1);
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let history = state.store.changes(&user, from, to, limit).await?;
+    let next = match history.entries.last() {
+        Some(last) if history.entries.len() == limit && last.version < to => Some(last.version + 1),
+        _ => None,
+    };
+    let body = json!({
+        "username": user,
+        "version": current,
+        "oldest": history.oldest,
+        "changes": history.entries,
+        "next": next,
+    });
+    let mut response = Json(body).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{current}\"")) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    since: Option<Version>,
+    /// Comma-separated field paths.
+    fields: Option<String>,
+    mode: Option<String>,
+}
+
+/// `GET /v1/users/{user}/events`: the document's changes as SSE. Each event's data is the
+/// same JSON frame a WebSocket watcher gets and its `id` the version, so a reconnecting
+/// `EventSource` sends `Last-Event-ID` and resumes with no gap. Without `since` the stream
+/// opens with the current snapshot. Ends when access is revoked (after an `error` event), when
+/// the token is logged out, and at shutdown.
+pub async fn events(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if !names::plausible(&user) {
+        return Err(Error::Unauthorized.into());
+    }
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<Version>().ok());
+    let fields: Option<Vec<String>> = q.fields.map(|f| f.split(',').map(str::to_owned).collect());
+    let mode = match q.mode.as_deref() {
+        None | Some("full") => Mode::Full,
+        Some("ops") => Mode::Ops,
+        Some(_) => return Err(Error::BadRequest("mode is \"full\" or \"ops\"".into()).into()),
+    };
+    let request = WatchRequest {
+        viewer: claims.sub.clone(),
+        target: user,
+        fields: parse_fields(fields.as_deref())?,
+        since: last_event_id.or(q.since),
+        mode,
+    };
+    let (tx, rx) = mpsc::channel::<Push>(state.limits.outbound_queue);
+    let out = Output {
+        tx,
+        control: None,
+        slow: state.limits.slow_consumer_timeout,
+    };
+    let started = watch::start(&state, request, out).await?;
+    let first = first_event(&started.reply);
+    let forwarder = AbortOnDropHandle::new(tokio::spawn(started.watcher.run()));
+
+    // Logout of this token ends the stream, as it signs out a socket.
+    let (control, mut control_rx) = mpsc::channel(1);
+    let registration = Registration::new(&state.auth, &claims.sid, state.next_conn_id(), control);
+    let ended = {
+        let shutdown = state.shutdown.clone();
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {},
+                _ = control_rx.recv() => {},
+            }
+        }
+    };
+
+    let live = stream::unfold((rx, forwarder, registration), |(mut rx, f, r)| async move {
+        let push = rx.recv().await?;
+        Some((push, (rx, f, r)))
+    })
+    .map(|push| Ok(to_event(push)));
+    let stream = stream::once(async move { Ok(first) })
+        .chain(live)
+        .take_until(ended);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// The stream's opening event. A snapshot carries its version as the event id; a `watching`
+/// reply must not (the replay after it has not arrived yet, and a reconnect in between would
+/// otherwise skip it).
+fn first_event(reply: &Reply) -> Event {
+    let event = Event::default().data(encode(None, reply).as_str());
+    match reply {
+        Reply::Data { version, .. } => event.id(version.to_string()),
+        _ => event,
+    }
+}
+
+fn to_event(push: Push) -> Event {
+    let event = Event::default().data(push.frame.as_str());
+    match (push.kind, push.version) {
+        (PushKind::Ended, _) | (_, None) => event,
+        (PushKind::Change | PushKind::Resync, Some(v)) => event.id(v.to_string()),
+    }
+}
+
+/// Keeps an SSE stream in the revocation registry for as long as it lives.
+struct Registration {
+    auth: std::sync::Arc<Auth>,
+    sid: String,
+    conn: u64,
+}
+
+impl Registration {
+    fn new(
+        auth: &std::sync::Arc<Auth>,
+        sid: &str,
+        conn: u64,
+        control: mpsc::Sender<Control>,
+    ) -> Self {
+        auth.register(sid, conn, control);
+        Registration {
+            auth: auth.clone(),
+            sid: sid.to_owned(),
+            conn,
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.auth.unregister(&self.sid, self.conn);
+    }
+}
