@@ -109,3 +109,25 @@ async fn healthz_answers() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.ends_with("ok"), "{body}");
 }
+
+#[tokio::test]
+async fn the_demo_page_and_client_library_are_served() {
+    let server = TestServer::start().await;
+    let base = format!("http://{}", server.addr);
+    for (path, kind, needle) in [
+        ("/", "text/html", "<title>Hearth</title>"),
+        ("/app.js", "text/javascript", "hearth-client.js"),
+        ("/style.css", "text/css", "--accent"),
+        (
+            "/hearth-client.js",
+            "text/javascript",
+            "export function connect",
+        ),
+    ] {
+        let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with(kind), "{path}: {ct}");
+        assert!(resp.text().await.unwrap().contains(needle), "{path}");
+    }
+}

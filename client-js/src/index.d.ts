@@ -1,0 +1,153 @@
+// Types for hearth-client. Codes and frames are described in Hearth's PROTOCOL.md.
+
+export type ErrorCode =
+  | "bad_request"
+  | "auth_required"
+  | "invalid_token"
+  | "invalid_credentials"
+  | "username_taken"
+  | "unauthorized"
+  | "version_mismatch"
+  | "too_large"
+  | "too_many_watches"
+  | "unavailable"
+  | "internal"
+  // raised by the client itself:
+  | "timeout"
+  | "disconnected"
+  | "closed"
+  | "conflict";
+
+export class HearthError extends Error {
+  readonly code: ErrorCode | string;
+  /** The current version, with `version_mismatch`. */
+  readonly version?: number;
+  /** The document concerned, on errors that end a watch. */
+  readonly target?: string;
+  /** Why, e.g. "access revoked" or "token revoked". */
+  readonly detail?: string;
+}
+
+export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
+export type Userdata = { [key: string]: JSONValue };
+
+export interface Metadata {
+  username: string;
+  version: number;
+  collaborators: string[];
+  readers: string[];
+  createdAt: string;
+  lastUpdate: { at: string; by: string };
+}
+
+export interface Document {
+  metadata: Metadata;
+  userdata: Userdata;
+}
+
+export interface Op {
+  replace?: Userdata;
+  merge?: Userdata;
+  jsonPatch?: JSONValue[];
+  collaborators?: string[];
+  readers?: string[];
+}
+
+export interface Change {
+  username: string;
+  version: number;
+  /** The resulting document (absent in `mode: "ops"`). */
+  data?: Document;
+  /** What this version did (absent on snapshots and resyncs, and with `fields`). */
+  op?: Op;
+  at?: string;
+  by?: string;
+  /** The first call of a watch: the state it starts from. */
+  snapshot?: true;
+  /** Versions before this one were skipped; `data` is the newest state. */
+  resync?: true;
+}
+
+export type Patch = boolean | "replace" | "merge" | "json-patch";
+
+export interface Options {
+  /** A token from an earlier signup or login; used to sign in on every (re)connect. */
+  token?: string;
+  /** WebSocket constructor, for Node < 22 (e.g. `import WebSocket from "ws"`). */
+  WebSocket?: unknown;
+  /** Milliseconds before a request is rejected with `timeout` (default 10000). */
+  requestTimeout?: number;
+  /** Backoff in ms (default {min: 250, max: 10000, factor: 2}), or false to not reconnect. */
+  reconnect?: { min: number; max: number; factor: number } | false;
+  /** Keep the token in localStorage (true) or in any Storage-like object. */
+  persist?: boolean | Pick<Storage, "getItem" | "setItem" | "removeItem">;
+  storageKey?: string;
+  /** Retries of `transact` on version mismatch (default 20). */
+  transactRetries?: number;
+}
+
+export interface WatchOptions {
+  /** Dotted paths into userdata; the watch then sees only those, in the same shape. */
+  fields?: string[];
+  /** Resume after this version: missed versions are replayed first. */
+  since?: number;
+  /** "full" (default): op and resulting data; "ops": only the op. */
+  mode?: "full" | "ops";
+  /** Called when the server ends this watch (access revoked) or refuses it. */
+  onError?: (error: HearthError) => void;
+}
+
+export interface Unwatch {
+  (): void;
+  /** Resolves with the server's first reply; rejects if the watch is refused. */
+  ready: Promise<unknown>;
+}
+
+export interface Auth {
+  username: string;
+  token: string;
+}
+
+export interface Fetched {
+  username: string;
+  version: number;
+  data: Document;
+}
+
+export type EventName = "connected" | "disconnected" | "auth" | "error";
+
+export class Hearth {
+  readonly url: string;
+  token: string | null;
+  username: string | null;
+  connected: boolean;
+  ready: boolean;
+  constructor(url: string, options?: Options);
+  on(event: "auth", fn: (auth: Auth | null) => void): () => void;
+  on(event: "error", fn: (error: HearthError) => void): () => void;
+  on(event: "connected" | "disconnected", fn: () => void): () => void;
+  off(event: EventName, fn: (...args: any[]) => void): void;
+  signup(): Promise<Auth>;
+  signup(username: string, password: string): Promise<Auth>;
+  login(username: string, password: string): Promise<Auth>;
+  auth(token: string): Promise<Auth>;
+  logout(): Promise<void>;
+  fetch(target?: string, fields?: string[]): Promise<Fetched>;
+  fetch(fields: string[]): Promise<Fetched>;
+  update(data: Userdata | JSONValue[], version: number, patch?: Patch): Promise<number>;
+  update(target: string | undefined, data: Userdata | JSONValue[], version: number, patch?: Patch): Promise<number>;
+  share(access: { collaborators?: string[]; readers?: string[] }, version: number): Promise<number>;
+  share(target: string, access: { collaborators?: string[]; readers?: string[] }, version: number): Promise<number>;
+  transact(fn: (userdata: Userdata) => Userdata | Promise<Userdata>): Promise<{ version: number; userdata: Userdata }>;
+  transact(
+    target: string | undefined,
+    fn: (userdata: Userdata) => Userdata | Promise<Userdata>,
+  ): Promise<{ version: number; userdata: Userdata }>;
+  watch(onChange: (change: Change) => void): Unwatch;
+  watch(options: WatchOptions, onChange: (change: Change) => void): Unwatch;
+  watch(target: string | undefined, options: WatchOptions, onChange: (change: Change) => void): Unwatch;
+  watch(target: string, onChange: (change: Change) => void): Unwatch;
+  close(): void;
+}
+
+export function connect(url: string, options?: Options): Hearth;

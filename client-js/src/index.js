@@ -1,0 +1,420 @@
+// hearth-client: the JavaScript client for Hearth. Browsers and Node >= 20.
+//
+// One socket, promises matched to replies by id, automatic reconnect with backoff and
+// jitter, re-authentication, and watches that resume from the last version they delivered
+// (the server replays what was missed), so an app sees no gap and no duplicate.
+
+/** An error from the server (`code` as in PROTOCOL.md) or from the client itself
+ * (`timeout`, `disconnected`, `closed`, `conflict`). */
+export class HearthError extends Error {
+  constructor(code, message, extra = {}) {
+    super(message);
+    this.name = "HearthError";
+    this.code = code;
+    if (extra.version !== undefined) this.version = extra.version;
+    if (extra.target !== undefined) this.target = extra.target;
+    if (extra.detail !== undefined) this.detail = extra.detail;
+  }
+}
+
+const DEFAULTS = {
+  requestTimeout: 10_000,
+  reconnect: { min: 250, max: 10_000, factor: 2 },
+  persist: false,
+  storageKey: "hearth.token",
+  transactRetries: 20,
+};
+
+/** Connects to a Hearth server: `connect("ws://127.0.0.1:8080/ws", { token })`. */
+export function connect(url, options = {}) {
+  return new Hearth(url, options);
+}
+
+export class Hearth {
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = { ...DEFAULTS, ...options };
+    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    if (!this.WebSocket) {
+      throw new TypeError("no WebSocket: pass { WebSocket } (e.g. the `ws` package) in Node < 22");
+    }
+    this.storage = resolveStorage(this.options.persist);
+    this.token = options.token ?? this.storage?.getItem(this.options.storageKey) ?? null;
+    this.username = null;
+    this.connected = false; // socket open
+    this.ready = false; // socket open and, if we hold a token, signed in again
+    this._listeners = new Map();
+    this._pending = new Map(); // id -> { resolve, reject, timer }
+    this._watches = new Map(); // target key -> watch record
+    this._nextId = 1;
+    this._attempt = 0;
+    this._closed = false;
+    this._ready = null; // resolves when connected (and re-authenticated)
+    this._readyResolve = null;
+    this._resetReady();
+    this._open();
+  }
+
+  // ---- events ------------------------------------------------------------------------
+
+  /** Listens for `connected`, `disconnected`, `auth` ({username, token} or null), `error`. */
+  on(event, fn) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(fn);
+    return () => this.off(event, fn);
+  }
+
+  off(event, fn) {
+    this._listeners.get(event)?.delete(fn);
+  }
+
+  _emit(event, value) {
+    for (const fn of this._listeners.get(event) ?? []) {
+      try {
+        fn(value);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  // ---- accounts ----------------------------------------------------------------------
+
+  /** Signs up: with no arguments under a generated name, else with username and password. */
+  async signup(username, password) {
+    const frame = username === undefined ? { type: "signup" } : { type: "signup", username, password };
+    return this._signedIn(await this._request(frame, { early: true }));
+  }
+
+  async login(username, password) {
+    return this._signedIn(await this._request({ type: "login", username, password }, { early: true }));
+  }
+
+  /** Signs in with a token from an earlier signup or login. */
+  async auth(token) {
+    return this._signedIn(await this._request({ type: "auth", token }, { early: true }));
+  }
+
+  /** Revokes this session's token everywhere and forgets it. */
+  async logout() {
+    await this._request({ type: "logout" });
+    this._forget();
+  }
+
+  _signedIn(reply) {
+    this.token = reply.token;
+    this.username = reply.username;
+    this.storage?.setItem(this.options.storageKey, reply.token);
+    const auth = { username: reply.username, token: reply.token };
+    this._emit("auth", auth);
+    return auth;
+  }
+
+  _forget() {
+    this.token = null;
+    this.username = null;
+    this.storage?.removeItem(this.options.storageKey);
+    for (const w of this._watches.values()) w.active = false;
+    this._watches.clear();
+    this._emit("auth", null);
+  }
+
+  // ---- data --------------------------------------------------------------------------
+
+  /** The document (or some `fields` of it): `{ username, version, data: {metadata, userdata} }`. */
+  async fetch(target, fields) {
+    if (Array.isArray(target)) [target, fields] = [undefined, target];
+    const reply = await this._request(omitUndefined({ type: "fetch", target, fields }));
+    return { username: reply.username, version: reply.version, data: reply.data };
+  }
+
+  /**
+   * Updates `userdata` at `version`. `patch`: false (replace), true or "merge" (RFC 7386),
+   * "json-patch" (RFC 6902, `data` is then an array). Resolves to the new version; rejects
+   * with code `version_mismatch` (and `.version`, the current one) when stale.
+   */
+  async update(target, data, version, patch = false) {
+    if (typeof target !== "string" && target !== undefined && target !== null) {
+      [target, data, version, patch] = [undefined, target, data, version ?? false];
+    }
+    const frame = omitUndefined({
+      type: "update",
+      target: target ?? undefined,
+      data: { metadata: { version }, userdata: data },
+      patch,
+    });
+    return (await this._request(frame)).version;
+  }
+
+  /** Sets who may write (`collaborators`) and read (`readers`) the document; owner only. */
+  async share(target, access, version) {
+    if (typeof target !== "string") [target, access, version] = [undefined, target, access];
+    const metadata = omitUndefined({ version, collaborators: access.collaborators, readers: access.readers });
+    return (await this._request(omitUndefined({ type: "update", target, data: { metadata } }))).version;
+  }
+
+  /**
+   * Read, apply `fn(userdata)`, write back at that version; on `version_mismatch` re-read and
+   * try again (up to `transactRetries`). `fn` must be pure: it may run more than once.
+   * Resolves to `{ version, userdata }`.
+   */
+  async transact(target, fn) {
+    if (typeof target === "function") [target, fn] = [undefined, target];
+    for (let attempt = 0; attempt <= this.options.transactRetries; attempt++) {
+      const { version, data } = await this.fetch(target);
+      const next = await fn(structuredClone(data.userdata));
+      try {
+        const v = await this.update(target, next, version, false);
+        return { version: v, userdata: next };
+      } catch (e) {
+        if (e.code !== "version_mismatch") throw e;
+        await sleep(Math.random() * 5 * (attempt + 1));
+      }
+    }
+    throw new HearthError("conflict", `transact gave up after ${this.options.transactRetries + 1} attempts`);
+  }
+
+  /**
+   * Watches a document: `onChange` gets the current state at once, then every change, in
+   * version order: `{ username, version, data?, op?, at?, by?, resync?, snapshot? }`.
+   * Survives reconnects without gaps or duplicates. Returns a function that stops watching;
+   * it also has `.ready`, a promise of the first reply (rejecting if the watch is refused).
+   */
+  watch(target, options, onChange) {
+    if (typeof target === "function") [target, options, onChange] = [undefined, {}, target];
+    else if (typeof target === "object" && target !== null) [target, options, onChange] = [undefined, target, options];
+    if (typeof options === "function") [options, onChange] = [{}, options];
+    options ??= {};
+    const key = target ?? "";
+    this._watches.get(key)?.stop(false);
+    const record = {
+      key,
+      target,
+      fields: options.fields,
+      mode: options.mode,
+      last: options.since ?? null,
+      onChange,
+      onError: options.onError,
+      active: true,
+      stop: null,
+    };
+    const stop = (tellServer = true) => {
+      if (!record.active) return;
+      record.active = false;
+      if (this._watches.get(key) === record) this._watches.delete(key);
+      if (tellServer && this.ready) this._request(omitUndefined({ type: "unwatch", target })).catch(() => {});
+    };
+    record.stop = stop;
+    this._watches.set(key, record);
+    const unwatch = () => stop(true);
+    unwatch.ready = this._startWatch(record);
+    unwatch.ready.catch(() => {});
+    return unwatch;
+  }
+
+  async _startWatch(record) {
+    const frame = omitUndefined({
+      type: "watch",
+      target: record.target,
+      fields: record.fields,
+      mode: record.mode,
+      since: record.last ?? undefined,
+    });
+    try {
+      const reply = await this._request(frame);
+      if (!record.active) return reply;
+      if (reply.type === "data") {
+        record.last = reply.version;
+        deliver(record, { username: reply.username, version: reply.version, data: reply.data, snapshot: true, resync: reply.resync === true });
+      }
+      return reply;
+    } catch (e) {
+      // Offline: the watch stays registered and is sent again once connected.
+      if (e.code === "disconnected" || (e.code === "timeout" && !this.ready)) return undefined;
+      record.active = false;
+      this._watches.delete(record.key);
+      record.onError?.(e);
+      throw e;
+    }
+  }
+
+  /** Closes the connection for good; pending requests reject with `closed`. */
+  close() {
+    this._closed = true;
+    clearTimeout(this._retryTimer);
+    this._failPending(new HearthError("closed", "client closed"));
+    this.ws?.close(1000);
+  }
+
+  // ---- transport ---------------------------------------------------------------------
+
+  _resetReady() {
+    this._ready = new Promise((resolve) => (this._readyResolve = resolve));
+  }
+
+  _open() {
+    if (this._closed) return;
+    const ws = new this.WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => this._onOpen(ws);
+    ws.onmessage = (e) => this._onMessage(typeof e.data === "string" ? e.data : String(e.data));
+    ws.onclose = () => this._onClose(ws);
+    ws.onerror = () => {}; // onclose follows and does the work
+  }
+
+  async _onOpen(ws) {
+    if (ws !== this.ws) return;
+    this._attempt = 0;
+    this.connected = true;
+    if (this.token) {
+      try {
+        await this._send({ type: "auth", token: this.token }).then((r) => this._signedIn(r));
+      } catch (e) {
+        if (e.code === "invalid_token") {
+          this._forget();
+          this._emit("error", e);
+        } else if (e.code === "disconnected") {
+          return;
+        }
+      }
+    }
+    this.ready = true;
+    this._emit("connected");
+    this._readyResolve();
+    for (const record of this._watches.values()) this._startWatch(record).catch(() => {});
+  }
+
+  _onClose(ws) {
+    if (ws !== this.ws) return;
+    const was = this.connected;
+    this.connected = false;
+    this.ready = false;
+    this._resetReady();
+    this._failPending(new HearthError("disconnected", "connection lost"));
+    if (was) this._emit("disconnected");
+    if (this._closed || this.options.reconnect === false) return;
+    const { min, max, factor } = this.options.reconnect;
+    const base = Math.min(max, min * factor ** this._attempt++);
+    const delay = base / 2 + Math.random() * (base / 2);
+    this._retryTimer = setTimeout(() => this._open(), delay);
+  }
+
+  _failPending(error) {
+    for (const p of this._pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(error);
+    }
+    this._pending.clear();
+  }
+
+  _onMessage(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (frame.id !== undefined && this._pending.has(frame.id)) {
+      const p = this._pending.get(frame.id);
+      this._pending.delete(frame.id);
+      clearTimeout(p.timer);
+      if (frame.type === "error") p.reject(toError(frame));
+      else p.resolve(frame);
+      return;
+    }
+    if (frame.type === "change") return this._onChange(frame);
+    if (frame.type === "error") return this._onPushedError(frame);
+  }
+
+  _onChange(frame) {
+    const record = this._watches.get(frame.username === this.username ? "" : frame.username) ?? this._watches.get(frame.username);
+    if (!record?.active) return;
+    if (record.last !== null && frame.version <= record.last) return; // already delivered
+    record.last = frame.version;
+    const change = { username: frame.username, version: frame.version };
+    for (const k of ["data", "op", "at", "by"]) if (frame[k] !== undefined) change[k] = frame[k];
+    if (frame.resync) change.resync = true;
+    deliver(record, change);
+  }
+
+  _onPushedError(frame) {
+    const error = toError(frame);
+    if (frame.code === "invalid_token") this._forget();
+    if (frame.target !== undefined) {
+      for (const record of [...this._watches.values()]) {
+        if (record.target === frame.target || (!record.target && frame.target === this.username)) {
+          record.active = false;
+          this._watches.delete(record.key);
+          record.onError?.(error);
+        }
+      }
+    }
+    this._emit("error", error);
+  }
+
+  /** Sends a frame on the current socket and waits for its reply. */
+  _send(frame) {
+    return new Promise((resolve, reject) => {
+      if (!this.connected) return reject(new HearthError("disconnected", "not connected"));
+      if (this.ws.readyState !== 1) return reject(new HearthError("disconnected", "socket not open"));
+      const id = this._nextId++;
+      const timer = setTimeout(() => {
+        this._pending.delete(id);
+        reject(new HearthError("timeout", `no reply to ${frame.type} within ${this.options.requestTimeout} ms`));
+      }, this.options.requestTimeout);
+      this._pending.set(id, { resolve, reject, timer });
+      this.ws.send(JSON.stringify({ ...frame, id }));
+    });
+  }
+
+  /** Waits for a connection (within the request timeout), then sends. `early` requests
+   * (sign-in) do not wait for re-authentication. */
+  async _request(frame, { early = false } = {}) {
+    if (this._closed) throw new HearthError("closed", "client closed");
+    if (!(early ? this.connected : this.ready)) {
+      let timer;
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new HearthError("timeout", `not connected within ${this.options.requestTimeout} ms`)),
+          this.options.requestTimeout,
+        );
+      });
+      try {
+        await Promise.race([this._ready, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return this._send(frame);
+  }
+}
+
+function deliver(record, change) {
+  try {
+    record.onChange?.(change);
+  } catch (e) {
+    queueMicrotask(() => {
+      throw e;
+    });
+  }
+}
+
+function toError(frame) {
+  return new HearthError(frame.code, frame.message, frame);
+}
+
+function omitUndefined(obj) {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function resolveStorage(persist) {
+  if (!persist) return null;
+  if (persist === true) return globalThis.localStorage ?? null;
+  return persist; // anything with getItem/setItem/removeItem
+}

@@ -1,0 +1,87 @@
+// The demo page in headless Chromium (Debian's, driven by playwright-core): two people, one
+// shares with the other, an edit in one window appears in the other without a reload.
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+import { startServer } from "../test/server.js";
+
+const ARTIFACTS = fileURLToPath(new URL("../../artifacts/", import.meta.url));
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  await mkdir(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.cleanup();
+});
+
+async function person() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  await page.goto(server.httpUrl);
+  await page.screenshot({ path: `${ARTIFACTS}demo-welcome.png` });
+  await page.click("#guest");
+  await page.waitForFunction(() => document.getElementById("me").textContent.length > 0);
+  const username = await page.textContent("#me");
+  await page.waitForSelector("#status.online");
+  return { page, username, errors };
+}
+
+test("an edit in one browser appears live in another", async () => {
+  const ann = await person();
+  const bob = await person();
+  assert.notEqual(ann.username, bob.username);
+
+  // Ann shares her document with Bob.
+  await ann.page.fill('form[data-list="collaborators"] input', bob.username);
+  await ann.page.click('form[data-list="collaborators"] button');
+  await ann.page.waitForSelector(`#collaborators li:has-text("${bob.username}")`);
+
+  // Bob watches it.
+  await bob.page.fill("#watch-target", ann.username);
+  await bob.page.click("#watch-form button");
+  await bob.page.waitForSelector("#watched:not([hidden])");
+
+  // Ann edits and saves; Bob sees it without reloading.
+  await ann.page.fill("#editor", JSON.stringify({ groceries: { milk: 2, eggs: 12 }, note: "from Ann" }, null, 2));
+  await ann.page.click("#save");
+  await ann.page.waitForSelector('#save-status:has-text("Saved as v2")');
+  await bob.page.waitForFunction(() => document.getElementById("watched").textContent.includes('"eggs": 12'));
+  assert.match(await bob.page.textContent("#watched-version"), /v2/);
+
+  // A merge patch from Ann arrives too, and shows in Bob's feed.
+  await ann.page.selectOption("#mode", "merge");
+  await ann.page.fill("#editor", '{"groceries": {"eggs": null, "bread": 1}}');
+  await ann.page.click("#save");
+  await bob.page.waitForFunction(() => document.getElementById("watched").textContent.includes('"bread": 1'));
+  assert.doesNotMatch(await bob.page.textContent("#watched"), /eggs/);
+  assert.match(await bob.page.textContent("#feed"), /merge/);
+  assert.match(await ann.page.inputValue("#editor"), /"bread": 1/);
+
+  await ann.page.screenshot({ path: `${ARTIFACTS}demo-ann.png`, fullPage: true });
+  await bob.page.screenshot({ path: `${ARTIFACTS}demo-bob.png`, fullPage: true });
+
+  // Ann removes Bob: his live view ends at once.
+  await ann.page.click(`#collaborators li:has-text("${bob.username}") button`);
+  await bob.page.waitForSelector('#watch-error:has-text("revoked")');
+  await bob.page.screenshot({ path: `${ARTIFACTS}demo-bob-revoked.png`, fullPage: true });
+
+  assert.deepEqual(ann.errors, []);
+  assert.deepEqual(bob.errors, []);
+});

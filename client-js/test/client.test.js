@@ -1,0 +1,211 @@
+// hearth-client against the real server binary.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import WebSocket from "ws";
+
+import { HearthError, connect } from "../src/index.js";
+import { startServer, until } from "./server.js";
+
+let server;
+const clients = [];
+function client(options = {}) {
+  const c = connect(server.url, { WebSocket, requestTimeout: 5000, ...options });
+  clients.push(c);
+  return c;
+}
+
+before(async () => {
+  server = await startServer();
+});
+after(async () => {
+  for (const c of clients) c.close();
+  await server.cleanup();
+});
+
+describe("accounts", () => {
+  test("signup, login, auth, logout", async () => {
+    const anon = client();
+    const generated = await anon.signup();
+    assert.match(generated.username, /^[a-z]+-[a-z]+-\d{4}$/);
+    assert.equal(anon.username, generated.username);
+
+    const a = client();
+    const name = `ann${Date.now() % 100000}`;
+    const events = [];
+    a.on("auth", (x) => events.push(x?.username ?? null));
+    const signed = await a.signup(name, "correct horse");
+    assert.equal(signed.username, name);
+
+    const b = client();
+    const logged = await b.login(name, "correct horse");
+    assert.equal(logged.username, name);
+    const c = client();
+    assert.equal((await c.auth(logged.token)).username, name);
+
+    await b.logout();
+    assert.equal(b.token, null);
+    await assert.rejects(client().auth(logged.token), (e) => e instanceof HearthError && e.code === "invalid_token");
+    // `c` used the same token: it is told and signed out.
+    await until(() => c.token === null, 5000, "revocation push");
+    await assert.rejects(c.fetch(), { code: "auth_required" });
+
+    await assert.rejects(client().login(name, "wrong horse!"), { code: "invalid_credentials" });
+    await assert.rejects(client().signup(name, "correct horse"), { code: "username_taken" });
+    await assert.rejects(client().signup("X", "correct horse"), { code: "bad_request" });
+    assert.deepEqual(events, [name]);
+  });
+
+  test("the token can persist in a Storage", async () => {
+    const store = new Map();
+    const storage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v), removeItem: (k) => store.delete(k) };
+    const a = client({ persist: storage });
+    const { username, token } = await a.signup();
+    assert.equal(store.get("hearth.token"), token);
+    const again = client({ persist: storage });
+    await until(() => again.ready, 5000, "reconnect with stored token");
+    assert.equal(again.username, username);
+    assert.equal((await again.fetch()).username, username);
+    await again.logout();
+    assert.equal(store.has("hearth.token"), false);
+  });
+});
+
+describe("data", () => {
+  test("fetch, update (replace, merge, json-patch), share, typed errors", async () => {
+    const ann = client();
+    const { username } = await ann.signup();
+    const first = await ann.fetch();
+    assert.equal(first.version, 0);
+    assert.deepEqual(first.data.userdata, {});
+    assert.equal(await ann.update({ a: { b: 1, c: 2 } }, 0), 1);
+    assert.equal(await ann.update({ a: { c: null }, d: 4 }, 1, true), 2);
+    assert.equal(await ann.update([{ op: "add", path: "/e", value: [1] }], 2, "json-patch"), 3);
+    assert.deepEqual((await ann.fetch()).data.userdata, { a: { b: 1 }, d: 4, e: [1] });
+    assert.deepEqual((await ann.fetch(["a.b", "e"])).data.userdata, { a: { b: 1 }, e: [1] });
+
+    const stale = await ann.update({}, 1).catch((e) => e);
+    assert.ok(stale instanceof HearthError);
+    assert.equal(stale.code, "version_mismatch");
+    assert.equal(stale.version, 3);
+
+    const bob = client();
+    const b = await bob.signup();
+    await assert.rejects(bob.fetch(username), { code: "unauthorized" });
+    assert.equal(await ann.share({ collaborators: [b.username] }, 3), 4);
+    const seen = await bob.fetch(username, ["d"]);
+    assert.deepEqual(seen.data.userdata, { d: 4 });
+    assert.equal(await bob.update(username, { fromBob: true }, 4, true), 5);
+    await assert.rejects(bob.share(username, { collaborators: [] }, 5), { code: "unauthorized" });
+  });
+
+  test("transact under contention: two clients, 100 increments each, end at 200", async () => {
+    const a = client();
+    const { token, username } = await a.signup();
+    const b = client({ token });
+    await until(() => b.ready && b.username === username, 5000, "b signed in");
+    const inc = (c) => c.transact((d) => ({ ...d, counter: (d.counter ?? 0) + 1 }));
+    const run = async (c) => {
+      for (let i = 0; i < 100; i++) await inc(c);
+    };
+    await Promise.all([run(a), run(b)]);
+    const final = await a.fetch();
+    assert.equal(final.data.userdata.counter, 200);
+  });
+});
+
+describe("watch", () => {
+  test("snapshot, ordered changes, fields, unwatch", async () => {
+    const ann = client();
+    await ann.signup();
+    const got = [];
+    const stop = ann.watch((c) => got.push(c));
+    await stop.ready;
+    assert.equal(got[0].snapshot, true);
+    assert.equal(got[0].version, 0);
+    for (let v = 0; v < 5; v++) await ann.update({ n: v }, v, true);
+    await until(() => got.length === 6, 5000, "5 changes");
+    assert.deepEqual(got.map((c) => c.version), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(got[5].op, { merge: { n: 4 } });
+    assert.equal(got[5].data.userdata.n, 4);
+    stop();
+    await ann.update({ n: 99 }, 5, true);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(got.length, 6, "nothing after unwatch");
+
+    const fielded = [];
+    const stopF = ann.watch({ fields: ["n"] }, (c) => fielded.push(c));
+    await stopF.ready;
+    await ann.update({ other: 1 }, 6, true);
+    await until(() => fielded.length === 2, 5000, "fielded change");
+    assert.deepEqual(fielded[1].data.userdata, { n: 99 });
+  });
+
+  test("a removed collaborator's watch ends with an error", async () => {
+    const ann = client();
+    const a = await ann.signup();
+    const bob = client();
+    const b = await bob.signup();
+    await ann.share({ readers: [b.username] }, 0);
+    let ended;
+    const stop = bob.watch(a.username, { onError: (e) => (ended = e) }, () => {});
+    await stop.ready;
+    await ann.share({ readers: [] }, 1);
+    await until(() => ended, 5000, "watch ended");
+    assert.equal(ended.code, "unauthorized");
+    assert.equal(ended.detail, "access revoked");
+    await assert.rejects(bob.watch(a.username, () => {}).ready, { code: "unauthorized" });
+  });
+});
+
+describe("resilience", () => {
+  test("reconnects after a restart and resumes watches without gap or duplicate", async () => {
+    let srv = await startServer();
+    try {
+      const events = [];
+      const writer = connect(srv.url, { WebSocket, requestTimeout: 5000, reconnect: { min: 50, max: 500, factor: 2 } });
+      const watcher = connect(srv.url, { WebSocket, requestTimeout: 5000, reconnect: { min: 50, max: 500, factor: 2 } });
+      clients.push(writer, watcher);
+      const { token, username } = await writer.signup();
+      await watcher.auth(token);
+      watcher.on("disconnected", () => events.push("disconnected"));
+      watcher.on("connected", () => events.push("connected"));
+      const versions = [];
+      await watcher.watch((c) => versions.push(c.version)).ready;
+      await writer.update({ n: 1 }, 0, true);
+      await until(() => versions.length === 2, 5000, "first change");
+
+      srv = await srv.restart();
+      await until(() => writer.ready && watcher.ready, 10_000, "both reconnected");
+      assert.equal(watcher.username, username, "re-authenticated with the token");
+      assert.deepEqual(events, ["disconnected", "connected"]);
+      await writer.update({ n: 2 }, 1, true);
+      await writer.update({ n: 3 }, 2, true);
+      await until(() => versions.length === 4, 5000, "changes after restart");
+      assert.deepEqual(versions, [0, 1, 2, 3]);
+    } finally {
+      await srv.cleanup();
+    }
+  });
+
+  test("requests time out when the server stops answering, and fail fast when it drops", async () => {
+    const srv = await startServer();
+    try {
+      const c = connect(srv.url, { WebSocket, requestTimeout: 300, reconnect: false });
+      clients.push(c);
+      await c.signup();
+      srv.child.kill("SIGSTOP");
+      const started = Date.now();
+      await assert.rejects(c.fetch(), { code: "timeout" });
+      assert.ok(Date.now() - started < 2000);
+      const pending = c.fetch().catch((e) => e);
+      srv.child.kill("SIGKILL");
+      const error = await pending;
+      assert.ok(error instanceof HearthError);
+      assert.ok(["disconnected", "timeout"].includes(error.code), error.code);
+      await assert.rejects(c.fetch(), { code: "timeout" });
+    } finally {
+      srv.child.kill("SIGCONT");
+      await srv.cleanup();
+    }
+  });
+});

@@ -1,0 +1,61 @@
+// Starts the real hearth binary on a free port with a temp data dir, for tests.
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BIN = process.env.HEARTH_BIN ?? fileURLToPath(new URL("../../target/debug/hearth", import.meta.url));
+
+export async function startServer({ dataDir, port = 0, env = {} } = {}) {
+  dataDir ??= await mkdtemp(join(tmpdir(), "hearth-js-"));
+  const child = spawn(BIN, [], {
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), DATA_DIR: dataDir, RUST_LOG: "info", JWT_SECRET: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  const bound = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 15_000);
+    child.stdout.on("data", (chunk) => {
+      log += chunk;
+      const m = /addr=127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.stderr.on("data", (chunk) => (log += chunk));
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  return {
+    port: bound,
+    url: `ws://127.0.0.1:${bound}/ws`,
+    httpUrl: `http://127.0.0.1:${bound}`,
+    dataDir,
+    child,
+    /** SIGTERM and wait for exit. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+    /** Stop, then start again on the same port and data dir. */
+    async restart() {
+      await this.stop();
+      return startServer({ dataDir, port: bound, env });
+    },
+    async cleanup() {
+      await this.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resolves when `predicate()` is true, polling; rejects after `ms`. */
+export async function until(predicate, ms = 10_000, what = "condition") {
+  const deadline = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
