@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::Error;
+use crate::store::Scope;
 
 /// Password rules: long enough to matter, short enough that hashing cannot be abused.
 pub const MIN_PASSWORD: usize = 8;
@@ -29,6 +30,20 @@ pub struct Claims {
     pub sid: String,
     pub iat: u64,
     pub exp: u64,
+    /// Absent on full tokens, so they stay short.
+    #[serde(default, skip_serializing_if = "Scope::is_full")]
+    pub scope: Scope,
+}
+
+impl Claims {
+    /// # Errors
+    /// `Forbidden` for read-only tokens.
+    pub fn can_write(&self) -> Result<(), Error> {
+        match self.scope {
+            Scope::Full => Ok(()),
+            Scope::Read => Err(Error::Forbidden),
+        }
+    }
 }
 
 /// What a socket is told when something outside it changes its session.
@@ -80,7 +95,7 @@ impl Auth {
     ///
     /// # Errors
     /// `Internal` if signing fails, which HS256 with a valid key does not.
-    pub fn issue(&self, username: &str) -> Result<(String, Claims), Error> {
+    pub fn issue(&self, username: &str, scope: Scope) -> Result<(String, Claims), Error> {
         let now = unix_now();
         let sid: u128 = rand::rng().random();
         let claims = Claims {
@@ -88,6 +103,7 @@ impl Auth {
             sid: format!("{sid:032x}"),
             iat: now,
             exp: now + self.ttl,
+            scope,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| {
@@ -254,7 +270,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_revoke() {
         let auth = Auth::new(b"secret", 60);
-        let (token, claims) = auth.issue("ann").unwrap();
+        let (token, claims) = auth.issue("ann", Scope::Full).unwrap();
         assert_eq!(auth.verify(&token).unwrap(), claims);
         assert_eq!(
             Auth::new(b"other", 60).verify(&token),

@@ -25,6 +25,12 @@ pub enum Error {
     /// No such user, or not allowed: deliberately the same so existence is never revealed.
     #[error("unauthorized")]
     Unauthorized,
+    /// A read-only token tried to write.
+    #[error("forbidden: this token is read-only")]
+    Forbidden,
+    /// The key path does not exist (REST reads and deletes).
+    #[error("not found")]
+    NotFound,
     #[error("version mismatch")]
     VersionMismatch { current: Version },
     #[error("document too large: {size} bytes, limit {limit}")]
@@ -48,6 +54,8 @@ impl Error {
             Error::AuthRequired => "auth_required",
             Error::UsernameTaken => "username_taken",
             Error::Unauthorized => "unauthorized",
+            Error::Forbidden => "forbidden",
+            Error::NotFound => "not_found",
             Error::VersionMismatch { .. } => "version_mismatch",
             Error::TooLarge { .. } => "too_large",
             Error::TooManyWatches(_) => "too_many_watches",

@@ -20,6 +20,7 @@
 //! - [`auth`]: tokens, revocation, passwords; [`names`]: usernames.
 //! - [`error`]: protocol errors, one wire code each.
 
+pub mod accounts;
 pub mod auth;
 pub mod cmd;
 pub mod config;

@@ -64,6 +64,7 @@ impl<'de> Deserialize<'de> for PatchMode {
 impl UpdateCmd {
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
         let (me, target) = session.target(self.target)?;
+        session.user()?.can_write()?;
         let edit = self
             .data
             .userdata

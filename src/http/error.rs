@@ -32,7 +32,8 @@ pub fn status(e: &Error) -> StatusCode {
         Error::InvalidToken | Error::InvalidCredentials | Error::AuthRequired => {
             StatusCode::UNAUTHORIZED
         }
-        Error::Unauthorized => StatusCode::NOT_FOUND,
+        Error::Unauthorized | Error::NotFound => StatusCode::NOT_FOUND,
+        Error::Forbidden => StatusCode::FORBIDDEN,
         Error::UsernameTaken => StatusCode::CONFLICT,
         Error::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -8,17 +8,28 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use super::error::StoreError;
-use super::model::{Document, LogEntry, Update, UserRecord, Version};
+use super::model::{Document, LogEntry, SessionRecord, Update, UserRecord, Version};
 
 /// A write for the backend's single writer.
 #[derive(Debug)]
 pub enum Write {
-    /// Create an account and its version-0 document; `UsernameTaken` if the name exists.
-    CreateUser { user: UserRecord, doc: Document },
+    /// Create an account, its version-0 document and (optionally) its first session;
+    /// `UsernameTaken` if the name exists.
+    CreateUser {
+        user: UserRecord,
+        doc: Document,
+        session: Option<SessionRecord>,
+    },
+    /// Record a newly issued session.
+    Session(SessionRecord),
     /// Check and apply an update (access, version, limits) against the latest state.
     Update(Update),
-    /// Remember a revoked session id until its token would have expired anyway.
-    Revoke { sid: String, expires: u64 },
+    /// Forget a session and remember its id as revoked until its token would have expired.
+    Revoke {
+        username: String,
+        sid: String,
+        expires: u64,
+    },
 }
 
 /// A version that is durably committed: what the cache stores and the hub publishes.
@@ -71,6 +82,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and the
     /// commit hook has run for it. `Ok(None)` for writes that create no version.
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>>;
+
+    /// The sessions of `username` that are neither revoked nor expired.
+    fn sessions<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>>;
 
     /// Revoked session ids whose tokens have not yet expired, as `(sid, expires)`.
     fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;

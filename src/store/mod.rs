@@ -21,7 +21,9 @@ use moka::sync::Cache;
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{Backend, CommitHook, Committed, History, Write};
 pub use self::error::StoreError;
-pub use self::model::{Access, Document, Edit, LogEntry, Op, Update, UserRecord, Version};
+pub use self::model::{
+    Access, Document, Edit, LogEntry, Op, Scope, SessionRecord, Update, UserRecord, Version,
+};
 use self::redb::{RedbBackend, WriterConfig};
 
 /// Where documents are cached and how commits are announced.
@@ -129,16 +131,20 @@ impl Store {
         self.inner.backend.user(username).await
     }
 
-    /// Creates an account and its version-0 document.
+    /// Creates an account, its version-0 document and, optionally, its first session.
     ///
     /// # Errors
     /// `UsernameTaken`, or `Unavailable`.
-    pub async fn create_user(&self, user: UserRecord) -> Result<Arc<Document>, StoreError> {
+    pub async fn create_user(
+        &self,
+        user: UserRecord,
+        session: Option<SessionRecord>,
+    ) -> Result<Arc<Document>, StoreError> {
         let doc = Document::new(&user.username, &user.created_at);
         let committed = self
             .inner
             .backend
-            .write(Write::CreateUser { user, doc })
+            .write(Write::CreateUser { user, doc, session })
             .await?;
         committed
             .map(|c| c.doc.clone())
@@ -232,16 +238,35 @@ impl Store {
             .await
     }
 
+    /// Durably records a newly issued session.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn add_session(&self, session: SessionRecord) -> Result<(), StoreError> {
+        self.inner
+            .backend
+            .write(Write::Session(session))
+            .await
+            .map(|_| ())
+    }
+
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn sessions(&self, username: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        self.inner.backend.sessions(username).await
+    }
+
     /// Durably records that session `sid` is revoked until `expires` (Unix seconds).
     ///
     /// # Errors
     /// `Unavailable`.
-    pub async fn revoke(&self, sid: String, expires: u64) -> Result<(), StoreError> {
-        self.inner
-            .backend
-            .write(Write::Revoke { sid, expires })
-            .await
-            .map(|_| ())
+    pub async fn revoke(&self, username: &str, sid: &str, expires: u64) -> Result<(), StoreError> {
+        let write = Write::Revoke {
+            username: username.to_owned(),
+            sid: sid.to_owned(),
+            expires,
+        };
+        self.inner.backend.write(write).await.map(|_| ())
     }
 
     /// # Errors

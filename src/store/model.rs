@@ -149,6 +149,33 @@ pub struct UserRecord {
     pub created_at: String,
 }
 
+/// What a token may do. `Read` tokens fetch and watch; every write is `forbidden`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Full,
+    Read,
+}
+
+impl Scope {
+    pub fn is_full(&self) -> bool {
+        *self == Scope::Full
+    }
+}
+
+/// A signed-in session (one issued token), listed by `GET /v1/sessions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub id: String,
+    pub username: String,
+    pub created_at: String,
+    /// Unix seconds.
+    pub expires: u64,
+    pub scope: Scope,
+}
+
 /// The current time as RFC 3339 UTC with milliseconds, the shape `Date.toISOString()` gives,
 /// so browser clients can pass it straight to `new Date(..)`.
 pub fn now_rfc3339() -> String {

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::backend::{Backend, CommitHook, Committed, History, Write};
 use super::error::StoreError;
-use super::model::{Document, LogEntry, UserRecord, Version};
+use super::model::{Document, LogEntry, SessionRecord, UserRecord, Version};
 pub use writer::WriterConfig;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -31,6 +31,8 @@ const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changelog
 /// every retained version can be rebuilt by replaying the log forward from here.
 const LOG_BASE: TableDefinition<&str, &[u8]> = TableDefinition::new("changelog_base");
 const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+/// `(username, session id) → SessionRecord` JSON: issued sessions, for listing and revoking.
+const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 
 /// Bumped when the on-disk layout changes; a newer file is refused rather than misread.
 const SCHEMA_VERSION: u64 = 1;
@@ -46,7 +48,9 @@ struct Job {
 }
 
 pub struct RedbBackend {
-    db: Arc<Database>,
+    /// Taken out by `close`, so the file is released when shutdown returns even if some task
+    /// still holds a `Store` clone; reads after that fail with `Unavailable`.
+    db: Mutex<Option<Arc<Database>>>,
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -72,7 +76,7 @@ impl RedbBackend {
             .spawn(move || writer::run(&writer_db, &rx, &cfg, &hook))
             .map_err(StoreError::unavailable)?;
         Ok(RedbBackend {
-            db,
+            db: Mutex::new(Some(db)),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -83,7 +87,12 @@ impl RedbBackend {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let db = self
+            .db
+            .lock()
+            .map_err(StoreError::unavailable)?
+            .clone()
+            .ok_or_else(|| StoreError::unavailable("store is closed"))?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(StoreError::unavailable)?
@@ -124,6 +133,7 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
         txn.open_table(LOG).map_err(StoreError::unavailable)?;
         txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
         txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
+        txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
     }
     txn.commit().map_err(StoreError::unavailable)
 }
@@ -251,6 +261,34 @@ impl Backend for RedbBackend {
         .boxed()
     }
 
+    fn sessions<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
+        let name = username.to_owned();
+        self.read(move |db| {
+            let now = crate::auth::unix_now();
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let table = txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
+            let mut out = Vec::new();
+            for row in table
+                .range((name.as_str(), "")..)
+                .map_err(StoreError::unavailable)?
+            {
+                let (key, bytes) = row.map_err(StoreError::unavailable)?;
+                if key.value().0 != name {
+                    break;
+                }
+                let session: SessionRecord = decode(bytes.value(), &name)?;
+                if session.expires > now {
+                    out.push(session);
+                }
+            }
+            Ok(out)
+        })
+        .boxed()
+    }
+
     fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         self.read(|db| {
             let now = crate::auth::unix_now();
@@ -280,6 +318,16 @@ impl Backend for RedbBackend {
                 if !matches!(joined, Ok(Ok(()))) {
                     tracing::error!("writer thread ended abnormally");
                 }
+            }
+            // Wait for reads in flight (each holds a clone for a few microseconds), then
+            // drop the last handle: that closes the file and releases its lock.
+            let db = self.db.lock().ok().and_then(|mut db| db.take());
+            if let Some(db) = db {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while Arc::strong_count(&db) > 1 && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                drop(db);
             }
         }
         .boxed()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, Durability, ReadableTable, Table};
 
-use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, USERS, decode, read_log};
+use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, read_log};
 use crate::store::apply::{Limits, apply, replay};
 use crate::store::backend::{CommitHook, Committed, Write};
 use crate::store::error::StoreError;
@@ -109,6 +109,7 @@ fn commit_batch(
             log: txn.open_table(LOG).map_err(StoreError::unavailable)?,
             bases: txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?,
             revoked: txn.open_table(REVOKED).map_err(StoreError::unavailable)?,
+            sessions: txn.open_table(SESSIONS).map_err(StoreError::unavailable)?,
             latest: HashMap::new(),
             now: now_rfc3339(),
         };
@@ -133,6 +134,7 @@ struct Tables<'t> {
     log: Table<'t, (&'static str, u64), &'static [u8]>,
     bases: Table<'t, &'static str, &'static [u8]>,
     revoked: Table<'t, &'static str, u64>,
+    sessions: Table<'t, (&'static str, &'static str), &'static [u8]>,
     /// Documents as left by earlier writes of this batch (saves re-parsing them).
     latest: HashMap<String, Arc<Document>>,
     now: String,
@@ -166,7 +168,7 @@ impl Tables<'_> {
                     entry: Some(applied.entry),
                 }))))
             }
-            Write::CreateUser { user, doc } => {
+            Write::CreateUser { user, doc, session } => {
                 let name = user.username.as_str();
                 if self.latest.contains_key(name)
                     || self
@@ -189,17 +191,45 @@ impl Tables<'_> {
                 self.bases
                     .insert(name, bytes.as_slice())
                     .map_err(StoreError::unavailable)?;
+                if let Some(session) = session {
+                    self.put_session(session)?;
+                }
                 let doc = Arc::new(doc.clone());
                 self.latest.insert(user.username.clone(), doc.clone());
                 Ok(Ok(Some(Arc::new(Committed { doc, entry: None }))))
             }
-            Write::Revoke { sid, expires } => {
+            Write::Session(session) => {
+                self.put_session(session)?;
+                Ok(Ok(None))
+            }
+            Write::Revoke {
+                username,
+                sid,
+                expires,
+            } => {
                 self.revoked
                     .insert(sid.as_str(), *expires)
+                    .map_err(StoreError::unavailable)?;
+                self.sessions
+                    .remove((username.as_str(), sid.as_str()))
                     .map_err(StoreError::unavailable)?;
                 Ok(Ok(None))
             }
         }
+    }
+
+    fn put_session(
+        &mut self,
+        session: &crate::store::model::SessionRecord,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(session).map_err(StoreError::unavailable)?;
+        self.sessions
+            .insert(
+                (session.username.as_str(), session.id.as_str()),
+                bytes.as_slice(),
+            )
+            .map_err(StoreError::unavailable)?;
+        Ok(())
     }
 
     fn current(&self, name: &str) -> Result<Option<Arc<Document>>, StoreError> {

@@ -1,0 +1,164 @@
+//! Accounts and sessions, the same for every surface: WebSocket commands and HTTP handlers
+//! both sign people up, in and out through here.
+
+use crate::auth::{Claims, MAX_PASSWORD, MIN_PASSWORD};
+use crate::error::Error;
+use crate::names;
+use crate::state::AppState;
+use crate::store::model::now_rfc3339;
+use crate::store::{Scope, SessionRecord, StoreError, UserRecord};
+
+/// Generated names collide about once in 22 million draws; a few retries are plenty.
+const NAME_ATTEMPTS: usize = 16;
+
+/// A freshly issued session.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub username: String,
+    pub token: String,
+    pub claims: Claims,
+}
+
+fn session_record(claims: &Claims) -> SessionRecord {
+    SessionRecord {
+        id: claims.sid.clone(),
+        username: claims.sub.clone(),
+        created_at: now_rfc3339(),
+        expires: claims.exp,
+        scope: claims.scope,
+    }
+}
+
+fn user_record(name: &str, password_hash: Option<String>) -> UserRecord {
+    UserRecord {
+        username: name.to_owned(),
+        password_hash,
+        created_at: now_rfc3339(),
+    }
+}
+
+/// Creates an account (with a generated name when neither `username` nor `password` is
+/// given) and its first session.
+///
+/// # Errors
+/// `BadRequest` (invalid name or password, or only one of them), `UsernameTaken`,
+/// `Unavailable`.
+pub async fn signup(
+    state: &AppState,
+    username: Option<String>,
+    password: Option<String>,
+    scope: Scope,
+) -> Result<Issued, Error> {
+    match (username, password) {
+        (None, None) => {
+            for _ in 0..NAME_ATTEMPTS {
+                let name = names::generate();
+                let (token, claims) = state.auth.issue(&name, scope)?;
+                let session = Some(session_record(&claims));
+                match state
+                    .store
+                    .create_user(user_record(&name, None), session)
+                    .await
+                {
+                    Ok(_) => {
+                        return Ok(Issued {
+                            username: name,
+                            token,
+                            claims,
+                        });
+                    }
+                    Err(StoreError::UsernameTaken) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(Error::Unavailable)
+        }
+        (Some(name), Some(password)) => {
+            names::validate(&name).map_err(Error::BadRequest)?;
+            check_password(&password)?;
+            let hash = state.auth.hash_password(password).await?;
+            let (token, claims) = state.auth.issue(&name, scope)?;
+            let session = Some(session_record(&claims));
+            state
+                .store
+                .create_user(user_record(&name, Some(hash)), session)
+                .await?;
+            Ok(Issued {
+                username: name,
+                token,
+                claims,
+            })
+        }
+        _ => Err(Error::BadRequest(
+            "give both username and password, or neither for a generated name".into(),
+        )),
+    }
+}
+
+fn check_password(password: &str) -> Result<(), Error> {
+    if password.chars().count() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
+        return Err(Error::BadRequest(format!(
+            "passwords are {MIN_PASSWORD} to {MAX_PASSWORD} bytes long"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a password and opens a session.
+///
+/// # Errors
+/// `InvalidCredentials` (the same for unknown users, wrong passwords and accounts without
+/// one), `Unavailable`.
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    scope: Scope,
+) -> Result<Issued, Error> {
+    let user = if names::plausible(username) && password.len() <= MAX_PASSWORD {
+        state.store.user(username).await?
+    } else {
+        None
+    };
+    let hash = user.and_then(|u| u.password_hash);
+    let password: String = password.chars().take(MAX_PASSWORD).collect();
+    if !state.auth.verify_password(hash, password).await {
+        return Err(Error::InvalidCredentials);
+    }
+    let (token, claims) = state.auth.issue(username, scope)?;
+    state.store.add_session(session_record(&claims)).await?;
+    Ok(Issued {
+        username: username.to_owned(),
+        token,
+        claims,
+    })
+}
+
+/// Verifies a token, including that its user still exists.
+///
+/// # Errors
+/// `InvalidToken`, `Unavailable`.
+pub async fn check_token(state: &AppState, token: &str) -> Result<Claims, Error> {
+    let claims = state.auth.verify(token)?;
+    if state.store.document(&claims.sub).await?.is_none() {
+        return Err(Error::InvalidToken);
+    }
+    Ok(claims)
+}
+
+/// Revokes session `sid` of `username` everywhere: at once in memory (telling every socket
+/// and stream using it, except connection `except`), then durably.
+///
+/// # Errors
+/// `Unavailable` if the revocation could not be stored (it still holds until restart).
+pub async fn revoke(
+    state: &AppState,
+    username: &str,
+    sid: &str,
+    expires: u64,
+    except: u64,
+) -> Result<(), Error> {
+    state.auth.revoke(sid, expires, except);
+    state.store.revoke(username, sid, expires).await?;
+    Ok(())
+}
