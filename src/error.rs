@@ -73,6 +73,7 @@ impl From<StoreError> for Error {
             StoreError::TooLarge { size, limit } => Error::TooLarge { size, limit },
             StoreError::Invalid(why) => Error::BadRequest(why),
             StoreError::UsernameTaken => Error::UsernameTaken,
+            StoreError::NotFound => Error::NotFound,
             StoreError::Unavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");
                 Error::Unavailable

@@ -83,7 +83,7 @@ impl UpdateCmd {
             .commit(Update {
                 target: target.clone(),
                 by: me,
-                base: self.data.metadata.version,
+                base: Some(self.data.metadata.version),
                 edit,
                 collaborators,
                 readers,

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::error::StoreError;
 use super::model::{Access, Document, Edit, LastUpdate, LogEntry, Op, Update};
+use super::paths::apply_paths;
 
 /// Limits that an update's result must respect.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +24,8 @@ pub struct Applied {
     pub doc: Document,
     pub bytes: Vec<u8>,
     pub entry: LogEntry,
+    /// A path edit created its key (REST answers 201).
+    pub created: bool,
 }
 
 /// Checks `update` against `current` and produces the next version.
@@ -56,13 +59,14 @@ pub fn apply(
     if changes_access && access != Access::Owner {
         return Err(StoreError::Unauthorized);
     }
-    if update.base != current.version() {
+    if update.base.is_some_and(|base| base != current.version()) {
         return Err(StoreError::VersionMismatch {
             current: current.version(),
         });
     }
 
     let mut op = Op::default();
+    let mut created = false;
     let userdata = match &update.edit {
         None => current.userdata.clone(),
         Some(Edit::Replace(map)) => {
@@ -81,6 +85,14 @@ pub fn apply(
             json_patch::patch(&mut value, patch)
                 .map_err(|e| StoreError::Invalid(format!("json patch failed: {e}")))?;
             into_object(value)?
+        }
+        Some(Edit::Paths(edits)) => {
+            let result = apply_paths(&current.userdata, edits)?;
+            let ops = serde_json::from_value(Value::Array(result.ops))
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            op.json_patch = Some(ops);
+            created = result.created;
+            result.userdata
         }
     };
     if depth(&userdata) > limits.max_depth {
@@ -118,7 +130,12 @@ pub fn apply(
         by: update.by.clone(),
         op,
     };
-    Ok(Applied { doc, bytes, entry })
+    Ok(Applied {
+        doc,
+        bytes,
+        entry,
+        created,
+    })
 }
 
 /// Re-applies a logged version to the document it was made from, giving exactly the
@@ -279,7 +296,7 @@ mod tests {
         Update {
             target: "ann".into(),
             by: by.into(),
-            base,
+            base: Some(base),
             edit,
             collaborators: None,
             readers: None,

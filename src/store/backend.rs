@@ -38,6 +38,8 @@ pub struct Committed {
     pub doc: Arc<Document>,
     /// The change-log entry; `None` for the version-0 document a signup creates.
     pub entry: Option<LogEntry>,
+    /// A path edit created its key.
+    pub created: bool,
 }
 
 /// A slice of one document's change log.

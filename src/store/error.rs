@@ -20,6 +20,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("username taken")]
     UsernameTaken,
+    /// A key path to delete does not exist.
+    #[error("not found")]
+    NotFound,
     /// Storage failed or is shutting down. The cause is logged, never sent to clients.
     #[error("store unavailable: {0}")]
     Unavailable(String),

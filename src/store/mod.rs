@@ -9,6 +9,7 @@ pub mod apply;
 pub mod backend;
 pub mod error;
 pub mod model;
+pub mod paths;
 pub mod redb;
 
 use std::sync::Arc;

@@ -98,6 +98,8 @@ pub enum Edit {
     Merge(Map<String, Value>),
     /// RFC 6902 JSON Patch: the precise option.
     JsonPatch(json_patch::Patch),
+    /// Edits at key paths (REST), applied in order, all or none.
+    Paths(Vec<super::paths::PathEdit>),
 }
 
 /// One requested change to one document, checked and applied by the store's writer.
@@ -108,7 +110,8 @@ pub struct Update {
     /// Who asks; access is checked against the document as it is when the write happens.
     pub by: String,
     /// The version the client last saw; the update commits only if it is still current.
-    pub base: Version,
+    /// `None` (REST without `If-Match`) commits on top of whatever is current.
+    pub base: Option<Version>,
     pub edit: Option<Edit>,
     pub collaborators: Option<Vec<String>>,
     pub readers: Option<Vec<String>>,

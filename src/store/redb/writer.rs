@@ -166,6 +166,7 @@ impl Tables<'_> {
                 Ok(Ok(Some(Arc::new(Committed {
                     doc,
                     entry: Some(applied.entry),
+                    created: applied.created,
                 }))))
             }
             Write::CreateUser { user, doc, session } => {
@@ -196,7 +197,11 @@ impl Tables<'_> {
                 }
                 let doc = Arc::new(doc.clone());
                 self.latest.insert(user.username.clone(), doc.clone());
-                Ok(Ok(Some(Arc::new(Committed { doc, entry: None }))))
+                Ok(Ok(Some(Arc::new(Committed {
+                    doc,
+                    entry: None,
+                    created: true,
+                }))))
             }
             Write::Session(session) => {
                 self.put_session(session)?;
