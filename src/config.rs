@@ -71,6 +71,12 @@ pub struct Config {
     #[arg(long, env = "MAX_BATCH", default_value_t = default::MAX_BATCH)]
     pub max_batch: usize,
 
+    /// Browser origins allowed to call the HTTP API and open the WebSocket, comma-separated
+    /// (`https://app.example.com,http://localhost:5173`), or `*` for any. Unset: no CORS
+    /// headers, and WebSocket upgrades are not checked for an Origin.
+    #[arg(long, env = "CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+
     /// Change-log entries kept per document: how far back a watcher can resume with `since`.
     #[arg(long, env = "CHANGELOG_RETAIN", default_value_t = default::CHANGELOG_RETAIN)]
     pub changelog_retain: u64,
@@ -106,6 +112,7 @@ impl Config {
             max_batch: default::MAX_BATCH,
             shutdown_grace: default::SHUTDOWN_GRACE,
             changelog_retain: default::CHANGELOG_RETAIN,
+            cors_origins: None,
             changelog_max_age: default::CHANGELOG_MAX_AGE,
         }
     }
@@ -120,6 +127,23 @@ impl Config {
 
     pub fn changelog_max_age(&self) -> Option<Duration> {
         (self.changelog_max_age > 0).then(|| Duration::from_secs(self.changelog_max_age))
+    }
+
+    /// `None`: CORS off. `Some(vec![])`: any origin (`*`). Otherwise the listed origins.
+    pub fn origins(&self) -> Option<Vec<String>> {
+        let raw = self.cors_origins.as_deref()?.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        if raw == "*" {
+            return Some(Vec::new());
+        }
+        Some(
+            raw.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        )
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -33,8 +33,8 @@ pub enum Error {
     NotFound,
     #[error("version mismatch")]
     VersionMismatch { current: Version },
-    #[error("document too large: {size} bytes, limit {limit}")]
-    TooLarge { size: usize, limit: usize },
+    #[error("too large: the limit is {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("too many watches on this connection (limit {0})")]
     TooManyWatches(usize),
     /// Storage failed or the server is shutting down; retrying later may succeed.
@@ -70,7 +70,10 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Unauthorized => Error::Unauthorized,
             StoreError::VersionMismatch { current } => Error::VersionMismatch { current },
-            StoreError::TooLarge { size, limit } => Error::TooLarge { size, limit },
+            StoreError::TooLarge { size, limit } => {
+                tracing::debug!(size, limit, "update refused as too large");
+                Error::TooLarge { limit }
+            }
             StoreError::Invalid(why) => Error::BadRequest(why),
             StoreError::UsernameTaken => Error::UsernameTaken,
             StoreError::NotFound => Error::NotFound,

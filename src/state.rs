@@ -19,6 +19,8 @@ pub struct SessionLimits {
     pub max_watches: usize,
     pub outbound_queue: usize,
     pub slow_consumer_timeout: Duration,
+    /// Allowed browser origins (`CORS_ORIGINS`): `None` unchecked, empty = any.
+    pub origins: Option<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -45,6 +47,7 @@ impl AppState {
                 max_watches: config.max_watches,
                 outbound_queue: config.outbound_queue.max(1),
                 slow_consumer_timeout: config.slow_consumer_timeout(),
+                origins: config.origins(),
             }),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),

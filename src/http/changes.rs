@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::auth::Caller;
+use super::data::readable;
 use super::error::ApiError;
 use crate::auth::{Auth, Control};
 use crate::cmd::read::parse_fields;
@@ -25,7 +26,7 @@ use crate::fanout::Mode;
 use crate::frame::{Reply, encode};
 use crate::names;
 use crate::state::AppState;
-use crate::store::{Access, Document, Version};
+use crate::store::Version;
 
 /// Entries per page unless `limit` says otherwise, and the most it may say.
 const DEFAULT_PAGE: usize = 100;
@@ -33,32 +34,17 @@ const MAX_PAGE: usize = 1000;
 /// SSE comment lines this often keep proxies from cutting idle streams.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ChangesQuery {
     from: Option<Version>,
     to: Option<Version>,
     limit: Option<usize>,
 }
 
-/// The document `user` if `caller` may read it; `unauthorized` (404) otherwise.
-async fn readable(
-    state: &AppState,
-    caller: &str,
-    user: &str,
-) -> Result<std::sync::Arc<Document>, ApiError> {
-    if !names::plausible(user) {
-        return Err(Error::Unauthorized.into());
-    }
-    state
-        .store
-        .document(user)
-        .await?
-        .filter(|d| d.access(caller) >= Access::Read)
-        .ok_or_else(|| Error::Unauthorized.into())
-}
-
 /// `GET /v1/users/{user}/changes?from=&to=&limit=`: `{username, version, oldest, changes,
 /// next}` where `next` is the `from` of the following page, or null at the end.
+#[utoipa::path(get, path = "/v1/users/{user}/changes", params(("user" = String, Path), ChangesQuery),
+    responses((status = 200, description = "{username, version, oldest, changes, next}"), (status = 404)), tag = "changes")]
 pub async fn changes(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -89,7 +75,7 @@ pub async fn changes(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
     since: Option<Version>,
     /// Comma-separated field paths.
@@ -102,6 +88,8 @@ pub struct EventsQuery {
 /// `EventSource` sends `Last-Event-ID` and resumes with no gap. Without `since` the stream
 /// opens with the current snapshot. Ends when access is revoked (after an `error` event), when
 /// the token is logged out, and at shutdown.
+#[utoipa::path(get, path = "/v1/users/{user}/events", params(("user" = String, Path), EventsQuery, ("Last-Event-ID" = Option<String>, Header)),
+    responses((status = 200, description = "text/event-stream"), (status = 404)), tag = "changes")]
 pub async fn events(
     State(state): State<AppState>,
     Caller(claims): Caller,

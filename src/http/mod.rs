@@ -1,25 +1,104 @@
-//! HTTP routes, declared in one place. The WebSocket upgrade lives in [`ws`].
+//! HTTP routes, declared in one place: the WebSocket upgrade, the REST view of documents,
+//! sessions, the change log, health, the OpenAPI document and the demo page.
 
+mod account;
 mod auth;
+mod body;
 mod changes;
+mod data;
 mod demo;
 pub mod error;
+mod openapi;
 mod ws;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::routing::{delete, get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
+        .route("/v1/signup", post(account::signup))
+        .route("/v1/login", post(account::login))
+        .route("/v1/logout", post(account::logout))
+        .route("/v1/me", get(account::me))
+        .route("/v1/sessions", get(account::sessions))
+        .route("/v1/sessions/{id}", delete(account::delete_session))
+        .route("/v1/users/{user}", get(data::document))
+        .route(
+            "/v1/users/{user}/data",
+            get(data::get_root)
+                .put(data::put_data)
+                .patch(data::patch_data)
+                .delete(data::delete_data),
+        )
+        .route(
+            "/v1/users/{user}/data/{*path}",
+            get(data::get_data)
+                .put(data::put_data)
+                .patch(data::patch_data)
+                .delete(data::delete_data),
+        )
+        .route("/v1/users/{user}/keys", get(data::keys))
+        .route("/v1/users/{user}/keys/{*path}", get(data::keys))
+        .route("/v1/users/{user}/batch", post(data::batch))
+        .route("/v1/users/{user}/changes", get(changes::changes))
+        .route("/v1/users/{user}/events", get(changes::events))
+        .route("/v1/openapi.json", get(openapi::document))
+        // Rivet's paths, onto the same handlers.
+        .route("/login", get(account::rivet_login))
+        .route("/logout", get(account::rivet_logout))
+        .route("/store/{user}", get(data::store_list))
+        .route(
+            "/store/{user}/{*key}",
+            get(data::store_get)
+                .put(data::store_put)
+                .post(data::store_put)
+                .delete(data::store_delete),
+        )
+        .layer(DefaultBodyLimit::max(state.limits.max_message_size));
+
+    let mut app = Router::new()
         .route("/", get(demo::index))
         .route("/app.js", get(demo::app))
         .route("/style.css", get(demo::style))
         .route("/hearth-client.js", get(demo::client))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/users/{user}/changes", get(changes::changes))
-        .route("/v1/users/{user}/events", get(changes::events))
-        .with_state(state)
+        .merge(api);
+    if let Some(origins) = &state.limits.origins {
+        app = app.layer(cors(origins));
+    }
+    app.with_state(state)
+}
+
+/// CORS for browsers on other origins (`CORS_ORIGINS`); `ETag` is exposed so apps can make
+/// conditional writes.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            HeaderName::from_static("x-session-token"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::ETAG, HeaderName::from_static("x-session-token")])
+        .max_age(std::time::Duration::from_secs(600))
 }

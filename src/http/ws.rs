@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -14,9 +15,17 @@ use crate::state::AppState;
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !origin_allowed(state.limits.origins.as_deref(), &headers) {
+        // Cross-site WebSocket hijacking: a page elsewhere riding on a user's session.
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let max = state.limits.max_message_size;
     ws.read_buffer_size(READ_BUFFER)
@@ -27,4 +36,16 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
             let tracker = state.tracker.clone();
             tracker.track_future(session::run(state, socket))
         })
+}
+
+/// With `CORS_ORIGINS` set to a list, a browser's upgrade must come from one of them.
+/// Requests without `Origin` (not from a browser) are not cross-site and pass.
+fn origin_allowed(origins: Option<&[String]>, headers: &HeaderMap) -> bool {
+    let Some(allowed) = origins.filter(|o| !o.is_empty()) else {
+        return true;
+    };
+    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    allowed.iter().any(|a| a == origin.trim_end_matches('/'))
 }

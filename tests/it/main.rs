@@ -8,6 +8,7 @@ mod chaos;
 mod durability;
 mod events;
 mod protocol;
+mod rest;
 mod resume;
 mod updates;
 mod watch;

@@ -1,0 +1,210 @@
+//! Sessions over HTTP: sign up, log in (JSON or HTTP Basic), log out, who am I, and the
+//! list of one's sessions. Rivet's `GET /login` and `GET /logout` work too.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::body;
+use super::error::ApiError;
+use crate::accounts;
+use crate::error::Error;
+use crate::state::AppState;
+use crate::store::Scope;
+
+/// Signup and login bodies; HTTP Basic credentials may stand in for the names.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    username: Option<String>,
+    password: Option<String>,
+    /// `"read"` issues a read-only token.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "read")]
+    scope: Scope,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenBody {
+    username: String,
+    token: String,
+}
+
+/// Body (when present) merged with Basic credentials from the header.
+fn credentials(
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Credentials, ApiError> {
+    let bytes = body::raw(raw, limit)?;
+    let mut creds: Credentials = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Credentials::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))?
+    };
+    if let Some((user, pass)) = basic(headers) {
+        creds.username.get_or_insert(user);
+        creds.password.get_or_insert(pass);
+    }
+    Ok(creds)
+}
+
+/// `Authorization: Basic …` as (username, password).
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_owned(), pass.to_owned()))
+}
+
+fn issued(status: StatusCode, issued: accounts::Issued) -> Response {
+    let mut response = (
+        status,
+        Json(TokenBody {
+            username: issued.username,
+            token: issued.token.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(v) = issued.token.parse() {
+        response.headers_mut().insert("x-session-token", v);
+    }
+    response
+}
+
+/// Create an account (generated name when no credentials are given) and a session.
+#[utoipa::path(post, path = "/v1/signup", request_body(content = Credentials, description = "or HTTP Basic; empty for a generated name"),
+    responses((status = 201, body = TokenBody), (status = 400), (status = 409, description = "username_taken")), tag = "sessions")]
+pub async fn signup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let creds = credentials(&headers, raw, state.limits.max_message_size)?;
+    let out = accounts::signup(&state, creds.username, creds.password, creds.scope).await?;
+    Ok(issued(StatusCode::CREATED, out))
+}
+
+/// Log in with a password (JSON body or HTTP Basic).
+#[utoipa::path(post, path = "/v1/login", request_body(content = Credentials, description = "or HTTP Basic"),
+    responses((status = 200, body = TokenBody), (status = 401, description = "invalid_credentials")), tag = "sessions")]
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let creds = credentials(&headers, raw, state.limits.max_message_size)?;
+    let (Some(user), Some(pass)) = (creds.username, creds.password) else {
+        return Err(Error::InvalidCredentials.into());
+    };
+    let out = accounts::login(&state, &user, &pass, creds.scope).await?;
+    Ok(issued(StatusCode::OK, out))
+}
+
+/// Rivet's `GET /login` with HTTP Basic credentials.
+#[utoipa::path(get, path = "/login", responses((status = 200, body = TokenBody), (status = 401)), tag = "rivet")]
+pub async fn rivet_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (user, pass) = basic(&headers).ok_or(Error::InvalidCredentials)?;
+    let out = accounts::login(&state, &user, &pass, Scope::Full).await?;
+    Ok(issued(StatusCode::OK, out))
+}
+
+/// Revoke the presented token everywhere; live sockets using it are told and signed out.
+#[utoipa::path(post, path = "/v1/logout", responses((status = 204), (status = 401)), tag = "sessions")]
+pub async fn logout(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<StatusCode, ApiError> {
+    accounts::revoke(&state, &claims.sub, &claims.sid, claims.exp, 0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Rivet's `GET /logout`: revokes the presented token, or with HTTP Basic credentials every
+/// session of that user.
+#[utoipa::path(get, path = "/logout", responses((status = 204), (status = 401)), tag = "rivet")]
+pub async fn rivet_logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    if let Some((user, pass)) = basic(&headers) {
+        // Checking the password opens a session too; it is revoked with the rest.
+        accounts::login(&state, &user, &pass, Scope::Full).await?;
+        for session in state.store.sessions(&user).await? {
+            accounts::revoke(&state, &user, &session.id, session.expires, 0).await?;
+        }
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let claims = super::auth::caller(&state, &headers, None)?;
+    accounts::revoke(&state, &claims.sub, &claims.sid, claims.exp, 0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who the token belongs to.
+#[utoipa::path(get, path = "/v1/me", responses((status = 200, description = "{username, scope, session, expires}"), (status = 401)), tag = "sessions")]
+pub async fn me(Caller(claims): Caller) -> Json<serde_json::Value> {
+    Json(json!({
+        "username": claims.sub,
+        "scope": claims.scope,
+        "session": claims.sid,
+        "expires": claims.exp,
+    }))
+}
+
+/// The caller's live sessions (not revoked, not expired); `current` marks this one.
+#[utoipa::path(get, path = "/v1/sessions", responses((status = 200, description = "{sessions: [{id, createdAt, expires, scope, current}]}")), tag = "sessions")]
+pub async fn sessions(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list: Vec<serde_json::Value> = state
+        .store
+        .sessions(&claims.sub)
+        .await?
+        .into_iter()
+        .filter(|s| !state.auth.is_revoked(&s.id))
+        .map(|s| {
+            let current = s.id == claims.sid;
+            let mut v = json!(s);
+            v["current"] = json!(current);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": list })))
+}
+
+/// Revoke one of the caller's sessions.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path)), responses((status = 204), (status = 403), (status = 404)), tag = "sessions")]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    claims.can_write()?;
+    let session = state
+        .store
+        .sessions(&claims.sub)
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or(Error::NotFound)?;
+    accounts::revoke(&state, &claims.sub, &session.id, session.expires, 0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

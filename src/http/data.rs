@@ -1,0 +1,471 @@
+//! The REST view of documents: key paths into `userdata`, as Firebase's REST API does.
+//! Every write is an update like any WebSocket `update`: one committed version, fanned out to
+//! watchers. Every response carries the document's version as `ETag`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::body::{self, etag, if_match, key_path};
+use super::error::ApiError;
+use crate::auth::Claims;
+use crate::error::Error;
+use crate::names;
+use crate::state::AppState;
+use crate::store::paths::{PathEdit, lookup};
+use crate::store::{Access, Document, Edit, Update, Version};
+
+/// Children listed per page unless `limit` says otherwise.
+const DEFAULT_KEYS: usize = 100;
+/// Leaves per page of `recurse=1` unless `limit` says otherwise (Kopano's cap).
+const DEFAULT_LEAVES: usize = 500;
+/// The most either may return in one page.
+const MAX_PAGE: usize = 1000;
+/// Operations in one batch.
+pub const MAX_BATCH_OPS: usize = 1000;
+
+/// The document `user` if `caller` may read it; `unauthorized` (404) otherwise, the same for
+/// users who do not exist.
+pub async fn readable(
+    state: &AppState,
+    caller: &str,
+    user: &str,
+) -> Result<Arc<Document>, ApiError> {
+    if !names::plausible(user) {
+        return Err(Error::Unauthorized.into());
+    }
+    state
+        .store
+        .document(user)
+        .await?
+        .filter(|d| d.access(caller) >= Access::Read)
+        .ok_or_else(|| Error::Unauthorized.into())
+}
+
+fn with_etag(version: Version, status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    response
+}
+
+/// The whole document, metadata included.
+#[utoipa::path(get, path = "/v1/users/{user}", params(("user" = String, Path)),
+    responses((status = 200, description = "{metadata, userdata}; ETag is the version"), (status = 404)), tag = "data")]
+pub async fn document(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = readable(&state, &claims.sub, &user).await?;
+    Ok(with_etag(doc.version(), StatusCode::OK, json!(&*doc)))
+}
+
+async fn read_at(
+    state: &AppState,
+    claims: &Claims,
+    user: &str,
+    raw_path: &str,
+) -> Result<Response, ApiError> {
+    let path = key_path(raw_path)?;
+    let doc = readable(state, &claims.sub, user).await?;
+    let userdata = Value::Object(doc.userdata.clone());
+    let value = lookup(&userdata, &path).ok_or(Error::NotFound)?;
+    Ok(with_etag(doc.version(), StatusCode::OK, value.clone()))
+}
+
+/// The whole `userdata`.
+#[utoipa::path(get, path = "/v1/users/{user}/data", params(("user" = String, Path)), responses((status = 200), (status = 404)), tag = "data")]
+pub async fn get_root(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+) -> Result<Response, ApiError> {
+    read_at(&state, &claims, &user, "").await
+}
+
+/// The value at a key path (`profile/address/billing` is `userdata.profile.address.billing`).
+#[utoipa::path(get, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path, description = "slash-separated key path")),
+    responses((status = 200), (status = 404, description = "unauthorized, or not_found")), tag = "data")]
+pub async fn get_data(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((user, path)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    read_at(&state, &claims, &user, &path).await
+}
+
+/// Commits path edits as `claims`, honouring `If-Match`; answers `{username, version}`.
+async fn write(
+    state: &AppState,
+    claims: &Claims,
+    user: &str,
+    headers: &HeaderMap,
+    edits: Vec<PathEdit>,
+    created_status: StatusCode,
+) -> Result<Response, ApiError> {
+    claims.can_write()?;
+    if !names::plausible(user) {
+        return Err(Error::Unauthorized.into());
+    }
+    let committed = state
+        .store
+        .commit(Update {
+            target: user.to_owned(),
+            by: claims.sub.clone(),
+            base: if_match(headers)?,
+            edit: Some(Edit::Paths(edits)),
+            collaborators: None,
+            readers: None,
+        })
+        .await?;
+    let version = committed.doc.version();
+    let status = if committed.created {
+        created_status
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_etag(
+        version,
+        status,
+        json!({"username": user, "version": version}),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct DataPath {
+    user: String,
+    path: Option<String>,
+}
+
+/// Sets the value at a key path (201 when the key was absent, 200 otherwise).
+#[utoipa::path(put, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header, description = "\"<version>\": write only at that version")),
+    request_body = Value, responses((status = 200), (status = 201), (status = 403), (status = 404), (status = 412, description = "version_mismatch"), (status = 413)), tag = "data")]
+pub async fn put_data(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(p): Path<DataPath>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value: Value = body::json(raw, state.limits.max_message_size)?;
+    let path = key_path(p.path.as_deref().unwrap_or(""))?;
+    write(
+        &state,
+        &claims,
+        &p.user,
+        &headers,
+        vec![PathEdit::Put { path, value }],
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Applies a JSON merge patch (RFC 7386) at a key path.
+#[utoipa::path(patch, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = Value, responses((status = 200), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "data")]
+pub async fn patch_data(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(p): Path<DataPath>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let patch: Value = body::json(raw, state.limits.max_message_size)?;
+    let path = key_path(p.path.as_deref().unwrap_or(""))?;
+    write(
+        &state,
+        &claims,
+        &p.user,
+        &headers,
+        vec![PathEdit::Patch { path, patch }],
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Removes the value at a key path (404 `not_found` when absent; the empty path clears
+/// `userdata`).
+#[utoipa::path(delete, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200), (status = 403), (status = 404), (status = 412)), tag = "data")]
+pub async fn delete_data(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(p): Path<DataPath>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let path = key_path(p.path.as_deref().unwrap_or(""))?;
+    write(
+        &state,
+        &claims,
+        &p.user,
+        &headers,
+        vec![PathEdit::Delete { path }],
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// One operation of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchOp {
+    /// `put`, `patch` or `delete`.
+    op: String,
+    /// Slash-separated key path; empty for the whole userdata.
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    value: Option<Value>,
+}
+
+/// Applies every operation or none, as one version.
+#[utoipa::path(post, path = "/v1/users/{user}/batch", params(("user" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = Vec<BatchOp>, responses((status = 200), (status = 400), (status = 403), (status = 404), (status = 412)), tag = "data")]
+pub async fn batch(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let ops: Vec<BatchOp> = body::json(raw, state.limits.max_message_size)?;
+    if ops.is_empty() || ops.len() > MAX_BATCH_OPS {
+        return Err(
+            Error::BadRequest(format!("a batch holds 1 to {MAX_BATCH_OPS} operations")).into(),
+        );
+    }
+    let mut edits = Vec::with_capacity(ops.len());
+    for op in ops {
+        let path = key_path(&op.path)?;
+        let need = |v: Option<Value>| {
+            v.ok_or_else(|| ApiError(Error::BadRequest(format!("{} needs a value", op.op))))
+        };
+        edits.push(match op.op.as_str() {
+            "put" => PathEdit::Put {
+                path,
+                value: need(op.value)?,
+            },
+            "patch" => PathEdit::Patch {
+                path,
+                patch: need(op.value)?,
+            },
+            "delete" => PathEdit::Delete { path },
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "unknown batch op {other:?}: put, patch or delete"
+                ))
+                .into());
+            }
+        });
+    }
+    write(&state, &claims, &user, &headers, edits, StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct KeysQuery {
+    /// Only keys starting with this.
+    prefix: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    /// `1`: every leaf below, as `{key, value}`.
+    recurse: Option<String>,
+}
+
+/// Child keys at a path, sorted (`{keys, next_offset}`), or with `recurse=1` every leaf below
+/// (`{entries: [{key, value}], next_offset}`); `next_offset` is null on the last page.
+#[utoipa::path(get, path = "/v1/users/{user}/keys/{path}", params(("user" = String, Path), ("path" = String, Path), KeysQuery),
+    responses((status = 200), (status = 404)), tag = "data")]
+pub async fn keys(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(p): Path<DataPath>,
+    Query(q): Query<KeysQuery>,
+) -> Result<Response, ApiError> {
+    let path = key_path(p.path.as_deref().unwrap_or(""))?;
+    let doc = readable(&state, &claims.sub, &p.user).await?;
+    let userdata = Value::Object(doc.userdata.clone());
+    let node = lookup(&userdata, &path).ok_or(Error::NotFound)?;
+    let offset = q.offset.unwrap_or(0);
+    let prefix = q.prefix.unwrap_or_default();
+    let recurse = matches!(q.recurse.as_deref(), Some("1" | "true"));
+    let body = if recurse {
+        let limit = q.limit.unwrap_or(DEFAULT_LEAVES).clamp(1, MAX_PAGE);
+        let mut leaves = Vec::new();
+        collect_leaves(node, &mut String::new(), &mut leaves);
+        leaves.retain(|(k, _)| k.starts_with(&prefix));
+        let (page, next) = page(leaves, offset, limit);
+        let entries: Vec<Value> = page
+            .into_iter()
+            .map(|(key, value)| json!({"key": key, "value": value}))
+            .collect();
+        json!({"entries": entries, "next_offset": next})
+    } else {
+        let limit = q.limit.unwrap_or(DEFAULT_KEYS).clamp(1, MAX_PAGE);
+        let children: Vec<String> = match node {
+            Value::Object(map) => map
+                .keys()
+                .filter(|k| k.starts_with(&prefix))
+                .cloned()
+                .collect(),
+            Value::Array(items) => (0..items.len())
+                .map(|i| i.to_string())
+                .filter(|k| k.starts_with(&prefix))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let (page, next) = page(children, offset, limit);
+        json!({"keys": page, "next_offset": next})
+    };
+    Ok(with_etag(doc.version(), StatusCode::OK, body))
+}
+
+/// `items[offset..offset+limit]` and the offset of the next page, if any.
+fn page<T>(items: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Option<usize>) {
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+    let next = (offset + page.len() < total).then_some(offset + page.len());
+    (page, next)
+}
+
+/// Leaves (anything but a non-empty object) below `node`, keyed by slash-joined path, in
+/// sorted order.
+fn collect_leaves(node: &Value, prefix: &mut String, out: &mut Vec<(String, Value)>) {
+    match node {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let len = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(k);
+                collect_leaves(v, prefix, out);
+                prefix.truncate(len);
+            }
+        }
+        leaf => out.push((prefix.clone(), leaf.clone())),
+    }
+}
+
+// ---- Rivet's /store paths, mapped onto the same handlers ----------------------------------
+
+/// Rivet's list: every leaf key of the user's data, paged.
+#[utoipa::path(get, path = "/store/{user}", params(("user" = String, Path), KeysQuery), responses((status = 200)), tag = "rivet")]
+pub async fn store_list(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+    Query(q): Query<KeysQuery>,
+) -> Result<Response, ApiError> {
+    let doc = readable(&state, &claims.sub, &user).await?;
+    let mut leaves = Vec::new();
+    collect_leaves(
+        &Value::Object(doc.userdata.clone()),
+        &mut String::new(),
+        &mut leaves,
+    );
+    let limit = q.limit.unwrap_or(DEFAULT_LEAVES).clamp(1, MAX_PAGE);
+    let keys: Vec<String> = leaves.into_iter().map(|(k, _)| k).collect();
+    let (page, next) = page(keys, q.offset.unwrap_or(0), limit);
+    Ok(with_etag(
+        doc.version(),
+        StatusCode::OK,
+        json!({"keys": page, "next_offset": next}),
+    ))
+}
+
+/// Rivet's read: strings come back raw (as they were stored), anything else as JSON.
+#[utoipa::path(get, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), responses((status = 200), (status = 404)), tag = "rivet")]
+pub async fn store_get(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((user, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let path = key_path(&key)?;
+    let doc = readable(&state, &claims.sub, &user).await?;
+    let userdata = Value::Object(doc.userdata.clone());
+    let value = lookup(&userdata, &path).ok_or(Error::NotFound)?;
+    let mut response = match value {
+        Value::String(s) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            s.clone(),
+        )
+            .into_response(),
+        other => Json(other.clone()).into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(doc.version()));
+    Ok(response)
+}
+
+/// Rivet's write (PUT or POST): a JSON body (`Content-Type: application/json`) is stored as
+/// JSON, anything else as a UTF-8 string. 201 when the key did not exist.
+#[utoipa::path(put, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), request_body = String,
+    responses((status = 200), (status = 201), (status = 400), (status = 403), (status = 404)), tag = "rivet")]
+pub async fn store_put(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((user, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body::raw(raw, state.limits.max_message_size)?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let value = if is_json {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))?
+    } else {
+        Value::String(
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| ApiError(Error::BadRequest("values are UTF-8 text or JSON".into())))?,
+        )
+    };
+    let path = key_path(&key)?;
+    if path.is_empty() {
+        return Err(Error::BadRequest("a key is needed".into()).into());
+    }
+    write(
+        &state,
+        &claims,
+        &user,
+        &headers,
+        vec![PathEdit::Put { path, value }],
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Rivet's delete.
+#[utoipa::path(delete, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), responses((status = 200), (status = 404)), tag = "rivet")]
+pub async fn store_delete(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path((user, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let path = key_path(&key)?;
+    if path.is_empty() {
+        return Err(Error::BadRequest("a key is needed".into()).into());
+    }
+    write(
+        &state,
+        &claims,
+        &user,
+        &headers,
+        vec![PathEdit::Delete { path }],
+        StatusCode::OK,
+    )
+    .await
+}
