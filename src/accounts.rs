@@ -41,14 +41,16 @@ fn user_record(name: &str, password_hash: Option<String>) -> UserRecord {
 /// given) and its first session.
 ///
 /// # Errors
-/// `BadRequest` (invalid name or password, or only one of them), `UsernameTaken`,
-/// `Unavailable`.
+/// `RateLimited`, `BadRequest` (invalid name or password, or only one of them),
+/// `UsernameTaken`, `Unavailable`.
 pub async fn signup(
     state: &AppState,
+    ip: std::net::IpAddr,
     username: Option<String>,
     password: Option<String>,
     scope: Scope,
 ) -> Result<Issued, Error> {
+    state.limiters.signup(ip)?;
     match (username, password) {
         (None, None) => {
             for _ in 0..NAME_ATTEMPTS {
@@ -107,14 +109,16 @@ fn check_password(password: &str) -> Result<(), Error> {
 /// Checks a password and opens a session.
 ///
 /// # Errors
-/// `InvalidCredentials` (the same for unknown users, wrong passwords and accounts without
-/// one), `Unavailable`.
+/// `RateLimited`, `InvalidCredentials` (the same for unknown users, wrong passwords and
+/// accounts without one), `Unavailable`.
 pub async fn login(
     state: &AppState,
+    ip: std::net::IpAddr,
     username: &str,
     password: &str,
     scope: Scope,
 ) -> Result<Issued, Error> {
+    state.limiters.login(ip, username)?;
     let user = if names::plausible(username) && password.len() <= MAX_PASSWORD {
         state.store.user(username).await?
     } else {

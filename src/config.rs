@@ -55,9 +55,44 @@ pub struct Config {
     #[arg(long, env = "MAX_WATCHES", default_value_t = default::MAX_WATCHES)]
     pub max_watches: usize,
 
-    /// Frames queued for one socket before senders wait.
-    #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = default::OUTBOUND_QUEUE)]
-    pub outbound_queue: usize,
+    /// Bytes queued for one socket before senders wait (Centrifugo's figure). A watcher that
+    /// cannot queue is coalesced to a resync; one stuck past SLOW_CONSUMER_TIMEOUT is closed.
+    #[arg(long, env = "OUTBOUND_BUFFER", default_value_t = default::OUTBOUND_BUFFER)]
+    pub outbound_buffer: usize,
+
+    /// Connections one IP address may hold at once (the upgrade answers 429 beyond).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = default::MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+
+    /// Signed-in connections one user may hold at once (`too_many_connections` beyond).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = default::MAX_CONNECTIONS_PER_USER)]
+    pub max_connections_per_user: usize,
+
+    /// Commands per second one connection may send (bursts of twice that); beyond, commands
+    /// are answered `rate_limited` without running.
+    #[arg(long, env = "MAX_REQUESTS_PER_SECOND", default_value_t = default::MAX_REQUESTS_PER_SECOND)]
+    pub max_requests_per_second: u32,
+
+    /// Signups per minute from one IP address.
+    #[arg(long, env = "SIGNUPS_PER_IP", default_value_t = default::SIGNUPS_PER_IP)]
+    pub signups_per_ip: u32,
+
+    /// Logins per minute from one IP address.
+    #[arg(long, env = "LOGINS_PER_IP", default_value_t = default::LOGINS_PER_IP)]
+    pub logins_per_ip: u32,
+
+    /// Logins per minute for one username, from anywhere.
+    #[arg(long, env = "LOGINS_PER_USER", default_value_t = default::LOGINS_PER_USER)]
+    pub logins_per_user: u32,
+
+    /// Milliseconds between server pings on an otherwise quiet socket.
+    #[arg(long, env = "PING_INTERVAL", default_value_t = default::PING_INTERVAL)]
+    pub ping_interval: u64,
+
+    /// Milliseconds without any frame from the client (pongs count) before the socket is
+    /// closed (4009): reaps half-open connections.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value_t = default::IDLE_TIMEOUT)]
+    pub idle_timeout: u64,
 
     /// Changes a watcher may fall behind before it gets a resync snapshot instead.
     #[arg(long, env = "WATCH_BUFFER", default_value_t = default::WATCH_BUFFER)]
@@ -76,6 +111,10 @@ pub struct Config {
     /// headers, and WebSocket upgrades are not checked for an Origin.
     #[arg(long, env = "CORS_ORIGINS")]
     pub cors_origins: Option<String>,
+
+    /// Another name for CORS_ORIGINS, used when that is unset.
+    #[arg(long, env = "ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
 
     /// Change-log entries kept per document: how far back a watcher can resume with `since`.
     #[arg(long, env = "CHANGELOG_RETAIN", default_value_t = default::CHANGELOG_RETAIN)]
@@ -106,7 +145,16 @@ impl Config {
             max_message_size: default::MAX_MESSAGE_SIZE,
             max_depth: default::MAX_DEPTH,
             max_watches: default::MAX_WATCHES,
-            outbound_queue: default::OUTBOUND_QUEUE,
+            outbound_buffer: default::OUTBOUND_BUFFER,
+            max_connections_per_ip: default::MAX_CONNECTIONS_PER_IP,
+            max_connections_per_user: default::MAX_CONNECTIONS_PER_USER,
+            max_requests_per_second: default::MAX_REQUESTS_PER_SECOND,
+            signups_per_ip: default::SIGNUPS_PER_IP,
+            logins_per_ip: default::LOGINS_PER_IP,
+            logins_per_user: default::LOGINS_PER_USER,
+            ping_interval: default::PING_INTERVAL,
+            idle_timeout: default::IDLE_TIMEOUT,
+            allowed_origins: None,
             watch_buffer: default::WATCH_BUFFER,
             slow_consumer_timeout: default::SLOW_CONSUMER_TIMEOUT,
             max_batch: default::MAX_BATCH,
@@ -131,7 +179,11 @@ impl Config {
 
     /// `None`: CORS off. `Some(vec![])`: any origin (`*`). Otherwise the listed origins.
     pub fn origins(&self) -> Option<Vec<String>> {
-        let raw = self.cors_origins.as_deref()?.trim();
+        let raw = self
+            .cors_origins
+            .as_deref()
+            .or(self.allowed_origins.as_deref())?
+            .trim();
         if raw.is_empty() {
             return None;
         }
@@ -144,6 +196,14 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .collect(),
         )
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval.max(1))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout.max(1))
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -160,7 +220,15 @@ pub mod default {
     pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
     pub const MAX_DEPTH: usize = 64;
     pub const MAX_WATCHES: usize = 100;
-    pub const OUTBOUND_QUEUE: usize = 256;
+    pub const OUTBOUND_BUFFER: usize = 1024 * 1024;
+    pub const MAX_CONNECTIONS_PER_IP: usize = 256;
+    pub const MAX_CONNECTIONS_PER_USER: usize = 64;
+    pub const MAX_REQUESTS_PER_SECOND: u32 = 200;
+    pub const SIGNUPS_PER_IP: u32 = 30;
+    pub const LOGINS_PER_IP: u32 = 60;
+    pub const LOGINS_PER_USER: u32 = 10;
+    pub const PING_INTERVAL: u64 = 30_000;
+    pub const IDLE_TIMEOUT: u64 = 75_000;
     pub const WATCH_BUFFER: usize = 64;
     pub const SLOW_CONSUMER_TIMEOUT: u64 = 10_000;
     pub const MAX_BATCH: usize = 1024;

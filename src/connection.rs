@@ -1,26 +1,105 @@
-//! The write half of a socket: the only code that writes to it.
+//! The write half of a socket: the only code that writes to it, and the queue in front of it.
 //!
-//! Frames arrive through a bounded queue; the loop feeds every frame that is ready and then
-//! flushes once, so a burst of changes costs one syscall rather than one each. A close
-//! request jumps the queue: a socket being closed for falling behind must not wait behind
-//! the very backlog that got it closed.
+//! The queue is bounded in **bytes** (`OUTBOUND_BUFFER`), not frames: a frame holds a permit
+//! for its size until it is written, so a socket never holds more than that in memory however
+//! large its frames. The loop feeds every frame that is ready and then flushes once, so a
+//! burst costs one syscall rather than one each. A close request jumps the queue: a socket
+//! being closed for falling behind must not wait behind the very backlog that got it closed.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-/// Close codes Hearth uses (besides the standard 1000/1001/1002/1009).
+/// Close codes Hearth uses (besides the standard ones).
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const INVALID_DATA: u16 = 1007;
     pub const TOO_BIG: u16 = 1009;
     pub const SLOW_CONSUMER: u16 = 4008;
+    pub const IDLE: u16 = 4009;
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum QueueError {
+    /// The queue stayed full for the whole timeout.
+    Full,
+    /// The socket is gone.
+    Closed,
+}
+
+type Queued = (Message, OwnedSemaphorePermit);
+
+/// The sending side of a socket's queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    tx: mpsc::UnboundedSender<Queued>,
+    budget: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Outbound {
+    /// A queue holding at most `bytes`, and the receiver the writer drains.
+    pub fn new(bytes: usize) -> (Outbound, mpsc::UnboundedReceiver<Queued>) {
+        let max = bytes.clamp(1, Semaphore::MAX_PERMITS);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let out = Outbound {
+            tx,
+            budget: Arc::new(Semaphore::new(max)),
+            max,
+        };
+        (out, rx)
+    }
+
+    fn permits(&self, frame: &Utf8Bytes) -> u32 {
+        // A frame larger than the whole budget waits for all of it.
+        u32::try_from(frame.len().clamp(1, self.max)).unwrap_or(u32::MAX)
+    }
+
+    /// Queues a text frame, waiting for room.
+    ///
+    /// # Errors
+    /// `Closed` when the socket is gone.
+    pub async fn send(&self, frame: Utf8Bytes) -> Result<(), QueueError> {
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(self.permits(&frame))
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        self.tx
+            .send((Message::Text(frame), permit))
+            .map_err(|_| QueueError::Closed)
+    }
+
+    /// Queues a text frame, waiting at most `wait` for room.
+    ///
+    /// # Errors
+    /// `Full` after `wait`, `Closed` when the socket is gone.
+    pub async fn send_timeout(&self, frame: Utf8Bytes, wait: Duration) -> Result<(), QueueError> {
+        match tokio::time::timeout(wait, self.send(frame)).await {
+            Ok(result) => result,
+            Err(_) => Err(QueueError::Full),
+        }
+    }
+
+    /// Queues a control frame (a ping) if there is room now; never waits.
+    pub fn try_send_control(&self, msg: Message) {
+        if let Ok(permit) = self.budget.clone().try_acquire_owned() {
+            // A closed queue means the socket is ending; nothing to ping then.
+            let _ = self.tx.send((msg, permit));
+        }
+    }
 }
 
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     mut close_rx: oneshot::Receiver<(u16, &'static str)>,
 ) {
     loop {
@@ -35,18 +114,20 @@ pub async fn write_loop(
                 let _ = sink.close().await;
                 return;
             }
-            msg = rx.recv() => {
-                let Some(msg) = msg else {
+            queued = rx.recv() => {
+                let Some((msg, permit)) = queued else {
                     let _ = sink.close().await;
                     return;
                 };
                 if sink.feed(msg).await.is_err() {
                     return;
                 }
-                while let Ok(msg) = rx.try_recv() {
+                drop(permit);
+                while let Ok((msg, permit)) = rx.try_recv() {
                     if sink.feed(msg).await.is_err() {
                         return;
                     }
+                    drop(permit);
                 }
                 if sink.flush().await.is_err() {
                     return;

@@ -37,6 +37,11 @@ pub enum Error {
     TooLarge { limit: usize },
     #[error("too many watches on this connection (limit {0})")]
     TooManyWatches(usize),
+    #[error("too many connections")]
+    TooManyConnections,
+    /// Slow down; retrying after `retry_after` seconds will work.
+    #[error("rate limited: retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// Storage failed or the server is shutting down; retrying later may succeed.
     #[error("service unavailable")]
     Unavailable,
@@ -59,6 +64,8 @@ impl Error {
             Error::VersionMismatch { .. } => "version_mismatch",
             Error::TooLarge { .. } => "too_large",
             Error::TooManyWatches(_) => "too_many_watches",
+            Error::TooManyConnections => "too_many_connections",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable => "unavailable",
             Error::Internal => "internal",
         }

@@ -195,6 +195,9 @@ pub struct ErrorBody {
     /// The current version, with `version_mismatch`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<Version>,
+    /// Seconds to wait, with `rate_limited`.
+    #[serde(rename = "retryAfter", skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
     /// The document concerned, on errors pushed outside a request (a watch that ended).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -210,6 +213,10 @@ impl From<&Error> for ErrorBody {
             message: e.to_string(),
             version: match e {
                 Error::VersionMismatch { current } => Some(*current),
+                _ => None,
+            },
+            retry_after: match e {
+                Error::RateLimited { retry_after } => Some(*retry_after),
                 _ => None,
             },
             target: None,

@@ -29,6 +29,7 @@ pub mod error;
 pub mod fanout;
 pub mod frame;
 pub mod http;
+pub mod limits;
 pub mod names;
 pub mod server;
 pub mod session;

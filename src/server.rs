@@ -79,10 +79,28 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let app = http::router(state.clone());
     let token = state.shutdown.clone();
     let serve = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
     });
+    // Forget rate-limit state of addresses not seen lately, once a minute.
+    let sweeper = {
+        let limiters = state.limiters.clone();
+        let stop = state.shutdown.clone();
+        async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => limiters.sweep(),
+                }
+            }
+        }
+    };
+    tokio::spawn(sweeper);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "hearth is listening");
     Ok(Running {
         addr,

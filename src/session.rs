@@ -3,58 +3,84 @@
 //! Three kinds of task per socket, so none blocks another: this loop (reading and running
 //! commands), the writer ([`crate::connection`]), and one forwarder per watch. Everything a
 //! socket owns is dropped when this loop ends: watches unsubscribe, the session leaves the
-//! revocation registry, the writer drains and closes.
+//! revocation registry and the connection counts, the writer drains and closes.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::auth::{Claims, Control, unix_now};
 use crate::cmd::{Command, watch::Watcher};
-use crate::connection::{close, write_loop};
+use crate::connection::{Outbound, close, write_loop};
 use crate::error::Error;
 use crate::frame::{ErrorBody, Frame, Reply, encode};
+use crate::limits::{IpGuard, UserGuard};
 use crate::names;
 use crate::state::AppState;
 
 /// How long a closing socket's writer may take to deliver the close frame.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long we wait for the client's Close after sending ours. Shorter at shutdown, where
+/// every socket waits at once and a restart should be quick.
+const CLOSE_HANDSHAKE: Duration = Duration::from_millis(500);
+const CLOSE_HANDSHAKE_SHUTDOWN: Duration = Duration::from_millis(100);
 
 pub struct Session {
     pub state: AppState,
     pub conn: u64,
-    pub out: mpsc::Sender<Message>,
+    /// The client's address, for per-address limits.
+    pub ip: IpAddr,
+    pub out: Outbound,
     pub control: mpsc::Sender<Control>,
     pub user: Option<Claims>,
+    /// Counts this socket against its user's connection limit while signed in.
+    user_slot: Option<UserGuard>,
     pub watches: HashMap<String, AbortOnDropHandle<()>>,
     /// A watch whose snapshot reply is not yet queued. Started right after the reply, so a
     /// change can never overtake the snapshot it follows.
-    pub pending_watch: Option<Watcher<Message>>,
+    pub pending_watch: Option<Watcher<Outbound>>,
+    rate: DefaultDirectRateLimiter,
 }
 
-pub async fn run(state: AppState, socket: WebSocket) {
+pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuard) {
     let (sink, mut stream) = socket.split();
-    let (out, out_rx) = mpsc::channel(state.limits.outbound_queue);
+    let (out, out_rx) = Outbound::new(state.limits.outbound_buffer);
     let (close_tx, close_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(sink, out_rx, close_rx));
     let (control, mut control_rx) = mpsc::channel(8);
     let shutdown = state.shutdown.clone();
+    let per_second =
+        NonZeroU32::new(state.limits.max_requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+    let mut ping = tokio::time::interval(state.limits.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ping.reset();
+    let idle_after = state.limits.idle_timeout;
     let mut session = Session {
         conn: state.next_conn_id(),
+        ip,
         state,
         out,
         control,
         user: None,
+        user_slot: None,
         watches: HashMap::new(),
         pending_watch: None,
+        rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
     };
+    let mut last_heard = Instant::now();
 
     let close_with: Option<(u16, &'static str)> = loop {
+        let idle = tokio::time::sleep_until(last_heard + idle_after);
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
@@ -62,30 +88,51 @@ pub async fn run(state: AppState, socket: WebSocket) {
                 Control::Revoked => session.revoked().await,
                 Control::Close(code, reason) => break Some((code, reason)),
             },
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    if !session.handle(text.as_str()).await {
-                        break None;
+            msg = stream.next() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if !session.handle(text.as_str()).await {
+                            break None;
+                        }
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let err = Error::BadRequest("binary frames are not supported; send JSON text".into());
-                    if !session.send_error(None, &err).await {
-                        break None;
+                    Some(Ok(Message::Binary(_))) => {
+                        let err = Error::BadRequest("binary frames are not supported; send JSON text".into());
+                        if !session.send_error(None, &err).await {
+                            break None;
+                        }
                     }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(e)) => break Some(close_for(e)),
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Err(e)) => break Some(close_for(e)),
-            },
+            }
+            _ = ping.tick() => session.out.try_send_control(Message::Ping(Default::default())),
+            () = idle => break Some((close::IDLE, "idle timeout")),
         }
     };
 
     session.end();
     drop(session);
+    drop(ip_slot);
     if let Some(reason) = close_with {
+        let wait = if reason.0 == close::GOING_AWAY {
+            CLOSE_HANDSHAKE_SHUTDOWN
+        } else {
+            CLOSE_HANDSHAKE
+        };
         // The writer may be gone already; then the socket is closed anyway.
         let _ = close_tx.send(reason);
+        // RFC 6455 close handshake: keep reading (and discarding) until the client's Close,
+        // so a client still flushing pongs or frames sees our code, not a broken pipe.
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     let mut writer = writer;
     if tokio::time::timeout(CLOSE_FLUSH, &mut writer)
@@ -96,16 +143,13 @@ pub async fn run(state: AppState, socket: WebSocket) {
     }
 }
 
-/// The close code for a read error: oversize messages get 1009, anything else 1002.
+/// The close code for a read error: oversize messages 1009, invalid UTF-8 1007, anything
+/// else 1002.
 fn close_for(e: axum::Error) -> (u16, &'static str) {
-    let too_big = e
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-    if too_big {
-        (close::TOO_BIG, "message too big")
-    } else {
-        (close::PROTOCOL_ERROR, "protocol error")
+    match e.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => (close::TOO_BIG, "message too big"),
+        Some(tungstenite::Error::Utf8(_)) => (close::INVALID_DATA, "invalid UTF-8"),
+        _ => (close::PROTOCOL_ERROR, "protocol error"),
     }
 }
 
@@ -121,6 +165,11 @@ impl Session {
             }
         };
         let id = frame.id.clone();
+        if self.rate.check().is_err() {
+            return self
+                .send_error(id.as_ref(), &Error::RateLimited { retry_after: 1 })
+                .await;
+        }
         let result = match Command::from_frame(frame) {
             Ok(cmd) => cmd.apply(self).await,
             Err(e) => Err(e),
@@ -138,10 +187,7 @@ impl Session {
     }
 
     pub async fn send(&self, id: Option<&Value>, reply: &Reply) -> bool {
-        self.out
-            .send(Message::Text(encode(id, reply)))
-            .await
-            .is_ok()
+        self.out.send(encode(id, reply)).await.is_ok()
     }
 
     pub async fn send_error(&self, id: Option<&Value>, e: &Error) -> bool {
@@ -180,10 +226,19 @@ impl Session {
 
     /// Signs the socket in. Watches made under another identity end: they were checked for
     /// someone else.
-    pub fn authenticate(&mut self, claims: Claims) {
+    ///
+    /// # Errors
+    /// `TooManyConnections` when the user already holds `MAX_CONNECTIONS_PER_USER` sockets.
+    pub fn authenticate(&mut self, claims: Claims) -> Result<(), Error> {
+        let same_user = self.user.as_ref().is_some_and(|u| u.sub == claims.sub);
+        let slot = if same_user {
+            self.user_slot.take()
+        } else {
+            Some(self.state.limiters.connect_user(&claims.sub)?)
+        };
         if let Some(old) = self.user.take() {
             self.state.auth.unregister(&old.sid, self.conn);
-            if old.sub != claims.sub {
+            if !same_user {
                 self.watches.clear();
             }
         }
@@ -191,12 +246,15 @@ impl Session {
             .auth
             .register(&claims.sid, self.conn, self.control.clone());
         self.user = Some(claims);
+        self.user_slot = slot;
+        Ok(())
     }
 
     pub fn unauthenticate(&mut self) {
         if let Some(old) = self.user.take() {
             self.state.auth.unregister(&old.sid, self.conn);
         }
+        self.user_slot = None;
         self.watches.clear();
     }
 

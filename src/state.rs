@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::fanout::Hub;
+use crate::limits::Limiters;
 use crate::store::Store;
 
 /// Per-connection limits, copied out of [`Config`] once.
@@ -17,8 +18,11 @@ use crate::store::Store;
 pub struct SessionLimits {
     pub max_message_size: usize,
     pub max_watches: usize,
-    pub outbound_queue: usize,
+    pub outbound_buffer: usize,
     pub slow_consumer_timeout: Duration,
+    pub max_requests_per_second: u32,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
     /// Allowed browser origins (`CORS_ORIGINS`): `None` unchecked, empty = any.
     pub origins: Option<Vec<String>>,
 }
@@ -29,6 +33,7 @@ pub struct AppState {
     pub hub: Hub,
     pub auth: Arc<Auth>,
     pub limits: Arc<SessionLimits>,
+    pub limiters: Arc<Limiters>,
     /// Cancelled once shutdown starts; every socket loop selects on it.
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for them to close cleanly.
@@ -45,10 +50,14 @@ impl AppState {
             limits: Arc::new(SessionLimits {
                 max_message_size: config.max_message_size,
                 max_watches: config.max_watches,
-                outbound_queue: config.outbound_queue.max(1),
+                outbound_buffer: config.outbound_buffer.max(1),
                 slow_consumer_timeout: config.slow_consumer_timeout(),
+                max_requests_per_second: config.max_requests_per_second,
+                ping_interval: config.ping_interval(),
+                idle_timeout: config.idle_timeout(),
                 origins: config.origins(),
             }),
+            limiters: Arc::new(Limiters::new(config)),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: Arc::new(AtomicU64::new(1)),

@@ -19,18 +19,24 @@ pub struct Signup {
 
 impl Signup {
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let issued =
-            accounts::signup(&session.state, self.username, self.password, self.scope).await?;
-        Ok(signed_in(session, issued))
+        let issued = accounts::signup(
+            &session.state,
+            session.ip,
+            self.username,
+            self.password,
+            self.scope,
+        )
+        .await?;
+        signed_in(session, issued)
     }
 }
 
-fn signed_in(session: &mut Session, issued: accounts::Issued) -> Reply {
-    session.authenticate(issued.claims);
-    Reply::Auth {
+fn signed_in(session: &mut Session, issued: accounts::Issued) -> Result<Reply, Error> {
+    session.authenticate(issued.claims)?;
+    Ok(Reply::Auth {
         username: issued.username,
         token: issued.token,
-    }
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,9 +50,15 @@ pub struct Login {
 
 impl Login {
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let issued =
-            accounts::login(&session.state, &self.username, &self.password, self.scope).await?;
-        Ok(signed_in(session, issued))
+        let issued = accounts::login(
+            &session.state,
+            session.ip,
+            &self.username,
+            &self.password,
+            self.scope,
+        )
+        .await?;
+        signed_in(session, issued)
     }
 }
 
@@ -60,7 +72,7 @@ impl AuthCmd {
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
         let claims = accounts::check_token(&session.state, &self.token).await?;
         let username = claims.sub.clone();
-        session.authenticate(claims);
+        session.authenticate(claims)?;
         Ok(Reply::Auth {
             username,
             token: self.token,

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use std::future::Future;
+
+use axum::extract::ws::Utf8Bytes;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -16,7 +18,7 @@ use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::read::parse_fields;
 use crate::auth::Control;
-use crate::connection::close;
+use crate::connection::{Outbound, QueueError, close};
 use crate::error::Error;
 use crate::fanout::{Mode, Subscription, change_frame};
 use crate::frame::{ErrorBody, Reply, View, encode};
@@ -90,7 +92,7 @@ impl Watch {
             mode: self.mode.into(),
         };
         let out = Output {
-            tx: session.out.clone(),
+            sink: session.out.clone(),
             control: Some(session.control.clone()),
             slow: session.state.limits.slow_consumer_timeout,
         };
@@ -106,7 +108,7 @@ impl Watch {
 ///
 /// # Errors
 /// `Unauthorized` (no such user or no read access), `Unavailable`.
-pub async fn start<T: From<Push>>(
+pub async fn start<T: WatchSink>(
     state: &AppState,
     req: WatchRequest,
     out: Output<T>,
@@ -207,15 +209,38 @@ pub enum PushKind {
     Ended,
 }
 
-impl From<Push> for Message {
-    fn from(p: Push) -> Message {
-        Message::Text(p.frame)
+/// Where a watcher's frames go: a socket's queue, or an SSE stream's channel.
+pub trait WatchSink: Send + Sync + 'static {
+    /// Queues `push`, waiting at most `wait` for room.
+    fn push(
+        &self,
+        push: Push,
+        wait: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+impl WatchSink for Outbound {
+    fn push(
+        &self,
+        push: Push,
+        wait: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        self.send_timeout(push.frame, wait)
+    }
+}
+
+impl WatchSink for mpsc::Sender<Push> {
+    async fn push(&self, push: Push, wait: Duration) -> Result<(), QueueError> {
+        self.send_timeout(push, wait).await.map_err(|e| match e {
+            SendTimeoutError::Timeout(_) => QueueError::Full,
+            SendTimeoutError::Closed(_) => QueueError::Closed,
+        })
     }
 }
 
 /// Where a watcher's frames go, and what to do when that queue stays full.
 pub struct Output<T> {
-    pub tx: mpsc::Sender<T>,
+    pub sink: T,
     /// Told to close the socket (4008) when the queue stays full; `None` simply ends the watch.
     pub control: Option<mpsc::Sender<Control>>,
     pub slow: Duration,
@@ -237,7 +262,7 @@ enum Step {
     Stop,
 }
 
-impl<T: From<Push> + Send + 'static> Watcher<T> {
+impl<T: WatchSink> Watcher<T> {
     pub fn target(&self) -> &str {
         &self.req.target
     }
@@ -317,16 +342,16 @@ impl<T: From<Push> + Send + 'static> Watcher<T> {
 
     /// Queues a frame; a consumer whose queue stays full past the timeout is cut off.
     async fn push(&mut self, push: Push) -> Step {
-        match self.out.tx.send_timeout(T::from(push), self.out.slow).await {
+        match self.out.sink.push(push, self.out.slow).await {
             Ok(()) => Step::Continue,
-            Err(SendTimeoutError::Timeout(_)) => {
+            Err(QueueError::Full) => {
                 if let Some(control) = &self.out.control {
                     // If the control queue is full the socket is being closed already.
                     let _ = control.try_send(Control::Close(close::SLOW_CONSUMER, "slow consumer"));
                 }
                 Step::Stop
             }
-            Err(SendTimeoutError::Closed(_)) => Step::Stop,
+            Err(QueueError::Closed) => Step::Stop,
         }
     }
 }

@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -92,11 +94,19 @@ fn issued(status: StatusCode, issued: accounts::Issued) -> Response {
     responses((status = 201, body = TokenBody), (status = 400), (status = 409, description = "username_taken")), tag = "sessions")]
 pub async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let creds = credentials(&headers, raw, state.limits.max_message_size)?;
-    let out = accounts::signup(&state, creds.username, creds.password, creds.scope).await?;
+    let out = accounts::signup(
+        &state,
+        peer.ip(),
+        creds.username,
+        creds.password,
+        creds.scope,
+    )
+    .await?;
     Ok(issued(StatusCode::CREATED, out))
 }
 
@@ -105,6 +115,7 @@ pub async fn signup(
     responses((status = 200, body = TokenBody), (status = 401, description = "invalid_credentials")), tag = "sessions")]
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -112,7 +123,7 @@ pub async fn login(
     let (Some(user), Some(pass)) = (creds.username, creds.password) else {
         return Err(Error::InvalidCredentials.into());
     };
-    let out = accounts::login(&state, &user, &pass, creds.scope).await?;
+    let out = accounts::login(&state, peer.ip(), &user, &pass, creds.scope).await?;
     Ok(issued(StatusCode::OK, out))
 }
 
@@ -120,10 +131,11 @@ pub async fn login(
 #[utoipa::path(get, path = "/login", responses((status = 200, body = TokenBody), (status = 401)), tag = "rivet")]
 pub async fn rivet_login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (user, pass) = basic(&headers).ok_or(Error::InvalidCredentials)?;
-    let out = accounts::login(&state, &user, &pass, Scope::Full).await?;
+    let out = accounts::login(&state, peer.ip(), &user, &pass, Scope::Full).await?;
     Ok(issued(StatusCode::OK, out))
 }
 
@@ -142,11 +154,12 @@ pub async fn logout(
 #[utoipa::path(get, path = "/logout", responses((status = 204), (status = 401)), tag = "rivet")]
 pub async fn rivet_logout(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     if let Some((user, pass)) = basic(&headers) {
         // Checking the password opens a session too; it is revoked with the rest.
-        accounts::login(&state, &user, &pass, Scope::Full).await?;
+        accounts::login(&state, peer.ip(), &user, &pass, Scope::Full).await?;
         for session in state.store.sessions(&user).await? {
             accounts::revoke(&state, &user, &session.id, session.expires, 0).await?;
         }

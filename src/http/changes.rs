@@ -31,6 +31,8 @@ use crate::store::Version;
 /// Entries per page unless `limit` says otherwise, and the most it may say.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
+/// Events queued per SSE stream before its watcher waits (and then resyncs).
+const SSE_QUEUE: usize = 64;
 /// SSE comment lines this often keep proxies from cutting idle streams.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -117,9 +119,9 @@ pub async fn events(
         since: last_event_id.or(q.since),
         mode,
     };
-    let (tx, rx) = mpsc::channel::<Push>(state.limits.outbound_queue);
+    let (tx, rx) = mpsc::channel::<Push>(SSE_QUEUE);
     let out = Output {
-        tx,
+        sink: tx,
         control: None,
         slow: state.limits.slow_consumer_timeout,
     };

@@ -37,7 +37,9 @@ pub fn status(e: &Error) -> StatusCode {
         Error::UsernameTaken => StatusCode::CONFLICT,
         Error::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::TooManyWatches(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::TooManyWatches(_) | Error::TooManyConnections | Error::RateLimited { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -45,6 +47,12 @@ pub fn status(e: &Error) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (status(&self.0), Json(ErrorBody::from(&self.0))).into_response()
+        let mut response = (status(&self.0), Json(ErrorBody::from(&self.0))).into_response();
+        if let Error::RateLimited { retry_after } = self.0 {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        response
     }
 }

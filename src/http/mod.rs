@@ -68,7 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/hearth-client.js", get(demo::client))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .merge(api);
+        .merge(api)
+        .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });
     if let Some(origins) = &state.limits.origins {
         app = app.layer(cors(origins));
     }

@@ -1,8 +1,10 @@
 //! The WebSocket upgrade: refuse during shutdown, set the socket's size limits, and hand the
 //! socket to a tracked session task.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +19,7 @@ const WRITE_BUFFER: usize = 4 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -27,6 +30,10 @@ pub async fn upgrade(
         // Cross-site WebSocket hijacking: a page elsewhere riding on a user's session.
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
+    let ip_slot = match state.limiters.connect_ip(peer.ip()) {
+        Ok(slot) => slot,
+        Err(e) => return crate::http::error::ApiError(e).into_response(),
+    };
     let max = state.limits.max_message_size;
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -34,7 +41,7 @@ pub async fn upgrade(
         .max_frame_size(max)
         .on_upgrade(move |socket| {
             let tracker = state.tracker.clone();
-            tracker.track_future(session::run(state, socket))
+            tracker.track_future(session::run(state, socket, peer.ip(), ip_slot))
         })
 }
 

@@ -29,6 +29,13 @@ impl TestServer {
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::defaults(dir.path());
+        // Tests hammer one server from one address; the limit tests set their own values.
+        config.signups_per_ip = 1_000_000;
+        config.logins_per_ip = 1_000_000;
+        config.logins_per_user = 1_000_000;
+        config.max_requests_per_second = 1_000_000;
+        config.max_connections_per_ip = 100_000;
+        config.max_connections_per_user = 100_000;
         tweak(&mut config);
         Self::start_in(dir, config).await
     }
@@ -150,6 +157,19 @@ impl Client {
         }
     }
 
+    /// Keeps reading (so pings get answered) for `wait`; true if nothing but pings and pongs
+    /// arrived and the socket stayed open.
+    pub async fn idle_for(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(_) => return false,
+            }
+        }
+    }
+
     /// Sends `frame` with a fresh id and returns the reply carrying that id; frames without
     /// it are kept for [`Client::next_push`].
     pub async fn request(&mut self, mut frame: Value) -> Value {
@@ -257,5 +277,102 @@ impl Sse {
             self.buf
                 .push_str(std::str::from_utf8(&chunk).expect("utf8"));
         }
+    }
+}
+
+/// A WebSocket client whose TCP connection comes from `source` (e.g. 127.0.0.2), for
+/// per-address limits. `Err` carries the refusal (e.g. an HTTP 429 at upgrade).
+pub async fn client_from(server: &TestServer, source: &str) -> Result<Client, String> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("addr"))
+        .expect("bind source address");
+    let stream = socket.connect(server.addr).await.expect("tcp connect");
+    match tokio_tungstenite::client_async(server.url(), MaybeTlsStream::Plain(stream)).await {
+        Ok((ws, _)) => Ok(Client::from_stream(ws)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Client {
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client {
+            ws,
+            next_id: 1,
+            pushed: VecDeque::new(),
+        }
+    }
+}
+
+/// A WebSocket spoken by hand over TCP: never answers pings, sends any bytes it is given.
+pub struct RawWs {
+    pub stream: TcpStream,
+}
+
+impl RawWs {
+    pub async fn connect(server: &TestServer) -> RawWs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(server.addr).await.expect("tcp");
+        let request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.expect("handshake");
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        RawWs { stream }
+    }
+
+    /// Sends one masked frame with `opcode` and `payload` (FIN set).
+    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = vec![0x80 | opcode];
+        let len = payload.len();
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else if len <= 0xFFFF {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        // The server may have closed already; the caller checks what came back.
+        let _ = self.stream.write_all(&frame).await;
+    }
+
+    /// Reads frames until the server closes; returns the close code it sent, if any.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        use tokio::io::AsyncReadExt;
+        let mut data = Vec::new();
+        let _ = tokio::time::timeout(WAIT, self.stream.read_to_end(&mut data)).await;
+        let mut i = 0;
+        while i + 2 <= data.len() {
+            let opcode = data[i] & 0x0F;
+            let mut len = usize::from(data[i + 1] & 0x7F);
+            let mut at = i + 2;
+            if len == 126 {
+                len = usize::from(u16::from_be_bytes([data[at], data[at + 1]]));
+                at += 2;
+            } else if len == 127 {
+                len = u64::from_be_bytes(data[at..at + 8].try_into().unwrap()) as usize;
+                at += 8;
+            }
+            if opcode == 0x8 && len >= 2 {
+                return Some(u16::from_be_bytes([data[at], data[at + 1]]));
+            }
+            i = at + len;
+        }
+        None
     }
 }

@@ -7,6 +7,8 @@ mod accounts;
 mod chaos;
 mod durability;
 mod events;
+mod hostile;
+mod limits;
 mod protocol;
 mod rest;
 mod resume;

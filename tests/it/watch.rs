@@ -173,7 +173,7 @@ async fn too_many_watches_is_refused() {
 async fn a_lagging_watcher_is_resynced_not_skipped_silently() {
     let server = TestServer::start_with(|c| {
         c.watch_buffer = 2;
-        c.outbound_queue = 2;
+        c.outbound_buffer = 16 * 1024;
         c.slow_consumer_timeout = 60_000;
     })
     .await;
