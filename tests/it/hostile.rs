@@ -257,7 +257,7 @@ async fn two_hundred_hostile_inputs_change_nothing() {
         "a.b.c".to_owned(),
         "a.b".to_owned(),
         ".".repeat(2),
-        "x".repeat(100_00),
+        "x".repeat(10_000),
         token(ok_claims("ann"), Algorithm::HS256, "wrong-secret"),
         token(ok_claims("ann"), Algorithm::HS512, SECRET),
         token(ok_claims("ann"), Algorithm::HS384, SECRET),
