@@ -5,6 +5,7 @@ mod common;
 mod access;
 mod accounts;
 mod chaos;
+mod crash;
 mod durability;
 mod events;
 mod hostile;

@@ -1,0 +1,157 @@
+//! Crash safety, bounded: 30 cycles of start → writers → `kill -9` at a random moment →
+//! restart. Every acknowledged update must be there, versions contiguous in the change log,
+//! and no document holds anything but exactly its last committed write.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+const CYCLES: usize = 30;
+const WRITERS: usize = 3;
+
+async fn spawn(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .env("DATA_DIR", dir)
+        .env("RUST_LOG", "info")
+        .env("CHANGELOG_RETAIN", "1000000")
+        .env("SIGNUPS_PER_IP", "100000")
+        .env("MAX_REQUESTS_PER_SECOND", "100000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn hearth");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("addr=") {
+                return line[at + 5..].split_whitespace().next().unwrap_or("").to_owned();
+            }
+        }
+        panic!("hearth exited before listening");
+    })
+    .await
+    .expect("hearth starts");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn request(ws: &mut Ws, frame: Value) -> Option<Value> {
+    ws.send(Message::text(frame.to_string())).await.ok()?;
+    loop {
+        match ws.next().await? {
+            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn connect(addr: &str, token: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect");
+    let r = request(&mut ws, json!({"type": "auth", "token": token})).await.expect("auth reply");
+    assert_eq!(r["type"], "auth", "{r}");
+    ws
+}
+
+/// Checks one document after a crash: at least `acked`, contiguous log, content = version.
+async fn verify(addr: &str, user: &str, token: &str, acked: u64) -> u64 {
+    let mut ws = connect(addr, token).await;
+    let doc = request(&mut ws, json!({"type": "fetch"})).await.expect("fetch");
+    let version = doc["version"].as_u64().expect("readable document");
+    assert!(version >= acked, "{user}: acknowledged {acked} but found {version}");
+    if version > 0 {
+        assert_eq!(doc["data"]["userdata"], json!({"v": version}), "{user}: content matches its version");
+    }
+    let http = reqwest::Client::new();
+    let mut from = 1;
+    let mut seen = 0;
+    loop {
+        let page: Value = http
+            .get(format!("http://{addr}/v1/users/{user}/changes?from={from}&limit=1000"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for c in page["changes"].as_array().unwrap() {
+            seen += 1;
+            assert_eq!(c["version"], seen, "{user}: log versions contiguous");
+            assert_eq!(c["op"], json!({"merge": {"v": seen}}));
+        }
+        match page["next"].as_u64() {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, version, "{user}: the log holds every version");
+    version
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_never_loses_an_acknowledged_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn(dir.path()).await;
+    let mut users = Vec::new();
+    for _ in 0..WRITERS {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+        let r = request(&mut ws, json!({"type": "signup"})).await.unwrap();
+        users.push((r["username"].as_str().unwrap().to_owned(), r["token"].as_str().unwrap().to_owned()));
+    }
+    child.kill().await.unwrap();
+
+    let mut acked = vec![0u64; WRITERS];
+    let started = std::time::Instant::now();
+    for cycle in 0..CYCLES {
+        let (mut child, addr) = spawn(dir.path()).await;
+        let mut tasks = Vec::new();
+        for (i, (user, token)) in users.iter().enumerate() {
+            let base = verify(&addr, user, token, acked[i]).await;
+            let (addr, token) = (addr.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut ws = connect(&addr, &token).await;
+                let mut last_ack = base;
+                let mut v = base;
+                loop {
+                    let frame = json!({"type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"v": v + 1}}});
+                    match request(&mut ws, frame).await {
+                        Some(r) if r["type"] == "version" => {
+                            v = r["version"].as_u64().unwrap();
+                            last_ack = v;
+                        }
+                        Some(r) => panic!("unexpected reply {r}"),
+                        None => return last_ack, // killed mid-flight
+                    }
+                }
+            }));
+        }
+        let run_for = rand::rng().random_range(30..200);
+        tokio::time::sleep(Duration::from_millis(run_for)).await;
+        child.start_kill().unwrap(); // SIGKILL
+        child.wait().await.unwrap();
+        for (i, t) in tasks.into_iter().enumerate() {
+            acked[i] = acked[i].max(t.await.unwrap());
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "crash test over time at cycle {cycle}");
+    }
+    let (_child, addr) = spawn(dir.path()).await;
+    let mut total = 0;
+    for (i, (user, token)) in users.iter().enumerate() {
+        total += verify(&addr, user, token, acked[i]).await;
+    }
+    eprintln!("crash test: {CYCLES} kills, {total} versions, all acknowledged ones present");
+    assert!(total > 100, "the writers did write ({total})");
+}
