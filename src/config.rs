@@ -125,6 +125,10 @@ pub struct Config {
     #[arg(long, env = "CHANGELOG_MAX_AGE", default_value_t = default::CHANGELOG_MAX_AGE)]
     pub changelog_max_age: u64,
 
+    /// Simulated storage faults, for tests and drills. Not a flag.
+    #[arg(skip)]
+    pub faults: Option<std::sync::Arc<crate::store::faults::Faults>>,
+
     /// Milliseconds shutdown waits for sockets to close before giving up on them.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = default::SHUTDOWN_GRACE)]
     pub shutdown_grace: u64,
@@ -161,6 +165,7 @@ impl Config {
             shutdown_grace: default::SHUTDOWN_GRACE,
             changelog_retain: default::CHANGELOG_RETAIN,
             cors_origins: None,
+            faults: None,
             changelog_max_age: default::CHANGELOG_MAX_AGE,
         }
     }

@@ -60,6 +60,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         cache_max_age: config.cache_max_age(),
         changelog_retain: config.changelog_retain,
         changelog_max_age: config.changelog_max_age(),
+        faults: config.faults.clone(),
     };
     let store = {
         let hub = hub.clone();

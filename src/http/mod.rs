@@ -68,12 +68,30 @@ pub fn router(state: AppState) -> Router {
         .route("/hearth-client.js", get(demo::client))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .merge(api)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });
     if let Some(origins) = &state.limits.origins {
         app = app.layer(cors(origins));
     }
     app.with_state(state)
+}
+
+/// Ready to take traffic: not shutting down, and storage accepting commits. Load balancers
+/// stop sending traffic on 503; `/healthz` only says the process is alive.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
+    if state.shutdown.is_cancelled() {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !state.store.healthy() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "storage failing",
+        )
+    } else {
+        (axum::http::StatusCode::OK, "ready")
+    }
 }
 
 /// CORS for browsers on other origins (`CORS_ORIGINS`); `ETag` is exposed so apps can make

@@ -94,6 +94,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Revoked session ids whose tokens have not yet expired, as `(sid, expires)`.
     fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
 
+    /// False while storage is failing (the last commit attempt failed).
+    fn healthy(&self) -> bool;
+
     /// Finishes every write already accepted, then refuses new ones with `Unavailable`.
     fn close(&self) -> BoxFuture<'_, ()>;
 }

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod backend;
 pub mod error;
+pub mod faults;
 pub mod model;
 pub mod paths;
 pub mod redb;
@@ -38,6 +39,8 @@ pub struct StoreConfig {
     pub changelog_retain: u64,
     /// Change-log entries older than this are trimmed; `None`: no age limit.
     pub changelog_max_age: Option<Duration>,
+    /// Simulated storage faults (tests and drills); `None` in normal operation.
+    pub faults: Option<Arc<faults::Faults>>,
 }
 
 /// What a resuming watcher gets: every version after the one it saw, or word that the log
@@ -96,6 +99,7 @@ impl Store {
                 max_age: cfg.changelog_max_age,
             },
             hook,
+            cfg.faults.clone(),
         )?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -274,6 +278,11 @@ impl Store {
     /// `Unavailable`.
     pub async fn revoked(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.inner.backend.revoked().await
+    }
+
+    /// False after a commit failed, until one succeeds again: readiness reports it.
+    pub fn healthy(&self) -> bool {
+        self.inner.backend.healthy()
     }
 
     /// Finishes queued writes; later writes fail with `Unavailable`.

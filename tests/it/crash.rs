@@ -33,7 +33,11 @@ async fn spawn(dir: &std::path::Path) -> (Child, String) {
     let addr = tokio::time::timeout(Duration::from_secs(10), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(at) = line.find("addr=") {
-                return line[at + 5..].split_whitespace().next().unwrap_or("").to_owned();
+                return line[at + 5..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
             }
         }
         panic!("hearth exited before listening");
@@ -45,7 +49,8 @@ async fn spawn(dir: &std::path::Path) -> (Child, String) {
     (child, addr)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn request(ws: &mut Ws, frame: Value) -> Option<Value> {
     ws.send(Message::text(frame.to_string())).await.ok()?;
@@ -59,8 +64,12 @@ async fn request(ws: &mut Ws, frame: Value) -> Option<Value> {
 }
 
 async fn connect(addr: &str, token: &str) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect");
-    let r = request(&mut ws, json!({"type": "auth", "token": token})).await.expect("auth reply");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect");
+    let r = request(&mut ws, json!({"type": "auth", "token": token}))
+        .await
+        .expect("auth reply");
     assert_eq!(r["type"], "auth", "{r}");
     ws
 }
@@ -68,18 +77,29 @@ async fn connect(addr: &str, token: &str) -> Ws {
 /// Checks one document after a crash: at least `acked`, contiguous log, content = version.
 async fn verify(addr: &str, user: &str, token: &str, acked: u64) -> u64 {
     let mut ws = connect(addr, token).await;
-    let doc = request(&mut ws, json!({"type": "fetch"})).await.expect("fetch");
+    let doc = request(&mut ws, json!({"type": "fetch"}))
+        .await
+        .expect("fetch");
     let version = doc["version"].as_u64().expect("readable document");
-    assert!(version >= acked, "{user}: acknowledged {acked} but found {version}");
+    assert!(
+        version >= acked,
+        "{user}: acknowledged {acked} but found {version}"
+    );
     if version > 0 {
-        assert_eq!(doc["data"]["userdata"], json!({"v": version}), "{user}: content matches its version");
+        assert_eq!(
+            doc["data"]["userdata"],
+            json!({"v": version}),
+            "{user}: content matches its version"
+        );
     }
     let http = reqwest::Client::new();
     let mut from = 1;
     let mut seen = 0;
     loop {
         let page: Value = http
-            .get(format!("http://{addr}/v1/users/{user}/changes?from={from}&limit=1000"))
+            .get(format!(
+                "http://{addr}/v1/users/{user}/changes?from={from}&limit=1000"
+            ))
             .bearer_auth(token)
             .send()
             .await
@@ -107,9 +127,14 @@ async fn kill_dash_nine_never_loses_an_acknowledged_update() {
     let (mut child, addr) = spawn(dir.path()).await;
     let mut users = Vec::new();
     for _ in 0..WRITERS {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
         let r = request(&mut ws, json!({"type": "signup"})).await.unwrap();
-        users.push((r["username"].as_str().unwrap().to_owned(), r["token"].as_str().unwrap().to_owned()));
+        users.push((
+            r["username"].as_str().unwrap().to_owned(),
+            r["token"].as_str().unwrap().to_owned(),
+        ));
     }
     child.kill().await.unwrap();
 
@@ -145,7 +170,10 @@ async fn kill_dash_nine_never_loses_an_acknowledged_update() {
         for (i, t) in tasks.into_iter().enumerate() {
             acked[i] = acked[i].max(t.await.unwrap());
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "crash test over time at cycle {cycle}");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "crash test over time at cycle {cycle}"
+        );
     }
     let (_child, addr) = spawn(dir.path()).await;
     let mut total = 0;

@@ -8,6 +8,7 @@ mod chaos;
 mod crash;
 mod durability;
 mod events;
+mod faults;
 mod hostile;
 mod limits;
 mod protocol;

@@ -48,6 +48,8 @@ struct Job {
 }
 
 pub struct RedbBackend {
+    /// Set by the writer after each commit attempt.
+    healthy: Arc<std::sync::atomic::AtomicBool>,
     /// Taken out by `close`, so the file is released when shutdown returns even if some task
     /// still holds a `Store` clone; reads after that fail with `Unavailable`.
     db: Mutex<Option<Arc<Database>>>,
@@ -60,8 +62,25 @@ impl RedbBackend {
     ///
     /// # Errors
     /// The file is locked by another process, unreadable, or from a newer Hearth.
-    pub fn open(path: &Path, cfg: WriterConfig, hook: CommitHook) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| match e {
+    pub fn open(
+        path: &Path,
+        cfg: WriterConfig,
+        hook: CommitHook,
+        faults: Option<Arc<super::faults::Faults>>,
+    ) -> Result<Self, StoreError> {
+        let opened = match faults {
+            None => Database::create(path),
+            Some(faults) => std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(redb::DatabaseError::from)
+                .and_then(|file| super::faults::FaultyFile::new(file, faults))
+                .and_then(|backend| redb::Builder::new().create_with_backend(backend)),
+        };
+        let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 StoreError::Unavailable(format!("{} is in use by another process", path.display()))
             }
@@ -71,11 +90,14 @@ impl RedbBackend {
         let db = Arc::new(db);
         let (tx, rx): (SyncSender<Job>, Receiver<Job>) = sync_channel(QUEUE);
         let writer_db = db.clone();
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let writer_health = healthy.clone();
         let writer = std::thread::Builder::new()
             .name("hearth-writer".into())
-            .spawn(move || writer::run(&writer_db, &rx, &cfg, &hook))
+            .spawn(move || writer::run(&writer_db, &rx, &cfg, &hook, &writer_health))
             .map_err(StoreError::unavailable)?;
         Ok(RedbBackend {
+            healthy,
             db: Mutex::new(Some(db)),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
@@ -304,6 +326,10 @@ impl Backend for RedbBackend {
             Ok(out)
         })
         .boxed()
+    }
+
+    fn healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

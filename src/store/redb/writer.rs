@@ -36,7 +36,13 @@ pub struct WriterConfig {
     pub max_age: Option<Duration>,
 }
 
-pub(super) fn run(db: &Database, rx: &Receiver<Job>, cfg: &WriterConfig, hook: &CommitHook) {
+pub(super) fn run(
+    db: &Database,
+    rx: &Receiver<Job>,
+    cfg: &WriterConfig,
+    hook: &CommitHook,
+    healthy: &std::sync::atomic::AtomicBool,
+) {
     let mut jobs = Vec::with_capacity(cfg.max_batch);
     // Documents written since their log was last trimmed.
     let mut dirty: HashSet<String> = HashSet::new();
@@ -66,8 +72,12 @@ pub(super) fn run(db: &Database, rx: &Receiver<Job>, cfg: &WriterConfig, hook: &
             }
         }
         let outcomes = match commit_batch(db, &jobs, cfg) {
-            Ok(outcomes) => outcomes,
+            Ok(outcomes) => {
+                healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+                outcomes
+            }
             Err(e) => {
+                healthy.store(false, std::sync::atomic::Ordering::SeqCst);
                 // Nothing in this batch is durable: say so to every caller, acknowledge none.
                 tracing::error!(error = %e, batch = jobs.len(), "commit failed");
                 jobs.iter().map(|_| Err(e.clone())).collect()

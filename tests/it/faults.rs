@@ -1,0 +1,80 @@
+//! Storage faults through a failing redb storage backend: the batch that hit the fault is
+//! answered `unavailable`, nothing unacknowledged shows up later, readiness goes false, the
+//! server keeps serving reads and does not crash.
+
+use std::sync::Arc;
+
+use hearth::store::faults::Faults;
+use serde_json::json;
+
+use crate::common::{TestServer, assert_error};
+
+async fn ready(server: &TestServer) -> u16 {
+    reqwest::get(format!("http://{}/readyz", server.addr))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn failing_commits_are_never_acknowledged() {
+    let faults = Arc::new(Faults::default());
+    let server = TestServer::start_with(|c| c.faults = Some(faults.clone())).await;
+    let (mut ann, name, token) = server.user().await;
+    let ok = ann.request(json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": {"kept": true}}})).await;
+    assert_eq!(ok["version"], 1);
+    assert_eq!(ready(&server).await, 200);
+    let mut watcher = server.client().await;
+    watcher
+        .request(json!({"type": "auth", "token": token}))
+        .await;
+    watcher.request(json!({"type": "watch"})).await;
+
+    faults.fail_writes(true);
+    let failed = ann.request(json!({"type": "update", "data": {"metadata": {"version": 1}, "userdata": {"lost": true}}})).await;
+    assert_error(&failed, "unavailable");
+    let http = reqwest::Client::new();
+    let resp = http
+        .put(format!("http://{}/v1/users/{name}/data/lost", server.addr))
+        .bearer_auth(&token)
+        .body("true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        ready(&server).await,
+        503,
+        "readiness reports failing storage"
+    );
+
+    // Reads still work and show only what committed; watchers saw nothing.
+    let data = ann.request(json!({"type": "fetch"})).await;
+    assert_eq!(data["version"], 1);
+    assert_eq!(data["data"]["userdata"], json!({"kept": true}));
+    assert!(
+        watcher
+            .quiet_for(std::time::Duration::from_millis(100))
+            .await,
+        "no change for a failed commit"
+    );
+    // The server is alive for others.
+    let mut other = server.client().await;
+    assert_eq!(
+        other.request(json!({"type": "fetch"})).await["code"],
+        "auth_required"
+    );
+
+    // After a restart on healthy storage: only what was acknowledged.
+    faults.fail_writes(false);
+    let server = server.restart().await;
+    let mut c = server.client().await;
+    c.request(json!({"type": "auth", "token": token})).await;
+    let data = c.request(json!({"type": "fetch"})).await;
+    assert_eq!(data["version"], 1);
+    assert_eq!(data["data"]["userdata"], json!({"kept": true}));
+    assert_eq!(ready(&server).await, 200);
+    let next = c.request(json!({"type": "update", "data": {"metadata": {"version": 1}, "userdata": {"again": true}}})).await;
+    assert_eq!(next["version"], 2);
+}
