@@ -138,7 +138,7 @@ async fn kill_dash_nine_never_loses_an_acknowledged_update() {
     }
     child.kill().await.unwrap();
 
-    let mut acked = vec![0u64; WRITERS];
+    let mut acked = [0u64; WRITERS];
     let started = std::time::Instant::now();
     for cycle in 0..CYCLES {
         let (mut child, addr) = spawn(dir.path()).await;
