@@ -28,6 +28,8 @@ pub mod connection;
 pub mod error;
 pub mod fanout;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod names;
