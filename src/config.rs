@@ -125,6 +125,11 @@ pub struct Config {
     #[arg(long, env = "CHANGELOG_MAX_AGE", default_value_t = default::CHANGELOG_MAX_AGE)]
     pub changelog_max_age: u64,
 
+    /// Serve a plain WebSocket echo at /echo, for protocol conformance runs (Autobahn). Off
+    /// in production: it is not part of the API.
+    #[arg(long, env = "WS_ECHO", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub ws_echo: bool,
+
     /// Simulated storage faults, for tests and drills. Not a flag.
     #[arg(skip)]
     pub faults: Option<std::sync::Arc<crate::store::faults::Faults>>,
@@ -166,6 +171,7 @@ impl Config {
             changelog_retain: default::CHANGELOG_RETAIN,
             cors_origins: None,
             faults: None,
+            ws_echo: false,
             changelog_max_age: default::CHANGELOG_MAX_AGE,
         }
     }

@@ -25,6 +25,8 @@ pub struct SessionLimits {
     pub idle_timeout: Duration,
     /// Allowed browser origins (`CORS_ORIGINS`): `None` unchecked, empty = any.
     pub origins: Option<Vec<String>>,
+    /// Serve `/echo` for conformance runs.
+    pub ws_echo: bool,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,7 @@ impl AppState {
                 ping_interval: config.ping_interval(),
                 idle_timeout: config.idle_timeout(),
                 origins: config.origins(),
+                ws_echo: config.ws_echo,
             }),
             limiters: Arc::new(Limiters::new(config)),
             shutdown: CancellationToken::new(),

@@ -10,6 +10,10 @@ export type ErrorCode =
   | "version_mismatch"
   | "too_large"
   | "too_many_watches"
+  | "too_many_connections"
+  | "rate_limited"
+  | "forbidden"
+  | "not_found"
   | "unavailable"
   | "internal"
   // raised by the client itself:

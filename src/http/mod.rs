@@ -71,6 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .merge(api)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });
+    if state.limits.ws_echo {
+        app = app.route("/echo", get(ws::echo));
+    }
     if let Some(origins) = &state.limits.origins {
         app = app.layer(cors(origins));
     }

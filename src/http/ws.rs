@@ -56,3 +56,26 @@ fn origin_allowed(origins: Option<&[String]>, headers: &HeaderMap) -> bool {
     };
     allowed.iter().any(|a| a == origin.trim_end_matches('/'))
 }
+
+/// A bare echo socket for conformance runs (`WS_ECHO`): the same WebSocket stack as `/ws`,
+/// none of the protocol on top.
+pub async fn echo(ws: WebSocketUpgrade) -> Response {
+    const ECHO_MAX: usize = 64 * 1024 * 1024;
+    ws.max_message_size(ECHO_MAX)
+        .max_frame_size(ECHO_MAX)
+        .on_upgrade(|mut socket| async move {
+            while let Some(Ok(msg)) = socket.recv().await {
+                let reply = match msg {
+                    axum::extract::ws::Message::Text(_) | axum::extract::ws::Message::Binary(_) => {
+                        msg
+                    }
+                    // Keep reading: the next read flushes the close reply tungstenite queued,
+                    // then ends the stream; breaking here would leave the handshake unclean.
+                    _ => continue,
+                };
+                if socket.send(reply).await.is_err() {
+                    break;
+                }
+            }
+        })
+}
