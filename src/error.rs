@@ -72,6 +72,15 @@ impl Error {
     }
 }
 
+/// # Errors
+/// `BadRequest` when `value` nests deeper than `max`.
+pub fn check_depth(value: &serde_json::Value, max: usize) -> Result<(), Error> {
+    if crate::store::apply::value_depth(value) > max {
+        return Err(Error::BadRequest(format!("nesting deeper than {max} levels")));
+    }
+    Ok(())
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {

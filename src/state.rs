@@ -18,6 +18,9 @@ use crate::store::Store;
 pub struct SessionLimits {
     pub max_message_size: usize,
     pub max_watches: usize,
+    /// Deepest nesting accepted in a written value (`MAX_DEPTH`), checked at the edge so deep
+    /// input never reaches the store.
+    pub max_depth: usize,
     pub outbound_buffer: usize,
     pub slow_consumer_timeout: Duration,
     pub max_requests_per_second: u32,
@@ -52,6 +55,7 @@ impl AppState {
             limits: Arc::new(SessionLimits {
                 max_message_size: config.max_message_size,
                 max_watches: config.max_watches,
+                max_depth: config.max_depth,
                 outbound_buffer: config.outbound_buffer.max(1),
                 slow_consumer_timeout: config.slow_consumer_timeout(),
                 max_requests_per_second: config.max_requests_per_second,

@@ -65,6 +65,9 @@ impl UpdateCmd {
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
         let (me, target) = session.target(self.target)?;
         session.user()?.can_write()?;
+        if let Some(userdata) = &self.data.userdata {
+            crate::error::check_depth(userdata, session.state.limits.max_depth)?;
+        }
         let edit = self
             .data
             .userdata

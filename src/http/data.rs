@@ -116,6 +116,11 @@ async fn write(
     if !names::plausible(user) {
         return Err(Error::Unauthorized.into());
     }
+    for edit in &edits {
+        if let PathEdit::Put { value, .. } | PathEdit::Patch { patch: value, .. } = edit {
+            crate::error::check_depth(value, state.limits.max_depth)?;
+        }
+    }
     let committed = state
         .store
         .commit(Update {

@@ -202,14 +202,16 @@ fn normalize(list: &[String], owner: &str) -> Vec<String> {
 
 /// Nesting depth of objects and arrays below `map` (a flat object has depth 1).
 pub fn depth(map: &Map<String, Value>) -> usize {
-    fn value_depth(v: &Value) -> usize {
-        match v {
-            Value::Object(m) => 1 + m.values().map(value_depth).max().unwrap_or(0),
-            Value::Array(a) => 1 + a.iter().map(value_depth).max().unwrap_or(0),
-            _ => 0,
-        }
-    }
     1 + map.values().map(value_depth).max().unwrap_or(0)
+}
+
+/// Nesting depth of a JSON value (a scalar has depth 0, `{}` and `[]` depth 1).
+pub fn value_depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(value_depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(value_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// A validated set of dotted field paths (`a.b.c`), sorted so equal sets compare equal and

@@ -430,7 +430,10 @@ async fn two_hundred_hostile_inputs_change_nothing() {
         (c, (), r["token"].as_str().unwrap().to_owned())
     };
     let base = format!("http://{}", server.addr);
+    let deep_body = format!("{}1{}", "[".repeat(70), "]".repeat(70));
     let http_cases: Vec<(reqwest::Method, String, Option<&str>, u16, &str)> = vec![
+        (reqwest::Method::PUT, "/v1/users/mallory/data/deep".into(), Some(deep_body.as_str()), 400, "bad_request"),
+        (reqwest::Method::PATCH, "/v1/users/mallory/data/deep".into(), Some(deep_body.as_str()), 400, "bad_request"),
         (
             reqwest::Method::GET,
             "/v1/users/ann/data".into(),
