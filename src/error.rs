@@ -76,7 +76,9 @@ impl Error {
 /// `BadRequest` when `value` nests deeper than `max`.
 pub fn check_depth(value: &serde_json::Value, max: usize) -> Result<(), Error> {
     if crate::store::apply::value_depth(value) > max {
-        return Err(Error::BadRequest(format!("nesting deeper than {max} levels")));
+        return Err(Error::BadRequest(format!(
+            "nesting deeper than {max} levels"
+        )));
     }
     Ok(())
 }

@@ -67,7 +67,8 @@ pub fn apply_paths(
         }
         let patch: json_patch::Patch = serde_json::from_value(Value::Array(step.clone()))
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        json_patch::patch(&mut doc, &patch).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        json_patch::patch_unsafe(&mut doc, &patch)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         ops.extend(step);
     }
     match doc {
@@ -199,7 +200,7 @@ mod tests {
         assert!(!again.created);
         // Replaying the recorded ops gives the same result.
         let mut replay = Value::Object(start);
-        json_patch::patch(
+        json_patch::patch_unsafe(
             &mut replay,
             &serde_json::from_value::<json_patch::Patch>(Value::Array(r.ops)).unwrap(),
         )

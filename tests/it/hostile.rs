@@ -351,6 +351,8 @@ async fn two_hundred_hostile_inputs_change_nothing() {
         json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": [{"op": "remove", "path": "/nope"}]}, "patch": "json-patch"}),
         json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": [{"op": "replace", "path": "", "value": 1}]}, "patch": "json-patch"}),
         json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": [{"op": "test", "path": "/x", "value": 1}]}, "patch": "json-patch"}),
+        // Found by fuzzing: made json-patch's rollback panic.
+        json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": [{"op": "add", "path": "/x", "value": 1}, {"op": "move", "from": "/x", "path": "//"}]}, "patch": "json-patch"}),
         json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": {"deep": deep}}}),
         json!({"type": "update", "data": {"metadata": {"version": 0, "collaborators": ["a"]}}}),
         json!({"type": "update", "data": {"metadata": {"version": 0, "collaborators": ["UPPER"]}}}),
@@ -432,8 +434,20 @@ async fn two_hundred_hostile_inputs_change_nothing() {
     let base = format!("http://{}", server.addr);
     let deep_body = format!("{}1{}", "[".repeat(70), "]".repeat(70));
     let http_cases: Vec<(reqwest::Method, String, Option<&str>, u16, &str)> = vec![
-        (reqwest::Method::PUT, "/v1/users/mallory/data/deep".into(), Some(deep_body.as_str()), 400, "bad_request"),
-        (reqwest::Method::PATCH, "/v1/users/mallory/data/deep".into(), Some(deep_body.as_str()), 400, "bad_request"),
+        (
+            reqwest::Method::PUT,
+            "/v1/users/mallory/data/deep".into(),
+            Some(deep_body.as_str()),
+            400,
+            "bad_request",
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/v1/users/mallory/data/deep".into(),
+            Some(deep_body.as_str()),
+            400,
+            "bad_request",
+        ),
         (
             reqwest::Method::GET,
             "/v1/users/ann/data".into(),

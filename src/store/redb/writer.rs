@@ -159,9 +159,21 @@ impl Tables<'_> {
                 let Some(current) = self.current(&update.target)? else {
                     return Ok(Err(StoreError::Unauthorized));
                 };
-                let applied = match apply(&current, update, limits, &self.now) {
-                    Ok(applied) => applied,
-                    Err(refused) => return Ok(Err(refused)),
+                // `apply` is pure and writes nothing, so if a bug in it (or in a patch library)
+                // panics, only this update fails: the writer thread, and every other writer's
+                // update, must survive any input.
+                let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    apply(&current, update, limits, &self.now)
+                }));
+                let applied = match attempt {
+                    Ok(Ok(applied)) => applied,
+                    Ok(Err(refused)) => return Ok(Err(refused)),
+                    Err(_) => {
+                        tracing::error!(target = %update.target, "applying an update panicked");
+                        return Ok(Err(StoreError::Invalid(
+                            "this update cannot be applied".into(),
+                        )));
+                    }
                 };
                 let name = update.target.as_str();
                 self.docs
