@@ -30,6 +30,8 @@ export class HearthError extends Error {
   readonly target?: string;
   /** Why, e.g. "access revoked" or "token revoked". */
   readonly detail?: string;
+  /** Seconds to wait, with `rate_limited`. */
+  readonly retryAfter?: number;
 }
 
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };

@@ -14,6 +14,7 @@ export class HearthError extends Error {
     if (extra.version !== undefined) this.version = extra.version;
     if (extra.target !== undefined) this.target = extra.target;
     if (extra.detail !== undefined) this.detail = extra.detail;
+    if (extra.retryAfter !== undefined) this.retryAfter = extra.retryAfter;
   }
 }
 
@@ -169,6 +170,10 @@ export class Hearth {
         const v = await this.update(target, next, version, false);
         return { version: v, userdata: next };
       } catch (e) {
+        if (e.code === "rate_limited") {
+          await sleep((e.retryAfter ?? 1) * 1000);
+          continue;
+        }
         if (e.code !== "version_mismatch") throw e;
         await sleep(Math.random() * 5 * (attempt + 1));
       }
