@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, Durability, ReadableTable, Table};
 
-use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, read_log};
+use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode};
 use crate::store::apply::{Limits, apply, replay};
 use crate::store::backend::{CommitHook, Committed, Write};
 use crate::store::error::StoreError;
@@ -326,16 +326,22 @@ fn trim_one(
     let Some(newest) = newest else {
         return Ok(());
     };
-    // Versions below `keep_from` go.
+    // Versions below `keep_from` go, and older ones past the age cutoff. Walk from the
+    // oldest entry and stop at the first one kept: a round costs what it drops, not what the
+    // log holds.
     let keep_from = (newest + 1).saturating_sub(retain);
-    let candidates = read_log(log, name, base.version() + 1, newest, usize::MAX)?;
     let mut dropped = 0;
-    for entry in &candidates {
+    for row in log
+        .range((name, base.version() + 1)..=(name, newest))
+        .map_err(StoreError::unavailable)?
+    {
+        let (_, bytes) = row.map_err(StoreError::unavailable)?;
+        let entry: crate::store::model::LogEntry = decode(bytes.value(), name)?;
         let too_old = cutoff.is_some_and(|c| entry.at.as_str() < c);
         if entry.version >= keep_from && !too_old {
             break;
         }
-        base = replay(&base, entry)?;
+        base = replay(&base, &entry)?;
         dropped += 1;
     }
     if dropped == 0 {
