@@ -19,6 +19,20 @@ impl Conn {
         Conn { ws, next_id: 1 }
     }
 
+    /// A connection whose TCP side comes from `source` (another 127.0.0.x), so more
+    /// connections fit than one address has ports.
+    pub async fn connect_from(addr: &str, source: &str) -> Result<Conn, String> {
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        let bind: std::net::SocketAddr = format!("{source}:0").parse().map_err(|e| format!("{e}"))?;
+        socket.bind(bind).map_err(|e| e.to_string())?;
+        let target: std::net::SocketAddr = addr.parse().map_err(|e| format!("{e}"))?;
+        let stream = socket.connect(target).await.map_err(|e| e.to_string())?;
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Conn { ws, next_id: 1 })
+    }
+
     /// A new connection signed up with a generated name: (conn, username, token).
     pub async fn signup(url: &str) -> (Conn, String, String) {
         let mut c = Conn::connect(url).await;

@@ -20,13 +20,13 @@ impl Stats {
         self.samples.len()
     }
 
-    /// The `p`th percentile in milliseconds, formatted with 3 decimals.
-    pub fn ms(&mut self, p: f64) -> String {
+    /// The `p`th percentile in milliseconds (NaN without samples).
+    pub fn ms(&mut self, p: f64) -> f64 {
         if self.samples.is_empty() {
-            return "-".into();
+            return f64::NAN;
         }
         self.samples.sort_unstable();
         let idx = ((p / 100.0) * (self.samples.len() - 1) as f64).round() as usize;
-        format!("{:.3}", self.samples[idx].as_secs_f64() * 1000.0)
+        self.samples[idx].as_secs_f64() * 1000.0
     }
 }

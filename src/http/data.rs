@@ -21,7 +21,7 @@ use crate::auth::Claims;
 use crate::error::Error;
 use crate::names;
 use crate::state::AppState;
-use crate::store::paths::{PathEdit, lookup};
+use crate::store::paths::{PathEdit, lookup, lookup_in};
 use crate::store::{Access, Document, Edit, Update, Version};
 
 /// Children listed per page unless `limit` says otherwise.
@@ -77,9 +77,12 @@ async fn read_at(
 ) -> Result<Response, ApiError> {
     let path = key_path(raw_path)?;
     let doc = readable(state, &claims.sub, user).await?;
-    let userdata = Value::Object(doc.userdata.clone());
-    let value = lookup(&userdata, &path).ok_or(Error::NotFound)?;
-    Ok(with_etag(doc.version(), StatusCode::OK, value.clone()))
+    let body = if path.is_empty() {
+        json!(&doc.userdata)
+    } else {
+        lookup_in(&doc.userdata, &path).ok_or(Error::NotFound)?.clone()
+    };
+    Ok(with_etag(doc.version(), StatusCode::OK, body))
 }
 
 /// The whole `userdata`.
@@ -396,8 +399,7 @@ pub async fn store_get(
 ) -> Result<Response, ApiError> {
     let path = key_path(&key)?;
     let doc = readable(&state, &claims.sub, &user).await?;
-    let userdata = Value::Object(doc.userdata.clone());
-    let value = lookup(&userdata, &path).ok_or(Error::NotFound)?;
+    let value = lookup_in(&doc.userdata, &path).ok_or(Error::NotFound)?;
     let mut response = match value {
         Value::String(s) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -150,6 +150,12 @@ pub fn lookup<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
     })
 }
 
+/// The value at a non-empty `path` inside `userdata`, without copying anything.
+pub fn lookup_in<'a>(userdata: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    lookup(userdata.get(first)?, rest)
+}
+
 /// RFC 6901 JSON Pointer for `path`.
 pub fn pointer(path: &[String]) -> String {
     path.iter()

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Hearth's benchmark run: builds release, starts the server on a temp data dir, runs every
+# scenario RUNS times (default 3) with the load generator in a separate process, and prints
+# one markdown table (median, min–max) with a description of the machine. Progress goes to
+# stderr; the table to stdout. Everything stays on loopback and stops by itself.
+#
+#   bench/run.sh                 # the full run (≈ 10 minutes; f) writes about 1 GB)
+#   RUNS=1 QUICK=1 bench/run.sh  # a smoke run with small sizes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+if [ -n "${QUICK:-}" ]; then
+  WATCHERS=(200); IDLE_MAX=2000; POPULATE=2000; SIZE=1000; SECS=3
+else
+  WATCHERS=(1000 10000); IDLE_MAX=${IDLE_MAX:-19000}; POPULATE=${POPULATE:-100000}; SIZE=${SIZE:-10000}; SECS=10
+fi
+PORT=${PORT:-18080}
+ADDR=127.0.0.1:$PORT
+say() { echo "bench: $*" >&2; }
+
+say "building release"
+cargo build --release -p hearth -p hearth-bench >&2
+HEARTH=target/release/hearth
+BENCH=target/release/hearth-bench
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+say "open-file limit $(ulimit -n)"
+
+RESULTS=$(mktemp)
+DATA=""
+PID=""
+start() { # starts hearth on $DATA; prints the ready report; sets PID (call it without a pipe)
+  local since
+  if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then
+    say "port $PORT is already in use: stop whatever listens there first"; exit 1
+  fi
+  since=$(date +%s%N)
+  HOST=127.0.0.1 PORT=$PORT DATA_DIR="$DATA" RUST_LOG=warn \
+  SIGNUPS_PER_IP=100000000 LOGINS_PER_IP=100000000 LOGINS_PER_USER=100000000 \
+  MAX_REQUESTS_PER_SECOND=100000000 MAX_CONNECTIONS_PER_IP=1000000 MAX_CONNECTIONS_PER_USER=1000000 \
+    "$HEARTH" >/dev/null 2>&1 &
+  PID=$!
+  "$BENCH" --addr "$ADDR" --scenario ready --since-ns "$since"
+  kill -0 "$PID" 2>/dev/null || { say "hearth exited during start"; exit 1; }
+}
+stop() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+cleanup() { stop; [ -n "$DATA" ] && rm -rf "$DATA"; rm -f "$RESULTS"; }
+trap cleanup EXIT
+run() { # run <label> <args...>: one scenario, tagged, into RESULTS
+  local label=$1; shift
+  say "run $r/$RUNS: $label"
+  "$BENCH" --addr "$ADDR" "$@" | sed "s/^{/{\"label\":\"$label\",/" >>"$RESULTS"
+}
+
+for r in $(seq "$RUNS"); do
+  DATA=$(mktemp -d)
+  start >/dev/null
+  run "a) sequential, 2000 updates" --scenario sequential --n 2000
+  run "b) 50 writers, ${SECS} s" --scenario writers --n 50 --secs "$SECS"
+  for w in "${WATCHERS[@]}"; do
+    run "c) fanout, $w watchers" --scenario fanout --n "$w"
+  done
+  run "d) saturation, ${WATCHERS[0]} watchers" --scenario saturation --n "${WATCHERS[0]}" --secs "$SECS"
+  run "g) REST, 50 clients" --scenario rest --n 50 --secs "$SECS"
+  stop
+  # Idle connections on a fresh server, so RSS is not inflated by earlier scenarios.
+  start >/dev/null
+  run "e) idle connections" --scenario idle --n "$IDLE_MAX" --pid "$PID" --sources 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
+  stop
+  rm -rf "$DATA"
+done
+
+# f) restart with a large store: fill once, then time RUNS restarts.
+DATA=$(mktemp -d)
+start >/dev/null
+say "f) filling the store: $POPULATE documents of $SIZE bytes"
+"$BENCH" --addr "$ADDR" --scenario populate --n "$POPULATE" --size "$SIZE" >/dev/null
+stop
+say "f) store on disk: $(du -sh "$DATA" | cut -f1)"
+SIZE_ON_DISK=$(du -sh "$DATA" | cut -f1)
+READY=$(mktemp)
+for r in $(seq "$RUNS"); do
+  start >"$READY"
+  sed "s/^{/{\"label\":\"f) restart, $POPULATE docs, $SIZE_ON_DISK on disk\",/" "$READY" >>"$RESULTS"
+  stop
+done
+rm -f "$READY"
+
+python3 - "$RESULTS" <<'PY'
+import json, statistics, sys, platform, subprocess, os
+rows = {}
+order = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    for k, v in r["metrics"].items():
+        key = (r["label"], k)
+        if key not in rows:
+            rows[key] = []
+            order.append(key)
+        if v is not None:
+            rows[key].append(v)
+def cpu():
+    for l in open("/proc/cpuinfo"):
+        if l.startswith("model name"):
+            return l.split(":", 1)[1].strip()
+    return "?"
+mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+rustc = subprocess.run(["rustc", "-V"], capture_output=True, text=True).stdout.strip()
+print(f"Machine: {os.cpu_count()} cores, {cpu()}, {int(mem)//1024//1024} GiB, Linux {platform.release()}, {rustc}; generator on the same machine.\n")
+print("| scenario | metric | median | min – max | runs |")
+print("|---|---|---|---|---|")
+for key in order:
+    vals = rows[key]
+    if not vals:
+        continue
+    med = statistics.median(vals)
+    fmt = lambda x: f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    print(f"| {key[0]} | {key[1]} | {fmt(med)} | {fmt(min(vals))} – {fmt(max(vals))} | {len(vals)} |")
+PY
