@@ -23,13 +23,17 @@ impl Conn {
     /// connections fit than one address has ports.
     pub async fn connect_from(addr: &str, source: &str) -> Result<Conn, String> {
         let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
-        let bind: std::net::SocketAddr = format!("{source}:0").parse().map_err(|e| format!("{e}"))?;
+        let bind: std::net::SocketAddr =
+            format!("{source}:0").parse().map_err(|e| format!("{e}"))?;
         socket.bind(bind).map_err(|e| e.to_string())?;
         let target: std::net::SocketAddr = addr.parse().map_err(|e| format!("{e}"))?;
         let stream = socket.connect(target).await.map_err(|e| e.to_string())?;
-        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(stream))
-            .await
-            .map_err(|e| e.to_string())?;
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(Conn { ws, next_id: 1 })
     }
 

@@ -63,9 +63,21 @@ async fn main() {
         Scenario::Sequential => scenarios::sequential(&args.addr, args.n.unwrap_or(2000)).await,
         Scenario::Writers => scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs).await,
         Scenario::Fanout => scenarios::fanout(&args.addr, args.n.unwrap_or(1000)).await,
-        Scenario::Saturation => scenarios::saturation(&args.addr, args.n.unwrap_or(1000), args.secs).await,
-        Scenario::Idle => scenarios::idle(&args.addr, args.n.unwrap_or(10_000), args.pid, &args.sources).await,
-        Scenario::Populate => scenarios::populate(&args.addr, args.n.unwrap_or(100_000), args.size).await,
+        Scenario::Saturation => {
+            scenarios::saturation(&args.addr, args.n.unwrap_or(1000), args.secs).await
+        }
+        Scenario::Idle => {
+            scenarios::idle(
+                &args.addr,
+                args.n.unwrap_or(10_000),
+                args.pid,
+                &args.sources,
+            )
+            .await
+        }
+        Scenario::Populate => {
+            scenarios::populate(&args.addr, args.n.unwrap_or(100_000), args.size).await
+        }
         Scenario::Ready => scenarios::ready(&args.addr, args.since_ns.unwrap_or(0)).await,
         Scenario::Rest => scenarios::rest(&args.addr, args.n.unwrap_or(50), args.secs).await,
     };

@@ -11,7 +11,10 @@ use crate::stats::Stats;
 type Metrics = Map<String, Value>;
 
 fn metrics(pairs: &[(&str, f64)]) -> Metrics {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), json!((v * 1000.0).round() / 1000.0))).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!((v * 1000.0).round() / 1000.0)))
+        .collect()
 }
 
 fn url(addr: &str) -> String {
@@ -24,11 +27,16 @@ pub async fn sequential(addr: &str, n: usize) -> Metrics {
     let start = Instant::now();
     for v in 0..n as u64 {
         let t = Instant::now();
-        c.update(v, json!({"counter": v, "note": "sequential"})).await;
+        c.update(v, json!({"counter": v, "note": "sequential"}))
+            .await;
         stats.add(t.elapsed());
     }
     let secs = start.elapsed().as_secs_f64();
-    metrics(&[("p50_ms", stats.ms(50.0)), ("p99_ms", stats.ms(99.0)), ("ops_per_s", n as f64 / secs)])
+    metrics(&[
+        ("p50_ms", stats.ms(50.0)),
+        ("p99_ms", stats.ms(99.0)),
+        ("ops_per_s", n as f64 / secs),
+    ])
 }
 
 pub async fn writers(addr: &str, n: usize, secs: u64) -> Metrics {
@@ -136,9 +144,16 @@ pub async fn saturation(addr: &str, n: usize, secs: u64) -> Metrics {
         writer.update(v, json!({"v": v})).await;
         v += 1;
     }
-    let delivered: u64 = join_all(tasks).await.into_iter().map(|r| r.expect("watcher")).sum();
+    let delivered: u64 = join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("watcher"))
+        .sum();
     let secs = start.elapsed().as_secs_f64();
-    metrics(&[("deliveries_per_s", delivered as f64 / secs), ("updates_per_s", v as f64 / secs)])
+    metrics(&[
+        ("deliveries_per_s", delivered as f64 / secs),
+        ("updates_per_s", v as f64 / secs),
+    ])
 }
 
 fn rss_kib(pid: Option<u32>) -> f64 {
@@ -160,7 +175,10 @@ pub async fn idle(addr: &str, n: usize, pid: Option<u32>, sources: &str) -> Metr
     let base = rss_kib(pid);
     let mut held = Vec::with_capacity(n);
     let mut out = vec![("rss0_kib", base)];
-    let mut marks: Vec<usize> = [5_000usize, 10_000].into_iter().filter(|m| *m < n).collect();
+    let mut marks: Vec<usize> = [5_000usize, 10_000]
+        .into_iter()
+        .filter(|m| *m < n)
+        .collect();
     marks.push(n);
     for mark in marks {
         while held.len() < mark {
@@ -184,16 +202,24 @@ pub async fn idle(addr: &str, n: usize, pid: Option<u32>, sources: &str) -> Metr
         }
         settle().await;
         let per = (rss_kib(pid) - base) / held.len() as f64;
-        out.push((match mark {
-            5_000 => "kib_per_conn_5k",
-            10_000 => "kib_per_conn_10k",
-            _ => "kib_per_conn_max",
-        }, per));
+        out.push((
+            match mark {
+                5_000 => "kib_per_conn_5k",
+                10_000 => "kib_per_conn_10k",
+                _ => "kib_per_conn_max",
+            },
+            per,
+        ));
     }
     finish_idle(out, held.len(), base, pid).await
 }
 
-async fn finish_idle(mut out: Vec<(&'static str, f64)>, held: usize, base: f64, pid: Option<u32>) -> Metrics {
+async fn finish_idle(
+    mut out: Vec<(&'static str, f64)>,
+    held: usize,
+    base: f64,
+    pid: Option<u32>,
+) -> Metrics {
     let rss = rss_kib(pid);
     out.push(("connections_held", held as f64));
     out.push(("kib_per_conn_at_max", (rss - base) / held.max(1) as f64));
@@ -222,9 +248,17 @@ pub async fn populate(addr: &str, n: usize, size: usize) -> Metrics {
             done
         })
     });
-    let total: usize = join_all(tasks).await.into_iter().map(|r| r.expect("populate")).sum();
+    let total: usize = join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("populate"))
+        .sum();
     let secs = start.elapsed().as_secs_f64();
-    metrics(&[("documents", total as f64), ("documents_per_s", total as f64 / secs), ("megabytes", (total * size) as f64 / 1e6)])
+    metrics(&[
+        ("documents", total as f64),
+        ("documents_per_s", total as f64 / secs),
+        ("megabytes", (total * size) as f64 / 1e6),
+    ])
 }
 
 /// Polls `/readyz` until it answers 200; reports milliseconds since `since_ns`.
@@ -233,7 +267,9 @@ pub async fn ready(addr: &str, since_ns: u128) -> Metrics {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
-            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+            let _ = s
+                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
             let mut buf = [0u8; 16];
             if s.read_exact(&mut buf).await.is_ok() && buf.starts_with(b"HTTP/1.1 200") {
                 break;
@@ -242,7 +278,10 @@ pub async fn ready(addr: &str, since_ns: u128) -> Metrics {
         assert!(Instant::now() < deadline, "server never became ready");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     metrics(&[("ready_ms", now.saturating_sub(since_ns) as f64 / 1e6)])
 }
 
@@ -254,8 +293,19 @@ pub async fn rest(addr: &str, n: usize, secs: u64) -> Metrics {
         let base = base.clone();
         async move {
             let http = reqwest::Client::new();
-            let r: Value = http.post(format!("{base}/v1/signup")).send().await.expect("signup").json().await.expect("json");
-            (http, r["username"].as_str().expect("username").to_owned(), r["token"].as_str().expect("token").to_owned())
+            let r: Value = http
+                .post(format!("{base}/v1/signup"))
+                .send()
+                .await
+                .expect("signup")
+                .json()
+                .await
+                .expect("json");
+            (
+                http,
+                r["username"].as_str().expect("username").to_owned(),
+                r["token"].as_str().expect("token").to_owned(),
+            )
         }
     });
     let clients = join_all(signups).await;

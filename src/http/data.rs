@@ -80,7 +80,9 @@ async fn read_at(
     let body = if path.is_empty() {
         json!(&doc.userdata)
     } else {
-        lookup_in(&doc.userdata, &path).ok_or(Error::NotFound)?.clone()
+        lookup_in(&doc.userdata, &path)
+            .ok_or(Error::NotFound)?
+            .clone()
     };
     Ok(with_etag(doc.version(), StatusCode::OK, body))
 }

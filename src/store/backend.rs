@@ -51,6 +51,12 @@ pub struct History {
     pub entries: Vec<LogEntry>,
 }
 
+/// The newest committed version of a document, when the store keeps it in memory. The
+/// writer asks here before parsing a document from storage: the store's cache is filled by
+/// the commit hook in commit order and never holds anything stale, so what it returns is
+/// exactly the latest committed version.
+pub type LatestDoc = Arc<dyn Fn(&str) -> Option<Arc<Document>> + Send + Sync>;
+
 /// Called by the backend for every committed version, after it is durable, in commit order,
 /// before the writer replies. Ordering here is what lets watchers see versions in sequence.
 pub type CommitHook = Arc<dyn Fn(&Arc<Committed>) + Send + Sync>;

@@ -21,7 +21,7 @@ use moka::ops::compute::Op as CacheOp;
 use moka::sync::Cache;
 
 pub use self::apply::{Fields, Limits};
-pub use self::backend::{Backend, CommitHook, Committed, History, Write};
+pub use self::backend::{Backend, CommitHook, Committed, History, LatestDoc, Write};
 pub use self::error::StoreError;
 pub use self::model::{
     Access, Document, Edit, LogEntry, Op, Scope, SessionRecord, Update, UserRecord, Version,
@@ -99,6 +99,10 @@ impl Store {
                 max_age: cfg.changelog_max_age,
             },
             hook,
+            {
+                let cache = cache.clone();
+                Arc::new(move |name: &str| cache.get(name)) as LatestDoc
+            },
             cfg.faults.clone(),
         )?;
         Ok(Store {

@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::backend::{Backend, CommitHook, Committed, History, Write};
+use super::backend::{Backend, CommitHook, Committed, History, LatestDoc, Write};
 use super::error::StoreError;
 use super::model::{Document, LogEntry, SessionRecord, UserRecord, Version};
 pub use writer::WriterConfig;
@@ -66,6 +66,7 @@ impl RedbBackend {
         path: &Path,
         cfg: WriterConfig,
         hook: CommitHook,
+        latest: LatestDoc,
         faults: Option<Arc<super::faults::Faults>>,
     ) -> Result<Self, StoreError> {
         let opened = match faults {
@@ -94,7 +95,7 @@ impl RedbBackend {
         let writer_health = healthy.clone();
         let writer = std::thread::Builder::new()
             .name("hearth-writer".into())
-            .spawn(move || writer::run(&writer_db, &rx, &cfg, &hook, &writer_health))
+            .spawn(move || writer::run(&writer_db, &rx, &cfg, &hook, &latest, &writer_health))
             .map_err(StoreError::unavailable)?;
         Ok(RedbBackend {
             healthy,

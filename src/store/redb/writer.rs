@@ -14,7 +14,7 @@ use redb::{Database, Durability, ReadableTable, Table};
 
 use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode};
 use crate::store::apply::{Limits, apply, replay};
-use crate::store::backend::{CommitHook, Committed, Write};
+use crate::store::backend::{CommitHook, Committed, LatestDoc, Write};
 use crate::store::error::StoreError;
 use crate::store::model::{Document, now_rfc3339, rfc3339_millis};
 
@@ -41,6 +41,7 @@ pub(super) fn run(
     rx: &Receiver<Job>,
     cfg: &WriterConfig,
     hook: &CommitHook,
+    latest: &LatestDoc,
     healthy: &std::sync::atomic::AtomicBool,
 ) {
     let mut jobs = Vec::with_capacity(cfg.max_batch);
@@ -71,7 +72,7 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
-        let outcomes = match commit_batch(db, &jobs, cfg) {
+        let outcomes = match commit_batch(db, &jobs, cfg, latest) {
             Ok(outcomes) => {
                 healthy.store(true, std::sync::atomic::Ordering::SeqCst);
                 outcomes
@@ -106,6 +107,7 @@ fn commit_batch(
     db: &Database,
     jobs: &[Job],
     cfg: &WriterConfig,
+    cached: &LatestDoc,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
     txn.set_durability(Durability::Immediate)
@@ -121,6 +123,7 @@ fn commit_batch(
             revoked: txn.open_table(REVOKED).map_err(StoreError::unavailable)?,
             sessions: txn.open_table(SESSIONS).map_err(StoreError::unavailable)?,
             latest: HashMap::new(),
+            cached,
             now: now_rfc3339(),
         };
         for job in jobs {
@@ -147,6 +150,9 @@ struct Tables<'t> {
     sessions: Table<'t, (&'static str, &'static str), &'static [u8]>,
     /// Documents as left by earlier writes of this batch (saves re-parsing them).
     latest: HashMap<String, Arc<Document>>,
+    /// Committed documents kept in memory by the store: parsing a document from its bytes
+    /// for every update was most of the writer's time.
+    cached: &'t LatestDoc,
     now: String,
 }
 
@@ -262,6 +268,9 @@ impl Tables<'_> {
     fn current(&self, name: &str) -> Result<Option<Arc<Document>>, StoreError> {
         if let Some(doc) = self.latest.get(name) {
             return Ok(Some(doc.clone()));
+        }
+        if let Some(doc) = (self.cached)(name) {
+            return Ok(Some(doc));
         }
         match self.docs.get(name).map_err(StoreError::unavailable)? {
             Some(bytes) => Ok(Some(Arc::new(decode(bytes.value(), name)?))),
