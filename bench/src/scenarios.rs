@@ -241,7 +241,7 @@ pub async fn populate(addr: &str, n: usize, size: usize) -> Metrics {
                 c.request(json!({"type": "signup"})).await;
                 c.update(0, json!({"blob": blob, "i": i})).await;
                 done += 1;
-                if w == 0 && done % 1000 == 0 {
+                if w == 0 && done.is_multiple_of(1000) {
                     eprintln!("populate: ~{} documents", done * workers);
                 }
             }
