@@ -27,9 +27,9 @@ use crate::store::{Access, Document, Edit, Update, Version};
 /// Children listed per page unless `limit` says otherwise.
 const DEFAULT_KEYS: usize = 100;
 /// Leaves per page of `recurse=1` unless `limit` says otherwise (Kopano's cap).
-const DEFAULT_LEAVES: usize = 500;
+pub(super) const DEFAULT_LEAVES: usize = 500;
 /// The most either may return in one page.
-const MAX_PAGE: usize = 1000;
+pub(super) const MAX_PAGE: usize = 1000;
 /// Operations in one batch.
 pub const MAX_BATCH_OPS: usize = 1000;
 
@@ -51,7 +51,7 @@ pub async fn readable(
         .ok_or_else(|| Error::Unauthorized.into())
 }
 
-fn with_etag(version: Version, status: StatusCode, body: Value) -> Response {
+pub(super) fn with_etag(version: Version, status: StatusCode, body: Value) -> Response {
     let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     response
@@ -109,7 +109,7 @@ pub async fn get_data(
 }
 
 /// Commits path edits as `claims`, honouring `If-Match`; answers `{username, version}`.
-async fn write(
+pub(super) async fn write(
     state: &AppState,
     claims: &Claims,
     user: &str,
@@ -284,8 +284,8 @@ pub async fn batch(
 pub struct KeysQuery {
     /// Only keys starting with this.
     prefix: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
+    pub(super) limit: Option<usize>,
+    pub(super) offset: Option<usize>,
     /// `1`: every leaf below, as `{key, value}`.
     recurse: Option<String>,
 }
@@ -339,7 +339,7 @@ pub async fn keys(
 }
 
 /// `items[offset..offset+limit]` and the offset of the next page, if any.
-fn page<T>(items: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Option<usize>) {
+pub(super) fn page<T>(items: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Option<usize>) {
     let total = items.len();
     let page: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
     let next = (offset + page.len() < total).then_some(offset + page.len());
@@ -348,7 +348,7 @@ fn page<T>(items: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Option<usize>
 
 /// Leaves (anything but a non-empty object) below `node`, keyed by slash-joined path, in
 /// sorted order.
-fn collect_leaves(node: &Value, prefix: &mut String, out: &mut Vec<(String, Value)>) {
+pub(super) fn collect_leaves(node: &Value, prefix: &mut String, out: &mut Vec<(String, Value)>) {
     match node {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
@@ -363,118 +363,4 @@ fn collect_leaves(node: &Value, prefix: &mut String, out: &mut Vec<(String, Valu
         }
         leaf => out.push((prefix.clone(), leaf.clone())),
     }
-}
-
-// ---- Rivet's /store paths, mapped onto the same handlers ----------------------------------
-
-/// Rivet's list: every leaf key of the user's data, paged.
-#[utoipa::path(get, path = "/store/{user}", params(("user" = String, Path), KeysQuery), responses((status = 200)), tag = "rivet")]
-pub async fn store_list(
-    State(state): State<AppState>,
-    Caller(claims): Caller,
-    Path(user): Path<String>,
-    Query(q): Query<KeysQuery>,
-) -> Result<Response, ApiError> {
-    let doc = readable(&state, &claims.sub, &user).await?;
-    let mut leaves = Vec::new();
-    collect_leaves(
-        &Value::Object(doc.userdata.clone()),
-        &mut String::new(),
-        &mut leaves,
-    );
-    let limit = q.limit.unwrap_or(DEFAULT_LEAVES).clamp(1, MAX_PAGE);
-    let keys: Vec<String> = leaves.into_iter().map(|(k, _)| k).collect();
-    let (page, next) = page(keys, q.offset.unwrap_or(0), limit);
-    Ok(with_etag(
-        doc.version(),
-        StatusCode::OK,
-        json!({"keys": page, "next_offset": next}),
-    ))
-}
-
-/// Rivet's read: strings come back raw (as they were stored), anything else as JSON.
-#[utoipa::path(get, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), responses((status = 200), (status = 404)), tag = "rivet")]
-pub async fn store_get(
-    State(state): State<AppState>,
-    Caller(claims): Caller,
-    Path((user, key)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let path = key_path(&key)?;
-    let doc = readable(&state, &claims.sub, &user).await?;
-    let value = lookup_in(&doc.userdata, &path).ok_or(Error::NotFound)?;
-    let mut response = match value {
-        Value::String(s) => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            s.clone(),
-        )
-            .into_response(),
-        other => Json(other.clone()).into_response(),
-    };
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(doc.version()));
-    Ok(response)
-}
-
-/// Rivet's write (PUT or POST): a JSON body (`Content-Type: application/json`) is stored as
-/// JSON, anything else as a UTF-8 string. 201 when the key did not exist.
-#[utoipa::path(put, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), request_body = String,
-    responses((status = 200), (status = 201), (status = 400), (status = 403), (status = 404)), tag = "rivet")]
-pub async fn store_put(
-    State(state): State<AppState>,
-    Caller(claims): Caller,
-    Path((user, key)): Path<(String, String)>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let bytes = body::raw(raw, state.limits.max_message_size)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let value = if is_json {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))?
-    } else {
-        Value::String(
-            String::from_utf8(bytes.to_vec())
-                .map_err(|_| ApiError(Error::BadRequest("values are UTF-8 text or JSON".into())))?,
-        )
-    };
-    let path = key_path(&key)?;
-    if path.is_empty() {
-        return Err(Error::BadRequest("a key is needed".into()).into());
-    }
-    write(
-        &state,
-        &claims,
-        &user,
-        &headers,
-        vec![PathEdit::Put { path, value }],
-        StatusCode::CREATED,
-    )
-    .await
-}
-
-/// Rivet's delete.
-#[utoipa::path(delete, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), responses((status = 200), (status = 404)), tag = "rivet")]
-pub async fn store_delete(
-    State(state): State<AppState>,
-    Caller(claims): Caller,
-    Path((user, key)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let path = key_path(&key)?;
-    if path.is_empty() {
-        return Err(Error::BadRequest("a key is needed".into()).into());
-    }
-    write(
-        &state,
-        &claims,
-        &user,
-        &headers,
-        vec![PathEdit::Delete { path }],
-        StatusCode::OK,
-    )
-    .await
 }

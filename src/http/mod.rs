@@ -9,6 +9,7 @@ mod data;
 mod demo;
 pub mod error;
 mod openapi;
+mod rivet;
 mod ws;
 
 use axum::Router;
@@ -51,13 +52,13 @@ pub fn router(state: AppState) -> Router {
         // Rivet's paths, onto the same handlers.
         .route("/login", get(account::rivet_login))
         .route("/logout", get(account::rivet_logout))
-        .route("/store/{user}", get(data::store_list))
+        .route("/store/{user}", get(rivet::store_list))
         .route(
             "/store/{user}/{*key}",
-            get(data::store_get)
-                .put(data::store_put)
-                .post(data::store_put)
-                .delete(data::store_delete),
+            get(rivet::store_get)
+                .put(rivet::store_put)
+                .post(rivet::store_put)
+                .delete(rivet::store_delete),
         )
         .layer(DefaultBodyLimit::max(state.limits.max_message_size));
 

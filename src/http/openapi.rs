@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{account, changes, data};
+use super::{account, changes, data, rivet};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,8 +13,8 @@ use super::{account, changes, data};
         account::signup, account::login, account::logout, account::me, account::sessions,
         account::delete_session, account::rivet_login, account::rivet_logout,
         data::document, data::get_root, data::get_data, data::put_data, data::patch_data,
-        data::delete_data, data::batch, data::keys, data::store_list, data::store_get,
-        data::store_put, data::store_delete,
+        data::delete_data, data::batch, data::keys, rivet::store_list, rivet::store_get,
+        rivet::store_put, rivet::store_delete,
         changes::changes, changes::events,
     ),
     components(schemas(account::Credentials, account::TokenBody, data::BatchOp)),
