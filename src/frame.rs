@@ -145,6 +145,20 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// The frame's `type`, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reply::Auth { .. } => "auth",
+            Reply::Version { .. } => "version",
+            Reply::Data { .. } => "data",
+            Reply::Watching { .. } => "watching",
+            Reply::Change { .. } => "change",
+            Reply::Logout {} => "logout",
+            Reply::Unwatch { .. } => "unwatch",
+            Reply::Error(_) => "error",
+        }
+    }
+
     /// A `change` frame for one committed version. `entry` supplies `at`, `by` and `op`;
     /// `data` the resulting document (at least one of the two must be given).
     pub fn change(

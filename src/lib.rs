@@ -32,6 +32,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod names;
 pub mod server;
 pub mod session;

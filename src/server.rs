@@ -49,6 +49,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let secret = load_secret(config.jwt_secret.as_deref(), &config.data_dir).map_err(dir_err)?;
 
     let hub = Hub::new(config.watch_buffer);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let store_config = StoreConfig {
         path: config.data_dir.join("hearth.redb"),
         limits: Limits {
@@ -61,6 +62,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         changelog_retain: config.changelog_retain,
         changelog_max_age: config.changelog_max_age(),
         faults: config.faults.clone(),
+        metrics: metrics.clone(),
     };
     let store = {
         let hub = hub.clone();
@@ -75,7 +77,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let auth = Auth::new(&secret, config.token_ttl);
     auth.restore_revoked(store.revoked().await?);
 
-    let state = AppState::new(&config, store, hub, auth);
+    let state = AppState::new(&config, store, hub, auth, metrics);
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());
     let token = state.shutdown.clone();

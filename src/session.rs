@@ -78,6 +78,7 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
         rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
     };
     let mut last_heard = Instant::now();
+    session.state.metrics.connections.inc();
 
     let close_with: Option<(u16, &'static str)> = loop {
         let idle = tokio::time::sleep_until(last_heard + idle_after);
@@ -113,6 +114,7 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
     };
 
     session.end();
+    session.state.metrics.connections.dec();
     drop(session);
     drop(ip_slot);
     if let Some(reason) = close_with {
@@ -159,6 +161,11 @@ impl Session {
         let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err((id, e)) => {
+                self.state
+                    .metrics
+                    .frames_in
+                    .with_label_values(&["invalid"])
+                    .inc();
                 return self
                     .send_error(id.as_ref(), &Error::BadRequest(e.to_string()))
                     .await;
@@ -171,8 +178,22 @@ impl Session {
                 .await;
         }
         let result = match Command::from_frame(frame) {
-            Ok(cmd) => cmd.apply(self).await,
-            Err(e) => Err(e),
+            Ok(cmd) => {
+                self.state
+                    .metrics
+                    .frames_in
+                    .with_label_values(&[cmd.name()])
+                    .inc();
+                cmd.apply(self).await
+            }
+            Err(e) => {
+                self.state
+                    .metrics
+                    .frames_in
+                    .with_label_values(&["invalid"])
+                    .inc();
+                Err(e)
+            }
         };
         let sent = match result {
             Ok(reply) => self.send(id.as_ref(), &reply).await,
@@ -187,6 +208,18 @@ impl Session {
     }
 
     pub async fn send(&self, id: Option<&Value>, reply: &Reply) -> bool {
+        self.state
+            .metrics
+            .frames_out
+            .with_label_values(&[reply.kind()])
+            .inc();
+        if let Reply::Error(body) = reply {
+            self.state
+                .metrics
+                .errors
+                .with_label_values(&[body.code])
+                .inc();
+        }
         self.out.send(encode(id, reply)).await.is_ok()
     }
 
@@ -238,6 +271,7 @@ impl Session {
         };
         if let Some(old) = self.user.take() {
             self.state.auth.unregister(&old.sid, self.conn);
+            self.state.metrics.sessions.dec();
             if !same_user {
                 self.watches.clear();
             }
@@ -245,6 +279,7 @@ impl Session {
         self.state
             .auth
             .register(&claims.sid, self.conn, self.control.clone());
+        self.state.metrics.sessions.inc();
         self.user = Some(claims);
         self.user_slot = slot;
         Ok(())
@@ -253,6 +288,7 @@ impl Session {
     pub fn unauthenticate(&mut self) {
         if let Some(old) = self.user.take() {
             self.state.auth.unregister(&old.sid, self.conn);
+            self.state.metrics.sessions.dec();
         }
         self.user_slot = None;
         self.watches.clear();

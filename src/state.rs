@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::fanout::Hub;
 use crate::limits::Limiters;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Per-connection limits, copied out of [`Config`] once.
@@ -39,6 +40,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub limits: Arc<SessionLimits>,
     pub limiters: Arc<Limiters>,
+    pub metrics: Arc<Metrics>,
     /// Cancelled once shutdown starts; every socket loop selects on it.
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for them to close cleanly.
@@ -47,7 +49,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &Config, store: Store, hub: Hub, auth: Auth) -> AppState {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        hub: Hub,
+        auth: Auth,
+        metrics: Arc<Metrics>,
+    ) -> AppState {
         AppState {
             store,
             hub,
@@ -65,6 +73,7 @@ impl AppState {
                 ws_echo: config.ws_echo,
             }),
             limiters: Arc::new(Limiters::new(config)),
+            metrics,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: Arc::new(AtomicU64::new(1)),

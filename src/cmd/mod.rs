@@ -53,6 +53,20 @@ impl Command {
         })
     }
 
+    /// The command's name, for metrics labels (a fixed set).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Signup(_) => "signup",
+            Command::Login(_) => "login",
+            Command::Auth(_) => "auth",
+            Command::Logout(_) => "logout",
+            Command::Update(_) => "update",
+            Command::Fetch(_) => "fetch",
+            Command::Watch(_) => "watch",
+            Command::Unwatch(_) => "unwatch",
+        }
+    }
+
     /// # Errors
     /// Whatever the command refuses with; see PROTOCOL.md for each.
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {

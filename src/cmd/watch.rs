@@ -93,6 +93,7 @@ impl Watch {
         };
         let out = Output {
             sink: session.out.clone(),
+            metrics: session.state.metrics.clone(),
             control: Some(session.control.clone()),
             slow: session.state.limits.slow_consumer_timeout,
         };
@@ -241,6 +242,7 @@ impl WatchSink for mpsc::Sender<Push> {
 /// Where a watcher's frames go, and what to do when that queue stays full.
 pub struct Output<T> {
     pub sink: T,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Told to close the socket (4008) when the queue stays full; `None` simply ends the watch.
     pub control: Option<mpsc::Sender<Control>>,
     pub slow: Duration,
@@ -342,9 +344,21 @@ impl<T: WatchSink> Watcher<T> {
 
     /// Queues a frame; a consumer whose queue stays full past the timeout is cut off.
     async fn push(&mut self, push: Push) -> Step {
+        let kind = push.kind;
         match self.out.sink.push(push, self.out.slow).await {
-            Ok(()) => Step::Continue,
+            Ok(()) => {
+                match kind {
+                    PushKind::Change => self.out.metrics.deliveries.inc(),
+                    PushKind::Resync => {
+                        self.out.metrics.deliveries.inc();
+                        self.out.metrics.resyncs.inc();
+                    }
+                    PushKind::Ended => {}
+                }
+                Step::Continue
+            }
             Err(QueueError::Full) => {
+                self.out.metrics.slow_consumers.inc();
                 if let Some(control) = &self.out.control {
                     // If the control queue is full the socket is being closed already.
                     let _ = control.try_send(Control::Close(close::SLOW_CONSUMER, "slow consumer"));

@@ -122,6 +122,7 @@ pub async fn events(
     let (tx, rx) = mpsc::channel::<Push>(SSE_QUEUE);
     let out = Output {
         sink: tx,
+        metrics: state.metrics.clone(),
         control: None,
         slow: state.limits.slow_consumer_timeout,
     };

@@ -8,6 +8,10 @@ use axum::response::{IntoResponse, Response};
 use crate::error::Error;
 use crate::frame::ErrorBody;
 
+/// The code of an error response, left in its extensions for the metrics layer.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
+
 /// An [`Error`] leaving through HTTP.
 #[derive(Debug)]
 pub struct ApiError(pub Error);
@@ -48,6 +52,8 @@ pub fn status(e: &Error) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (status(&self.0), Json(ErrorBody::from(&self.0))).into_response();
+        // For the metrics layer, which counts errors by code without parsing bodies.
+        response.extensions_mut().insert(ErrorCode(self.0.code()));
         if let Error::RateLimited { retry_after } = self.0 {
             response
                 .headers_mut()

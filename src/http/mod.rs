@@ -70,11 +70,16 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .merge(api)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });
     if state.limits.ws_echo {
         app = app.route("/echo", get(ws::echo));
     }
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        count_errors,
+    ));
     if let Some(origins) = &state.limits.origins {
         app = app.layer(cors(origins));
     }
@@ -96,6 +101,35 @@ async fn ready(
     } else {
         (axum::http::StatusCode::OK, "ready")
     }
+}
+
+/// Prometheus text format. Public like `/healthz`: it holds counts, never data; keep the
+/// port off the open internet or filter `/metrics` at the proxy if that matters.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    #[allow(clippy::cast_possible_wrap)] // watcher counts are far below i64::MAX
+    state.metrics.watches.set(state.hub.watchers() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Counts HTTP error responses by code (left in the response by `ApiError`).
+async fn count_errors(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if let Some(error::ErrorCode(code)) = response.extensions().get::<error::ErrorCode>() {
+        state.metrics.errors.with_label_values(&[code]).inc();
+    }
+    response
 }
 
 /// CORS for browsers on other origins (`CORS_ORIGINS`); `ETag` is exposed so apps can make

@@ -41,6 +41,7 @@ pub struct StoreConfig {
     pub changelog_max_age: Option<Duration>,
     /// Simulated storage faults (tests and drills); `None` in normal operation.
     pub faults: Option<Arc<faults::Faults>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a resuming watcher gets: every version after the one it saw, or word that the log
@@ -64,6 +65,7 @@ struct Inner {
     /// Bumped by the writer after each durable commit, before it touches the cache. A reader
     /// that saw the same value before and after its disk read knows its copy is not stale.
     epoch: Arc<AtomicU64>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Store {
@@ -104,12 +106,14 @@ impl Store {
                 Arc::new(move |name: &str| cache.get(name)) as LatestDoc
             },
             cfg.faults.clone(),
+            cfg.metrics.clone(),
         )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 backend: Box::new(backend),
                 cache,
                 epoch,
+                metrics: cfg.metrics.clone(),
             }),
         })
     }
@@ -120,8 +124,10 @@ impl Store {
     /// `Unavailable` when storage fails.
     pub async fn document(&self, username: &str) -> Result<Option<Arc<Document>>, StoreError> {
         if let Some(doc) = self.inner.cache.get(username) {
+            self.inner.metrics.cache_hits.inc();
             return Ok(Some(doc));
         }
+        self.inner.metrics.cache_misses.inc();
         let before = self.inner.epoch.load(Ordering::SeqCst);
         let Some(doc) = self.inner.backend.document(username).await? else {
             return Ok(None);

@@ -11,6 +11,7 @@ mod events;
 mod faults;
 mod hostile;
 mod limits;
+mod metrics;
 mod protocol;
 mod rest;
 mod resume;

@@ -68,6 +68,7 @@ impl RedbBackend {
         hook: CommitHook,
         latest: LatestDoc,
         faults: Option<Arc<super::faults::Faults>>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, StoreError> {
         let opened = match faults {
             None => Database::create(path),
@@ -95,7 +96,17 @@ impl RedbBackend {
         let writer_health = healthy.clone();
         let writer = std::thread::Builder::new()
             .name("hearth-writer".into())
-            .spawn(move || writer::run(&writer_db, &rx, &cfg, &hook, &latest, &writer_health))
+            .spawn(move || {
+                writer::run(
+                    &writer_db,
+                    &rx,
+                    &cfg,
+                    &hook,
+                    &latest,
+                    &writer_health,
+                    &metrics,
+                );
+            })
             .map_err(StoreError::unavailable)?;
         Ok(RedbBackend {
             healthy,

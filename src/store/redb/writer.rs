@@ -43,6 +43,7 @@ pub(super) fn run(
     hook: &CommitHook,
     latest: &LatestDoc,
     healthy: &std::sync::atomic::AtomicBool,
+    metrics: &crate::metrics::Metrics,
 ) {
     let mut jobs = Vec::with_capacity(cfg.max_batch);
     // Documents written since their log was last trimmed.
@@ -72,8 +73,14 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
         let outcomes = match commit_batch(db, &jobs, cfg, latest) {
             Ok(outcomes) => {
+                metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                #[allow(clippy::cast_precision_loss)] // batch sizes are far below 2^52
+                metrics.batch_size.observe(jobs.len() as f64);
                 healthy.store(true, std::sync::atomic::Ordering::SeqCst);
                 outcomes
             }
@@ -88,6 +95,7 @@ pub(super) fn run(
             if committed.entry.is_some() {
                 dirty.insert(committed.doc.owner().to_owned());
             }
+            metrics.commits.inc();
             hook(committed);
         }
         for (job, outcome) in jobs.drain(..).zip(outcomes) {

@@ -1,0 +1,124 @@
+//! Prometheus metrics, served at `/metrics` in the text format. Labels are only ever drawn
+//! from fixed sets (command names, error codes), never from client input, so a client cannot
+//! blow up the number of series.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSockets.
+    pub connections: IntGauge,
+    /// WebSockets signed in.
+    pub sessions: IntGauge,
+    /// Live watches (set at scrape time from the hub).
+    pub watches: IntGauge,
+    /// Frames received, by command (`invalid` when the frame did not parse).
+    pub frames_in: IntCounterVec,
+    /// Replies sent, by frame type (changes pushed to watchers are `deliveries`).
+    pub frames_out: IntCounterVec,
+    /// Errors answered, by code, over WebSocket and HTTP.
+    pub errors: IntCounterVec,
+    /// Committed versions (including signups' version 0).
+    pub commits: IntCounter,
+    /// Writes folded into one durable transaction.
+    pub batch_size: Histogram,
+    /// Seconds from the start of a write transaction to its durable commit.
+    pub commit_seconds: Histogram,
+    pub cache_hits: IntCounter,
+    pub cache_misses: IntCounter,
+    /// `change` frames queued to watchers (WebSocket and SSE).
+    pub deliveries: IntCounter,
+    /// Snapshots sent instead of versions a watcher fell behind on.
+    pub resyncs: IntCounter,
+    /// Sockets closed with 4008 because their queue stayed full.
+    pub slow_consumers: IntCounter,
+}
+
+impl Metrics {
+    /// # Panics
+    /// Only if two metrics were given the same name, which the code below does not do.
+    #[must_use]
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("hearth".into()), None).expect("valid prefix");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        Metrics {
+            connections: gauge("connections", "Open WebSockets."),
+            sessions: gauge("sessions", "WebSockets signed in."),
+            watches: gauge("watches", "Live watches."),
+            frames_in: counter_vec("frames_in_total", "Frames received, by command.", "type"),
+            frames_out: counter_vec("frames_out_total", "Replies sent, by frame type.", "type"),
+            errors: counter_vec("errors_total", "Errors answered, by code.", "code"),
+            commits: counter("commits_total", "Committed versions."),
+            batch_size: histogram(
+                "commit_batch_size",
+                "Writes per durable transaction (group commit).",
+                vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                ],
+            ),
+            commit_seconds: histogram(
+                "commit_seconds",
+                "Write transaction start to durable commit.",
+                prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
+            ),
+            cache_hits: counter("cache_hits_total", "Document reads served from memory."),
+            cache_misses: counter("cache_misses_total", "Document reads that went to storage."),
+            deliveries: counter(
+                "fanout_deliveries_total",
+                "Change frames queued to watchers.",
+            ),
+            resyncs: counter(
+                "resyncs_total",
+                "Snapshots sent to watchers that fell behind.",
+            ),
+            slow_consumers: counter("slow_consumer_closes_total", "Sockets closed with 4008."),
+            registry,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
