@@ -72,3 +72,40 @@ async fn a_second_server_cannot_open_a_data_dir_in_use() {
     let msg = err.expect("refused").to_string();
     assert!(msg.contains("in use"), "{msg}");
 }
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .env("PORT", "0")
+        .env("DATA_DIR", dir.path())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line()).await
+    {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+        let message = v["fields"]["message"].as_str().unwrap_or("").to_owned();
+        seen.push(message.clone());
+        if message == "hearth is listening" {
+            assert!(
+                v["fields"]["addr"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("127.0.0.1:")
+            );
+            break;
+        }
+    }
+    assert!(seen.iter().any(|m| m == "hearth is listening"), "{seen:?}");
+    child.kill().await.unwrap();
+}
