@@ -126,7 +126,8 @@ pub async fn login(
     };
     let hash = user.and_then(|u| u.password_hash);
     let password: String = password.chars().take(MAX_PASSWORD).collect();
-    if !state.auth.verify_password(hash, password).await {
+    // A disabled account gets the same answer as a wrong password, after the same work.
+    if !state.auth.verify_password(hash, password).await || state.auth.is_disabled(username) {
         return Err(Error::InvalidCredentials);
     }
     let (token, claims) = state.auth.issue(username, scope)?;

@@ -64,6 +64,12 @@ pub struct Auth {
     revoked: DashMap<String, u64>,
     /// sid → the sockets authenticated with it, by connection id.
     live: DashMap<String, HashMap<u64, mpsc::Sender<Control>>>,
+    /// username → its signed-in sockets, to close them when the account is disabled.
+    by_user: DashMap<String, HashMap<u64, mpsc::Sender<Control>>>,
+    /// Disabled accounts: their tokens are refused.
+    disabled: dashmap::DashSet<String>,
+    /// Accounts allowed on `/v1/admin` (`ADMIN_USERS`).
+    admins: Vec<String>,
     /// Argon2 costs ~20 MiB and tens of ms per hash: at most this many run at once, on the
     /// blocking pool, so a login flood queues instead of starving the runtime.
     hashing: Semaphore,
@@ -73,7 +79,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(secret: &[u8], ttl: u64) -> Auth {
+    pub fn new(secret: &[u8], ttl: u64, admins: Vec<String>) -> Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -84,6 +90,9 @@ impl Auth {
             ttl,
             revoked: DashMap::new(),
             live: DashMap::new(),
+            by_user: DashMap::new(),
+            disabled: dashmap::DashSet::new(),
+            admins,
             hashing: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
@@ -120,14 +129,46 @@ impl Auth {
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| Error::InvalidToken)?;
-        if self.revoked.contains_key(&data.claims.sid) {
+        if self.revoked.contains_key(&data.claims.sid) || self.disabled.contains(&data.claims.sub) {
             return Err(Error::InvalidToken);
         }
         Ok(data.claims)
     }
 
+    /// True if the session is revoked or its account disabled.
     pub fn is_revoked(&self, sid: &str) -> bool {
         self.revoked.contains_key(sid)
+    }
+
+    pub fn is_disabled(&self, username: &str) -> bool {
+        self.disabled.contains(username)
+    }
+
+    pub fn is_admin(&self, username: &str) -> bool {
+        self.admins.iter().any(|a| a == username)
+    }
+
+    /// Loads accounts disabled in earlier runs.
+    pub fn restore_disabled(&self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            self.disabled.insert(name);
+        }
+    }
+
+    /// Refuses the account's tokens from now on and closes its sockets (4003). The caller
+    /// persists the flag.
+    pub fn disable(&self, username: &str) {
+        self.disabled.insert(username.to_owned());
+        if let Some(sockets) = self.by_user.get(username) {
+            for tx in sockets.values() {
+                // A full or closed control queue means that socket is going away anyway.
+                let _ = tx.try_send(Control::Close(4003, "account disabled"));
+            }
+        }
+    }
+
+    pub fn enable(&self, username: &str) {
+        self.disabled.remove(username);
     }
 
     /// Loads revocations persisted by earlier runs.
@@ -151,15 +192,23 @@ impl Auth {
         }
     }
 
-    pub fn register(&self, sid: &str, conn: u64, tx: mpsc::Sender<Control>) {
+    pub fn register(&self, sid: &str, username: &str, conn: u64, tx: mpsc::Sender<Control>) {
         self.live
             .entry(sid.to_owned())
+            .or_default()
+            .insert(conn, tx.clone());
+        self.by_user
+            .entry(username.to_owned())
             .or_default()
             .insert(conn, tx);
     }
 
-    pub fn unregister(&self, sid: &str, conn: u64) {
+    pub fn unregister(&self, sid: &str, username: &str, conn: u64) {
         self.live.remove_if_mut(sid, |_, sockets| {
+            sockets.remove(&conn);
+            sockets.is_empty()
+        });
+        self.by_user.remove_if_mut(username, |_, sockets| {
             sockets.remove(&conn);
             sockets.is_empty()
         });
@@ -269,11 +318,11 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_revoke() {
-        let auth = Auth::new(b"secret", 60);
+        let auth = Auth::new(b"secret", 60, vec![]);
         let (token, claims) = auth.issue("ann", Scope::Full).unwrap();
         assert_eq!(auth.verify(&token).unwrap(), claims);
         assert_eq!(
-            Auth::new(b"other", 60).verify(&token),
+            Auth::new(b"other", 60, vec![]).verify(&token),
             Err(Error::InvalidToken)
         );
         auth.revoke(&claims.sid, claims.exp, 0);
@@ -282,7 +331,7 @@ mod tests {
 
     #[test]
     fn alg_none_is_refused() {
-        let auth = Auth::new(b"secret", 60);
+        let auth = Auth::new(b"secret", 60, vec![]);
         let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
         let body = "eyJzdWIiOiJhbm4iLCJzaWQiOiJ4IiwiaWF0IjoxLCJleHAiOjk5OTk5OTk5OTl9";
         assert_eq!(

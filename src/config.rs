@@ -112,6 +112,10 @@ pub struct Config {
     #[arg(long, env = "CORS_ORIGINS")]
     pub cors_origins: Option<String>,
 
+    /// Usernames allowed on the admin API (/v1/admin), comma-separated.
+    #[arg(long, env = "ADMIN_USERS")]
+    pub admin_users: Option<String>,
+
     /// Another name for CORS_ORIGINS, used when that is unset.
     #[arg(long, env = "ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
@@ -170,6 +174,7 @@ impl Config {
             shutdown_grace: default::SHUTDOWN_GRACE,
             changelog_retain: default::CHANGELOG_RETAIN,
             cors_origins: None,
+            admin_users: None,
             faults: None,
             ws_echo: false,
             changelog_max_age: default::CHANGELOG_MAX_AGE,
@@ -207,6 +212,17 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .collect(),
         )
+    }
+
+    pub fn admins(&self) -> Vec<String> {
+        self.admin_users
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn ping_interval(&self) -> Duration {

@@ -74,8 +74,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
                 |e| tracing::error!(path = %path.display(), error = %e, "cannot open store"),
             )?
     };
-    let auth = Auth::new(&secret, config.token_ttl);
+    let auth = Auth::new(&secret, config.token_ttl, config.admins());
     auth.restore_revoked(store.revoked().await?);
+    auth.restore_disabled(store.disabled().await?);
 
     let state = AppState::new(&config, store, hub, auth, metrics);
     let addr = listener.local_addr().map_err(StartError::Listener)?;

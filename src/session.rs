@@ -234,7 +234,11 @@ impl Session {
     pub fn user(&mut self) -> Result<&Claims, Error> {
         let expired = match &self.user {
             None => return Err(Error::AuthRequired),
-            Some(c) => c.exp < unix_now() || self.state.auth.is_revoked(&c.sid),
+            Some(c) => {
+                c.exp < unix_now()
+                    || self.state.auth.is_revoked(&c.sid)
+                    || self.state.auth.is_disabled(&c.sub)
+            }
         };
         if expired {
             self.unauthenticate();
@@ -270,7 +274,7 @@ impl Session {
             Some(self.state.limiters.connect_user(&claims.sub)?)
         };
         if let Some(old) = self.user.take() {
-            self.state.auth.unregister(&old.sid, self.conn);
+            self.state.auth.unregister(&old.sid, &old.sub, self.conn);
             self.state.metrics.sessions.dec();
             if !same_user {
                 self.watches.clear();
@@ -278,7 +282,7 @@ impl Session {
         }
         self.state
             .auth
-            .register(&claims.sid, self.conn, self.control.clone());
+            .register(&claims.sid, &claims.sub, self.conn, self.control.clone());
         self.state.metrics.sessions.inc();
         self.user = Some(claims);
         self.user_slot = slot;
@@ -287,7 +291,7 @@ impl Session {
 
     pub fn unauthenticate(&mut self) {
         if let Some(old) = self.user.take() {
-            self.state.auth.unregister(&old.sid, self.conn);
+            self.state.auth.unregister(&old.sid, &old.sub, self.conn);
             self.state.metrics.sessions.dec();
         }
         self.user_slot = None;

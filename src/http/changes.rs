@@ -132,7 +132,13 @@ pub async fn events(
 
     // Logout of this token ends the stream, as it signs out a socket.
     let (control, mut control_rx) = mpsc::channel(1);
-    let registration = Registration::new(&state.auth, &claims.sid, state.next_conn_id(), control);
+    let registration = Registration::new(
+        &state.auth,
+        &claims.sid,
+        &claims.sub,
+        state.next_conn_id(),
+        control,
+    );
     let ended = {
         let shutdown = state.shutdown.clone();
         async move {
@@ -177,6 +183,7 @@ fn to_event(push: Push) -> Event {
 struct Registration {
     auth: std::sync::Arc<Auth>,
     sid: String,
+    username: String,
     conn: u64,
 }
 
@@ -184,13 +191,15 @@ impl Registration {
     fn new(
         auth: &std::sync::Arc<Auth>,
         sid: &str,
+        username: &str,
         conn: u64,
         control: mpsc::Sender<Control>,
     ) -> Self {
-        auth.register(sid, conn, control);
+        auth.register(sid, username, conn, control);
         Registration {
             auth: auth.clone(),
             sid: sid.to_owned(),
+            username: username.to_owned(),
             conn,
         }
     }
@@ -198,6 +207,6 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.auth.unregister(&self.sid, self.conn);
+        self.auth.unregister(&self.sid, &self.username, self.conn);
     }
 }

@@ -2,6 +2,7 @@
 //! sessions, the change log, health, the OpenAPI document and the demo page.
 
 mod account;
+mod admin;
 mod auth;
 mod body;
 mod changes;
@@ -49,6 +50,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{user}/changes", get(changes::changes))
         .route("/v1/users/{user}/events", get(changes::events))
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/admin/stats", get(admin::stats))
+        .route("/v1/admin/users", get(admin::users))
+        .route("/v1/admin/users/{user}/disable", post(admin::disable))
+        .route("/v1/admin/users/{user}/enable", post(admin::enable))
         // Rivet's paths, onto the same handlers.
         .route("/login", get(account::rivet_login))
         .route("/logout", get(account::rivet_logout))

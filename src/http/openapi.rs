@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{account, changes, data, rivet};
+use super::{account, admin, changes, data, rivet};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{account, changes, data, rivet};
         data::delete_data, data::batch, data::keys, rivet::store_list, rivet::store_get,
         rivet::store_put, rivet::store_delete,
         changes::changes, changes::events,
+        admin::stats, admin::users, admin::disable, admin::enable,
     ),
     components(schemas(account::Credentials, account::TokenBody, data::BatchOp)),
     modifiers(&Security),

@@ -24,6 +24,9 @@ pub enum Write {
     Session(SessionRecord),
     /// Check and apply an update (access, version, limits) against the latest state.
     Update(Update),
+    /// Mark an account disabled (its tokens stop working) or enable it again;
+    /// `Unauthorized` if there is no such user.
+    SetDisabled { username: String, disabled: bool },
     /// Forget a session and remember its id as revoked until its token would have expired.
     Revoke {
         username: String,
@@ -40,6 +43,15 @@ pub struct Committed {
     pub entry: Option<LogEntry>,
     /// A path edit created its key.
     pub created: bool,
+}
+
+/// Counts for `GET /v1/admin/stats`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StoreStats {
+    pub users: u64,
+    pub documents: u64,
+    pub log_entries: u64,
+    pub file_bytes: u64,
 }
 
 /// A slice of one document's change log.
@@ -90,6 +102,19 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and the
     /// commit hook has run for it. `Ok(None)` for writes that create no version.
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>>;
+
+    /// Disabled accounts (a short list, read at start).
+    fn disabled(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+
+    /// Accounts in name order from `offset`, at most `limit`, and how many there are.
+    fn users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>>;
+
+    /// Row counts and the data file's size, for operators.
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>>;
 
     /// The sessions of `username` that are neither revoked nor expired.
     fn sessions<'a>(

@@ -21,7 +21,7 @@ use moka::ops::compute::Op as CacheOp;
 use moka::sync::Cache;
 
 pub use self::apply::{Fields, Limits};
-pub use self::backend::{Backend, CommitHook, Committed, History, LatestDoc, Write};
+pub use self::backend::{Backend, CommitHook, Committed, History, LatestDoc, StoreStats, Write};
 pub use self::error::StoreError;
 pub use self::model::{
     Access, Document, Edit, LogEntry, Op, Scope, SessionRecord, Update, UserRecord, Version,
@@ -251,6 +251,40 @@ impl Store {
             .backend
             .history(target, from, to, limit, false)
             .await
+    }
+
+    /// Durably disables (or re-enables) an account.
+    ///
+    /// # Errors
+    /// `Unauthorized` for an unknown user; `Unavailable`.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), StoreError> {
+        let write = Write::SetDisabled {
+            username: username.to_owned(),
+            disabled,
+        };
+        self.inner.backend.write(write).await.map(|_| ())
+    }
+
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn disabled(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.backend.disabled().await
+    }
+
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<UserRecord>, u64), StoreError> {
+        self.inner.backend.users(offset, limit).await
+    }
+
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.backend.stats().await
     }
 
     /// Durably records a newly issued session.

@@ -812,6 +812,10 @@ async fn the_openapi_document_describes_every_route() {
         ("/store/{user}/{key}", "get"),
         ("/store/{user}/{key}", "put"),
         ("/store/{user}/{key}", "delete"),
+        ("/v1/admin/stats", "get"),
+        ("/v1/admin/users", "get"),
+        ("/v1/admin/users/{user}/disable", "post"),
+        ("/v1/admin/users/{user}/enable", "post"),
     ];
     for (path, method) in expected {
         assert!(

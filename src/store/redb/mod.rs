@@ -14,10 +14,10 @@ use std::thread::JoinHandle;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::backend::{Backend, CommitHook, Committed, History, LatestDoc, Write};
+use super::backend::{Backend, CommitHook, Committed, History, LatestDoc, StoreStats, Write};
 use super::error::StoreError;
 use super::model::{Document, LogEntry, SessionRecord, UserRecord, Version};
 pub use writer::WriterConfig;
@@ -31,6 +31,8 @@ const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changelog
 /// every retained version can be rebuilt by replaying the log forward from here.
 const LOG_BASE: TableDefinition<&str, &[u8]> = TableDefinition::new("changelog_base");
 const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+/// `username → ()`: disabled accounts, few, loaded at start.
+const DISABLED: TableDefinition<&str, ()> = TableDefinition::new("disabled_users");
 /// `(username, session id) → SessionRecord` JSON: issued sessions, for listing and revoking.
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 
@@ -168,6 +170,7 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
         txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
         txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
         txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
+        txn.open_table(DISABLED).map_err(StoreError::unavailable)?;
     }
     txn.commit().map_err(StoreError::unavailable)
 }
@@ -292,6 +295,61 @@ impl Backend for RedbBackend {
             rx.await
                 .map_err(|_| StoreError::unavailable("writer stopped"))?
         }
+        .boxed()
+    }
+
+    fn disabled(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let table = txn.open_table(DISABLED).map_err(StoreError::unavailable)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(StoreError::unavailable)? {
+                out.push(row.map_err(StoreError::unavailable)?.0.value().to_owned());
+            }
+            Ok(out)
+        })
+        .boxed()
+    }
+
+    fn users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let table = txn.open_table(USERS).map_err(StoreError::unavailable)?;
+            let total = table.len().map_err(StoreError::unavailable)?;
+            let mut out = Vec::new();
+            for row in table
+                .iter()
+                .map_err(StoreError::unavailable)?
+                .skip(offset)
+                .take(limit)
+            {
+                let (name, bytes) = row.map_err(StoreError::unavailable)?;
+                out.push(decode(bytes.value(), name.value())?);
+            }
+            Ok((out, total))
+        })
+        .boxed()
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let count = |n: Result<u64, redb::StorageError>| n.map_err(StoreError::unavailable);
+            Ok(StoreStats {
+                users: count(
+                    txn.open_table(USERS)
+                        .map_err(StoreError::unavailable)?
+                        .len(),
+                )?,
+                documents: count(txn.open_table(DOCS).map_err(StoreError::unavailable)?.len())?,
+                log_entries: count(txn.open_table(LOG).map_err(StoreError::unavailable)?.len())?,
+                file_bytes: 0,
+            })
+        })
         .boxed()
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, Durability, ReadableTable, Table};
 
-use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode};
+use super::{DISABLED, DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode};
 use crate::store::apply::{Limits, apply, replay};
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Write};
 use crate::store::error::StoreError;
@@ -130,6 +130,7 @@ fn commit_batch(
             bases: txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?,
             revoked: txn.open_table(REVOKED).map_err(StoreError::unavailable)?,
             sessions: txn.open_table(SESSIONS).map_err(StoreError::unavailable)?,
+            disabled: txn.open_table(DISABLED).map_err(StoreError::unavailable)?,
             latest: HashMap::new(),
             cached,
             now: now_rfc3339(),
@@ -156,6 +157,7 @@ struct Tables<'t> {
     bases: Table<'t, &'static str, &'static [u8]>,
     revoked: Table<'t, &'static str, u64>,
     sessions: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    disabled: Table<'t, &'static str, ()>,
     /// Documents as left by earlier writes of this batch (saves re-parsing them).
     latest: HashMap<String, Arc<Document>>,
     /// Committed documents kept in memory by the store: parsing a document from its bytes
@@ -238,6 +240,27 @@ impl Tables<'_> {
                     entry: None,
                     created: true,
                 }))))
+            }
+            Write::SetDisabled { username, disabled } => {
+                let name = username.as_str();
+                if self
+                    .users
+                    .get(name)
+                    .map_err(StoreError::unavailable)?
+                    .is_none()
+                {
+                    return Ok(Err(StoreError::Unauthorized));
+                }
+                if *disabled {
+                    self.disabled
+                        .insert(name, ())
+                        .map_err(StoreError::unavailable)?;
+                } else {
+                    self.disabled
+                        .remove(name)
+                        .map_err(StoreError::unavailable)?;
+                }
+                Ok(Ok(None))
             }
             Write::Session(session) => {
                 self.put_session(session)?;

@@ -1,0 +1,123 @@
+//! The admin API (`/v1/admin`), for accounts named in `ADMIN_USERS` holding a full-scope
+//! token: server stats, the list of users, and disabling or re-enabling an account.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::auth::Claims;
+use crate::error::Error;
+use crate::names;
+use crate::state::AppState;
+use crate::store::Scope;
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+fn require_admin(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    if claims.scope == Scope::Full && state.auth.is_admin(&claims.sub) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden.into())
+    }
+}
+
+/// Counts of users, documents and change-log entries, and live connections.
+#[utoipa::path(get, path = "/v1/admin/stats", responses((status = 200, description = "{users, documents, logEntries, connections, sessions, watches, commits}"), (status = 403)), tag = "admin")]
+pub async fn stats(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &claims)?;
+    let store = state.store.stats().await?;
+    let m = &state.metrics;
+    Ok(Json(json!({
+        "users": store.users,
+        "documents": store.documents,
+        "logEntries": store.log_entries,
+        "connections": m.connections.get(),
+        "sessions": m.sessions.get(),
+        "watches": state.hub.watchers(),
+        "commits": m.commits.get(),
+    })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Page {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Users in name order: `{users: [{username, createdAt, disabled}], total, next_offset}`.
+#[utoipa::path(get, path = "/v1/admin/users", params(Page), responses((status = 200), (status = 403)), tag = "admin")]
+pub async fn users(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &claims)?;
+    let offset = page.offset.unwrap_or(0);
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let (users, total) = state.store.users(offset, limit).await?;
+    let next = (((offset + users.len()) as u64) < total).then_some(offset + users.len());
+    let list: Vec<Value> = users
+        .into_iter()
+        .map(|u| {
+            let disabled = state.auth.is_disabled(&u.username);
+            json!({"username": u.username, "createdAt": u.created_at, "disabled": disabled})
+        })
+        .collect();
+    Ok(Json(
+        json!({"users": list, "total": total, "next_offset": next}),
+    ))
+}
+
+/// Disables an account: its tokens stop working at once and its sockets close (4003).
+#[utoipa::path(post, path = "/v1/admin/users/{user}/disable", params(("user" = String, Path)), responses((status = 204), (status = 403), (status = 404)), tag = "admin")]
+pub async fn disable(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_disabled(&state, &claims, &user, true).await
+}
+
+/// Enables a disabled account again.
+#[utoipa::path(post, path = "/v1/admin/users/{user}/enable", params(("user" = String, Path)), responses((status = 204), (status = 403), (status = 404)), tag = "admin")]
+pub async fn enable(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_disabled(&state, &claims, &user, false).await
+}
+
+async fn set_disabled(
+    state: &AppState,
+    claims: &Claims,
+    user: &str,
+    disabled: bool,
+) -> Result<StatusCode, ApiError> {
+    require_admin(state, claims)?;
+    if !names::plausible(user) {
+        return Err(Error::NotFound.into());
+    }
+    state
+        .store
+        .set_disabled(user, disabled)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Unauthorized => ApiError(Error::NotFound),
+            other => other.into(),
+        })?;
+    if disabled {
+        state.auth.disable(user);
+    } else {
+        state.auth.enable(user);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,143 @@
+//! The admin API: refused to non-admins; stats and users; disabling an account closes its
+//! sockets and refuses its tokens at once, and survives a restart.
+
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, assert_error};
+
+async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .request(method, format!("http://{}{path}", server.addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn admins_see_stats_and_can_disable_accounts() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss, root-ops".into())).await;
+    let mut boss = server.client().await;
+    let boss_token = boss
+        .request(json!({"type": "signup", "username": "boss", "password": "correct horse"}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ann = server.client().await;
+    let ann_token = ann
+        .request(json!({"type": "signup", "username": "ann", "password": "correct horse"}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ann.request(json!({"type": "watch"})).await;
+
+    // Not for others.
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/admin/stats"),
+        (reqwest::Method::GET, "/v1/admin/users"),
+        (reqwest::Method::POST, "/v1/admin/users/boss/disable"),
+        (reqwest::Method::POST, "/v1/admin/users/boss/enable"),
+    ] {
+        let (status, body) = call(&server, method, path, &ann_token).await;
+        assert_eq!(status, 403, "{path}");
+        assert_eq!(body["code"], "forbidden");
+    }
+
+    let (status, stats) = call(
+        &server,
+        reqwest::Method::GET,
+        "/v1/admin/stats",
+        &boss_token,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["users"], 2);
+    assert_eq!(stats["documents"], 2);
+    assert_eq!(stats["connections"], 2);
+    assert_eq!(stats["watches"], 1);
+    let (_, page) = call(
+        &server,
+        reqwest::Method::GET,
+        "/v1/admin/users?limit=1",
+        &boss_token,
+    )
+    .await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["users"][0]["username"], "ann");
+    assert_eq!(page["users"][0]["disabled"], false);
+    assert_eq!(page["next_offset"], 1);
+
+    // Disable ann: her socket closes, her token and her password stop working.
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/admin/users/ann/disable",
+        &boss_token,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(ann.closed_with().await, 4003);
+    let (status, body) = call(&server, reqwest::Method::GET, "/v1/me", &ann_token).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    let mut again = server.client().await;
+    assert_error(
+        &again
+            .request(json!({"type": "auth", "token": ann_token}))
+            .await,
+        "invalid_token",
+    );
+    assert_error(
+        &again
+            .request(json!({"type": "login", "username": "ann", "password": "correct horse"}))
+            .await,
+        "invalid_credentials",
+    );
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/admin/users/nobody/disable",
+        &boss_token,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // It survives a restart; enabling restores access.
+    let server = server.restart().await;
+    let mut c = server.client().await;
+    assert_error(
+        &c.request(json!({"type": "auth", "token": ann_token})).await,
+        "invalid_token",
+    );
+    let (_, page) = call(
+        &server,
+        reqwest::Method::GET,
+        "/v1/admin/users",
+        &boss_token,
+    )
+    .await;
+    assert_eq!(page["users"][0]["disabled"], true);
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/admin/users/ann/enable",
+        &boss_token,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        c.request(json!({"type": "auth", "token": ann_token})).await["type"],
+        "auth"
+    );
+}
