@@ -17,7 +17,9 @@
 //! - [`cmd`]: one module per command family, parse next to apply.
 //! - [`store`]: cache + [`store::Backend`] (redb by default) with group commit.
 //! - [`fanout`]: per-document broadcast, serialized once per view.
-//! - [`auth`]: tokens, revocation, passwords; [`names`]: usernames.
+//! - [`auth`]: tokens, revocation, passwords; [`accounts`]: signup/login/logout for every
+//!   surface; [`names`]: usernames.
+//! - [`limits`]: connections and rates; [`metrics`]: Prometheus counters.
 //! - [`error`]: protocol errors, one wire code each.
 
 pub mod accounts;
