@@ -2,7 +2,7 @@
 //!
 //! redb allows one write transaction at a time and each durable commit costs an fsync, so
 //! every pending write is drained into a single transaction: N updates, one fsync (see
-//! [`writer`]). The writer is a plain OS thread because redb's API blocks; reads run on
+//! `writer.rs`). The writer is a plain OS thread because redb's API blocks; reads run on
 //! tokio's blocking pool.
 
 mod writer;
