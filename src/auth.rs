@@ -298,7 +298,7 @@ pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> std::io::Result
     Ok(secret.as_bytes().into())
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

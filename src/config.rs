@@ -112,6 +112,14 @@ pub struct Config {
     #[arg(long, env = "CORS_ORIGINS")]
     pub cors_origins: Option<String>,
 
+    /// Seconds between automatic snapshots into DATA_DIR/backups/ (0: none).
+    #[arg(long, env = "BACKUP_INTERVAL", default_value_t = 0)]
+    pub backup_interval: u64,
+
+    /// Automatic snapshots kept; older ones are deleted.
+    #[arg(long, env = "BACKUP_KEEP", default_value_t = 7)]
+    pub backup_keep: usize,
+
     /// Usernames allowed on the admin API (/v1/admin), comma-separated.
     #[arg(long, env = "ADMIN_USERS")]
     pub admin_users: Option<String>,
@@ -175,6 +183,8 @@ impl Config {
             changelog_retain: default::CHANGELOG_RETAIN,
             cors_origins: None,
             admin_users: None,
+            backup_interval: 0,
+            backup_keep: 7,
             faults: None,
             ws_echo: false,
             changelog_max_age: default::CHANGELOG_MAX_AGE,

@@ -36,6 +36,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod ops;
 pub mod server;
 pub mod session;
 pub mod shutdown;

@@ -78,7 +78,15 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     auth.restore_revoked(store.revoked().await?);
     auth.restore_disabled(store.disabled().await?);
 
-    let state = AppState::new(&config, store, hub, auth, metrics);
+    let secret_text = String::from_utf8_lossy(&secret).into_owned();
+    let state = AppState::new(&config, store, hub, auth, metrics, secret_text);
+    if config.backup_interval > 0 {
+        tokio::spawn(scheduled_backups(
+            state.clone(),
+            std::time::Duration::from_secs(config.backup_interval),
+            config.backup_keep.max(1),
+        ));
+    }
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());
     let token = state.shutdown.clone();
@@ -112,6 +120,42 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         serve,
         grace: config.shutdown_grace(),
     })
+}
+
+/// Takes a snapshot every `every` into DATA_DIR/backups/ and keeps the newest `keep`.
+async fn scheduled_backups(state: AppState, every: std::time::Duration, keep: usize) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await; // not at start-up
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = tokio::fs::create_dir_all(&state.backups.dir).await {
+            tracing::error!(error = %e, "cannot create the backups directory");
+            continue;
+        }
+        let path = state.backups.next_path("scheduled-");
+        match state.store.backup(path.clone(), state.backups.info()).await {
+            Ok(rows) => tracing::info!(path = %path.display(), rows, "scheduled snapshot written"),
+            Err(e) => tracing::error!(error = %e, "scheduled snapshot failed"),
+        }
+        // Names sort by time: drop all but the newest `keep`.
+        if let Ok(mut dir) = tokio::fs::read_dir(&state.backups.dir).await {
+            let mut old = Vec::new();
+            while let Ok(Some(entry)) = dir.next_entry().await {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("scheduled-") {
+                    old.push(entry.path());
+                }
+            }
+            old.sort();
+            let excess = old.len().saturating_sub(keep);
+            for path in old.into_iter().take(excess) {
+                let _ = tokio::fs::remove_file(path).await;
+            }
+        }
+    }
 }
 
 impl Running {

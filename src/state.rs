@@ -33,6 +33,30 @@ pub struct SessionLimits {
     pub ws_echo: bool,
 }
 
+/// Where snapshots go, and the secret that travels with them.
+pub struct Backups {
+    pub dir: std::path::PathBuf,
+    pub secret: String,
+}
+
+impl Backups {
+    /// The facts stored in every snapshot's `backup_info` table.
+    pub fn info(&self) -> Vec<(String, String)> {
+        vec![
+            ("jwt_secret".into(), self.secret.clone()),
+            ("created_at".into(), crate::store::model::now_rfc3339()),
+            ("hearth_version".into(), env!("CARGO_PKG_VERSION").into()),
+        ]
+    }
+
+    /// A new, unused path in the backups directory.
+    pub fn next_path(&self, prefix: &str) -> std::path::PathBuf {
+        let stamp = crate::store::model::now_rfc3339().replace([':', '.'], "-");
+        let nonce: u32 = rand::random();
+        self.dir.join(format!("{prefix}{stamp}-{nonce:08x}.redb"))
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
@@ -41,6 +65,7 @@ pub struct AppState {
     pub limits: Arc<SessionLimits>,
     pub limiters: Arc<Limiters>,
     pub metrics: Arc<Metrics>,
+    pub backups: Arc<Backups>,
     /// Cancelled once shutdown starts; every socket loop selects on it.
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for them to close cleanly.
@@ -55,6 +80,7 @@ impl AppState {
         hub: Hub,
         auth: Auth,
         metrics: Arc<Metrics>,
+        secret: String,
     ) -> AppState {
         AppState {
             store,
@@ -74,6 +100,10 @@ impl AppState {
             }),
             limiters: Arc::new(Limiters::new(config)),
             metrics,
+            backups: Arc::new(Backups {
+                dir: config.data_dir.join("backups"),
+                secret,
+            }),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: Arc::new(AtomicU64::new(1)),

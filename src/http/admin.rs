@@ -76,6 +76,68 @@ pub async fn users(
     ))
 }
 
+/// Takes a snapshot into the server's backups directory: `{file, rows}`.
+#[utoipa::path(post, path = "/v1/admin/backup", responses((status = 200, description = "{file, rows}"), (status = 403)), tag = "admin")]
+pub async fn backup_to_dir(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &claims)?;
+    tokio::fs::create_dir_all(&state.backups.dir)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot create the backups directory");
+            ApiError(Error::Unavailable)
+        })?;
+    let path = state.backups.next_path("manual-");
+    let rows = state
+        .store
+        .backup(path.clone(), state.backups.info())
+        .await?;
+    Ok(Json(
+        json!({"file": path.display().to_string(), "rows": rows}),
+    ))
+}
+
+/// Streams a fresh consistent snapshot (a redb file) taken without stopping writers; what
+/// `hearth backup --url` downloads.
+#[utoipa::path(get, path = "/v1/admin/backup", responses((status = 200, description = "application/octet-stream: a redb file"), (status = 403)), tag = "admin")]
+pub async fn backup_download(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    require_admin(&state, &claims)?;
+    let fail = |e: std::io::Error| {
+        tracing::error!(error = %e, "backup download failed");
+        ApiError(Error::Unavailable)
+    };
+    tokio::fs::create_dir_all(&state.backups.dir)
+        .await
+        .map_err(fail)?;
+    let path = state.backups.next_path(".download-");
+    state
+        .store
+        .backup(path.clone(), state.backups.info())
+        .await?;
+    let file = tokio::fs::File::open(&path).await.map_err(fail)?;
+    let len = file.metadata().await.map_err(fail)?.len();
+    // The open handle keeps the bytes; the name can go now, so nothing is left behind.
+    tokio::fs::remove_file(&path).await.map_err(fail)?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// Disables an account: its tokens stop working at once and its sockets close (4003).
 #[utoipa::path(post, path = "/v1/admin/users/{user}/disable", params(("user" = String, Path)), responses((status = 204), (status = 403), (status = 404)), tag = "admin")]
 pub async fn disable(

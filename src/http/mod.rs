@@ -52,6 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/admin/stats", get(admin::stats))
         .route("/v1/admin/users", get(admin::users))
+        .route(
+            "/v1/admin/backup",
+            get(admin::backup_download).post(admin::backup_to_dir),
+        )
         .route("/v1/admin/users/{user}/disable", post(admin::disable))
         .route("/v1/admin/users/{user}/enable", post(admin::enable))
         // Rivet's paths, onto the same handlers.

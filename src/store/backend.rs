@@ -125,6 +125,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Revoked session ids whose tokens have not yet expired, as `(sid, expires)`.
     fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
 
+    /// Writes a consistent snapshot of everything to `dest` (a new file) with `info` facts
+    /// in it, without stopping writers; returns the rows copied.
+    fn backup(
+        &self,
+        dest: std::path::PathBuf,
+        info: Vec<(String, String)>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+
     /// False while storage is failing (the last commit attempt failed).
     fn healthy(&self) -> bool;
 

@@ -324,6 +324,18 @@ impl Store {
         self.inner.backend.revoked().await
     }
 
+    /// A consistent snapshot into the new file `dest`, taken while writes go on.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn backup(
+        &self,
+        dest: std::path::PathBuf,
+        info: Vec<(String, String)>,
+    ) -> Result<u64, StoreError> {
+        self.inner.backend.backup(dest, info).await
+    }
+
     /// False after a commit failed, until one succeeds again: readiness reports it.
     pub fn healthy(&self) -> bool {
         self.inner.backend.healthy()

@@ -5,6 +5,7 @@ mod common;
 mod access;
 mod accounts;
 mod admin;
+mod backup;
 mod chaos;
 mod crash;
 mod durability;

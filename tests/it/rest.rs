@@ -815,6 +815,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/admin/stats", "get"),
         ("/v1/admin/users", "get"),
         ("/v1/admin/users/{user}/disable", "post"),
+        ("/v1/admin/backup", "get"),
+        ("/v1/admin/backup", "post"),
         ("/v1/admin/users/{user}/enable", "post"),
     ];
     for (path, method) in expected {

@@ -5,6 +5,7 @@
 //! `writer.rs`). The writer is a plain OS thread because redb's API blocks; reads run on
 //! tokio's blocking pool.
 
+pub mod backup;
 mod writer;
 
 use std::path::Path;
@@ -394,6 +395,19 @@ impl Backend for RedbBackend {
                 }
             }
             Ok(out)
+        })
+        .boxed()
+    }
+
+    fn backup(
+        &self,
+        dest: std::path::PathBuf,
+        info: Vec<(String, String)>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.read(move |db| {
+            let info: Vec<(&str, &str)> =
+                info.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            backup::snapshot(db, &dest, &info)
         })
         .boxed()
     }

@@ -1,0 +1,199 @@
+//! Backups: taken online under concurrent writes through the real CLI, restored into a new
+//! data dir, and everything acknowledged before the backup began is there; tokens survive.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde_json::json;
+
+use crate::common::{Client, TestServer};
+
+async fn hearth(args: &[&str], data_dir: &std::path::Path) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env("DATA_DIR", data_dir)
+        .env_remove("JWT_SECRET")
+        .output()
+        .await
+        .expect("run hearth");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_backup_under_writes_restores_everything_acknowledged_before_it() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
+    let mut boss = server.client().await;
+    let boss_token = boss
+        .request(json!({"type": "signup", "username": "boss", "password": "correct horse"}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Three writers commit continuously; each remembers the last acknowledged version.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..3 {
+        let (mut c, name, token) = server.user().await;
+        let acked = Arc::new(AtomicU64::new(0));
+        let (stop, acked2) = (stop.clone(), acked.clone());
+        let task = tokio::spawn(async move {
+            let mut v = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let r = c.request(json!({"type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"v": v + 1}}})).await;
+                v = r["version"].as_u64().expect("committed");
+                acked2.store(v, Ordering::SeqCst);
+            }
+        });
+        writers.push((name, token, acked, task));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before: Vec<u64> = writers.iter().map(|w| w.2.load(Ordering::SeqCst)).collect();
+    let backup_dir = tempfile::tempdir().unwrap();
+    let file = backup_dir.path().join("hearth-backup.redb");
+    let url = format!("http://{}", server.addr);
+    let (ok, out) = hearth(
+        &[
+            "backup",
+            "--to",
+            file.to_str().unwrap(),
+            "--url",
+            &url,
+            "--token",
+            &boss_token,
+        ],
+        server.dir.path(),
+    )
+    .await;
+    assert!(ok, "backup failed: {out}");
+    assert!(out.contains("bytes written"), "{out}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    // Restoring over the running server's data dir is refused.
+    let (ok, out) = hearth(
+        &["restore", "--from", file.to_str().unwrap()],
+        server.dir.path(),
+    )
+    .await;
+    assert!(!ok && out.contains("in use"), "{out}");
+    // So is a file that is not a backup.
+    let junk = backup_dir.path().join("junk.redb");
+    std::fs::write(&junk, b"not a database").unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let (ok, out) = hearth(&["restore", "--from", junk.to_str().unwrap()], fresh.path()).await;
+    assert!(!ok, "{out}");
+
+    // Restore into a fresh data dir and serve it.
+    let (ok, out) = hearth(&["restore", "--from", file.to_str().unwrap()], fresh.path()).await;
+    assert!(ok, "restore failed: {out}");
+    let mut config = hearth::Config::defaults(fresh.path());
+    config.admin_users = Some("boss".into());
+    let restored = TestServer::start_in(fresh, config).await;
+    for (i, (name, token, _, task)) in writers.into_iter().enumerate() {
+        task.await.unwrap();
+        let mut c: Client = restored.client().await;
+        let authed = c.request(json!({"type": "auth", "token": token})).await;
+        assert_eq!(
+            authed["username"],
+            name.as_str(),
+            "tokens survive a restore: {authed}"
+        );
+        let data = c.request(json!({"type": "fetch"})).await;
+        let version = data["version"].as_u64().unwrap();
+        assert!(
+            version >= before[i],
+            "{name}: acknowledged {} before the backup, restored {version}",
+            before[i]
+        );
+        assert_eq!(
+            data["data"]["userdata"],
+            json!({"v": version}),
+            "no half commit"
+        );
+        let changes: serde_json::Value = reqwest::Client::new()
+            .get(format!(
+                "http://{}/v1/users/{name}/changes?limit=1000",
+                restored.addr
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            changes["changes"].as_array().unwrap().len() as u64,
+            version.min(1000),
+            "the log came along"
+        );
+    }
+    // Admin API: snapshot into the server's own backups dir.
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/admin/backup", restored.addr))
+        .bearer_auth(&boss_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let made: serde_json::Value = resp.json().await.unwrap();
+    assert!(std::path::Path::new(made["file"].as_str().unwrap()).exists());
+
+    // An offline backup of a stopped server works from the data dir alone.
+    let mut restored = restored;
+    restored.shutdown().await;
+    let offline = backup_dir.path().join("offline.redb");
+    let (ok, out) = hearth(
+        &["backup", "--to", offline.to_str().unwrap()],
+        restored.dir.path(),
+    )
+    .await;
+    assert!(ok && out.contains("rows written"), "{out}");
+}
+
+#[tokio::test]
+async fn scheduled_snapshots_rotate() {
+    let server = TestServer::start_with(|c| {
+        c.backup_interval = 1;
+        c.backup_keep = 2;
+    })
+    .await;
+    let (_c, _, _) = server.user().await;
+    let dir = server.dir.path().join("backups");
+    let count = || {
+        std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("scheduled-"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no scheduled snapshots"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Stop first, so no snapshot is being written or rotated while we look.
+    let mut server = server;
+    server.shutdown().await;
+    assert_eq!(count(), 2, "older snapshots are removed");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(
+            hearth::store::redb::backup::verify(&path).is_ok(),
+            "{} is a valid backup",
+            path.display()
+        );
+    }
+}
