@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 
 import { HearthError, connect } from "../src/index.js";
-import { startServer, until } from "./server.js";
+import { processState, startServer, until } from "./server.js";
 
 let server;
 const clients = [];
@@ -194,6 +194,8 @@ describe("resilience", () => {
       clients.push(c);
       await c.signup();
       srv.child.kill("SIGSTOP");
+      // kill() returns before every thread has stopped; wait until the kernel says so.
+      await until(() => processState(srv.child.pid) === "T", 5000, "server stopped");
       const started = Date.now();
       await assert.rejects(c.fetch(), { code: "timeout" });
       assert.ok(Date.now() - started < 2000);

@@ -1,5 +1,6 @@
 // Starts the real hearth binary on a free port with a temp data dir, for tests.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,5 +61,15 @@ export async function until(predicate, ms = 10_000, what = "condition") {
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The process state letter from /proc (`T` = stopped, `S` = sleeping, ...). */
+export function processState(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+  } catch {
+    return "?";
   }
 }
