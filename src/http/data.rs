@@ -21,7 +21,7 @@ use crate::auth::Claims;
 use crate::error::Error;
 use crate::names;
 use crate::state::AppState;
-use crate::store::paths::{PathEdit, lookup, lookup_in};
+use crate::store::paths::{PathEdit, lookup_in};
 use crate::store::{Access, Document, Edit, Update, Version};
 
 /// Children listed per page unless `limit` says otherwise.
@@ -51,7 +51,13 @@ pub async fn readable(
         .ok_or_else(|| Error::Unauthorized.into())
 }
 
-pub(super) fn with_etag(version: Version, status: StatusCode, body: Value) -> Response {
+/// A JSON response carrying the document version as `ETag`. Takes a reference so reads
+/// serialize straight from the cached document, without copying it into a `Value` first.
+pub(super) fn with_etag(
+    version: Version,
+    status: StatusCode,
+    body: &impl serde::Serialize,
+) -> Response {
     let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     response
@@ -66,7 +72,7 @@ pub async fn document(
     Path(user): Path<String>,
 ) -> Result<Response, ApiError> {
     let doc = readable(&state, &claims.sub, &user).await?;
-    Ok(with_etag(doc.version(), StatusCode::OK, json!(&*doc)))
+    Ok(with_etag(doc.version(), StatusCode::OK, &*doc))
 }
 
 async fn read_at(
@@ -77,14 +83,11 @@ async fn read_at(
 ) -> Result<Response, ApiError> {
     let path = key_path(raw_path)?;
     let doc = readable(state, &claims.sub, user).await?;
-    let body = if path.is_empty() {
-        json!(&doc.userdata)
-    } else {
-        lookup_in(&doc.userdata, &path)
-            .ok_or(Error::NotFound)?
-            .clone()
-    };
-    Ok(with_etag(doc.version(), StatusCode::OK, body))
+    if path.is_empty() {
+        return Ok(with_etag(doc.version(), StatusCode::OK, &doc.userdata));
+    }
+    let value = lookup_in(&doc.userdata, &path).ok_or(Error::NotFound)?;
+    Ok(with_etag(doc.version(), StatusCode::OK, value))
 }
 
 /// The whole `userdata`.
@@ -146,7 +149,7 @@ pub(super) async fn write(
     Ok(with_etag(
         version,
         status,
-        json!({"username": user, "version": version}),
+        &json!({"username": user, "version": version}),
     ))
 }
 
@@ -302,40 +305,50 @@ pub async fn keys(
 ) -> Result<Response, ApiError> {
     let path = key_path(p.path.as_deref().unwrap_or(""))?;
     let doc = readable(&state, &claims.sub, &p.user).await?;
-    let userdata = Value::Object(doc.userdata.clone());
-    let node = lookup(&userdata, &path).ok_or(Error::NotFound)?;
+    // `None`: the whole userdata; looked up in place, nothing copied.
+    let found = if path.is_empty() {
+        None
+    } else {
+        Some(lookup_in(&doc.userdata, &path).ok_or(Error::NotFound)?)
+    };
     let offset = q.offset.unwrap_or(0);
     let prefix = q.prefix.unwrap_or_default();
     let recurse = matches!(q.recurse.as_deref(), Some("1" | "true"));
     let body = if recurse {
         let limit = q.limit.unwrap_or(DEFAULT_LEAVES).clamp(1, MAX_PAGE);
-        let mut leaves = Vec::new();
-        collect_leaves(node, &mut String::new(), &mut leaves);
-        leaves.retain(|(k, _)| k.starts_with(&prefix));
-        let (page, next) = page(leaves, offset, limit);
-        let entries: Vec<Value> = page
+        let mut all = match found {
+            None => leaves(&doc.userdata),
+            Some(Value::Object(map)) if !map.is_empty() => leaves(map),
+            Some(leaf) => vec![(String::new(), leaf)],
+        };
+        all.retain(|(k, _)| k.starts_with(&prefix));
+        let (page, next) = page(all, offset, limit);
+        let entries: Vec<Entry<'_>> = page
             .into_iter()
-            .map(|(key, value)| json!({"key": key, "value": value}))
+            .map(|(key, value)| Entry { key, value })
             .collect();
         json!({"entries": entries, "next_offset": next})
     } else {
         let limit = q.limit.unwrap_or(DEFAULT_KEYS).clamp(1, MAX_PAGE);
-        let children: Vec<String> = match node {
-            Value::Object(map) => map
-                .keys()
+        let named = |map: &serde_json::Map<String, Value>| -> Vec<String> {
+            map.keys()
                 .filter(|k| k.starts_with(&prefix))
                 .cloned()
-                .collect(),
-            Value::Array(items) => (0..items.len())
+                .collect()
+        };
+        let children: Vec<String> = match found {
+            None => named(&doc.userdata),
+            Some(Value::Object(map)) => named(map),
+            Some(Value::Array(items)) => (0..items.len())
                 .map(|i| i.to_string())
                 .filter(|k| k.starts_with(&prefix))
                 .collect(),
-            _ => Vec::new(),
+            Some(_) => Vec::new(),
         };
         let (page, next) = page(children, offset, limit);
         json!({"keys": page, "next_offset": next})
     };
-    Ok(with_etag(doc.version(), StatusCode::OK, body))
+    Ok(with_etag(doc.version(), StatusCode::OK, &body))
 }
 
 /// `items[offset..offset+limit]` and the offset of the next page, if any.
@@ -346,21 +359,35 @@ pub(super) fn page<T>(items: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Op
     (page, next)
 }
 
-/// Leaves (anything but a non-empty object) below `node`, keyed by slash-joined path, in
-/// sorted order.
-pub(super) fn collect_leaves(node: &Value, prefix: &mut String, out: &mut Vec<(String, Value)>) {
-    match node {
-        Value::Object(map) if !map.is_empty() => {
-            for (k, v) in map {
-                let len = prefix.len();
-                if !prefix.is_empty() {
-                    prefix.push('/');
-                }
-                prefix.push_str(k);
-                collect_leaves(v, prefix, out);
-                prefix.truncate(len);
+/// One leaf of a `recurse=1` listing, borrowed from the document.
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    key: String,
+    value: &'a Value,
+}
+
+/// Leaves (anything but a non-empty object) below `map`, keyed by slash-joined path, in
+/// sorted order. Borrowed: listing never copies the document.
+pub(super) fn leaves(map: &serde_json::Map<String, Value>) -> Vec<(String, &Value)> {
+    fn walk<'a>(
+        map: &'a serde_json::Map<String, Value>,
+        prefix: &mut String,
+        out: &mut Vec<(String, &'a Value)>,
+    ) {
+        for (k, v) in map {
+            let len = prefix.len();
+            if !prefix.is_empty() {
+                prefix.push('/');
             }
+            prefix.push_str(k);
+            match v {
+                Value::Object(inner) if !inner.is_empty() => walk(inner, prefix, out),
+                leaf => out.push((prefix.clone(), leaf)),
+            }
+            prefix.truncate(len);
         }
-        leaf => out.push((prefix.clone(), leaf.clone())),
     }
+    let mut out = Vec::new();
+    walk(map, &mut String::new(), &mut out);
+    out
 }

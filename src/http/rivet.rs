@@ -11,9 +11,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::body::{self, etag, key_path};
-use super::data::{
-    DEFAULT_LEAVES, KeysQuery, MAX_PAGE, collect_leaves, page, readable, with_etag, write,
-};
+use super::data::{DEFAULT_LEAVES, KeysQuery, MAX_PAGE, leaves, page, readable, with_etag, write};
 use super::error::ApiError;
 use crate::error::Error;
 use crate::state::AppState;
@@ -28,19 +26,13 @@ pub async fn store_list(
     Query(q): Query<KeysQuery>,
 ) -> Result<Response, ApiError> {
     let doc = readable(&state, &claims.sub, &user).await?;
-    let mut leaves = Vec::new();
-    collect_leaves(
-        &Value::Object(doc.userdata.clone()),
-        &mut String::new(),
-        &mut leaves,
-    );
     let limit = q.limit.unwrap_or(DEFAULT_LEAVES).clamp(1, MAX_PAGE);
-    let keys: Vec<String> = leaves.into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> = leaves(&doc.userdata).into_iter().map(|(k, _)| k).collect();
     let (page, next) = page(keys, q.offset.unwrap_or(0), limit);
     Ok(with_etag(
         doc.version(),
         StatusCode::OK,
-        json!({"keys": page, "next_offset": next}),
+        &json!({"keys": page, "next_offset": next}),
     ))
 }
 
@@ -60,7 +52,7 @@ pub async fn store_get(
             s.clone(),
         )
             .into_response(),
-        other => Json(other.clone()).into_response(),
+        other => Json(other).into_response(),
     };
     response
         .headers_mut()
