@@ -135,7 +135,7 @@ impl Auth {
         Ok(data.claims)
     }
 
-    /// True if the session is revoked or its account disabled.
+    /// True if the session was logged out or revoked.
     pub fn is_revoked(&self, sid: &str) -> bool {
         self.revoked.contains_key(sid)
     }

@@ -279,7 +279,9 @@ impl<T: WatchSink> Watcher<T> {
             let step = match self.subscription.recv().await {
                 Ok(change) if change.version() <= self.last => Step::Continue,
                 Ok(change) if change.version() == self.last + 1 => {
-                    if change.doc().access(&self.req.viewer) < Access::Read {
+                    if change.changes_access()
+                        && change.doc().access(&self.req.viewer) < Access::Read
+                    {
                         self.revoked().await
                     } else {
                         let frame = change.frame(self.req.fields.as_ref(), self.req.mode);
@@ -329,6 +331,11 @@ impl<T: WatchSink> Watcher<T> {
 
     /// The viewer lost access: end this watch with an error saying so.
     async fn revoked(&mut self) -> Step {
+        self.out
+            .metrics
+            .errors
+            .with_label_values(&["unauthorized"])
+            .inc();
         let mut body = ErrorBody::from(&Error::Unauthorized);
         body.target = Some(self.req.target.clone());
         body.detail = Some("access revoked".into());

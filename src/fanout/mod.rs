@@ -69,6 +69,15 @@ impl Change {
         self.committed.doc.version()
     }
 
+    /// True when this version set the access lists: only then can a watcher have lost access,
+    /// so forwarders check access on these versions only, not on every delivery.
+    pub fn changes_access(&self) -> bool {
+        self.committed
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.op.collaborators.is_some() || e.op.readers.is_some())
+    }
+
     /// The `change` frame for a watcher asking for `fields` (or everything) in `mode`,
     /// serialized by the first watcher that asks and shared with the rest.
     pub fn frame(&self, fields: Option<&Fields>, mode: Mode) -> Utf8Bytes {
