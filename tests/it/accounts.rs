@@ -140,7 +140,13 @@ async fn bad_tokens_are_answered_with_invalid_token() {
 #[tokio::test]
 async fn logout_revokes_the_token_on_every_socket() {
     let server = TestServer::start().await;
-    let (mut first, name, token) = server.user().await;
+    let (mut first, token) = server.named_user("ann").await;
+    // Another session of the same user, with its own token, on its own socket.
+    let mut other_session = server.client().await;
+    let other = other_session
+        .request(json!({"type": "login", "username": "ann", "password": "correct horse"}))
+        .await;
+    assert_eq!(other["type"], "auth");
     let mut second = server.client().await;
     assert_eq!(
         second
@@ -174,8 +180,18 @@ async fn logout_revokes_the_token_on_every_socket() {
     );
     // The watch ended with the session.
     assert_eq!(server.state().hub.watchers(), 0);
-    // Other sessions of the same user are unaffected.
-    let _ = name;
+    // The user's other session is unaffected.
+    assert_eq!(
+        other_session.request(json!({"type": "fetch"})).await["username"],
+        "ann"
+    );
+    let mut fourth = server.client().await;
+    assert_eq!(
+        fourth
+            .request(json!({"type": "auth", "token": other["token"]}))
+            .await["type"],
+        "auth"
+    );
 }
 
 #[tokio::test]

@@ -24,20 +24,8 @@ async fn call(
 #[tokio::test]
 async fn admins_see_stats_and_can_disable_accounts() {
     let server = TestServer::start_with(|c| c.admin_users = Some("boss, root-ops".into())).await;
-    let mut boss = server.client().await;
-    let boss_token = boss
-        .request(json!({"type": "signup", "username": "boss", "password": "correct horse"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut ann = server.client().await;
-    let ann_token = ann
-        .request(json!({"type": "signup", "username": "ann", "password": "correct horse"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_boss, boss_token) = server.named_user("boss").await;
+    let (mut ann, ann_token) = server.named_user("ann").await;
     ann.request(json!({"type": "watch"})).await;
 
     // Not for others.

@@ -25,13 +25,7 @@ async fn hearth(args: &[&str], data_dir: &std::path::Path) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_backup_under_writes_restores_everything_acknowledged_before_it() {
     let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
-    let mut boss = server.client().await;
-    let boss_token = boss
-        .request(json!({"type": "signup", "username": "boss", "password": "correct horse"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_boss, boss_token) = server.named_user("boss").await;
 
     // Three writers commit continuously; each remembers the last acknowledged version.
     let stop = Arc::new(AtomicBool::new(false));

@@ -78,6 +78,17 @@ impl TestServer {
         (c, name, token)
     }
 
+    /// A client signed up as `name` (password "correct horse"), and its token.
+    pub async fn named_user(&self, name: &str) -> (Client, String) {
+        let mut c = self.client().await;
+        let reply = c
+            .request(json!({"type": "signup", "username": name, "password": "correct horse"}))
+            .await;
+        assert_eq!(reply["type"], "auth", "{reply}");
+        let token = reply["token"].as_str().expect("token").to_owned();
+        (c, token)
+    }
+
     pub async fn shutdown(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
