@@ -68,8 +68,10 @@ pub struct Auth {
     by_user: DashMap<String, HashMap<u64, mpsc::Sender<Control>>>,
     /// Disabled accounts: their tokens are refused.
     disabled: dashmap::DashSet<String>,
-    /// Accounts allowed on `/v1/admin` (`ADMIN_USERS`).
+    /// Accounts allowed on `/v1/admin` by configuration (`ADMIN_USERS`).
     admins: Vec<String>,
+    /// Accounts made admins through the store (`hearth user grant-admin`).
+    granted: dashmap::DashSet<String>,
     /// Argon2 costs ~20 MiB and tens of ms per hash: at most this many run at once, on the
     /// blocking pool, so a login flood queues instead of starving the runtime.
     hashing: Semaphore,
@@ -93,6 +95,7 @@ impl Auth {
             by_user: DashMap::new(),
             disabled: dashmap::DashSet::new(),
             admins,
+            granted: dashmap::DashSet::new(),
             hashing: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
@@ -145,7 +148,21 @@ impl Auth {
     }
 
     pub fn is_admin(&self, username: &str) -> bool {
+        self.admins.iter().any(|a| a == username) || self.granted.contains(username)
+    }
+
+    /// Whether `username` is an admin by `ADMIN_USERS` (which no command can revoke).
+    pub fn is_configured_admin(&self, username: &str) -> bool {
         self.admins.iter().any(|a| a == username)
+    }
+
+    /// Records a grant (or its withdrawal) made through the store.
+    pub fn set_granted_admin(&self, username: &str, admin: bool) {
+        if admin {
+            self.granted.insert(username.to_owned());
+        } else {
+            self.granted.remove(username);
+        }
     }
 
     /// Loads accounts disabled in earlier runs.

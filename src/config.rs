@@ -146,6 +146,19 @@ pub struct Config {
     #[arg(skip)]
     pub faults: Option<std::sync::Arc<crate::store::faults::Faults>>,
 
+    /// Largest blob accepted by `PUT /v1/blobs`, in bytes (default 32 MiB).
+    #[arg(long, env = "BLOB_MAX_SIZE", default_value_t = default::BLOB_MAX_SIZE)]
+    pub blob_max_size: u64,
+
+    /// Bytes of blobs each account may reference in all (default 256 MiB); identical content
+    /// counts once per account.
+    #[arg(long, env = "BLOB_QUOTA", default_value_t = default::BLOB_QUOTA)]
+    pub blob_quota: u64,
+
+    /// Where blob files live (default DATA_DIR/blobs).
+    #[arg(long, env = "BLOB_DIR")]
+    pub blob_dir: Option<PathBuf>,
+
     /// Milliseconds shutdown waits for sockets to close before giving up on them.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = default::SHUTDOWN_GRACE)]
     pub shutdown_grace: u64,
@@ -188,7 +201,16 @@ impl Config {
             faults: None,
             ws_echo: false,
             changelog_max_age: default::CHANGELOG_MAX_AGE,
+            blob_max_size: default::BLOB_MAX_SIZE,
+            blob_quota: default::BLOB_QUOTA,
+            blob_dir: None,
         }
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
     pub fn cache_max_age(&self) -> Duration {
@@ -272,4 +294,6 @@ pub mod default {
     pub const SHUTDOWN_GRACE: u64 = 5_000;
     pub const CHANGELOG_RETAIN: u64 = 1000;
     pub const CHANGELOG_MAX_AGE: u64 = 30 * 24 * 3600;
+    pub const BLOB_MAX_SIZE: u64 = 32 * 1024 * 1024;
+    pub const BLOB_QUOTA: u64 = 256 * 1024 * 1024;
 }

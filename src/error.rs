@@ -35,6 +35,9 @@ pub enum Error {
     VersionMismatch { current: Version },
     #[error("too large: the limit is {limit} bytes")]
     TooLarge { limit: usize },
+    /// The account's blobs would exceed its `BLOB_QUOTA`.
+    #[error("blob quota exceeded: the quota is {quota} bytes")]
+    QuotaExceeded { quota: u64 },
     #[error("too many watches on this connection (limit {0})")]
     TooManyWatches(usize),
     #[error("too many connections")]
@@ -63,6 +66,7 @@ impl Error {
             Error::NotFound => "not_found",
             Error::VersionMismatch { .. } => "version_mismatch",
             Error::TooLarge { .. } => "too_large",
+            Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::TooManyWatches(_) => "too_many_watches",
             Error::TooManyConnections => "too_many_connections",
             Error::RateLimited { .. } => "rate_limited",
@@ -94,6 +98,7 @@ impl From<StoreError> for Error {
             }
             StoreError::Invalid(why) => Error::BadRequest(why),
             StoreError::UsernameTaken => Error::UsernameTaken,
+            StoreError::QuotaExceeded { quota } => Error::QuotaExceeded { quota },
             StoreError::NotFound => Error::NotFound,
             StoreError::Unavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");

@@ -24,6 +24,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod blobs;
 pub mod cmd;
 pub mod config;
 pub mod connection;

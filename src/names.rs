@@ -73,6 +73,16 @@ pub fn generate() -> String {
     format!("{adjective}-{animal}-{number}")
 }
 
+/// A random password for `hearth user create` without `--password-stdin`: 20 characters
+/// from 56 unambiguous letters and digits, about 116 bits.
+pub fn password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

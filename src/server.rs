@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::fanout::Hub;
 use crate::http;
 use crate::state::AppState;
-use crate::store::{Limits, Store, StoreConfig};
+use crate::store::{Flag, Limits, Store, StoreConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -25,6 +25,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("listener: {0}")]
     Listener(std::io::Error),
+    #[error("blob directory: {0}")]
+    Blobs(std::io::Error),
 }
 
 /// A server that is accepting connections.
@@ -33,6 +35,27 @@ pub struct Running {
     pub state: AppState,
     serve: JoinHandle<std::io::Result<()>>,
     grace: std::time::Duration,
+}
+
+/// Where and how the store is opened, from the configuration.
+pub fn store_config(
+    config: &Config,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> StoreConfig {
+    StoreConfig {
+        path: config.data_dir.join("hearth.redb"),
+        limits: Limits {
+            max_doc_bytes: config.max_data_size_json,
+            max_depth: config.max_depth,
+        },
+        max_batch: config.max_batch.max(1),
+        cache_size: config.cache_size,
+        cache_max_age: config.cache_max_age(),
+        changelog_retain: config.changelog_retain,
+        changelog_max_age: config.changelog_max_age(),
+        faults: config.faults.clone(),
+        metrics,
+    }
 }
 
 /// Opens the store and starts serving on `listener`. Returns once it accepts connections.
@@ -50,20 +73,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
 
     let hub = Hub::new(config.watch_buffer);
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let store_config = StoreConfig {
-        path: config.data_dir.join("hearth.redb"),
-        limits: Limits {
-            max_doc_bytes: config.max_data_size_json,
-            max_depth: config.max_depth,
-        },
-        max_batch: config.max_batch.max(1),
-        cache_size: config.cache_size,
-        cache_max_age: config.cache_max_age(),
-        changelog_retain: config.changelog_retain,
-        changelog_max_age: config.changelog_max_age(),
-        faults: config.faults.clone(),
-        metrics: metrics.clone(),
-    };
+    let store_config = store_config(&config, metrics.clone());
     let store = {
         let hub = hub.clone();
         let path = store_config.path.clone();
@@ -76,10 +86,16 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     };
     let auth = Auth::new(&secret, config.token_ttl, config.admins());
     auth.restore_revoked(store.revoked().await?);
-    auth.restore_disabled(store.disabled().await?);
+    auth.restore_disabled(store.flagged(Flag::Disabled).await?);
+    for admin in store.flagged(Flag::Admin).await? {
+        auth.set_granted_admin(&admin, true);
+    }
 
     let secret_text = String::from_utf8_lossy(&secret).into_owned();
-    let state = AppState::new(&config, store, hub, auth, metrics, secret_text);
+    let blobs =
+        crate::blobs::Blobs::open(config.blob_dir(), config.blob_max_size, config.blob_quota)
+            .map_err(StartError::Blobs)?;
+    let state = AppState::new(&config, store, hub, auth, metrics, secret_text, blobs);
     if config.backup_interval > 0 {
         tokio::spawn(scheduled_backups(
             state.clone(),

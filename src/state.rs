@@ -66,6 +66,7 @@ pub struct AppState {
     pub limiters: Arc<Limiters>,
     pub metrics: Arc<Metrics>,
     pub backups: Arc<Backups>,
+    pub blobs: Arc<crate::blobs::Blobs>,
     /// Cancelled once shutdown starts; every socket loop selects on it.
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for them to close cleanly.
@@ -81,6 +82,7 @@ impl AppState {
         auth: Auth,
         metrics: Arc<Metrics>,
         secret: String,
+        blobs: crate::blobs::Blobs,
     ) -> AppState {
         AppState {
             store,
@@ -104,6 +106,7 @@ impl AppState {
                 dir: config.data_dir.join("backups"),
                 secret,
             }),
+            blobs: Arc::new(blobs),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: Arc::new(AtomicU64::new(1)),

@@ -39,6 +39,86 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
     },
+    /// Manage accounts: through the running server with --url (or HEARTH_URL) and an admin's
+    /// --token, or on a stopped server's DATA_DIR without.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+        /// The running server, e.g. http://127.0.0.1:8080.
+        #[arg(long, env = "HEARTH_URL", global = true)]
+        url: Option<String>,
+        /// An admin's token.
+        #[arg(long, env = "HEARTH_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. Reads the password from the first line of stdin with
+    /// --password-stdin; otherwise generates one and prints it.
+    Create {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts: name, creation time, disabled, admin.
+    List,
+    /// Refuse the account's tokens at once, close its sockets, refuse its logins.
+    Disable { name: String },
+    /// Undo `disable`.
+    Enable { name: String },
+    /// Set a new password (stdin with --password-stdin, else generated and printed) and
+    /// revoke every session of the account.
+    ResetPassword {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Let the account use the admin API (persisted, unlike ADMIN_USERS).
+    GrantAdmin { name: String },
+    /// Withdraw `grant-admin` (accounts named in ADMIN_USERS stay admins).
+    RevokeAdmin { name: String },
+}
+
+/// The password to set: stdin's first line, or a generated one that is printed.
+fn password(from_stdin: bool) -> Result<String, String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        let generated = hearth::names::password();
+        println!("password: {generated}");
+        Ok(generated)
+    }
+}
+
+fn user_action(command: UserCommand) -> Result<hearth::ops::users::Action, String> {
+    use hearth::ops::users::Action;
+    Ok(match command {
+        UserCommand::Create {
+            name,
+            password_stdin,
+        } => Action::Create {
+            password: password(password_stdin)?,
+            name,
+        },
+        UserCommand::List => Action::List,
+        UserCommand::Disable { name } => Action::Disable(name),
+        UserCommand::Enable { name } => Action::Enable(name),
+        UserCommand::ResetPassword {
+            name,
+            password_stdin,
+        } => Action::ResetPassword {
+            password: password(password_stdin)?,
+            name,
+        },
+        UserCommand::GrantAdmin { name } => Action::GrantAdmin(name),
+        UserCommand::RevokeAdmin { name } => Action::RevokeAdmin(name),
+    })
 }
 
 fn main() -> ExitCode {
@@ -92,6 +172,8 @@ fn main() -> ExitCode {
 }
 
 async fn run_command(command: Command, config: &Config) -> ExitCode {
+    // Account commands answer on stdout (a listing is data); the others report on stderr.
+    let to_stdout = matches!(command, Command::User { .. });
     let result = match command {
         Command::Backup {
             to,
@@ -108,6 +190,22 @@ async fn run_command(command: Command, config: &Config) -> ExitCode {
         }
         Command::Backup { to, url: None, .. } => hearth::ops::backup_offline(config, &to)
             .map(|rows| format!("backup: {rows} rows written to {}", to.display())),
+        Command::User { action, url, token } => match user_action(action) {
+            Err(e) => Err(e),
+            Ok(action) => {
+                let target = match (&url, &token) {
+                    (Some(url), Some(token)) => hearth::ops::users::Target::Server { url, token },
+                    (Some(_), None) => {
+                        eprintln!(
+                            "hearth: user --url needs --token (or HEARTH_TOKEN), an admin's token"
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                    (None, _) => hearth::ops::users::Target::DataDir(config),
+                };
+                hearth::ops::users::run(action, target).await
+            }
+        },
         Command::Restore { from } => hearth::ops::restore(config, &from).map(|()| {
             format!(
                 "restore: {} restored into {}",
@@ -117,6 +215,10 @@ async fn run_command(command: Command, config: &Config) -> ExitCode {
         }),
     };
     match result {
+        Ok(message) if to_stdout => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
         Ok(message) => {
             eprintln!("{message}");
             ExitCode::SUCCESS

@@ -1,5 +1,6 @@
-//! The admin API (`/v1/admin`), for accounts named in `ADMIN_USERS` holding a full-scope
-//! token: server stats, the list of users, and disabling or re-enabling an account.
+//! The admin API (`/v1/admin`), for admins (`ADMIN_USERS` or granted) holding a full-scope
+//! token: server stats, backups, and managing accounts. The account operations are the same
+//! functions `hearth user ...` runs on a stopped server's data dir (`accounts.rs`).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -9,11 +10,13 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use crate::accounts;
 use crate::auth::Claims;
 use crate::error::Error;
-use crate::names;
 use crate::state::AppState;
 use crate::store::Scope;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -27,7 +30,7 @@ fn require_admin(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
 }
 
 /// Counts of users, documents and change-log entries, and live connections.
-#[utoipa::path(get, path = "/v1/admin/stats", responses((status = 200, description = "{users, documents, logEntries, connections, sessions, watches, commits}"), (status = 403)), tag = "admin")]
+#[utoipa::path(get, path = "/v1/admin/stats", responses((status = 200, description = "{users, documents, logEntries, blobs, blobBytes, connections, sessions, watches, commits}"), (status = 403)), tag = "admin")]
 pub async fn stats(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -39,6 +42,8 @@ pub async fn stats(
         "users": store.users,
         "documents": store.documents,
         "logEntries": store.log_entries,
+        "blobs": store.blobs,
+        "blobBytes": store.blob_bytes,
         "connections": m.connections.get(),
         "sessions": m.sessions.get(),
         "watches": state.hub.watchers(),
@@ -52,7 +57,7 @@ pub struct Page {
     limit: Option<usize>,
 }
 
-/// Users in name order: `{users: [{username, createdAt, disabled}], total, next_offset}`.
+/// Users in name order: `{users: [{username, createdAt, disabled, admin}], total, next_offset}`.
 #[utoipa::path(get, path = "/v1/admin/users", params(Page), responses((status = 200), (status = 403)), tag = "admin")]
 pub async fn users(
     State(state): State<AppState>,
@@ -68,7 +73,8 @@ pub async fn users(
         .into_iter()
         .map(|u| {
             let disabled = state.auth.is_disabled(&u.username);
-            json!({"username": u.username, "createdAt": u.created_at, "disabled": disabled})
+            let admin = state.auth.is_admin(&u.username);
+            json!({"username": u.username, "createdAt": u.created_at, "disabled": disabled, "admin": admin})
         })
         .collect();
     Ok(Json(
@@ -165,21 +171,70 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<StatusCode, ApiError> {
     require_admin(state, claims)?;
-    if !names::plausible(user) {
-        return Err(Error::NotFound.into());
-    }
-    state
-        .store
-        .set_disabled(user, disabled)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Unauthorized => ApiError(Error::NotFound),
-            other => other.into(),
-        })?;
-    if disabled {
-        state.auth.disable(user);
-    } else {
-        state.auth.enable(user);
-    }
+    accounts::set_disabled(&state.store, &state.auth, user, disabled).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    username: String,
+    password: String,
+}
+
+/// Creates an account with a password (no session is opened): `{username}`.
+#[utoipa::path(post, path = "/v1/admin/users", request_body = NewUser, responses((status = 201), (status = 400), (status = 403), (status = 409)), tag = "admin")]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&state, &claims)?;
+    let new: NewUser = super::body::json(body, state.limits.max_message_size)?;
+    accounts::create(&state.store, &state.auth, &new.username, new.password).await?;
+    Ok((StatusCode::CREATED, Json(json!({"username": new.username}))))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    password: String,
+}
+
+/// Sets a new password and revokes every session of the account: `{revokedSessions}`.
+#[utoipa::path(post, path = "/v1/admin/users/{user}/password", params(("user" = String, Path)), request_body = NewPassword, responses((status = 200), (status = 400), (status = 403), (status = 404)), tag = "admin")]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &claims)?;
+    let new: NewPassword = super::body::json(body, state.limits.max_message_size)?;
+    let revoked = accounts::reset_password(&state.store, &state.auth, &user, new.password).await?;
+    Ok(Json(json!({"revokedSessions": revoked})))
+}
+
+/// Makes the account an admin (persisted; `ADMIN_USERS` names more).
+#[utoipa::path(post, path = "/v1/admin/users/{user}/admin", params(("user" = String, Path)), responses((status = 204), (status = 403), (status = 404)), tag = "admin")]
+pub async fn grant_admin(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&state, &claims)?;
+    accounts::set_admin(&state.store, &state.auth, &user, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Withdraws a grant made with `POST .../admin` (accounts in `ADMIN_USERS` stay admins).
+#[utoipa::path(delete, path = "/v1/admin/users/{user}/admin", params(("user" = String, Path)), responses((status = 204), (status = 403), (status = 404)), tag = "admin")]
+pub async fn revoke_admin(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&state, &claims)?;
+    accounts::set_admin(&state.store, &state.auth, &user, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }

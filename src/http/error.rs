@@ -40,7 +40,7 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Forbidden => StatusCode::FORBIDDEN,
         Error::UsernameTaken => StatusCode::CONFLICT,
         Error::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
-        Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::TooLarge { .. } | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::TooManyWatches(_) | Error::TooManyConnections | Error::RateLimited { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod auth;
+mod blobs;
 mod body;
 mod changes;
 mod data;
@@ -51,12 +52,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{user}/events", get(changes::events))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/admin/stats", get(admin::stats))
-        .route("/v1/admin/users", get(admin::users))
+        .route(
+            "/v1/admin/users",
+            get(admin::users).post(admin::create_user),
+        )
         .route(
             "/v1/admin/backup",
             get(admin::backup_download).post(admin::backup_to_dir),
         )
         .route("/v1/admin/users/{user}/disable", post(admin::disable))
+        .route(
+            "/v1/admin/users/{user}/password",
+            post(admin::reset_password),
+        )
+        .route(
+            "/v1/admin/users/{user}/admin",
+            post(admin::grant_admin).delete(admin::revoke_admin),
+        )
         .route("/v1/admin/users/{user}/enable", post(admin::enable))
         // Rivet's paths, onto the same handlers.
         .route("/login", get(account::rivet_login))
@@ -70,6 +82,16 @@ pub fn router(state: AppState) -> Router {
                 .delete(rivet::store_delete),
         )
         .layer(DefaultBodyLimit::max(state.limits.max_message_size));
+    // Blob uploads stream to disk under their own limits (BLOB_MAX_SIZE, BLOB_QUOTA).
+    let blob_routes = Router::new()
+        .route("/v1/blobs", get(blobs::list).put(blobs::upload))
+        .route(
+            "/v1/blobs/{sha256}",
+            get(blobs::download)
+                .put(blobs::upload_named)
+                .delete(blobs::delete),
+        )
+        .layer(DefaultBodyLimit::disable());
 
     let mut app = Router::new()
         .route("/", get(demo::index))
@@ -81,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(api)
+        .merge(blob_routes)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });
     if state.limits.ws_echo {
         app = app.route("/echo", get(ws::echo));
@@ -162,9 +185,16 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::RANGE,
             HeaderName::from_static("x-session-token"),
             HeaderName::from_static("last-event-id"),
         ])
-        .expose_headers([header::ETAG, HeaderName::from_static("x-session-token")])
+        .expose_headers([
+            header::ETAG,
+            header::CONTENT_RANGE,
+            header::LOCATION,
+            HeaderName::from_static("x-session-token"),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{account, admin, changes, data, rivet};
+use super::{account, admin, blobs, changes, data, rivet};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,9 +17,12 @@ use super::{account, admin, changes, data, rivet};
         rivet::store_put, rivet::store_delete,
         changes::changes, changes::events,
         admin::stats, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
-        admin::backup_download,
+        admin::backup_download, admin::create_user, admin::reset_password, admin::grant_admin,
+        admin::revoke_admin,
+        blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,
     ),
-    components(schemas(account::Credentials, account::TokenBody, data::BatchOp)),
+    components(schemas(account::Credentials, account::TokenBody, data::BatchOp, admin::NewUser,
+        admin::NewPassword)),
     modifiers(&Security),
     security(("bearer" = []), ("session_token" = [])),
 )]

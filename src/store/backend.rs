@@ -8,7 +8,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use super::error::StoreError;
-use super::model::{Document, LogEntry, SessionRecord, Update, UserRecord, Version};
+use super::model::{
+    BlobRecord, BlobRef, Document, Flag, LogEntry, SessionRecord, Update, UserRecord, Version,
+};
 
 /// A write for the backend's single writer.
 #[derive(Debug)]
@@ -24,9 +26,27 @@ pub enum Write {
     Session(SessionRecord),
     /// Check and apply an update (access, version, limits) against the latest state.
     Update(Update),
-    /// Mark an account disabled (its tokens stop working) or enable it again;
-    /// `Unauthorized` if there is no such user.
-    SetDisabled { username: String, disabled: bool },
+    /// Set or clear an account flag; `Unauthorized` if there is no such user.
+    SetFlag {
+        username: String,
+        flag: Flag,
+        on: bool,
+    },
+    /// Replace an account's password hash; `Unauthorized` if there is no such user.
+    SetPassword { username: String, hash: String },
+    /// Record that `username` holds a reference to blob `sha256` (whose bytes are already
+    /// durable in the blob directory). A no-op if it already does; `QuotaExceeded` if the
+    /// account's references would then add up to more than `quota` bytes.
+    BlobAdd {
+        username: String,
+        sha256: String,
+        size: u64,
+        content_type: String,
+        quota: u64,
+    },
+    /// Drop `username`'s reference to `sha256`; the blob's row goes with its last reference.
+    /// `NotFound` if the account holds none.
+    BlobRemove { username: String, sha256: String },
     /// Forget a session and remember its id as revoked until its token would have expired.
     Revoke {
         username: String,
@@ -51,7 +71,8 @@ pub struct StoreStats {
     pub users: u64,
     pub documents: u64,
     pub log_entries: u64,
-    pub file_bytes: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
 }
 
 /// A slice of one document's change log.
@@ -103,8 +124,28 @@ pub trait Backend: Send + Sync + 'static {
     /// commit hook has run for it. `Ok(None)` for writes that create no version.
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>>;
 
-    /// Disabled accounts (a short list, read at start).
-    fn disabled(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+    /// Accounts with `flag` set (short lists, read at start).
+    fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+
+    /// The blob `sha256`, if anyone holds a reference to it.
+    fn blob<'a>(&'a self, sha256: &'a str)
+    -> BoxFuture<'a, Result<Option<BlobRecord>, StoreError>>;
+
+    /// Whether any of `users` holds a reference to `sha256`.
+    fn holds_blob<'a>(
+        &'a self,
+        sha256: &'a str,
+        users: Vec<String>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// The blobs `username` references, in hash order from `offset`, at most `limit`, and the
+    /// bytes they add up to (what counts against the quota).
+    fn user_blobs<'a>(
+        &'a self,
+        username: &'a str,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<(Vec<BlobRef>, u64), StoreError>>;
 
     /// Accounts in name order from `offset`, at most `limit`, and how many there are.
     fn users(

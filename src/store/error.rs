@@ -20,6 +20,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("username taken")]
     UsernameTaken,
+    /// The account's blobs would add up to more than its quota.
+    #[error("blob quota of {quota} bytes exceeded")]
+    QuotaExceeded { quota: u64 },
     /// A key path to delete does not exist.
     #[error("not found")]
     NotFound,

@@ -24,7 +24,8 @@ pub use self::apply::{Fields, Limits};
 pub use self::backend::{Backend, CommitHook, Committed, History, LatestDoc, StoreStats, Write};
 pub use self::error::StoreError;
 pub use self::model::{
-    Access, Document, Edit, LogEntry, Op, Scope, SessionRecord, Update, UserRecord, Version,
+    Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord, Update,
+    UserRecord, Version,
 };
 use self::redb::{RedbBackend, WriterConfig};
 
@@ -253,22 +254,94 @@ impl Store {
             .await
     }
 
-    /// Durably disables (or re-enables) an account.
+    /// Durably sets or clears an account flag (disabled, admin).
     ///
     /// # Errors
     /// `Unauthorized` for an unknown user; `Unavailable`.
-    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), StoreError> {
-        let write = Write::SetDisabled {
+    pub async fn set_flag(&self, username: &str, flag: Flag, on: bool) -> Result<(), StoreError> {
+        let write = Write::SetFlag {
             username: username.to_owned(),
-            disabled,
+            flag,
+            on,
         };
         self.inner.backend.write(write).await.map(|_| ())
     }
 
     /// # Errors
     /// `Unavailable`.
-    pub async fn disabled(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.backend.disabled().await
+    pub async fn flagged(&self, flag: Flag) -> Result<Vec<String>, StoreError> {
+        self.inner.backend.flagged(flag).await
+    }
+
+    /// Durably replaces an account's password hash.
+    ///
+    /// # Errors
+    /// `Unauthorized` for an unknown user; `Unavailable`.
+    pub async fn set_password(&self, username: &str, hash: String) -> Result<(), StoreError> {
+        let write = Write::SetPassword {
+            username: username.to_owned(),
+            hash,
+        };
+        self.inner.backend.write(write).await.map(|_| ())
+    }
+
+    /// Durably records that `username` references blob `sha256` (see [`Write::BlobAdd`]).
+    ///
+    /// # Errors
+    /// `QuotaExceeded`, `Unauthorized` for an unknown user, `Unavailable`.
+    pub async fn blob_add(
+        &self,
+        username: &str,
+        sha256: &str,
+        size: u64,
+        content_type: &str,
+        quota: u64,
+    ) -> Result<(), StoreError> {
+        let write = Write::BlobAdd {
+            username: username.to_owned(),
+            sha256: sha256.to_owned(),
+            size,
+            content_type: content_type.to_owned(),
+            quota,
+        };
+        self.inner.backend.write(write).await.map(|_| ())
+    }
+
+    /// Durably drops `username`'s reference to `sha256`.
+    ///
+    /// # Errors
+    /// `NotFound` if it holds none; `Unavailable`.
+    pub async fn blob_remove(&self, username: &str, sha256: &str) -> Result<(), StoreError> {
+        let write = Write::BlobRemove {
+            username: username.to_owned(),
+            sha256: sha256.to_owned(),
+        };
+        self.inner.backend.write(write).await.map(|_| ())
+    }
+
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>, StoreError> {
+        self.inner.backend.blob(sha256).await
+    }
+
+    /// Whether any of `users` references `sha256`.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn holds_blob(&self, sha256: &str, users: Vec<String>) -> Result<bool, StoreError> {
+        self.inner.backend.holds_blob(sha256, users).await
+    }
+
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn user_blobs(
+        &self,
+        username: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<BlobRef>, u64), StoreError> {
+        self.inner.backend.user_blobs(username, offset, limit).await
     }
 
     /// # Errors

@@ -152,6 +152,34 @@ pub struct UserRecord {
     pub created_at: String,
 }
 
+/// A per-account flag an operator sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// Tokens refused, sockets closed, logins refused.
+    Disabled,
+    /// May use `/v1/admin` (besides the accounts named in `ADMIN_USERS`).
+    Admin,
+}
+
+/// A stored blob: its bytes live in a file named by `sha256`; this row says how big it is,
+/// what type it was uploaded as, and how many accounts hold a reference to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobRecord {
+    pub size: u64,
+    pub content_type: String,
+    pub refs: u64,
+    pub created_at: String,
+}
+
+/// One account's reference to a blob, as `GET /v1/blobs` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobRef {
+    pub sha256: String,
+    pub size: u64,
+}
+
 /// What a token may do. `Read` tokens fetch and watch; every write is `forbidden`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

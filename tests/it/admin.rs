@@ -34,6 +34,12 @@ async fn admins_see_stats_and_can_disable_accounts() {
         (reqwest::Method::GET, "/v1/admin/users"),
         (reqwest::Method::POST, "/v1/admin/users/boss/disable"),
         (reqwest::Method::POST, "/v1/admin/users/boss/enable"),
+        (reqwest::Method::POST, "/v1/admin/users"),
+        (reqwest::Method::POST, "/v1/admin/users/boss/password"),
+        (reqwest::Method::POST, "/v1/admin/users/ann/admin"),
+        (reqwest::Method::DELETE, "/v1/admin/users/boss/admin"),
+        (reqwest::Method::GET, "/v1/admin/backup"),
+        (reqwest::Method::POST, "/v1/admin/backup"),
     ] {
         let (status, body) = call(&server, method, path, &ann_token).await;
         assert_eq!(status, 403, "{path}");

@@ -191,3 +191,84 @@ async fn scheduled_snapshots_rotate() {
         );
     }
 }
+
+#[tokio::test]
+async fn blob_references_and_admin_grants_travel_with_a_backup() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
+    let (_boss, boss_token) = server.named_user("boss").await;
+    let (_ann, ann_token) = server.named_user("ann").await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let up: serde_json::Value = http
+        .put(format!("{base}/v1/blobs"))
+        .bearer_auth(&ann_token)
+        .body(vec![7u8; 4096])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hash = up["sha256"].as_str().unwrap().to_owned();
+    let granted = http
+        .post(format!("{base}/v1/admin/users/ann/admin"))
+        .bearer_auth(&boss_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 204);
+
+    let backup_dir = tempfile::tempdir().unwrap();
+    let file = backup_dir.path().join("b.redb");
+    let (ok, out) = hearth(
+        &[
+            "backup",
+            "--to",
+            file.to_str().unwrap(),
+            "--url",
+            &base,
+            "--token",
+            &boss_token,
+        ],
+        server.dir.path(),
+    )
+    .await;
+    assert!(ok, "{out}");
+
+    // Restore the database and copy the blob files, as README says.
+    let fresh = tempfile::tempdir().unwrap();
+    let (ok, out) = hearth(&["restore", "--from", file.to_str().unwrap()], fresh.path()).await;
+    assert!(ok, "{out}");
+    let src = server.dir.path().join("blobs").join(&hash[..2]);
+    let dst = fresh.path().join("blobs").join(&hash[..2]);
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::copy(src.join(&hash), dst.join(&hash)).unwrap();
+    let config = hearth::Config::defaults(fresh.path());
+    let restored = TestServer::start_in(fresh, config).await;
+    let base = format!("http://{}", restored.addr);
+    let blob = http
+        .get(format!("{base}/v1/blobs/{hash}"))
+        .bearer_auth(&ann_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(blob.bytes().await.unwrap().len(), 4096);
+    let list: serde_json::Value = http
+        .get(format!("{base}/v1/blobs"))
+        .bearer_auth(&ann_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["used"], 4096);
+    let stats = http
+        .get(format!("{base}/v1/admin/stats"))
+        .bearer_auth(&ann_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stats.status(), 200, "the admin grant came along");
+}

@@ -818,6 +818,15 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/admin/backup", "get"),
         ("/v1/admin/backup", "post"),
         ("/v1/admin/users/{user}/enable", "post"),
+        ("/v1/admin/users", "post"),
+        ("/v1/admin/users/{user}/password", "post"),
+        ("/v1/admin/users/{user}/admin", "post"),
+        ("/v1/admin/users/{user}/admin", "delete"),
+        ("/v1/blobs", "put"),
+        ("/v1/blobs", "get"),
+        ("/v1/blobs/{sha256}", "put"),
+        ("/v1/blobs/{sha256}", "get"),
+        ("/v1/blobs/{sha256}", "delete"),
     ];
     for (path, method) in expected {
         assert!(

@@ -6,7 +6,10 @@ use std::path::Path;
 
 use redb::{Database, Key, ReadableDatabase, ReadableTable, TableDefinition, Value};
 
-use super::{DISABLED, DOCS, LOG, LOG_BASE, META, REVOKED, SESSIONS, USERS};
+use super::{
+    ADMINS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META, REVOKED, SESSIONS,
+    USERS,
+};
 use crate::store::error::StoreError;
 
 /// `key → value` facts about the backup itself (the JWT secret travels here, so tokens keep
@@ -55,6 +58,10 @@ pub fn snapshot(db: &Database, dest: &Path, info: &[(&str, &str)]) -> Result<u64
         rows += copy(&read, &write, REVOKED)?;
         rows += copy(&read, &write, SESSIONS)?;
         rows += copy(&read, &write, DISABLED)?;
+        rows += copy(&read, &write, ADMINS)?;
+        rows += copy(&read, &write, BLOBS)?;
+        rows += copy(&read, &write, BLOB_REFS)?;
+        rows += copy(&read, &write, BLOB_USAGE)?;
         {
             let mut facts = write
                 .open_table(BACKUP_INFO)

@@ -20,7 +20,9 @@ use tokio::sync::oneshot;
 
 use super::backend::{Backend, CommitHook, Committed, History, LatestDoc, StoreStats, Write};
 use super::error::StoreError;
-use super::model::{Document, LogEntry, SessionRecord, UserRecord, Version};
+use super::model::{
+    BlobRecord, BlobRef, Document, Flag, LogEntry, SessionRecord, UserRecord, Version,
+};
 pub use writer::WriterConfig;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -36,6 +38,22 @@ const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessio
 const DISABLED: TableDefinition<&str, ()> = TableDefinition::new("disabled_users");
 /// `(username, session id) → SessionRecord` JSON: issued sessions, for listing and revoking.
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
+/// `username → ()`: accounts made admins with `hearth user grant-admin`.
+const ADMINS: TableDefinition<&str, ()> = TableDefinition::new("admin_users");
+/// `sha256 → BlobRecord` JSON: every blob someone references.
+const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+/// `(username, sha256) → size`: who holds which blob.
+const BLOB_REFS: TableDefinition<(&str, &str), u64> = TableDefinition::new("blob_refs");
+/// `username → bytes`: the sum of the sizes of the blobs an account references.
+const BLOB_USAGE: TableDefinition<&str, u64> = TableDefinition::new("blob_usage");
+
+/// The table holding accounts with `flag` set.
+fn flag_table(flag: Flag) -> TableDefinition<'static, &'static str, ()> {
+    match flag {
+        Flag::Disabled => DISABLED,
+        Flag::Admin => ADMINS,
+    }
+}
 
 /// Bumped when the on-disk layout changes; a newer file is refused rather than misread.
 const SCHEMA_VERSION: u64 = 1;
@@ -172,6 +190,11 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
         txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
         txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
         txn.open_table(DISABLED).map_err(StoreError::unavailable)?;
+        txn.open_table(ADMINS).map_err(StoreError::unavailable)?;
+        txn.open_table(BLOBS).map_err(StoreError::unavailable)?;
+        txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?;
+        txn.open_table(BLOB_USAGE)
+            .map_err(StoreError::unavailable)?;
     }
     txn.commit().map_err(StoreError::unavailable)
 }
@@ -299,15 +322,85 @@ impl Backend for RedbBackend {
         .boxed()
     }
 
-    fn disabled(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
-        self.read(|db| {
+    fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let table = txn.open_table(DISABLED).map_err(StoreError::unavailable)?;
+            let table = txn
+                .open_table(flag_table(flag))
+                .map_err(StoreError::unavailable)?;
             let mut out = Vec::new();
             for row in table.iter().map_err(StoreError::unavailable)? {
                 out.push(row.map_err(StoreError::unavailable)?.0.value().to_owned());
             }
             Ok(out)
+        })
+        .boxed()
+    }
+
+    fn blob<'a>(
+        &'a self,
+        sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BlobRecord>, StoreError>> {
+        let sha = sha256.to_owned();
+        self.read(move |db| read_json(db, BLOBS, &sha)).boxed()
+    }
+
+    fn holds_blob<'a>(
+        &'a self,
+        sha256: &'a str,
+        users: Vec<String>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let sha = sha256.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let refs = txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?;
+            for user in &users {
+                if refs
+                    .get((user.as_str(), sha.as_str()))
+                    .map_err(StoreError::unavailable)?
+                    .is_some()
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .boxed()
+    }
+
+    fn user_blobs<'a>(
+        &'a self,
+        username: &'a str,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<(Vec<BlobRef>, u64), StoreError>> {
+        let name = username.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let refs = txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?;
+            let usage = txn
+                .open_table(BLOB_USAGE)
+                .map_err(StoreError::unavailable)?;
+            let used = usage
+                .get(name.as_str())
+                .map_err(StoreError::unavailable)?
+                .map_or(0, |v| v.value());
+            let mut out = Vec::new();
+            for row in refs
+                .range((name.as_str(), "")..)
+                .map_err(StoreError::unavailable)?
+                .skip(offset)
+            {
+                let (key, size) = row.map_err(StoreError::unavailable)?;
+                if key.value().0 != name || out.len() >= limit {
+                    break;
+                }
+                out.push(BlobRef {
+                    sha256: key.value().1.to_owned(),
+                    size: size.value(),
+                });
+            }
+            Ok((out, used))
         })
         .boxed()
     }
@@ -348,7 +441,20 @@ impl Backend for RedbBackend {
                 )?,
                 documents: count(txn.open_table(DOCS).map_err(StoreError::unavailable)?.len())?,
                 log_entries: count(txn.open_table(LOG).map_err(StoreError::unavailable)?.len())?,
-                file_bytes: 0,
+                blobs: count(
+                    txn.open_table(BLOBS)
+                        .map_err(StoreError::unavailable)?
+                        .len(),
+                )?,
+                blob_bytes: {
+                    let blobs = txn.open_table(BLOBS).map_err(StoreError::unavailable)?;
+                    let mut sum = 0u64;
+                    for row in blobs.iter().map_err(StoreError::unavailable)? {
+                        let (sha, bytes) = row.map_err(StoreError::unavailable)?;
+                        sum += decode::<BlobRecord>(bytes.value(), sha.value())?.size;
+                    }
+                    sum
+                },
             })
         })
         .boxed()

@@ -1,4 +1,6 @@
-//! Operator commands run by the `hearth` binary: `backup` and `restore`.
+//! Operator commands run by the `hearth` binary: `backup`, `restore` and `user`.
+
+pub mod users;
 
 use std::path::{Path, PathBuf};
 
