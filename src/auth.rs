@@ -188,6 +188,27 @@ impl Auth {
         self.disabled.remove(username);
     }
 
+    /// Makes the disabled set exactly `names` (cluster catch-up), closing newly disabled
+    /// accounts' sockets.
+    pub fn sync_disabled(&self, names: Vec<String>) {
+        let wanted: std::collections::HashSet<String> = names.into_iter().collect();
+        self.disabled.retain(|name| wanted.contains(name));
+        for name in &wanted {
+            if !self.disabled.contains(name) {
+                self.disable(name);
+            }
+        }
+    }
+
+    /// Makes the granted admins exactly `names` (cluster catch-up).
+    pub fn sync_granted_admins(&self, names: Vec<String>) {
+        let wanted: std::collections::HashSet<String> = names.into_iter().collect();
+        self.granted.retain(|name| wanted.contains(name));
+        for name in wanted {
+            self.granted.insert(name);
+        }
+    }
+
     /// Loads revocations persisted by earlier runs.
     pub fn restore_revoked(&self, entries: impl IntoIterator<Item = (String, u64)>) {
         for (sid, exp) in entries {
@@ -296,6 +317,13 @@ pub fn unix_now() -> u64 {
 ///
 /// # Errors
 /// The data dir cannot be read or written.
+/// 256 random bits as hex: a fresh JWT secret.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> std::io::Result<Arc<[u8]>> {
     if let Some(secret) = configured.filter(|s| !s.is_empty()) {
         return Ok(secret.as_bytes().into());
@@ -307,9 +335,7 @@ pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> std::io::Result
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = random_secret();
     write_private(&path, &secret)?;
     tracing::info!(path = %path.display(), "generated a JWT secret (set JWT_SECRET to manage it yourself)");
     Ok(secret.as_bytes().into())

@@ -159,6 +159,24 @@ pub struct Config {
     #[arg(long, env = "BLOB_DIR")]
     pub blob_dir: Option<PathBuf>,
 
+    /// Where data lives: `redb` (one embedded file in DATA_DIR, the default) or `postgres`
+    /// (cluster mode: several nodes share one PostgreSQL database, see DATABASE_URL).
+    #[arg(long, env = "STORE", default_value = "redb")]
+    pub store: StoreKind,
+
+    /// PostgreSQL connection URL for STORE=postgres, e.g. postgres://hearth@127.0.0.1/hearth.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL schema holding Hearth's tables (created at start); nodes of one cluster
+    /// share it. A plain lowercase identifier.
+    #[arg(long, env = "DATABASE_SCHEMA", default_value = "hearth")]
+    pub database_schema: String,
+
+    /// PostgreSQL connections per node.
+    #[arg(long, env = "DATABASE_POOL", default_value_t = default::DATABASE_POOL)]
+    pub database_pool: usize,
+
     /// Milliseconds shutdown waits for sockets to close before giving up on them.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = default::SHUTDOWN_GRACE)]
     pub shutdown_grace: u64,
@@ -204,7 +222,24 @@ impl Config {
             blob_max_size: default::BLOB_MAX_SIZE,
             blob_quota: default::BLOB_QUOTA,
             blob_dir: None,
+            store: StoreKind::Redb,
+            database_url: None,
+            database_schema: "hearth".into(),
+            database_pool: default::DATABASE_POOL,
         }
+    }
+
+    /// The PostgreSQL settings when `STORE=postgres` (a missing URL falls back to a local
+    /// server's `hearth` database).
+    pub fn postgres(&self) -> Option<crate::store::PgSettings> {
+        (self.store == StoreKind::Postgres).then(|| crate::store::PgSettings {
+            url: self
+                .database_url
+                .clone()
+                .unwrap_or_else(|| "postgres://127.0.0.1/hearth".into()),
+            schema: self.database_schema.clone(),
+            pool_size: self.database_pool.max(1),
+        })
     }
 
     pub fn blob_dir(&self) -> PathBuf {
@@ -270,6 +305,13 @@ impl Config {
     }
 }
 
+/// Where documents live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Redb,
+    Postgres,
+}
+
 /// Default values, shared by the flags and [`Config::defaults`].
 pub mod default {
     pub const TOKEN_TTL: u64 = 30 * 24 * 3600;
@@ -296,4 +338,5 @@ pub mod default {
     pub const CHANGELOG_MAX_AGE: u64 = 30 * 24 * 3600;
     pub const BLOB_MAX_SIZE: u64 = 32 * 1024 * 1024;
     pub const BLOB_QUOTA: u64 = 256 * 1024 * 1024;
+    pub const DATABASE_POOL: usize = 16;
 }

@@ -25,6 +25,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod connection;

@@ -55,6 +55,7 @@ pub fn store_config(
         changelog_max_age: config.changelog_max_age(),
         faults: config.faults.clone(),
         metrics,
+        postgres: config.postgres(),
     }
 }
 
@@ -69,20 +70,39 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         source,
     };
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
-    let secret = load_secret(config.jwt_secret.as_deref(), &config.data_dir).map_err(dir_err)?;
 
     let hub = Hub::new(config.watch_buffer);
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let store_config = store_config(&config, metrics.clone());
-    let store = {
-        let hub = hub.clone();
-        let path = store_config.path.clone();
-        tokio::task::spawn_blocking(move || Store::open(&store_config, move |c| hub.publish(c)))
+    let (store, secret) = match store_config.postgres.clone() {
+        None => {
+            let hub = hub.clone();
+            let path = store_config.path.clone();
+            let store = tokio::task::spawn_blocking(move || {
+                Store::open(&store_config, move |c| hub.publish(c))
+            })
             .await
             .map_err(|e| StartError::Store(crate::store::StoreError::unavailable(e)))?
             .inspect_err(
                 |e| tracing::error!(path = %path.display(), error = %e, "cannot open store"),
-            )?
+            )?;
+            let secret =
+                load_secret(config.jwt_secret.as_deref(), &config.data_dir).map_err(dir_err)?;
+            (store, secret)
+        }
+        Some(pg) => {
+            let hub = hub.clone();
+            let (store, shared) = Store::open_postgres(&store_config, &pg, move |c| hub.publish(c))
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "cannot open the PostgreSQL store"))?;
+            // Every node must sign and check tokens with the same key: unless configured,
+            // it is the one kept in the database.
+            let secret: std::sync::Arc<[u8]> = match config.jwt_secret.as_deref() {
+                Some(s) if !s.is_empty() => s.as_bytes().into(),
+                _ => shared.as_bytes().into(),
+            };
+            (store, secret)
+        }
     };
     let auth = Auth::new(&secret, config.token_ttl, config.admins());
     auth.restore_revoked(store.revoked().await?);
@@ -102,6 +122,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             std::time::Duration::from_secs(config.backup_interval),
             config.backup_keep.max(1),
         ));
+    }
+    if let Some(pg) = config.postgres() {
+        tokio::spawn(crate::cluster::listen(state.clone(), pg));
     }
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());

@@ -66,7 +66,14 @@ fn benches(c: &mut Criterion) {
         max_depth: 64,
     };
     c.bench_function("merge patch: apply to a 1 KB document, serialize", |b| {
-        b.iter(|| apply(black_box(&doc), black_box(&update), &limits, "2026-11-23T10:00:01.000Z"));
+        b.iter(|| {
+            apply(
+                black_box(&doc),
+                black_box(&update),
+                &limits,
+                "2026-11-23T10:00:01.000Z",
+            )
+        });
     });
 
     let fields = Fields::parse(&["groceries/milk".into(), "rooms/kitchen".into()]).expect("fields");

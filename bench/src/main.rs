@@ -10,7 +10,8 @@ use clap::{Parser, ValueEnum};
 
 #[derive(Parser)]
 struct Args {
-    /// Server address (host:port).
+    /// Server address (host:port); `writers` and `fanout` take two nodes of a cluster as
+    /// `a,b` (writers spread over both; fanout writes on a, watches on b).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     #[arg(long, value_enum)]

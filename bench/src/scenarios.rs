@@ -39,10 +39,12 @@ pub async fn sequential(addr: &str, n: usize) -> Metrics {
     ])
 }
 
+/// `addr` may list several nodes (`a,b`): clients are spread over them in turn.
 pub async fn writers(addr: &str, n: usize, secs: u64) -> Metrics {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let tasks = (0..n).map(|_| {
-        let url = url(addr);
+    let nodes: Vec<&str> = addr.split(',').collect();
+    let tasks = (0..n).map(|i| {
+        let url = url(nodes[i % nodes.len()]);
         tokio::spawn(async move {
             let (mut c, _, _) = Conn::signup(&url).await;
             let mut stats = Stats::default();
@@ -82,10 +84,13 @@ async fn watchers(addr: &str, token: &str, n: usize) -> Vec<Conn> {
     conns
 }
 
+/// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
+/// the last: send→change then crosses nodes (cluster mode).
 pub async fn fanout(addr: &str, n: usize) -> Metrics {
-    let (mut writer, _, token) = Conn::signup(&url(addr)).await;
+    let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
+    let (mut writer, _, token) = Conn::signup(&url(first)).await;
     let epoch = Instant::now();
-    let conns = watchers(addr, &token, n).await;
+    let conns = watchers(last, &token, n).await;
     let updates = 100u64;
     let tasks: Vec<_> = conns
         .into_iter()

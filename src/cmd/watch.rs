@@ -20,7 +20,7 @@ use super::read::parse_fields;
 use crate::auth::Control;
 use crate::connection::{Outbound, QueueError, close};
 use crate::error::Error;
-use crate::fanout::{Mode, Subscription, change_frame};
+use crate::fanout::{Change, Mode, Subscription, change_frame};
 use crate::frame::{ErrorBody, Reply, View, encode};
 use crate::session::Session;
 use crate::state::AppState;
@@ -278,29 +278,74 @@ impl<T: WatchSink> Watcher<T> {
         loop {
             let step = match self.subscription.recv().await {
                 Ok(change) if change.version() <= self.last => Step::Continue,
-                Ok(change) if change.version() == self.last + 1 => {
-                    if change.changes_access()
-                        && change.doc().access(&self.req.viewer) < Access::Read
-                    {
-                        self.revoked().await
-                    } else {
-                        let frame = change.frame(self.req.fields.as_ref(), self.req.mode);
-                        self.last = change.version();
-                        self.push(Push {
-                            frame,
-                            version: Some(self.last),
-                            kind: PushKind::Change,
-                        })
-                        .await
-                    }
-                }
-                // A gap (should not happen) or falling behind: send the newest state instead.
-                Ok(_) | Err(RecvError::Lagged(_)) => self.resync().await,
+                Ok(change) if change.version() == self.last + 1 => self.deliver(&change).await,
+                // Versions this watcher has not seen (in cluster mode, a notification that
+                // came late or was missed): read them from the change log, in order.
+                Ok(change) => self.fill(&change).await,
+                Err(RecvError::Lagged(_)) => self.resync().await,
                 Err(RecvError::Closed) => Step::Stop,
             };
             if let Step::Stop = step {
                 return;
             }
+        }
+    }
+
+    async fn deliver(&mut self, change: &Change) -> Step {
+        if change.changes_access() && change.doc().access(&self.req.viewer) < Access::Read {
+            return self.revoked().await;
+        }
+        let frame = change.frame(self.req.fields.as_ref(), self.req.mode);
+        self.last = change.version();
+        self.push(Push {
+            frame,
+            version: Some(self.last),
+            kind: PushKind::Change,
+        })
+        .await
+    }
+
+    /// Sends the versions between the last one sent and `change` from the change log, then
+    /// `change`; a log trimmed past them means a resync instead.
+    async fn fill(&mut self, change: &Change) -> Step {
+        let upto = change.version() - 1;
+        let replay = self
+            .store
+            .replay(&self.req.target, self.last, upto, true)
+            .await;
+        let versions = match replay {
+            Ok(Replay::Versions(versions)) => versions,
+            Ok(Replay::Gap) => return self.resync().await,
+            Err(e) => {
+                tracing::error!(error = %e, target = %self.req.target, "reading missed versions failed");
+                return self.resync().await;
+            }
+        };
+        for (entry, doc) in versions {
+            let Some(doc) = doc else {
+                return self.resync().await;
+            };
+            let sets_access = entry.op.collaborators.is_some() || entry.op.readers.is_some();
+            if sets_access && doc.access(&self.req.viewer) < Access::Read {
+                return self.revoked().await;
+            }
+            let frame = change_frame(&doc, Some(&entry), self.req.fields.as_ref(), self.req.mode);
+            self.last = entry.version;
+            if let Step::Stop = self
+                .push(Push {
+                    frame,
+                    version: Some(self.last),
+                    kind: PushKind::Change,
+                })
+                .await
+            {
+                return Step::Stop;
+            }
+        }
+        if self.last + 1 == change.version() {
+            self.deliver(change).await
+        } else {
+            self.resync().await
         }
     }
 

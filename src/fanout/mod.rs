@@ -107,8 +107,17 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
+/// One watched document: its channel, and the newest version sent on it. In cluster mode a
+/// version can reach a node twice (its own commit hook, then the database's notification) or
+/// late; sending only newer versions keeps each channel increasing, and watchers fill any gap
+/// from the change log.
+struct Topic {
+    tx: broadcast::Sender<Arc<Change>>,
+    last: std::sync::atomic::AtomicU64,
+}
+
 struct HubInner {
-    topics: DashMap<String, broadcast::Sender<Arc<Change>>>,
+    topics: DashMap<String, Topic>,
     /// Changes a watcher may fall behind before it is resynced (`WATCH_BUFFER`).
     capacity: usize,
 }
@@ -130,7 +139,11 @@ impl Hub {
             .inner
             .topics
             .entry(username.to_owned())
-            .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
+            .or_insert_with(|| Topic {
+                tx: broadcast::channel(self.inner.capacity).0,
+                last: std::sync::atomic::AtomicU64::new(0),
+            })
+            .tx
             .subscribe();
         Subscription {
             rx: Some(rx),
@@ -141,7 +154,14 @@ impl Hub {
 
     /// Delivers a committed version to its document's watchers, if it has any.
     pub fn publish(&self, committed: &Arc<Committed>) {
-        if let Some(tx) = self.inner.topics.get(committed.doc.owner()) {
+        if let Some(topic) = self.inner.topics.get(committed.doc.owner()) {
+            let version = committed.doc.version();
+            let seen = topic
+                .last
+                .fetch_max(version, std::sync::atomic::Ordering::SeqCst);
+            if seen >= version && version > 0 {
+                return;
+            }
             let change = Arc::new(Change {
                 committed: committed.clone(),
                 full: OnceLock::new(),
@@ -149,7 +169,7 @@ impl Hub {
                 views: Mutex::new(Vec::new()),
             });
             // An error only means every receiver left since the lookup; nobody to tell.
-            let _ = tx.send(change);
+            let _ = topic.tx.send(change);
         }
     }
 
@@ -158,8 +178,21 @@ impl Hub {
         self.inner
             .topics
             .iter()
-            .map(|t| t.value().receiver_count())
+            .map(|t| t.value().tx.receiver_count())
             .sum()
+    }
+
+    /// Whether `username`'s document has watchers here, and the newest version sent to them.
+    pub fn watched(&self, username: &str) -> Option<Version> {
+        self.inner
+            .topics
+            .get(username)
+            .map(|t| t.last.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// The documents watched here.
+    pub fn watched_documents(&self) -> Vec<String> {
+        self.inner.topics.iter().map(|t| t.key().clone()).collect()
     }
 
     /// Documents with at least one watcher.
@@ -170,7 +203,7 @@ impl Hub {
     fn release(&self, topic: &str) {
         self.inner
             .topics
-            .remove_if(topic, |_, tx| tx.receiver_count() == 0);
+            .remove_if(topic, |_, t| t.tx.receiver_count() == 0);
     }
 }
 

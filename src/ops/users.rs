@@ -48,23 +48,32 @@ pub async fn run(action: Action, target: Target<'_>) -> Result<String, String> {
 }
 
 async fn offline(action: Action, config: &Config) -> Result<String, String> {
-    let path = super::db_path(config);
-    if super::backup::in_use(&path) {
-        return Err(format!(
-            "{} is in use by a running server: pass --url and --token (or HEARTH_URL and HEARTH_TOKEN) to go through it",
-            path.display()
-        ));
-    }
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
-    let secret = crate::auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
-        .map_err(|e| format!("reading the JWT secret: {e}"))?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let store_config = crate::server::store_config(config, metrics);
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_config, |_| {}))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let auth = Auth::new(&secret, config.token_ttl, config.admins());
+    // In cluster mode the database is the shared truth and running nodes hear of every
+    // change (revocations and flags are notified), so there is no "stopped" to require.
+    let (store, secret) = if let Some(pg) = config.postgres() {
+        Store::open_postgres(&store_config, &pg, |_| {})
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        let path = super::db_path(config);
+        if super::backup::in_use(&path) {
+            return Err(format!(
+                "{} is in use by a running server: pass --url and --token (or HEARTH_URL and HEARTH_TOKEN) to go through it",
+                path.display()
+            ));
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
+        let secret = crate::auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
+            .map_err(|e| format!("reading the JWT secret: {e}"))?;
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_config, |_| {}))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        (store, String::from_utf8_lossy(&secret).into_owned())
+    };
+    let auth = Auth::new(secret.as_bytes(), config.token_ttl, config.admins());
     let result = offline_action(action, &store, &auth).await;
     store.close().await;
     result.map_err(|e| e.to_string())

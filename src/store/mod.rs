@@ -11,6 +11,7 @@ pub mod error;
 pub mod faults;
 pub mod model;
 pub mod paths;
+pub mod postgres;
 pub mod redb;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use self::model::{
     Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord, Update,
     UserRecord, Version,
 };
+pub use self::postgres::PgBackend;
 use self::redb::{RedbBackend, WriterConfig};
 
 /// Where documents are cached and how commits are announced.
@@ -43,6 +45,58 @@ pub struct StoreConfig {
     /// Simulated storage faults (tests and drills); `None` in normal operation.
     pub faults: Option<Arc<faults::Faults>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// `Some`: cluster mode, everything in PostgreSQL (`STORE=postgres`); `path` unused.
+    pub postgres: Option<PgSettings>,
+}
+
+/// Where the cluster's database is.
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    pub url: String,
+    pub schema: String,
+    pub pool_size: usize,
+}
+
+/// What `Store::open` builds before the backend exists: the cache, the epoch and the commit
+/// hook that keeps both right, shared by every backend.
+struct Parts {
+    cache: Cache<String, Arc<Document>>,
+    epoch: Arc<AtomicU64>,
+    hook: CommitHook,
+}
+
+impl Parts {
+    fn new(
+        cfg: &StoreConfig,
+        on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
+    ) -> Parts {
+        let cache: Cache<String, Arc<Document>> = Cache::builder()
+            .max_capacity(cfg.cache_size)
+            .time_to_idle(cfg.cache_max_age)
+            .build();
+        let epoch = Arc::new(AtomicU64::new(0));
+        let hook: CommitHook = {
+            let cache = cache.clone();
+            let epoch = epoch.clone();
+            Arc::new(move |committed: &Arc<Committed>| {
+                epoch.fetch_add(1, Ordering::SeqCst);
+                put_newer(&cache, &committed.doc, || true);
+                on_commit(committed);
+            })
+        };
+        Parts { cache, epoch, hook }
+    }
+
+    fn into_store(self, backend: Box<dyn Backend>, metrics: Arc<crate::metrics::Metrics>) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                backend,
+                cache: self.cache,
+                epoch: self.epoch,
+                metrics,
+            }),
+        }
+    }
 }
 
 /// What a resuming watcher gets: every version after the one it saw, or word that the log
@@ -79,20 +133,7 @@ impl Store {
         cfg: &StoreConfig,
         on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
     ) -> Result<Store, StoreError> {
-        let cache: Cache<String, Arc<Document>> = Cache::builder()
-            .max_capacity(cfg.cache_size)
-            .time_to_idle(cfg.cache_max_age)
-            .build();
-        let epoch = Arc::new(AtomicU64::new(0));
-        let hook: CommitHook = {
-            let cache = cache.clone();
-            let epoch = epoch.clone();
-            Arc::new(move |committed: &Arc<Committed>| {
-                epoch.fetch_add(1, Ordering::SeqCst);
-                put_newer(&cache, &committed.doc, || true);
-                on_commit(committed);
-            })
-        };
+        let parts = Parts::new(cfg, on_commit);
         let backend = RedbBackend::open(
             &cfg.path,
             WriterConfig {
@@ -101,22 +142,64 @@ impl Store {
                 retain: cfg.changelog_retain.max(1),
                 max_age: cfg.changelog_max_age,
             },
-            hook,
+            parts.hook.clone(),
             {
-                let cache = cache.clone();
+                let cache = parts.cache.clone();
                 Arc::new(move |name: &str| cache.get(name)) as LatestDoc
             },
             cfg.faults.clone(),
             cfg.metrics.clone(),
         )?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                backend: Box::new(backend),
-                cache,
-                epoch,
-                metrics: cfg.metrics.clone(),
-            }),
-        })
+        Ok(parts.into_store(Box::new(backend), cfg.metrics.clone()))
+    }
+
+    /// Connects to PostgreSQL (cluster mode) and migrates its schema. Also returns the JWT
+    /// secret the cluster shares, kept in the database.
+    ///
+    /// # Errors
+    /// The database cannot be reached or migrated.
+    pub async fn open_postgres(
+        cfg: &StoreConfig,
+        pg: &PgSettings,
+        on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
+    ) -> Result<(Store, String), StoreError> {
+        let parts = Parts::new(cfg, on_commit);
+        let backend = postgres::PgBackend::connect(
+            postgres::PgConfig {
+                url: pg.url.clone(),
+                schema: pg.schema.clone(),
+                pool_size: pg.pool_size,
+                limits: cfg.limits,
+                retain: cfg.changelog_retain.max(1),
+            },
+            parts.hook.clone(),
+            cfg.metrics.clone(),
+        )
+        .await?;
+        let secret = backend.shared_secret().await?;
+        Ok((
+            parts.into_store(Box::new(backend), cfg.metrics.clone()),
+            secret,
+        ))
+    }
+
+    /// Another node committed `version` of `username`: forget any older cached copy, and make
+    /// sure a read that started before now cannot put one back (the epoch rule).
+    pub fn invalidate_older(&self, username: &str, version: Version) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .cache
+            .entry_by_ref(username)
+            .and_compute_with(|cached| match cached {
+                Some(c) if c.value().version() < version => CacheOp::Remove,
+                _ => CacheOp::Nop,
+            });
+    }
+
+    /// Forgets every cached document (after missing notifications for a while).
+    pub fn invalidate_all(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        self.inner.cache.invalidate_all();
     }
 
     /// The latest committed document of `username`, from the cache when it can be.

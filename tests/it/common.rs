@@ -36,8 +36,35 @@ impl TestServer {
         config.max_requests_per_second = 1_000_000;
         config.max_connections_per_ip = 100_000;
         config.max_connections_per_user = 100_000;
+        if std::env::var("TEST_STORE").is_ok_and(|s| s == "postgres") {
+            let url = database_url().expect("TEST_STORE=postgres needs TEST_DATABASE_URL");
+            use_postgres(&mut config, &url, &fresh_schema());
+        }
         tweak(&mut config);
         Self::start_in(dir, config).await
+    }
+
+    /// `n` nodes sharing one fresh PostgreSQL schema: a cluster. `None` (after saying so
+    /// loudly) when `TEST_DATABASE_URL` is unset.
+    pub async fn cluster(n: usize, tweak: impl Fn(&mut Config)) -> Option<Vec<TestServer>> {
+        let Some(url) = database_url() else {
+            eprintln!(
+                "\n*** SKIPPED: cluster test needs PostgreSQL; set TEST_DATABASE_URL (scripts/test does) ***\n"
+            );
+            return None;
+        };
+        let schema = fresh_schema();
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(
+                Self::start_with(|c| {
+                    use_postgres(c, &url, &schema);
+                    tweak(c);
+                })
+                .await,
+            );
+        }
+        Some(nodes)
     }
 
     /// Starts on an existing data dir (a restart).
@@ -103,6 +130,25 @@ impl TestServer {
     }
 }
 
+/// The PostgreSQL database for store-parameterised and cluster tests, if any.
+pub fn database_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A schema no other test uses: each test (or cluster) gets its own tables and channel.
+pub fn fresh_schema() -> String {
+    format!("t_{:016x}", rand::random::<u64>())
+}
+
+pub fn use_postgres(config: &mut Config, url: &str, schema: &str) {
+    config.store = hearth::config::StoreKind::Postgres;
+    config.database_url = Some(url.to_owned());
+    config.database_schema = schema.to_owned();
+    config.database_pool = 4;
+}
+
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
@@ -141,6 +187,26 @@ impl Client {
                 Message::Ping(_) | Message::Pong(_) => {}
                 other => panic!("unexpected message {other:?}"),
             }
+        }
+    }
+
+    /// The next text frame, or `None` once the socket is closed or broken.
+    pub async fn recv_or_close(&mut self) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.ok()?? {
+                Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next pushed frame, or `None` once the socket is closed (what a dead server's
+    /// clients get).
+    pub async fn next_push_or_close(&mut self) -> Option<Value> {
+        match self.pushed.pop_front() {
+            Some(v) => Some(v),
+            None => self.recv_or_close().await,
         }
     }
 

@@ -8,6 +8,7 @@ mod admin;
 mod backup;
 mod blobs;
 mod chaos;
+mod cluster;
 mod crash;
 mod durability;
 mod events;

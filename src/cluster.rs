@@ -1,0 +1,262 @@
+//! Cluster mode: how a node learns what other nodes committed.
+//!
+//! Each commit's transaction `NOTIFY`s `(username, version)` on the cluster's channel (see
+//! `store::postgres`); so do revocations and account flags. Every node `LISTEN`s on a
+//! connection of its own and, for each notification:
+//! - a commit: forgets older cached copies of the document, and if someone here watches it,
+//!   reads the newest version and publishes it to the local hub. The hub only ever sends a
+//!   watcher newer versions, and a watcher that sees a jump reads the versions in between
+//!   from the change log (`cmd::watch`), so every watcher on every node sees the same
+//!   sequence: no gap, no duplicate, however late a notification arrives;
+//! - a revocation, a disabled or re-enabled account, an admin grant: applied to `Auth` just
+//!   as on the node that made it (sockets told, tokens refused).
+//!
+//! When the connection drops, the node reconnects with backoff, `LISTEN`s again and then
+//! catches up: it drops its whole cache, reloads revocations and flags, and publishes the
+//! newest version of every watched document (watchers fill the rest from the log). Catching
+//! up *after* `LISTEN` is active leaves no window in which a commit goes unseen.
+//!
+//! This is the seam for other buses: a NATS bus would deliver the same [`Event`]s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+
+use crate::state::AppState;
+use crate::store::{Committed, Flag, PgSettings, Version};
+
+/// What one node tells the others.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Event {
+    /// `username`'s document reached `version`.
+    Commit {
+        #[serde(rename = "c")]
+        username: String,
+        #[serde(rename = "v")]
+        version: Version,
+    },
+    /// Session `sid` is revoked until `expires`.
+    Revoke {
+        #[serde(rename = "r")]
+        sid: String,
+        #[serde(rename = "e")]
+        expires: u64,
+    },
+    /// An account flag changed.
+    Flag {
+        #[serde(rename = "f")]
+        flag: String,
+        #[serde(rename = "u")]
+        username: String,
+        on: bool,
+    },
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Listens until shutdown, reconnecting as needed.
+pub async fn listen(state: AppState, pg: PgSettings) {
+    let channel = crate::store::postgres::channel(&pg.schema);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+        match tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                let pump = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if tx.send(n.payload().to_owned()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "notification connection failed");
+                                return;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        catch_up(&state).await;
+                        if !run(&state, &mut rx).await {
+                            pump.abort();
+                            return;
+                        }
+                        tracing::warn!("lost the notification connection; reconnecting");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+                }
+                pump.abort();
+                drop(client);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reach PostgreSQL for notifications"),
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Handles notifications until the connection drops (`true`) or shutdown (`false`).
+/// Notifications that queued up meanwhile are taken together, and commits of one document
+/// coalesced: a busy document costs one read per round, not one per version.
+async fn run(state: &AppState, rx: &mut mpsc::UnboundedReceiver<String>) -> bool {
+    loop {
+        let first = tokio::select! {
+            () = state.shutdown.cancelled() => return false,
+            payload = rx.recv() => match payload {
+                Some(p) => p,
+                None => return true,
+            },
+        };
+        let mut commits: HashMap<String, Version> = HashMap::new();
+        let mut next = Some(first);
+        while let Some(payload) = next {
+            match serde_json::from_str::<Event>(&payload) {
+                Ok(Event::Commit { username, version }) => {
+                    let newest = commits.entry(username).or_insert(version);
+                    *newest = (*newest).max(version);
+                }
+                Ok(event) => apply_account_event(state, event),
+                Err(e) => tracing::warn!(error = %e, %payload, "unknown cluster notification"),
+            }
+            next = rx.try_recv().ok();
+        }
+        for (username, version) in commits {
+            commit(state, &username, version).await;
+        }
+    }
+}
+
+fn apply_account_event(state: &AppState, event: Event) {
+    match event {
+        Event::Revoke { sid, expires } => state.auth.revoke(&sid, expires, 0),
+        Event::Flag { flag, username, on } => match (flag.as_str(), on) {
+            ("disabled", true) => state.auth.disable(&username),
+            ("disabled", false) => state.auth.enable(&username),
+            ("admin", on) => state.auth.set_granted_admin(&username, on),
+            _ => tracing::warn!(%flag, "unknown account flag"),
+        },
+        Event::Commit { .. } => {}
+    }
+}
+
+/// Another node (or this one) committed `version` of `username`.
+async fn commit(state: &AppState, username: &str, version: Version) {
+    if state
+        .hub
+        .watched(username)
+        .is_some_and(|last| last >= version)
+    {
+        return; // this node's own commit, already delivered by its commit hook
+    }
+    state.store.invalidate_older(username, version);
+    if state.hub.watched(username).is_some() {
+        publish_latest(state, username).await;
+    }
+}
+
+/// Publishes the newest committed version of `username` to this node's watchers.
+async fn publish_latest(state: &AppState, username: &str) {
+    let doc = match state.store.document(username).await {
+        Ok(Some(doc)) => doc,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, %username, "reading a notified document failed");
+            return;
+        }
+    };
+    let version = doc.version();
+    if state
+        .hub
+        .watched(username)
+        .is_none_or(|last| last >= version)
+    {
+        return;
+    }
+    let entry = match state.store.changes(username, version, version, 1).await {
+        Ok(history) => history.entries.into_iter().next(),
+        Err(e) => {
+            tracing::error!(error = %e, %username, "reading a notified version failed");
+            return;
+        }
+    };
+    state.hub.publish(&Arc::new(Committed {
+        doc,
+        entry,
+        created: false,
+    }));
+}
+
+/// After (re)connecting: nothing heard while away may stay unapplied.
+async fn catch_up(state: &AppState) {
+    state.store.invalidate_all();
+    match state.store.revoked().await {
+        Ok(revoked) => {
+            for (sid, expires) in revoked {
+                state.auth.revoke(&sid, expires, 0);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reloading revocations failed"),
+    }
+    match state.store.flagged(Flag::Disabled).await {
+        Ok(names) => state.auth.sync_disabled(names),
+        Err(e) => tracing::error!(error = %e, "reloading disabled accounts failed"),
+    }
+    match state.store.flagged(Flag::Admin).await {
+        Ok(names) => state.auth.sync_granted_admins(names),
+        Err(e) => tracing::error!(error = %e, "reloading admins failed"),
+    }
+    for username in state.hub.watched_documents() {
+        publish_latest(state, &username).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Event;
+
+    #[test]
+    fn notifications_parse() {
+        assert_eq!(
+            serde_json::from_str::<Event>(r#"{"c":"ann","v":7}"#).ok(),
+            Some(Event::Commit {
+                username: "ann".into(),
+                version: 7
+            })
+        );
+        assert_eq!(
+            serde_json::from_str::<Event>(r#"{"r":"abc","e":99}"#).ok(),
+            Some(Event::Revoke {
+                sid: "abc".into(),
+                expires: 99
+            })
+        );
+        assert_eq!(
+            serde_json::from_str::<Event>(r#"{"f":"disabled","u":"ann","on":true}"#).ok(),
+            Some(Event::Flag {
+                flag: "disabled".into(),
+                username: "ann".into(),
+                on: true
+            })
+        );
+        assert!(serde_json::from_str::<Event>(r#"{"x":1}"#).is_err());
+    }
+}

@@ -1,0 +1,964 @@
+//! The cluster backend: every node keeps its documents, accounts, sessions, change log and
+//! blob metadata in one PostgreSQL database (`STORE=postgres`, `DATABASE_URL`).
+//!
+//! An update is one transaction: lock the document row (`SELECT … FOR UPDATE`), apply the
+//! update in Rust against exactly what is stored (the same pure `apply` the redb writer
+//! uses, so the version check, access rules and limits are the same), write the document
+//! and its change-log entry, `pg_notify` the other nodes, `COMMIT`, and only then run the
+//! commit hook and reply. Because the notification is part of the transaction, a commit is
+//! never announced unless it happened and never happens unannounced, even if the node dies
+//! right after.
+//!
+//! Concurrency: a pool of connections, one transaction per write; PostgreSQL folds
+//! concurrent commits into shared WAL flushes by itself. Updates of one document from this
+//! node are additionally ordered by a striped lock, so the commit hook (cache, local
+//! watchers) sees this node's commits of a document in version order.
+
+mod schema;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use deadpool_postgres::{Pool, Transaction};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde_json::json;
+
+use super::apply::{Limits, apply, replay};
+use super::backend::{Backend, CommitHook, Committed, History, StoreStats, Write};
+use super::error::StoreError;
+use super::model::{
+    BlobRecord, BlobRef, Document, Flag, LogEntry, SessionRecord, Update, UserRecord, Version,
+};
+pub use schema::valid_schema;
+
+/// Stripes of the per-document ordering lock.
+const STRIPES: usize = 64;
+/// The change log of a document is trimmed at most every this many versions.
+const TRIM_EVERY: u64 = 32;
+
+/// How to reach the database.
+#[derive(Clone, Debug)]
+pub struct PgConfig {
+    pub url: String,
+    /// Tables live in this schema; it also names the notification channel.
+    pub schema: String,
+    pub pool_size: usize,
+    pub limits: Limits,
+    /// Change-log entries kept per document.
+    pub retain: u64,
+}
+
+pub struct PgBackend {
+    pool: Pool,
+    s: String,
+    channel: String,
+    cfg: PgConfig,
+    hook: CommitHook,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    healthy: AtomicBool,
+    /// Writes hold a read guard; `close` takes the write guard, so it waits for them.
+    gate: tokio::sync::RwLock<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+fn pg(e: impl std::fmt::Display) -> StoreError {
+    StoreError::unavailable(e)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Unavailable(format!("corrupt record {what}: {e}")))
+}
+
+fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(pg)
+}
+
+#[allow(clippy::cast_possible_wrap)] // versions and sizes stay far below 2^63
+fn int(n: u64) -> i64 {
+    n as i64
+}
+
+#[allow(clippy::cast_sign_loss)] // stored from u64
+fn uint(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+fn flag_name(flag: Flag) -> &'static str {
+    match flag {
+        Flag::Disabled => "disabled",
+        Flag::Admin => "admin",
+    }
+}
+
+/// The NOTIFY channel of a schema: nodes of one cluster share it, other clusters (and test
+/// runs) in the same database do not hear each other.
+pub fn channel(schema: &str) -> String {
+    format!("hearth_{schema}")
+}
+
+impl PgBackend {
+    /// Connects, migrates the schema and returns the backend.
+    ///
+    /// # Errors
+    /// The database cannot be reached or migrated.
+    pub async fn connect(
+        cfg: PgConfig,
+        hook: CommitHook,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<PgBackend, StoreError> {
+        if !valid_schema(&cfg.schema) {
+            return Err(StoreError::Unavailable(format!(
+                "DATABASE_SCHEMA {:?} is not a plain lowercase identifier",
+                cfg.schema
+            )));
+        }
+        let mut pool_cfg = deadpool_postgres::Config::new();
+        pool_cfg.url = Some(cfg.url.clone());
+        pool_cfg.manager = Some(deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        });
+        pool_cfg.pool = Some(deadpool_postgres::PoolConfig::new(cfg.pool_size.max(1)));
+        let pool = pool_cfg
+            .create_pool(
+                Some(deadpool_postgres::Runtime::Tokio1),
+                tokio_postgres::NoTls,
+            )
+            .map_err(pg)?;
+        {
+            let mut client = pool.get().await.map_err(pg)?;
+            schema::migrate(&mut client, &cfg.schema)
+                .await
+                .map_err(StoreError::Unavailable)?;
+        }
+        Ok(PgBackend {
+            pool,
+            s: cfg.schema.clone(),
+            channel: channel(&cfg.schema),
+            cfg,
+            hook,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            healthy: AtomicBool::new(true),
+            gate: tokio::sync::RwLock::new(true),
+            metrics,
+        })
+    }
+
+    /// The JWT secret every node of the cluster shares: generated once, kept in the database.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn shared_secret(&self) -> Result<String, StoreError> {
+        let client = self.pool.get().await.map_err(pg)?;
+        let s = &self.s;
+        let fresh = crate::auth::random_secret();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.meta (key, value) VALUES ('jwt_secret', $1) ON CONFLICT (key) DO NOTHING"
+                ),
+                &[&fresh],
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_one(
+                &format!("SELECT value FROM {s}.meta WHERE key = 'jwt_secret'"),
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.get(0))
+    }
+
+    fn stripe(&self, name: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        let i = usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0);
+        &self.stripes[i]
+    }
+
+    async fn notify(
+        &self,
+        tx: &Transaction<'_>,
+        payload: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let stmt = tx
+            .prepare_cached("SELECT pg_notify($1, $2)")
+            .await
+            .map_err(pg)?;
+        tx.execute(&stmt, &[&self.channel, &payload.to_string()])
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn update(&self, update: Update) -> Result<Option<Arc<Committed>>, StoreError> {
+        let s = &self.s;
+        let _order = self.stripe(&update.target).lock().await;
+        let started = Instant::now();
+        let mut client = self.pool.get().await.map_err(pg)?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let stmt = tx
+            .prepare_cached(&format!(
+                "SELECT body FROM {s}.docs WHERE username = $1 FOR UPDATE"
+            ))
+            .await
+            .map_err(pg)?;
+        let Some(row) = tx.query_opt(&stmt, &[&update.target]).await.map_err(pg)? else {
+            return Err(StoreError::Unauthorized);
+        };
+        let body: String = row.get(0);
+        let current: Document = decode(&body, &update.target)?;
+        let now = super::model::now_rfc3339();
+        let limits = self.cfg.limits;
+        // As in the redb writer: a panic in pure update logic fails this update only.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply(&current, &update, &limits, &now)
+        }))
+        .map_err(|_| StoreError::Invalid("this update cannot be applied".into()))??;
+        let version = applied.entry.version;
+        let doc_text = String::from_utf8(applied.bytes).map_err(pg)?;
+        let stmt = tx
+            .prepare_cached(&format!(
+                "UPDATE {s}.docs SET version = $2, body = $3 WHERE username = $1"
+            ))
+            .await
+            .map_err(pg)?;
+        tx.execute(&stmt, &[&update.target, &int(version), &doc_text])
+            .await
+            .map_err(pg)?;
+        let stmt = tx
+            .prepare_cached(&format!(
+                "INSERT INTO {s}.changelog (username, version, entry) VALUES ($1, $2, $3)"
+            ))
+            .await
+            .map_err(pg)?;
+        tx.execute(
+            &stmt,
+            &[&update.target, &int(version), &encode(&applied.entry)?],
+        )
+        .await
+        .map_err(pg)?;
+        // Small retention trims as often as it retains, so the log never holds more than
+        // twice what was asked for.
+        if version % TRIM_EVERY.min(self.cfg.retain).max(1) == 0 {
+            self.trim(&tx, &update.target, version).await?;
+        }
+        self.notify(&tx, json!({"c": update.target, "v": version}))
+            .await?;
+        let committed = tx.commit().await;
+        self.healthy.store(committed.is_ok(), Ordering::SeqCst);
+        committed.map_err(pg)?;
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_size.observe(1.0);
+        self.metrics.commits.inc();
+        let committed = Arc::new(Committed {
+            doc: Arc::new(applied.doc),
+            entry: Some(applied.entry),
+            created: applied.created,
+        });
+        (self.hook)(&committed);
+        Ok(Some(committed))
+    }
+
+    /// Folds entries older than the newest `retain` into the base snapshot, in the update's
+    /// transaction (every [`TRIM_EVERY`] versions, so its cost is spread thin).
+    async fn trim(
+        &self,
+        tx: &Transaction<'_>,
+        name: &str,
+        newest: Version,
+    ) -> Result<(), StoreError> {
+        let s = &self.s;
+        let upto = newest.saturating_sub(self.cfg.retain.max(1));
+        let Some(row) = tx
+            .query_opt(
+                &format!("SELECT body FROM {s}.changelog_base WHERE username = $1 FOR UPDATE"),
+                &[&name],
+            )
+            .await
+            .map_err(pg)?
+        else {
+            return Ok(());
+        };
+        let mut base: Document = decode(&row.get::<_, String>(0), name)?;
+        if base.version() >= upto {
+            return Ok(());
+        }
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT entry FROM {s}.changelog WHERE username = $1 AND version > $2 AND version <= $3 ORDER BY version"
+                ),
+                &[&name, &int(base.version()), &int(upto)],
+            )
+            .await
+            .map_err(pg)?;
+        for row in rows {
+            let entry: LogEntry = decode(&row.get::<_, String>(0), name)?;
+            base = replay(&base, &entry)?;
+        }
+        tx.execute(
+            &format!("UPDATE {s}.changelog_base SET body = $2 WHERE username = $1"),
+            &[&name, &encode(&base)?],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!("DELETE FROM {s}.changelog WHERE username = $1 AND version <= $2"),
+            &[&name, &int(base.version())],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    /// Every write other than an update: one short transaction each.
+    async fn other(&self, write: Write) -> Result<Option<Arc<Committed>>, StoreError> {
+        let s = &self.s;
+        let mut client = self.pool.get().await.map_err(pg)?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let mut created = None;
+        match &write {
+            Write::Update(_) => return Err(StoreError::unavailable("updates go through update()")),
+            Write::CreateUser { user, doc, session } => {
+                let inserted = tx
+                    .execute(
+                        &format!(
+                            "INSERT INTO {s}.users (username, record) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                        ),
+                        &[&user.username, &encode(user)?],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if inserted == 0 {
+                    return Err(StoreError::UsernameTaken);
+                }
+                let body = encode(doc)?;
+                tx.execute(
+                    &format!("INSERT INTO {s}.docs (username, version, body) VALUES ($1, 0, $2)"),
+                    &[&user.username, &body],
+                )
+                .await
+                .map_err(pg)?;
+                tx.execute(
+                    &format!("INSERT INTO {s}.changelog_base (username, body) VALUES ($1, $2)"),
+                    &[&user.username, &body],
+                )
+                .await
+                .map_err(pg)?;
+                if let Some(session) = session {
+                    self.put_session(&tx, session).await?;
+                }
+                created = Some(Arc::new(Committed {
+                    doc: Arc::new(doc.clone()),
+                    entry: None,
+                    created: true,
+                }));
+            }
+            Write::Session(session) => self.put_session(&tx, session).await?,
+            Write::Revoke {
+                username,
+                sid,
+                expires,
+            } => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {s}.revoked (sid, expires) VALUES ($1, $2)
+                         ON CONFLICT (sid) DO UPDATE SET expires = EXCLUDED.expires"
+                    ),
+                    &[sid, &int(*expires)],
+                )
+                .await
+                .map_err(pg)?;
+                tx.execute(
+                    &format!("DELETE FROM {s}.sessions WHERE username = $1 AND id = $2"),
+                    &[username, sid],
+                )
+                .await
+                .map_err(pg)?;
+                self.notify(&tx, json!({"r": sid, "e": expires})).await?;
+            }
+            Write::SetFlag { username, flag, on } => {
+                self.require_user(&tx, username).await?;
+                let sql = if *on {
+                    format!(
+                        "INSERT INTO {s}.flags (flag, username) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                    )
+                } else {
+                    format!("DELETE FROM {s}.flags WHERE flag = $1 AND username = $2")
+                };
+                tx.execute(&sql, &[&flag_name(*flag), username])
+                    .await
+                    .map_err(pg)?;
+                self.notify(&tx, json!({"f": flag_name(*flag), "u": username, "on": on}))
+                    .await?;
+            }
+            Write::SetPassword { username, hash } => {
+                let row = tx
+                    .query_opt(
+                        &format!("SELECT record FROM {s}.users WHERE username = $1 FOR UPDATE"),
+                        &[username],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .ok_or(StoreError::Unauthorized)?;
+                let mut user: UserRecord = decode(&row.get::<_, String>(0), username)?;
+                user.password_hash = Some(hash.clone());
+                tx.execute(
+                    &format!("UPDATE {s}.users SET record = $2 WHERE username = $1"),
+                    &[username, &encode(&user)?],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            Write::BlobAdd {
+                username,
+                sha256,
+                size,
+                content_type,
+                quota,
+            } => {
+                self.blob_add(&tx, username, sha256, *size, content_type, *quota)
+                    .await?;
+            }
+            Write::BlobRemove { username, sha256 } => {
+                self.blob_remove(&tx, username, sha256).await?
+            }
+        }
+        let committed = tx.commit().await;
+        self.healthy.store(committed.is_ok(), Ordering::SeqCst);
+        committed.map_err(pg)?;
+        if let Some(c) = &created {
+            self.metrics.commits.inc();
+            (self.hook)(c);
+        }
+        Ok(created)
+    }
+
+    async fn require_user(&self, tx: &Transaction<'_>, name: &str) -> Result<(), StoreError> {
+        let s = &self.s;
+        tx.query_opt(
+            &format!("SELECT 1 FROM {s}.users WHERE username = $1"),
+            &[&name],
+        )
+        .await
+        .map_err(pg)?
+        .map(|_| ())
+        .ok_or(StoreError::Unauthorized)
+    }
+
+    async fn put_session(
+        &self,
+        tx: &Transaction<'_>,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        let s = &self.s;
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.sessions (username, id, record, expires) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (username, id) DO UPDATE SET record = EXCLUDED.record, expires = EXCLUDED.expires"
+            ),
+            &[&session.username, &session.id, &encode(session)?, &int(session.expires)],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn blob_add(
+        &self,
+        tx: &Transaction<'_>,
+        username: &str,
+        sha256: &str,
+        size: u64,
+        content_type: &str,
+        quota: u64,
+    ) -> Result<(), StoreError> {
+        let s = &self.s;
+        self.require_user(tx, username).await?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.blob_usage (username, bytes) VALUES ($1, 0) ON CONFLICT DO NOTHING"
+            ),
+            &[&username],
+        )
+        .await
+        .map_err(pg)?;
+        // Locks the account's usage row: its quota checks are serialized.
+        let used = uint(
+            tx.query_one(
+                &format!("SELECT bytes FROM {s}.blob_usage WHERE username = $1 FOR UPDATE"),
+                &[&username],
+            )
+            .await
+            .map_err(pg)?
+            .get(0),
+        );
+        let held = tx
+            .query_opt(
+                &format!("SELECT 1 FROM {s}.blob_refs WHERE username = $1 AND sha256 = $2"),
+                &[&username, &sha256],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        if held {
+            return Ok(());
+        }
+        if used.saturating_add(size) > quota {
+            return Err(StoreError::QuotaExceeded { quota });
+        }
+        let record = tx
+            .query_opt(
+                &format!("SELECT record FROM {s}.blobs WHERE sha256 = $1 FOR UPDATE"),
+                &[&sha256],
+            )
+            .await
+            .map_err(pg)?;
+        let record = match record {
+            Some(row) => {
+                let mut r: BlobRecord = decode(&row.get::<_, String>(0), sha256)?;
+                r.refs += 1;
+                r
+            }
+            None => BlobRecord {
+                size,
+                content_type: content_type.to_owned(),
+                refs: 1,
+                created_at: super::model::now_rfc3339(),
+            },
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.blobs (sha256, record) VALUES ($1, $2)
+                 ON CONFLICT (sha256) DO UPDATE SET record = EXCLUDED.record"
+            ),
+            &[&sha256, &encode(&record)?],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!("INSERT INTO {s}.blob_refs (username, sha256, size) VALUES ($1, $2, $3)"),
+            &[&username, &sha256, &int(size)],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!("UPDATE {s}.blob_usage SET bytes = $2 WHERE username = $1"),
+            &[&username, &int(used + size)],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn blob_remove(
+        &self,
+        tx: &Transaction<'_>,
+        username: &str,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        let s = &self.s;
+        let size: i64 = tx
+            .query_opt(
+                &format!(
+                    "DELETE FROM {s}.blob_refs WHERE username = $1 AND sha256 = $2 RETURNING size"
+                ),
+                &[&username, &sha256],
+            )
+            .await
+            .map_err(pg)?
+            .ok_or(StoreError::NotFound)?
+            .get(0);
+        tx.execute(
+            &format!(
+                "UPDATE {s}.blob_usage SET bytes = greatest(bytes - $2, 0) WHERE username = $1"
+            ),
+            &[&username, &size],
+        )
+        .await
+        .map_err(pg)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT record FROM {s}.blobs WHERE sha256 = $1 FOR UPDATE"),
+                &[&sha256],
+            )
+            .await
+            .map_err(pg)?;
+        match row.map(|r| decode::<BlobRecord>(&r.get::<_, String>(0), sha256)) {
+            Some(Ok(mut record)) if record.refs > 1 => {
+                record.refs -= 1;
+                tx.execute(
+                    &format!("UPDATE {s}.blobs SET record = $2 WHERE sha256 = $1"),
+                    &[&sha256, &encode(&record)?],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            _ => {
+                tx.execute(
+                    &format!("DELETE FROM {s}.blobs WHERE sha256 = $1"),
+                    &[&sha256],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn query_text(&self, sql: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await.map_err(pg)?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg)?;
+        Ok(client
+            .query_opt(&stmt, &[&key])
+            .await
+            .map_err(pg)?
+            .map(|r| r.get(0)))
+    }
+}
+
+impl Backend for PgBackend {
+    fn document<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Document>, StoreError>> {
+        async move {
+            let sql = format!("SELECT body FROM {}.docs WHERE username = $1", self.s);
+            match self.query_text(&sql, username).await? {
+                Some(text) => decode(&text, username).map(Some),
+                None => Ok(None),
+            }
+        }
+        .boxed()
+    }
+
+    fn user<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>> {
+        async move {
+            let sql = format!("SELECT record FROM {}.users WHERE username = $1", self.s);
+            match self.query_text(&sql, username).await? {
+                Some(text) => decode(&text, username).map(Some),
+                None => Ok(None),
+            }
+        }
+        .boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        username: &'a str,
+        from: Version,
+        to: Version,
+        limit: usize,
+        with_base: bool,
+    ) -> BoxFuture<'a, Result<History, StoreError>> {
+        async move {
+            let s = &self.s;
+            let mut client = self.pool.get().await.map_err(pg)?;
+            // One snapshot: base and entries agree even while another node trims.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg)?;
+            let (base, from) = if with_base {
+                let base: Option<Document> = match tx
+                    .query_opt(
+                        &format!("SELECT body FROM {s}.changelog_base WHERE username = $1"),
+                        &[&username],
+                    )
+                    .await
+                    .map_err(pg)?
+                {
+                    Some(row) => Some(decode(&row.get::<_, String>(0), username)?),
+                    None => None,
+                };
+                let start = base.as_ref().map_or(from, |b| b.version() + 1);
+                (base, start)
+            } else {
+                (None, from)
+            };
+            let oldest: Option<i64> = tx
+                .query_one(
+                    &format!("SELECT min(version) FROM {s}.changelog WHERE username = $1"),
+                    &[&username],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            let mut entries = Vec::new();
+            if from <= to {
+                let stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT entry FROM {s}.changelog WHERE username = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4"
+                    ))
+                    .await
+                    .map_err(pg)?;
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                for row in tx
+                    .query(&stmt, &[&username, &int(from), &int(to.min(i64::MAX as u64)), &limit])
+                    .await
+                    .map_err(pg)?
+                {
+                    entries.push(decode(&row.get::<_, String>(0), username)?);
+                }
+            }
+            tx.commit().await.map_err(pg)?;
+            Ok(History {
+                base,
+                oldest: oldest.map(uint),
+                entries,
+            })
+        }
+        .boxed()
+    }
+
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>> {
+        async move {
+            let open = self.gate.read().await;
+            if !*open {
+                return Err(StoreError::unavailable("store is closed"));
+            }
+            let result = match write {
+                Write::Update(update) => self.update(update).await,
+                other => self.other(other).await,
+            };
+            if let Err(StoreError::Unavailable(cause)) = &result {
+                tracing::error!(%cause, "postgres write failed");
+            }
+            result
+        }
+        .boxed()
+    }
+
+    fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        async move {
+            let client = self.pool.get().await.map_err(pg)?;
+            let rows = client
+                .query(
+                    &format!("SELECT username FROM {}.flags WHERE flag = $1", self.s),
+                    &[&flag_name(flag)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        }
+        .boxed()
+    }
+
+    fn blob<'a>(
+        &'a self,
+        sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BlobRecord>, StoreError>> {
+        async move {
+            let sql = format!("SELECT record FROM {}.blobs WHERE sha256 = $1", self.s);
+            match self.query_text(&sql, sha256).await? {
+                Some(text) => decode(&text, sha256).map(Some),
+                None => Ok(None),
+            }
+        }
+        .boxed()
+    }
+
+    fn holds_blob<'a>(
+        &'a self,
+        sha256: &'a str,
+        users: Vec<String>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        async move {
+            let client = self.pool.get().await.map_err(pg)?;
+            let row = client
+                .query_opt(
+                    &format!(
+                        "SELECT 1 FROM {}.blob_refs WHERE sha256 = $1 AND username = ANY($2) LIMIT 1",
+                        self.s
+                    ),
+                    &[&sha256, &users],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.is_some())
+        }
+        .boxed()
+    }
+
+    fn user_blobs<'a>(
+        &'a self,
+        username: &'a str,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<(Vec<BlobRef>, u64), StoreError>> {
+        async move {
+            let s = &self.s;
+            let client = self.pool.get().await.map_err(pg)?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT sha256, size FROM {s}.blob_refs WHERE username = $1 ORDER BY sha256 OFFSET $2 LIMIT $3"
+                    ),
+                    &[
+                        &username,
+                        &i64::try_from(offset).unwrap_or(i64::MAX),
+                        &i64::try_from(limit).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            let used = client
+                .query_opt(
+                    &format!("SELECT bytes FROM {s}.blob_usage WHERE username = $1"),
+                    &[&username],
+                )
+                .await
+                .map_err(pg)?
+                .map_or(0, |r| uint(r.get(0)));
+            let refs = rows
+                .iter()
+                .map(|r| BlobRef {
+                    sha256: r.get(0),
+                    size: uint(r.get(1)),
+                })
+                .collect();
+            Ok((refs, used))
+        }
+        .boxed()
+    }
+
+    fn users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
+        async move {
+            let s = &self.s;
+            let client = self.pool.get().await.map_err(pg)?;
+            let rows = client
+                .query(
+                    &format!("SELECT username, record FROM {s}.users ORDER BY username OFFSET $1 LIMIT $2"),
+                    &[
+                        &i64::try_from(offset).unwrap_or(i64::MAX),
+                        &i64::try_from(limit).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            let total: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {s}.users"), &[])
+                .await
+                .map_err(pg)?
+                .get(0);
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let name: String = row.get(0);
+                out.push(decode(&row.get::<_, String>(1), &name)?);
+            }
+            Ok((out, uint(total)))
+        }
+        .boxed()
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {
+        async move {
+            let s = &self.s;
+            let client = self.pool.get().await.map_err(pg)?;
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM {s}.users), (SELECT count(*) FROM {s}.docs),
+                                (SELECT count(*) FROM {s}.changelog), (SELECT count(*) FROM {s}.blobs),
+                                (SELECT coalesce(sum((record::json->>'size')::bigint), 0)::bigint FROM {s}.blobs)"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(StoreStats {
+                users: uint(row.get(0)),
+                documents: uint(row.get(1)),
+                log_entries: uint(row.get(2)),
+                blobs: uint(row.get(3)),
+                blob_bytes: uint(row.get(4)),
+            })
+        }
+        .boxed()
+    }
+
+    fn sessions<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
+        async move {
+            let client = self.pool.get().await.map_err(pg)?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT record FROM {}.sessions WHERE username = $1 AND expires > $2 ORDER BY id",
+                        self.s
+                    ),
+                    &[&username, &int(crate::auth::unix_now())],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| decode(&r.get::<_, String>(0), username))
+                .collect()
+        }
+        .boxed()
+    }
+
+    fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        async move {
+            let client = self.pool.get().await.map_err(pg)?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT sid, expires FROM {}.revoked WHERE expires > $1",
+                        self.s
+                    ),
+                    &[&int(crate::auth::unix_now())],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| (r.get(0), uint(r.get(1)))).collect())
+        }
+        .boxed()
+    }
+
+    fn backup(
+        &self,
+        _dest: std::path::PathBuf,
+        _info: Vec<(String, String)>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async {
+            Err(StoreError::Unavailable(
+                "STORE=postgres: back up the database with pg_dump".into(),
+            ))
+        }
+        .boxed()
+    }
+
+    fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        async move {
+            // Waits for writes in flight, then refuses new ones.
+            *self.gate.write().await = false;
+            self.pool.close();
+        }
+        .boxed()
+    }
+}

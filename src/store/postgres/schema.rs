@@ -1,0 +1,82 @@
+//! The PostgreSQL schema, created at start-up (embedded migrations), and the SQL the backend
+//! runs, with table names qualified by the configured schema (`DATABASE_SCHEMA`), so several
+//! Hearth clusters (or test runs) can share one database.
+
+/// Bumped when the layout changes; a newer schema is refused rather than misread.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. `{s}`
+/// is the schema name.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE IF NOT EXISTS {s}.users (username text PRIMARY KEY, record text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.docs (username text PRIMARY KEY, version bigint NOT NULL, body text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.changelog (
+    username text NOT NULL, version bigint NOT NULL, entry text NOT NULL,
+    PRIMARY KEY (username, version));
+CREATE TABLE IF NOT EXISTS {s}.changelog_base (username text PRIMARY KEY, body text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.sessions (
+    username text NOT NULL, id text NOT NULL, record text NOT NULL, expires bigint NOT NULL,
+    PRIMARY KEY (username, id));
+CREATE TABLE IF NOT EXISTS {s}.revoked (sid text PRIMARY KEY, expires bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.flags (flag text NOT NULL, username text NOT NULL, PRIMARY KEY (flag, username));
+CREATE TABLE IF NOT EXISTS {s}.blobs (sha256 text PRIMARY KEY, record text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.blob_refs (
+    username text NOT NULL, sha256 text NOT NULL, size bigint NOT NULL,
+    PRIMARY KEY (username, sha256));
+CREATE TABLE IF NOT EXISTS {s}.blob_usage (username text PRIMARY KEY, bytes bigint NOT NULL);
+"];
+
+/// A schema name we are willing to paste into SQL: a plain lowercase identifier.
+pub fn valid_schema(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Brings schema `s` up to [`SCHEMA_VERSION`] inside one transaction holding an advisory
+/// lock, so nodes starting together do not race each other's `CREATE TABLE`.
+///
+/// # Errors
+/// The database refuses, or holds a newer schema than this build knows.
+pub async fn migrate(client: &mut tokio_postgres::Client, s: &str) -> Result<(), String> {
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock(hashtext('hearth-migrate-{s}'));
+         CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    let found: i64 = tx
+        .query_opt(
+            &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|row| row.get::<_, String>(0).parse().ok())
+        .unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(format!(
+            "schema {s} is at version {found}; this build knows up to {SCHEMA_VERSION}"
+        ));
+    }
+    for step in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
+        tx.batch_execute(&step.replace("{s}", s))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.meta (key, value) VALUES ('schema_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        ),
+        &[&SCHEMA_VERSION.to_string()],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,334 @@
+//! Cluster mode: several nodes on one PostgreSQL schema (`TEST_DATABASE_URL`; skipped loudly
+//! without it). Watchers on any node see every node's commits in order, exactly once;
+//! racing updates across nodes have one winner; logout, disable and access changes act on
+//! every node; a node killed with `kill -9` loses nothing acknowledged.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::{Client, TestServer, assert_error, database_url, fresh_schema};
+
+async fn authed(node: &TestServer, token: &str) -> Client {
+    let mut c = node.client().await;
+    let r = c.request(json!({"type": "auth", "token": token})).await;
+    assert_eq!(r["type"], "auth", "{r}");
+    c
+}
+
+/// Collects the versions of `n` change pushes, checking each one's content.
+async fn versions(watcher: &mut Client, n: usize) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let push = watcher.next_push().await;
+        assert_eq!(push["type"], "change", "{push}");
+        let v = push["version"].as_u64().unwrap();
+        assert_eq!(
+            push["data"]["userdata"]["n"], v,
+            "content matches version {v}"
+        );
+        seen.push(v);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_on_every_node_see_every_nodes_commits_in_order() {
+    let Some(nodes) = TestServer::cluster(3, |_| {}).await else {
+        return;
+    };
+    let (_ann, token) = nodes[0].named_user("ann").await;
+    let mut watchers = Vec::new();
+    for node in &nodes {
+        let mut w = authed(node, &token).await;
+        let r = w.request(json!({"type": "watch"})).await;
+        assert_eq!(r["watching"], true, "{r}");
+        watchers.push(w);
+    }
+    // Writers on all three nodes take turns: each update goes through another node.
+    let mut writers = Vec::new();
+    for node in &nodes {
+        writers.push(authed(node, &token).await);
+    }
+    for v in 0..30u64 {
+        let writer = &mut writers[usize::try_from(v).unwrap() % 3];
+        let r = writer
+            .request(json!({"type": "update", "data": {"metadata": {"version": v}, "userdata": {"n": v + 1}}}))
+            .await;
+        assert_eq!(r["version"], v + 1, "{r}");
+    }
+    for w in &mut watchers {
+        assert_eq!(versions(w, 30).await, (1..=30).collect::<Vec<_>>());
+        assert!(
+            w.quiet_for(Duration::from_millis(200)).await,
+            "no duplicates"
+        );
+    }
+    // REST reads on any node see the newest version.
+    for node in &nodes {
+        let doc: Value = reqwest::Client::new()
+            .get(format!("http://{}/v1/users/ann", node.addr))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["metadata"]["version"], 30, "{doc}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_updates_from_one_version_across_nodes_have_exactly_one_winner() {
+    let Some(nodes) = TestServer::cluster(3, |_| {}).await else {
+        return;
+    };
+    let (_ann, token) = nodes[0].named_user("ann").await;
+    let mut clients = Vec::new();
+    for i in 0..50 {
+        clients.push(authed(&nodes[i % 3], &token).await);
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            tokio::spawn(async move {
+                c.request(json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": {"winner": i}}}))
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r["type"] == "version" {
+            assert_eq!(r["version"], 1);
+            wins += 1;
+        } else {
+            assert_error(&r, "version_mismatch");
+            assert_eq!(r["version"], 1, "the loser learns the current version");
+        }
+    }
+    assert_eq!(wins, 1);
+    let mut c = authed(&nodes[2], &token).await;
+    let doc = c.request(json!({"type": "fetch"})).await;
+    assert_eq!(doc["version"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_disable_and_unsharing_act_on_every_node() {
+    let Some(nodes) = TestServer::cluster(2, |c| c.admin_users = Some("boss".into())).await else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (_boss, boss) = a.named_user("boss").await;
+    let (mut ann_a, ann) = a.named_user("ann").await;
+    let (_bob, bob) = a.named_user("bob").await;
+
+    // Logout on node A: the same token's socket on node B is told, and B refuses it.
+    let mut ann_b = authed(b, &ann).await;
+    ann_b.request(json!({"type": "watch"})).await;
+    let r = ann_a.request(json!({"type": "logout"})).await;
+    assert_eq!(r["type"], "logout");
+    let told = ann_b.next_push().await;
+    assert_error(&told, "invalid_token");
+    let me = |node: &TestServer, token: &str| {
+        let (url, token) = (format!("http://{}/v1/me", node.addr), token.to_owned());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(b, &ann).await, 401);
+
+    // Unsharing on A ends bob's watch on B.
+    let login: Value = reqwest::Client::new()
+        .post(format!("http://{}/v1/login", a.addr))
+        .json(&json!({"username": "ann", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ann = login["token"].as_str().unwrap().to_owned();
+    let mut owner = authed(a, &ann).await;
+    let r = owner
+        .request(json!({"type": "update", "data": {"metadata": {"version": 0, "readers": ["bob"]}, "userdata": {"n": 1}}}))
+        .await;
+    assert_eq!(r["version"], 1, "{r}");
+    let mut bob_b = authed(b, &bob).await;
+    let r = bob_b
+        .request(json!({"type": "watch", "target": "ann"}))
+        .await;
+    assert_eq!(r["watching"], true, "{r}");
+    let r = owner
+        .request(json!({"type": "update", "data": {"metadata": {"version": 1, "readers": []}, "userdata": {"n": 2}}}))
+        .await;
+    assert_eq!(r["version"], 2, "{r}");
+    let ended = bob_b.next_push().await;
+    assert_error(&ended, "unauthorized");
+    assert_eq!(ended["detail"], "access revoked");
+
+    // An admin disables bob on A: his socket on B closes (4003), B refuses his token.
+    let status = reqwest::Client::new()
+        .post(format!("http://{}/v1/admin/users/bob/disable", a.addr))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    assert_eq!(bob_b.closed_with().await, 4003);
+    assert_eq!(me(b, &bob).await, 401);
+}
+
+/// A node in its own process, on the cluster's schema, so it can be killed.
+async fn spawn_node(
+    url: &str,
+    schema: &str,
+    dir: &std::path::Path,
+) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .env("DATA_DIR", dir)
+        .env("STORE", "postgres")
+        .env("DATABASE_URL", url)
+        .env("DATABASE_SCHEMA", schema)
+        .env("DATABASE_POOL", "4")
+        .env("RUST_LOG", "info")
+        .env("SIGNUPS_PER_IP", "100000")
+        .env("MAX_REQUESTS_PER_SECOND", "100000")
+        .env_remove("JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn hearth");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("addr=") {
+                return line[at + 5..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+            }
+        }
+        panic!("hearth exited before listening");
+    })
+    .await
+    .expect("hearth starts");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_nothing_acknowledged() {
+    let Some(url) = database_url() else {
+        eprintln!("\n*** SKIPPED: cluster test needs PostgreSQL; set TEST_DATABASE_URL ***\n");
+        return;
+    };
+    let schema = fresh_schema();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut doomed, doomed_addr) = spawn_node(&url, &schema, dir.path()).await;
+    let survivor = TestServer::start_with(|c| crate::common::use_postgres(c, &url, &schema)).await;
+    let doomed_url = format!("ws://{doomed_addr}/ws");
+
+    // Three writers on the doomed node; for each, a watcher there and one on the survivor.
+    let mut writers = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(&doomed_url).await;
+        let r = c.request(json!({"type": "signup"})).await;
+        let name = r["username"].as_str().unwrap().to_owned();
+        let token = r["token"].as_str().unwrap().to_owned();
+        let mut far = Client::connect(&doomed_url).await;
+        far.request(json!({"type": "auth", "token": token})).await;
+        far.request(json!({"type": "watch"})).await;
+        let mut near = authed(&survivor, &token).await;
+        near.request(json!({"type": "watch"})).await;
+        writers.push((name, token, far, near));
+        clients.push(c);
+    }
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(vec![0u64; 3]));
+    let mut tasks = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut v = 0u64;
+            loop {
+                c.send(json!({"id": v, "type": "update", "data": {"metadata": {"version": v}, "userdata": {"n": v + 1}}}))
+                    .await;
+                match tokio::time::timeout(Duration::from_secs(2), c.recv_or_close()).await {
+                    Ok(Some(r)) if r["type"] == "version" => {
+                        v = r["version"].as_u64().unwrap();
+                        acked.lock().unwrap()[i] = v;
+                    }
+                    _ => return, // the node died
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    doomed.start_kill().unwrap();
+    let _ = doomed.wait().await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.iter().all(|&v| v > 3),
+        "the writers got going: {acked:?}"
+    );
+
+    for (i, (name, token, mut far, mut near)) in writers.into_iter().enumerate() {
+        // Every acknowledged update is there, on the surviving node.
+        let mut c = authed(&survivor, &token).await;
+        let doc = c.request(json!({"type": "fetch"})).await;
+        let mut version = doc["version"].as_u64().unwrap();
+        assert!(
+            version >= acked[i],
+            "{name}: acked {} but found {version}",
+            acked[i]
+        );
+        // The writer carries on there.
+        for _ in 0..5 {
+            let r = c
+                .request(json!({"type": "update", "data": {"metadata": {"version": version}, "userdata": {"n": version + 1}}}))
+                .await;
+            version = r["version"].as_u64().expect("committed");
+        }
+        // The survivor's watcher saw every version once, in order.
+        let seen = versions(&mut near, usize::try_from(version).unwrap()).await;
+        assert_eq!(seen, (1..=version).collect::<Vec<_>>(), "{name}");
+        // The dead node's watcher resumes on the survivor with `since`: no gap, no dup.
+        let mut got = Vec::new();
+        while let Some(push) = far.next_push_or_close().await {
+            got.push(push["version"].as_u64().unwrap());
+        }
+        let last = got.last().copied().unwrap_or(0);
+        let mut resumed = authed(&survivor, &token).await;
+        let r = resumed
+            .request(json!({"type": "watch", "since": last}))
+            .await;
+        assert_eq!(r["type"], "watching", "{r}");
+        got.extend(versions(&mut resumed, usize::try_from(version - last).unwrap()).await);
+        assert_eq!(
+            got,
+            (1..=version).collect::<Vec<_>>(),
+            "{name}: resumed without gap"
+        );
+    }
+}
