@@ -86,20 +86,22 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
             biased;
             () = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
             Some(ctl) = control_rx.recv() => match ctl {
-                Control::Revoked => session.revoked().await,
+                Control::Revoked => Box::pin(session.revoked()).await,
                 Control::Close(code, reason) => break Some((code, reason)),
             },
             msg = stream.next() => {
                 last_heard = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        if !session.handle(text.as_str()).await {
+                        // Boxed: a command's future is large (an update, a watch with its
+                        // replay), and inline it would sit in every idle socket's task.
+                        if !Box::pin(session.handle(text.as_str())).await {
                             break None;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let err = Error::BadRequest("binary frames are not supported; send JSON text".into());
-                        if !session.send_error(None, &err).await {
+                        if !Box::pin(session.send_error(None, &err)).await {
                             break None;
                         }
                     }
@@ -117,6 +119,18 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
     session.state.metrics.connections.dec();
     drop(session);
     drop(ip_slot);
+    // Boxed for the same reason as commands: only a closing socket needs this state.
+    Box::pin(finish(stream, writer, close_tx, close_with)).await;
+}
+
+/// Sends our close frame (if we are the ones closing), waits briefly for the client's, and
+/// lets the writer flush.
+async fn finish(
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    mut writer: tokio::task::JoinHandle<()>,
+    close_tx: oneshot::Sender<(u16, &'static str)>,
+    close_with: Option<(u16, &'static str)>,
+) {
     if let Some(reason) = close_with {
         let wait = if reason.0 == close::GOING_AWAY {
             CLOSE_HANDSHAKE_SHUTDOWN
@@ -136,7 +150,6 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
         })
         .await;
     }
-    let mut writer = writer;
     if tokio::time::timeout(CLOSE_FLUSH, &mut writer)
         .await
         .is_err()

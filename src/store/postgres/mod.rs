@@ -1,43 +1,33 @@
 //! The cluster backend: every node keeps its documents, accounts, sessions, change log and
 //! blob metadata in one PostgreSQL database (`STORE=postgres`, `DATABASE_URL`).
 //!
-//! An update is one transaction: lock the document row (`SELECT … FOR UPDATE`), apply the
-//! update in Rust against exactly what is stored (the same pure `apply` the redb writer
-//! uses, so the version check, access rules and limits are the same), write the document
-//! and its change-log entry, `pg_notify` the other nodes, `COMMIT`, and only then run the
+//! Updates go through one committer per node (`committer.rs`), which folds whatever is
+//! waiting into one transaction: lock the documents' rows (`SELECT … FOR UPDATE`, in name
+//! order so batches of different nodes cannot deadlock), apply each update in Rust against
+//! exactly what is stored (the same pure `apply` the redb writer uses, so the version
+//! check, access rules and limits are the same), write documents and change-log entries
+//! with one statement each, `pg_notify` the other nodes, `COMMIT`, and only then run the
 //! commit hook and reply. Because the notification is part of the transaction, a commit is
 //! never announced unless it happened and never happens unannounced, even if the node dies
-//! right after.
-//!
-//! Concurrency: a pool of connections, one transaction per write; PostgreSQL folds
-//! concurrent commits into shared WAL flushes by itself. Updates of one document from this
-//! node are additionally ordered by a striped lock, so the commit hook (cache, local
-//! watchers) sees this node's commits of a document in version order.
+//! right after. Other writes (accounts, sessions, flags, blobs) are rare and short: one
+//! transaction each on the pool.
 
+mod committer;
 mod schema;
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use deadpool_postgres::{Pool, Transaction};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::json;
 
-use super::apply::{Limits, apply, replay};
+use super::apply::Limits;
 use super::backend::{Backend, CommitHook, Committed, History, StoreStats, Write};
 use super::error::StoreError;
-use super::model::{
-    BlobRecord, BlobRef, Document, Flag, LogEntry, SessionRecord, Update, UserRecord, Version,
-};
+use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 pub use schema::valid_schema;
-
-/// Stripes of the per-document ordering lock.
-const STRIPES: usize = 64;
-/// The change log of a document is trimmed at most every this many versions.
-const TRIM_EVERY: u64 = 32;
 
 /// How to reach the database.
 #[derive(Clone, Debug)]
@@ -55,30 +45,35 @@ pub struct PgBackend {
     pool: Pool,
     s: String,
     channel: String,
-    cfg: PgConfig,
     hook: CommitHook,
-    stripes: Vec<tokio::sync::Mutex<()>>,
-    healthy: AtomicBool,
+    /// Updates go to this node's committer, which folds whatever is waiting into one
+    /// transaction; `None` once closed.
+    updates: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<committer::Job>>>,
+    committer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    healthy: Arc<AtomicBool>,
     /// Writes hold a read guard; `close` takes the write guard, so it waits for them.
     gate: tokio::sync::RwLock<bool>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
-fn pg(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn pg(e: impl std::fmt::Display) -> StoreError {
     StoreError::unavailable(e)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Unavailable(format!("corrupt record {what}: {e}")))
 }
 
-fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+pub(super) fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(pg)
 }
 
 #[allow(clippy::cast_possible_wrap)] // versions and sizes stay far below 2^63
-fn int(n: u64) -> i64 {
+pub(super) fn int(n: u64) -> i64 {
     n as i64
 }
 
@@ -134,14 +129,29 @@ impl PgBackend {
                 .await
                 .map_err(StoreError::Unavailable)?;
         }
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (tx, rx) = tokio::sync::mpsc::channel(committer::QUEUE);
+        let task = tokio::spawn(
+            committer::Committer {
+                pool: pool.clone(),
+                s: cfg.schema.clone(),
+                channel: channel(&cfg.schema),
+                limits: cfg.limits,
+                retain: cfg.retain.max(1),
+                hook: hook.clone(),
+                healthy: healthy.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(rx),
+        );
         Ok(PgBackend {
             pool,
             s: cfg.schema.clone(),
             channel: channel(&cfg.schema),
-            cfg,
             hook,
-            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-            healthy: AtomicBool::new(true),
+            updates: std::sync::Mutex::new(Some(tx)),
+            committer: std::sync::Mutex::new(Some(task)),
+            healthy,
             gate: tokio::sync::RwLock::new(true),
             metrics,
         })
@@ -174,13 +184,6 @@ impl PgBackend {
         Ok(row.get(0))
     }
 
-    fn stripe(&self, name: &str) -> &tokio::sync::Mutex<()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        name.hash(&mut h);
-        let i = usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0);
-        &self.stripes[i]
-    }
-
     async fn notify(
         &self,
         tx: &Transaction<'_>,
@@ -193,129 +196,6 @@ impl PgBackend {
         tx.execute(&stmt, &[&self.channel, &payload.to_string()])
             .await
             .map_err(pg)?;
-        Ok(())
-    }
-
-    async fn update(&self, update: Update) -> Result<Option<Arc<Committed>>, StoreError> {
-        let s = &self.s;
-        let _order = self.stripe(&update.target).lock().await;
-        let started = Instant::now();
-        let mut client = self.pool.get().await.map_err(pg)?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let stmt = tx
-            .prepare_cached(&format!(
-                "SELECT body FROM {s}.docs WHERE username = $1 FOR UPDATE"
-            ))
-            .await
-            .map_err(pg)?;
-        let Some(row) = tx.query_opt(&stmt, &[&update.target]).await.map_err(pg)? else {
-            return Err(StoreError::Unauthorized);
-        };
-        let body: String = row.get(0);
-        let current: Document = decode(&body, &update.target)?;
-        let now = super::model::now_rfc3339();
-        let limits = self.cfg.limits;
-        // As in the redb writer: a panic in pure update logic fails this update only.
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            apply(&current, &update, &limits, &now)
-        }))
-        .map_err(|_| StoreError::Invalid("this update cannot be applied".into()))??;
-        let version = applied.entry.version;
-        let doc_text = String::from_utf8(applied.bytes).map_err(pg)?;
-        let stmt = tx
-            .prepare_cached(&format!(
-                "UPDATE {s}.docs SET version = $2, body = $3 WHERE username = $1"
-            ))
-            .await
-            .map_err(pg)?;
-        tx.execute(&stmt, &[&update.target, &int(version), &doc_text])
-            .await
-            .map_err(pg)?;
-        let stmt = tx
-            .prepare_cached(&format!(
-                "INSERT INTO {s}.changelog (username, version, entry) VALUES ($1, $2, $3)"
-            ))
-            .await
-            .map_err(pg)?;
-        tx.execute(
-            &stmt,
-            &[&update.target, &int(version), &encode(&applied.entry)?],
-        )
-        .await
-        .map_err(pg)?;
-        // Small retention trims as often as it retains, so the log never holds more than
-        // twice what was asked for.
-        if version % TRIM_EVERY.min(self.cfg.retain).max(1) == 0 {
-            self.trim(&tx, &update.target, version).await?;
-        }
-        self.notify(&tx, json!({"c": update.target, "v": version}))
-            .await?;
-        let committed = tx.commit().await;
-        self.healthy.store(committed.is_ok(), Ordering::SeqCst);
-        committed.map_err(pg)?;
-        self.metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.batch_size.observe(1.0);
-        self.metrics.commits.inc();
-        let committed = Arc::new(Committed {
-            doc: Arc::new(applied.doc),
-            entry: Some(applied.entry),
-            created: applied.created,
-        });
-        (self.hook)(&committed);
-        Ok(Some(committed))
-    }
-
-    /// Folds entries older than the newest `retain` into the base snapshot, in the update's
-    /// transaction (every [`TRIM_EVERY`] versions, so its cost is spread thin).
-    async fn trim(
-        &self,
-        tx: &Transaction<'_>,
-        name: &str,
-        newest: Version,
-    ) -> Result<(), StoreError> {
-        let s = &self.s;
-        let upto = newest.saturating_sub(self.cfg.retain.max(1));
-        let Some(row) = tx
-            .query_opt(
-                &format!("SELECT body FROM {s}.changelog_base WHERE username = $1 FOR UPDATE"),
-                &[&name],
-            )
-            .await
-            .map_err(pg)?
-        else {
-            return Ok(());
-        };
-        let mut base: Document = decode(&row.get::<_, String>(0), name)?;
-        if base.version() >= upto {
-            return Ok(());
-        }
-        let rows = tx
-            .query(
-                &format!(
-                    "SELECT entry FROM {s}.changelog WHERE username = $1 AND version > $2 AND version <= $3 ORDER BY version"
-                ),
-                &[&name, &int(base.version()), &int(upto)],
-            )
-            .await
-            .map_err(pg)?;
-        for row in rows {
-            let entry: LogEntry = decode(&row.get::<_, String>(0), name)?;
-            base = replay(&base, &entry)?;
-        }
-        tx.execute(
-            &format!("UPDATE {s}.changelog_base SET body = $2 WHERE username = $1"),
-            &[&name, &encode(&base)?],
-        )
-        .await
-        .map_err(pg)?;
-        tx.execute(
-            &format!("DELETE FROM {s}.changelog WHERE username = $1 AND version <= $2"),
-            &[&name, &int(base.version())],
-        )
-        .await
-        .map_err(pg)?;
         Ok(())
     }
 
@@ -732,7 +612,22 @@ impl Backend for PgBackend {
                 return Err(StoreError::unavailable("store is closed"));
             }
             let result = match write {
-                Write::Update(update) => self.update(update).await,
+                Write::Update(update) => {
+                    let sender = self
+                        .updates
+                        .lock()
+                        .map_err(pg)?
+                        .clone()
+                        .ok_or_else(|| StoreError::unavailable("store is closed"))?;
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    sender
+                        .send(committer::Job { update, reply })
+                        .await
+                        .map_err(|_| StoreError::unavailable("committer stopped"))?;
+                    answer
+                        .await
+                        .map_err(|_| StoreError::unavailable("committer stopped"))?
+                }
                 other => self.other(other).await,
             };
             if let Err(StoreError::Unavailable(cause)) = &result {
@@ -957,6 +852,12 @@ impl Backend for PgBackend {
         async move {
             // Waits for writes in flight, then refuses new ones.
             *self.gate.write().await = false;
+            let sender = self.updates.lock().ok().and_then(|mut u| u.take());
+            drop(sender);
+            let task = self.committer.lock().ok().and_then(|mut t| t.take());
+            if let Some(task) = task {
+                let _ = task.await;
+            }
             self.pool.close();
         }
         .boxed()
