@@ -15,7 +15,9 @@ use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
+
+use crate::mailbox;
 
 use crate::error::Error;
 use crate::store::Scope;
@@ -63,9 +65,9 @@ pub struct Auth {
     /// sid → expiry (Unix seconds); entries are useless after expiry and are skipped at load.
     revoked: DashMap<String, u64>,
     /// sid → the sockets authenticated with it, by connection id.
-    live: DashMap<String, HashMap<u64, mpsc::Sender<Control>>>,
+    live: DashMap<String, HashMap<u64, mailbox::Sender<Control>>>,
     /// username → its signed-in sockets, to close them when the account is disabled.
-    by_user: DashMap<String, HashMap<u64, mpsc::Sender<Control>>>,
+    by_user: DashMap<String, HashMap<u64, mailbox::Sender<Control>>>,
     /// Disabled accounts: their tokens are refused.
     disabled: dashmap::DashSet<String>,
     /// Accounts allowed on `/v1/admin` by configuration (`ADMIN_USERS`).
@@ -230,7 +232,7 @@ impl Auth {
         }
     }
 
-    pub fn register(&self, sid: &str, username: &str, conn: u64, tx: mpsc::Sender<Control>) {
+    pub fn register(&self, sid: &str, username: &str, conn: u64, tx: mailbox::Sender<Control>) {
         self.live
             .entry(sid.to_owned())
             .or_default()

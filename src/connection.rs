@@ -12,7 +12,9 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::mailbox;
 
 /// Close codes Hearth uses (besides the standard ones).
 pub mod close {
@@ -38,16 +40,17 @@ type Queued = (Message, OwnedSemaphorePermit);
 /// The sending side of a socket's queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbound {
-    tx: mpsc::UnboundedSender<Queued>,
+    tx: mailbox::Sender<Queued>,
     budget: Arc<Semaphore>,
     max: usize,
 }
 
 impl Outbound {
     /// A queue holding at most `bytes`, and the receiver the writer drains.
-    pub fn new(bytes: usize) -> (Outbound, mpsc::UnboundedReceiver<Queued>) {
+    pub fn new(bytes: usize) -> (Outbound, mailbox::Receiver<Queued>) {
         let max = bytes.clamp(1, Semaphore::MAX_PERMITS);
-        let (tx, rx) = mpsc::unbounded_channel();
+        // Bounded by the byte budget; every queued item holds at least one permit.
+        let (tx, rx) = mailbox::channel(usize::MAX);
         let out = Outbound {
             tx,
             budget: Arc::new(Semaphore::new(max)),
@@ -73,7 +76,7 @@ impl Outbound {
             .await
             .map_err(|_| QueueError::Closed)?;
         self.tx
-            .send((Message::Text(frame), permit))
+            .try_send((Message::Text(frame), permit))
             .map_err(|_| QueueError::Closed)
     }
 
@@ -92,14 +95,14 @@ impl Outbound {
     pub fn try_send_control(&self, msg: Message) {
         if let Ok(permit) = self.budget.clone().try_acquire_owned() {
             // A closed queue means the socket is ending; nothing to ping then.
-            let _ = self.tx.send((msg, permit));
+            let _ = self.tx.try_send((msg, permit));
         }
     }
 }
 
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Queued>,
+    mut rx: mailbox::Receiver<Queued>,
     mut close_rx: oneshot::Receiver<(u16, &'static str)>,
 ) {
     loop {
@@ -123,7 +126,7 @@ pub async fn write_loop(
                     return;
                 }
                 drop(permit);
-                while let Ok((msg, permit)) = rx.try_recv() {
+                while let Some((msg, permit)) = rx.try_recv() {
                     if sink.feed(msg).await.is_err() {
                         return;
                     }

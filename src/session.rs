@@ -14,7 +14,7 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::AbortOnDropHandle;
 
@@ -24,6 +24,7 @@ use crate::connection::{Outbound, close, write_loop};
 use crate::error::Error;
 use crate::frame::{ErrorBody, Frame, Reply, encode};
 use crate::limits::{IpGuard, UserGuard};
+use crate::mailbox;
 use crate::names;
 use crate::state::AppState;
 
@@ -40,7 +41,7 @@ pub struct Session {
     /// The client's address, for per-address limits.
     pub ip: IpAddr,
     pub out: Outbound,
-    pub control: mpsc::Sender<Control>,
+    pub control: mailbox::Sender<Control>,
     pub user: Option<Claims>,
     /// Counts this socket against its user's connection limit while signed in.
     user_slot: Option<UserGuard>,
@@ -56,7 +57,7 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
     let (out, out_rx) = Outbound::new(state.limits.outbound_buffer);
     let (close_tx, close_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(sink, out_rx, close_rx));
-    let (control, mut control_rx) = mpsc::channel(8);
+    let (control, mut control_rx) = mailbox::channel(8);
     let shutdown = state.shutdown.clone();
     let per_second =
         NonZeroU32::new(state.limits.max_requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);

@@ -244,7 +244,7 @@ pub struct Output<T> {
     pub sink: T,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Told to close the socket (4008) when the queue stays full; `None` simply ends the watch.
-    pub control: Option<mpsc::Sender<Control>>,
+    pub control: Option<crate::mailbox::Sender<Control>>,
     pub slow: Duration,
 }
 

@@ -131,7 +131,7 @@ pub async fn events(
     let forwarder = AbortOnDropHandle::new(tokio::spawn(started.watcher.run()));
 
     // Logout of this token ends the stream, as it signs out a socket.
-    let (control, mut control_rx) = mpsc::channel(1);
+    let (control, mut control_rx) = crate::mailbox::channel(1);
     let registration = Registration::new(
         &state.auth,
         &claims.sid,
@@ -193,7 +193,7 @@ impl Registration {
         sid: &str,
         username: &str,
         conn: u64,
-        control: mpsc::Sender<Control>,
+        control: crate::mailbox::Sender<Control>,
     ) -> Self {
         auth.register(sid, username, conn, control);
         Registration {
