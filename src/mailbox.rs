@@ -30,7 +30,9 @@ struct Shared<T> {
 impl<T> Shared<T> {
     fn items(&self) -> MutexGuard<'_, VecDeque<T>> {
         // A panic while holding the lock cannot leave the deque half-changed.
-        self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

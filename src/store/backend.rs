@@ -90,9 +90,20 @@ pub struct History {
 /// exactly the latest committed version.
 pub type LatestDoc = Arc<dyn Fn(&str) -> Option<Arc<Document>> + Send + Sync>;
 
-/// Called by the backend for every committed version, after it is durable, in commit order,
-/// before the writer replies. Ordering here is what lets watchers see versions in sequence.
-pub type CommitHook = Arc<dyn Fn(&Arc<Committed>) + Send + Sync>;
+/// Called by the backend twice for every committed version, in commit order: at
+/// [`Stage::Durable`] (after the commit is durable, before anyone is answered: the cache takes
+/// it here, so a client that got its ack reads what it wrote) and at [`Stage::Answered`]
+/// (after the batch's callers were answered: the hub publishes here). Ordering is what lets
+/// watchers see versions in sequence; answering first is what keeps a writer's ack from
+/// queueing behind the fanout of its own change to a thousand watchers.
+pub type CommitHook = Arc<dyn Fn(&Arc<Committed>, Stage) + Send + Sync>;
+
+/// Where in a commit the [`CommitHook`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Durable,
+    Answered,
+}
 
 pub trait Backend: Send + Sync + 'static {
     /// The latest committed document of `username`, or `None` if there is no such user.

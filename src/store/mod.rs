@@ -22,7 +22,9 @@ use moka::ops::compute::Op as CacheOp;
 use moka::sync::Cache;
 
 pub use self::apply::{Fields, Limits};
-pub use self::backend::{Backend, CommitHook, Committed, History, LatestDoc, StoreStats, Write};
+pub use self::backend::{
+    Backend, CommitHook, Committed, History, LatestDoc, Stage, StoreStats, Write,
+};
 pub use self::error::StoreError;
 pub use self::model::{
     Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord, Update,
@@ -78,11 +80,15 @@ impl Parts {
         let hook: CommitHook = {
             let cache = cache.clone();
             let epoch = epoch.clone();
-            Arc::new(move |committed: &Arc<Committed>| {
-                epoch.fetch_add(1, Ordering::SeqCst);
-                put_newer(&cache, &committed.doc, || true);
-                on_commit(committed);
-            })
+            Arc::new(
+                move |committed: &Arc<Committed>, stage: Stage| match stage {
+                    Stage::Durable => {
+                        epoch.fetch_add(1, Ordering::SeqCst);
+                        put_newer(&cache, &committed.doc, || true);
+                    }
+                    Stage::Answered => on_commit(committed),
+                },
+            )
         };
         Parts { cache, epoch, hook }
     }

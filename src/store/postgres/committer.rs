@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{decode, encode, int, pg};
 use crate::store::apply::{Limits, apply, replay};
-use crate::store::backend::{CommitHook, Committed};
+use crate::store::backend::{CommitHook, Committed, Stage};
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, Update, Version, now_rfc3339};
 
@@ -61,13 +61,18 @@ impl Committer {
                         .observe(started.elapsed().as_secs_f64());
                     #[allow(clippy::cast_precision_loss)] // batch sizes are small
                     self.metrics.batch_size.observe(jobs.len() as f64);
-                    // In commit order, before anyone is answered, as with redb.
-                    for committed in outcomes.iter().flatten() {
+                    // In commit order, as with redb: cache, answers, then watchers.
+                    let committed: Vec<Arc<Committed>> =
+                        outcomes.iter().flatten().cloned().collect();
+                    for c in &committed {
                         self.metrics.commits.inc();
-                        (self.hook)(committed);
+                        (self.hook)(c, Stage::Durable);
                     }
                     for (job, outcome) in jobs.drain(..).zip(outcomes) {
                         let _ = job.reply.send(outcome.map(Some));
+                    }
+                    for c in &committed {
+                        (self.hook)(c, Stage::Answered);
                     }
                 }
                 Err(e) => {

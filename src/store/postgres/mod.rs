@@ -317,7 +317,8 @@ impl PgBackend {
         committed.map_err(pg)?;
         if let Some(c) = &created {
             self.metrics.commits.inc();
-            (self.hook)(c);
+            (self.hook)(c, super::backend::Stage::Durable);
+            (self.hook)(c, super::backend::Stage::Answered);
         }
         Ok(created)
     }

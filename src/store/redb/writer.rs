@@ -2,8 +2,8 @@
 //!
 //! Every queued write is drained into one transaction (up to `max_batch`) and committed with
 //! `Durability::Immediate`: one fsync for the whole batch. Each write is checked against the
-//! state left by the ones before it. The commit hook (cache, hub) runs for each committed
-//! version in commit order, after the fsync and before anyone is answered.
+//! state left by the ones before it. The commit hook (cache, then hub) runs for each committed
+//! version in commit order after the fsync: the cache before anyone is answered, the hub after.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::{
     decode, flag_table,
 };
 use crate::store::apply::{Limits, apply, replay};
-use crate::store::backend::{CommitHook, Committed, LatestDoc, Write};
+use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
 use crate::store::error::StoreError;
 use crate::store::model::{BlobRecord, Document, UserRecord, now_rfc3339, rfc3339_millis};
 
@@ -94,16 +94,20 @@ pub(super) fn run(
                 jobs.iter().map(|_| Err(e.clone())).collect()
             }
         };
-        for committed in outcomes.iter().flatten().flatten() {
-            if committed.entry.is_some() {
-                dirty.insert(committed.doc.owner().to_owned());
+        let committed: Vec<Arc<Committed>> = outcomes.iter().flatten().flatten().cloned().collect();
+        for c in &committed {
+            if c.entry.is_some() {
+                dirty.insert(c.doc.owner().to_owned());
             }
             metrics.commits.inc();
-            hook(committed);
+            hook(c, Stage::Durable);
         }
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
             // The caller may have gone away (its socket closed); the write stands regardless.
             let _ = job.reply.send(outcome);
+        }
+        for c in &committed {
+            hook(c, Stage::Answered);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && !dirty.is_empty() {
             trim(db, &mut dirty, cfg);
