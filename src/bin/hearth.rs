@@ -9,6 +9,12 @@ use clap::{Parser, Subcommand};
 use hearth::Config;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: the writer thread spends much of its time allocating
+/// and freeing document trees, and glibc's consolidation showed at the top of its profile
+/// (BENCHMARKS.md, "Changes measured").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "A realtime personal backend")]
 struct Cli {

@@ -43,9 +43,9 @@ pub fn apply_paths(
             | PathEdit::Patch { path, .. }
             | PathEdit::Delete { path } => path,
         };
-        let existing = lookup(&doc, path).cloned();
+        let exists = lookup(&doc, path).is_some();
         if i == 0 {
-            created = existing.is_none();
+            created = !exists;
         }
         let mut step = Vec::new();
         match edit {
@@ -53,14 +53,15 @@ pub fn apply_paths(
                 step.push(json!({"op": "replace", "path": "", "value": {}}));
             }
             PathEdit::Delete { path } => {
-                if existing.is_none() {
+                if !exists {
                     return Err(StoreError::NotFound);
                 }
                 step.push(json!({"op": "remove", "path": pointer(path)}));
             }
             PathEdit::Put { path, value } => set(&doc, path, value.clone(), &mut step)?,
             PathEdit::Patch { path, patch } => {
-                let mut merged = existing.unwrap_or(Value::Null);
+                // Only a merge needs the old subtree; puts and deletes never copy it.
+                let mut merged = lookup(&doc, path).cloned().unwrap_or(Value::Null);
                 json_patch::merge(&mut merged, patch);
                 set(&doc, path, merged, &mut step)?;
             }
