@@ -116,7 +116,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         crate::blobs::Blobs::open(config.blob_dir(), config.blob_max_size, config.blob_quota)
             .map_err(StartError::Blobs)?;
     let state = AppState::new(&config, store, hub, auth, metrics, secret_text, blobs);
-    if config.backup_interval > 0 {
+    if config.backup_interval > 0 && config.postgres().is_some() {
+        tracing::warn!(
+            "BACKUP_INTERVAL is ignored with STORE=postgres: back up the database with pg_dump"
+        );
+    } else if config.backup_interval > 0 {
         tokio::spawn(scheduled_backups(
             state.clone(),
             std::time::Duration::from_secs(config.backup_interval),

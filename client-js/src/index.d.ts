@@ -9,6 +9,7 @@ export type ErrorCode =
   | "unauthorized"
   | "version_mismatch"
   | "too_large"
+  | "quota_exceeded"
   | "too_many_watches"
   | "too_many_connections"
   | "rate_limited"
@@ -149,6 +150,17 @@ export class Hearth {
     target: string | undefined,
     fn: (userdata: Userdata) => Userdata | Promise<Userdata>,
   ): Promise<{ version: number; userdata: Userdata }>;
+  /** The server's HTTP base URL, derived from the WebSocket URL. */
+  readonly httpBase: string;
+  /** Uploads a content-addressed blob (HTTP PUT /v1/blobs). */
+  putBlob(
+    data: Blob | ArrayBuffer | ArrayBufferView | string,
+    contentType?: string,
+  ): Promise<{ sha256: string; size: number; contentType: string }>;
+  /** Downloads a blob; `doc` names a readable document that mentions it. */
+  getBlob(sha256: string, options?: { doc?: string }): Promise<Blob>;
+  /** Drops your reference to a blob. */
+  deleteBlob(sha256: string): Promise<void>;
   watch(onChange: (change: Change) => void): Unwatch;
   watch(options: WatchOptions, onChange: (change: Change) => void): Unwatch;
   watch(target: string | undefined, options: WatchOptions, onChange: (change: Change) => void): Unwatch;

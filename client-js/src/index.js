@@ -156,6 +156,55 @@ export class Hearth {
     return (await this._request(omitUndefined({ type: "update", target, data: { metadata } }))).version;
   }
 
+  // ---- blobs (HTTP, next to the WebSocket) -------------------------------------------
+
+  /** The server's HTTP base, from the WebSocket URL (`ws://h/ws` → `http://h`). */
+  get httpBase() {
+    const u = new URL(this.url);
+    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+    u.pathname = u.pathname.replace(/\/ws\/?$/, "");
+    u.search = "";
+    return u.toString().replace(/\/$/, "");
+  }
+
+  async _http(method, path, body, headers = {}) {
+    if (!this.token) throw new HearthError("auth_required", "authentication required");
+    const res = await fetch(this.httpBase + path, {
+      method,
+      body,
+      headers: { Authorization: `Bearer ${this.token}`, ...headers },
+    });
+    if (!res.ok) {
+      const err = await res.json().catch(() => ({ code: "internal", message: res.statusText }));
+      throw toError(err);
+    }
+    return res;
+  }
+
+  /**
+   * Uploads `data` (Blob, ArrayBuffer, typed array or string) as a content-addressed blob:
+   * resolves to `{ sha256, size, contentType }`. Put `blob:<sha256>` in your document to
+   * share it with the document's readers.
+   */
+  async putBlob(data, contentType = data?.type || "application/octet-stream") {
+    const res = await this._http("PUT", "/v1/blobs", data, { "Content-Type": contentType });
+    return res.json();
+  }
+
+  /**
+   * Downloads a blob as a `Blob`. `doc`: the owner of a document you may read that mentions
+   * it (needed for blobs you did not upload yourself).
+   */
+  async getBlob(sha256, { doc } = {}) {
+    const q = doc ? `?doc=${encodeURIComponent(doc)}` : "";
+    return (await this._http("GET", `/v1/blobs/${sha256}${q}`)).blob();
+  }
+
+  /** Drops your reference to a blob; the bytes go with the last reference. */
+  async deleteBlob(sha256) {
+    await this._http("DELETE", `/v1/blobs/${sha256}`);
+  }
+
   /**
    * Read, apply `fn(userdata)`, write back at that version; on `version_mismatch` re-read and
    * try again (up to `transactRetries`). `fn` must be pure: it may run more than once.

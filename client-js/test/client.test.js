@@ -98,6 +98,26 @@ describe("data", () => {
     await assert.rejects(bob.share(username, { collaborators: [] }, 5), { code: "unauthorized" });
   });
 
+  test("blobs: upload, share through a document, download, delete", async () => {
+    const owner = client();
+    const reader = client();
+    const stamp = Date.now() % 100000;
+    await owner.signup(`blobowner${stamp}`, "correct horse");
+    await reader.signup(`blobreader${stamp}`, "correct horse");
+    const bytes = new TextEncoder().encode("a photo, pretend");
+    const put = await owner.putBlob(bytes, "image/png");
+    assert.equal(put.size, bytes.length);
+    assert.match(put.sha256, /^[0-9a-f]{64}$/);
+    const v = await owner.update({ photo: `blob:${put.sha256}` }, 0);
+    await owner.share({ readers: [reader.username] }, v);
+    await assert.rejects(reader.getBlob(put.sha256), (e) => e instanceof HearthError && e.code === "not_found");
+    const got = await reader.getBlob(put.sha256, { doc: owner.username });
+    assert.equal(got.type, "image/png");
+    assert.deepEqual(new Uint8Array(await got.arrayBuffer()), bytes);
+    await owner.deleteBlob(put.sha256);
+    await assert.rejects(owner.getBlob(put.sha256), (e) => e.code === "not_found");
+  });
+
   test("transact under contention: two clients, 100 increments each, end at 200", async () => {
     const a = client();
     const { token, username } = await a.signup();

@@ -14,11 +14,20 @@ pub fn db_path(config: &Config) -> PathBuf {
     config.data_dir.join("hearth.redb")
 }
 
+/// Backups and restores here are of the embedded redb store; PostgreSQL has its own tools.
+fn refuse_postgres(config: &Config) -> Result<(), String> {
+    if config.postgres().is_some() {
+        return Err("STORE=postgres: back up and restore the database with pg_dump and pg_restore; hearth backup/restore handle the embedded redb store".into());
+    }
+    Ok(())
+}
+
 /// Offline backup of a stopped server's data dir into `to`; returns rows copied.
 ///
 /// # Errors
 /// A message for people: the file is in use, missing, or `to` exists.
 pub fn backup_offline(config: &Config, to: &Path) -> Result<u64, String> {
+    refuse_postgres(config)?;
     let secret = crate::auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
         .map_err(|e| format!("reading the JWT secret: {e}"))?;
     let secret = String::from_utf8_lossy(&secret).into_owned();
@@ -113,6 +122,7 @@ pub async fn backup_online(url: &str, token: &str, to: &Path) -> Result<u64, Str
 /// # Errors
 /// A message for people.
 pub fn restore(config: &Config, from: &Path) -> Result<(), String> {
+    refuse_postgres(config)?;
     let info = backup::verify(from).map_err(|e| format!("{}: {e}", from.display()))?;
     let target = db_path(config);
     if backup::in_use(&target) {
