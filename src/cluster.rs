@@ -16,7 +16,8 @@
 //! newest version of every watched document (watchers fill the rest from the log). Catching
 //! up *after* `LISTEN` is active leaves no window in which a commit goes unseen.
 //!
-//! This is the seam for other buses: a NATS bus would deliver the same [`Event`]s.
+//! [`Bus`] is the seam: [`PgBus`] delivers PostgreSQL's notifications; a NATS bus would
+//! deliver the same [`Event`]s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio_postgres::AsyncMessage;
 
 use crate::state::AppState;
 use crate::store::{Committed, Flag, PgSettings, Version};
+use tokio_util::sync::CancellationToken;
 
 /// What one node tells the others.
 #[derive(Debug, Deserialize, PartialEq)]
@@ -60,88 +62,159 @@ pub enum Event {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Listens until shutdown, reconnecting as needed.
-pub async fn listen(state: AppState, pg: PgSettings) {
-    let channel = crate::store::postgres::channel(&pg.schema);
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        if state.shutdown.is_cancelled() {
-            return;
+/// What a [`Bus`] hands its node.
+#[derive(Debug, PartialEq)]
+pub enum BusMessage {
+    /// Subscribed (again): anything sent while not subscribed may have been missed.
+    Subscribed,
+    Event(Event),
+}
+
+/// How nodes hear each other. Publishing is the store's business (PostgreSQL notifies
+/// inside each commit's transaction); a bus only delivers. A NATS bus would implement this
+/// with a subscription, and the store would publish after each commit.
+pub trait Bus: Send + 'static {
+    /// Starts delivering until `stop`: reconnecting by itself and sending
+    /// [`BusMessage::Subscribed`] after every (re)subscription.
+    fn start(self, stop: CancellationToken) -> mpsc::UnboundedReceiver<BusMessage>;
+}
+
+/// LISTEN on the cluster's channel, on a connection of its own.
+pub struct PgBus {
+    pub url: String,
+    pub channel: String,
+}
+
+impl PgBus {
+    pub fn new(pg: &PgSettings) -> PgBus {
+        PgBus {
+            url: pg.url.clone(),
+            channel: crate::store::postgres::channel(&pg.schema),
         }
-        match tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await {
-            Ok((client, mut connection)) => {
-                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-                let pump = tokio::spawn(async move {
-                    let mut messages =
-                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                    while let Some(message) = messages.next().await {
-                        match message {
-                            Ok(AsyncMessage::Notification(n)) => {
-                                if tx.send(n.payload().to_owned()).is_err() {
-                                    return;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "notification connection failed");
-                                return;
-                            }
-                        }
-                    }
-                });
-                match client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
-                    Ok(()) => {
-                        backoff = Duration::from_millis(100);
-                        catch_up(&state).await;
-                        if !run(&state, &mut rx).await {
-                            pump.abort();
+    }
+
+    /// One connection's life: LISTEN, then forward notifications until it fails.
+    async fn session(&self, tx: &mpsc::UnboundedSender<BusMessage>) -> Ended {
+        let lost = |subscribed, why: String| Ended::Lost { subscribed, why };
+        let (client, mut connection) =
+            match tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await {
+                Ok(pair) => pair,
+                Err(e) => return lost(false, e.to_string()),
+            };
+        let (note_tx, mut notes) = mpsc::unbounded_channel::<String>();
+        let pump = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if note_tx.send(n.payload().to_owned()).is_err() {
                             return;
                         }
-                        tracing::warn!("lost the notification connection; reconnecting");
                     }
-                    Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notification connection failed");
+                        return;
+                    }
                 }
-                pump.abort();
-                drop(client);
             }
-            Err(e) => tracing::warn!(error = %e, "cannot reach PostgreSQL for notifications"),
+        }));
+        if let Err(e) = client
+            .batch_execute(&format!("LISTEN \"{}\"", self.channel))
+            .await
+        {
+            return lost(false, e.to_string());
         }
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+        if tx.send(BusMessage::Subscribed).is_err() {
+            return Ended::ConsumerGone;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        while let Some(payload) = notes.recv().await {
+            match serde_json::from_str::<Event>(&payload) {
+                Ok(event) => {
+                    if tx.send(BusMessage::Event(event)).is_err() {
+                        return Ended::ConsumerGone;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, %payload, "unknown cluster notification"),
+            }
+        }
+        drop(pump);
+        drop(client);
+        lost(true, "connection closed".into())
     }
 }
 
-/// Handles notifications until the connection drops (`true`) or shutdown (`false`).
-/// Notifications that queued up meanwhile are taken together, and commits of one document
-/// coalesced: a busy document costs one read per round, not one per version.
-async fn run(state: &AppState, rx: &mut mpsc::UnboundedReceiver<String>) -> bool {
+enum Ended {
+    ConsumerGone,
+    Lost { subscribed: bool, why: String },
+}
+
+impl Bus for PgBus {
+    fn start(self, stop: CancellationToken) -> mpsc::UnboundedReceiver<BusMessage> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let outcome = tokio::select! {
+                    () = stop.cancelled() => return,
+                    outcome = self.session(&tx) => outcome,
+                };
+                match outcome {
+                    Ended::ConsumerGone => return,
+                    Ended::Lost { subscribed, why } => {
+                        if subscribed {
+                            backoff = Duration::from_millis(100);
+                        }
+                        tracing::warn!(error = %why, "lost the cluster bus; reconnecting");
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        });
+        rx
+    }
+}
+
+/// Applies what the bus delivers until shutdown. Messages that queued up meanwhile are
+/// taken together and commits of one document coalesced: a busy document costs one read
+/// per round, not one per version.
+pub async fn listen(state: AppState, bus: impl Bus) {
+    let mut rx = bus.start(state.shutdown.clone());
     loop {
         let first = tokio::select! {
-            () = state.shutdown.cancelled() => return false,
-            payload = rx.recv() => match payload {
-                Some(p) => p,
-                None => return true,
+            () = state.shutdown.cancelled() => return,
+            message = rx.recv() => match message {
+                Some(m) => m,
+                None => return,
             },
         };
         let mut commits: HashMap<String, Version> = HashMap::new();
         let mut next = Some(first);
-        while let Some(payload) = next {
-            match serde_json::from_str::<Event>(&payload) {
-                Ok(Event::Commit { username, version }) => {
+        while let Some(message) = next {
+            match message {
+                BusMessage::Event(Event::Commit { username, version }) => {
                     let newest = commits.entry(username).or_insert(version);
                     *newest = (*newest).max(version);
                 }
-                Ok(event) => apply_account_event(state, event),
-                Err(e) => tracing::warn!(error = %e, %payload, "unknown cluster notification"),
+                BusMessage::Event(event) => apply_account_event(&state, event),
+                BusMessage::Subscribed => {
+                    flush(&state, &mut commits).await;
+                    catch_up(&state).await;
+                }
             }
             next = rx.try_recv().ok();
         }
-        for (username, version) in commits {
-            commit(state, &username, version).await;
-        }
+        flush(&state, &mut commits).await;
+    }
+}
+
+async fn flush(state: &AppState, commits: &mut HashMap<String, Version>) {
+    for (username, version) in commits.drain() {
+        commit(state, &username, version).await;
     }
 }
 

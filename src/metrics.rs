@@ -35,6 +35,44 @@ pub struct Metrics {
     pub resyncs: IntCounter,
     /// Sockets closed with 4008 because their queue stayed full.
     pub slow_consumers: IntCounter,
+    /// Commits per second lately, for `GET /v1/admin/stats`.
+    pub commit_rate: Rate,
+}
+
+/// A counter's rate over the last ten seconds, from samples taken once a second.
+#[derive(Default)]
+pub struct Rate {
+    samples: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, u64)>>,
+}
+
+impl Rate {
+    const WINDOW: usize = 11;
+
+    pub fn sample(&self, total: u64) {
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        samples.push_back((std::time::Instant::now(), total));
+        while samples.len() > Self::WINDOW {
+            samples.pop_front();
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        let samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (samples.front(), samples.back()) {
+            (Some(first), Some(last)) if last.0 > first.0 => {
+                #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+                let done = last.1.saturating_sub(first.1) as f64;
+                done / (last.0 - first.0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
 }
 
 impl Metrics {
@@ -103,6 +141,7 @@ impl Metrics {
                 "Snapshots sent to watchers that fell behind.",
             ),
             slow_consumers: counter("slow_consumer_closes_total", "Sockets closed with 4008."),
+            commit_rate: Rate::default(),
             registry,
         }
     }

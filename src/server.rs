@@ -128,7 +128,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         ));
     }
     if let Some(pg) = config.postgres() {
-        tokio::spawn(crate::cluster::listen(state.clone(), pg));
+        tokio::spawn(crate::cluster::listen(
+            state.clone(),
+            crate::cluster::PgBus::new(&pg),
+        ));
     }
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());
@@ -156,6 +159,21 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         }
     };
     tokio::spawn(sweeper);
+    // Samples the commit counter once a second for the admin stats' commits/s.
+    let sampler = {
+        let metrics = state.metrics.clone();
+        let stop = state.shutdown.clone();
+        async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => metrics.commit_rate.sample(metrics.commits.get()),
+                }
+            }
+        }
+    };
+    tokio::spawn(sampler);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "hearth is listening");
     Ok(Running {
         addr,

@@ -94,6 +94,14 @@ impl Conn {
         }
     }
 
+    /// Sends a frame without waiting for its reply.
+    pub async fn send(&mut self, frame: Value) {
+        self.ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send");
+    }
+
     /// Counts frames without parsing them; `None` once `until` passes.
     pub async fn next_frame_until(&mut self, until: Instant) -> Option<()> {
         let left = until.checked_duration_since(Instant::now())?;

@@ -32,6 +32,12 @@ struct Args {
     /// Source addresses to spread connections over (idle), e.g. 127.0.0.1,127.0.0.2.
     #[arg(long, default_value = "127.0.0.1")]
     sources: String,
+    /// For `fanout`: milliseconds between updates.
+    #[arg(long, default_value_t = 50)]
+    interval_ms: u64,
+    /// For `fanout`: send on a fixed schedule instead of waiting for each ack first.
+    #[arg(long)]
+    open_loop: bool,
     /// For `ready`: the Unix time in nanoseconds the server was started.
     #[arg(long)]
     since_ns: Option<u128>,
@@ -63,7 +69,15 @@ async fn main() {
     let metrics = match args.scenario {
         Scenario::Sequential => scenarios::sequential(&args.addr, args.n.unwrap_or(2000)).await,
         Scenario::Writers => scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs).await,
-        Scenario::Fanout => scenarios::fanout(&args.addr, args.n.unwrap_or(1000)).await,
+        Scenario::Fanout => {
+            scenarios::fanout(
+                &args.addr,
+                args.n.unwrap_or(1000),
+                std::time::Duration::from_millis(args.interval_ms),
+                args.open_loop,
+            )
+            .await
+        }
         Scenario::Saturation => {
             scenarios::saturation(&args.addr, args.n.unwrap_or(1000), args.secs).await
         }

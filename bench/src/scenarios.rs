@@ -86,7 +86,7 @@ async fn watchers(addr: &str, token: &str, n: usize) -> Vec<Conn> {
 
 /// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
 /// the last: send→change then crosses nodes (cluster mode).
-pub async fn fanout(addr: &str, n: usize) -> Metrics {
+pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -> Metrics {
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
     let (mut writer, _, token) = Conn::signup(&url(first)).await;
     let epoch = Instant::now();
@@ -108,12 +108,54 @@ pub async fn fanout(addr: &str, n: usize) -> Metrics {
         })
         .collect();
     let mut acks = Stats::default();
-    for v in 0..updates {
-        let t = Instant::now();
-        let sent = epoch.elapsed().as_micros() as u64;
-        writer.update(v, json!({"t": sent})).await;
-        acks.add(t.elapsed());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if open_loop {
+        // Fixed schedule: update v leaves at v × interval whether or not v − 1 was answered
+        // (the socket keeps them in order), so the offered load does not depend on how fast
+        // acks come back.
+        let start = Instant::now();
+        let mut sent = Vec::with_capacity(updates as usize);
+        let mut answered = 0;
+        for v in 0..updates {
+            let due = start + interval * v as u32;
+            // Read acks that arrive while waiting for the next slot.
+            loop {
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() || answered == v {
+                    tokio::time::sleep_until(due.into()).await;
+                    break;
+                }
+                match tokio::time::timeout(left, writer.next_frame()).await {
+                    Ok(f) if f["type"] == "version" => {
+                        acks.add(Instant::now() - sent[answered as usize]);
+                        answered += 1;
+                    }
+                    Ok(f) => assert_ne!(f["type"], "error", "{f}"),
+                    Err(_) => {}
+                }
+            }
+            let t = epoch.elapsed().as_micros() as u64;
+            sent.push(Instant::now());
+            writer
+                .send(json!({"id": v + 1, "type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"t": t}}}))
+                .await;
+        }
+        while answered < updates {
+            let f = writer.next_frame().await;
+            assert_ne!(f["type"], "error", "{f}");
+            if f["type"] == "version" {
+                acks.add(Instant::now() - sent[answered as usize]);
+                answered += 1;
+            }
+        }
+    } else {
+        // Closed loop: the next update leaves `interval` after the previous one's ack.
+        for v in 0..updates {
+            let t = Instant::now();
+            let sent = epoch.elapsed().as_micros() as u64;
+            writer.update(v, json!({"t": sent})).await;
+            acks.add(t.elapsed());
+            tokio::time::sleep(interval).await;
+        }
     }
     let mut all = Stats::default();
     for s in join_all(tasks).await {

@@ -30,7 +30,7 @@ fn require_admin(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
 }
 
 /// Counts of users, documents and change-log entries, and live connections.
-#[utoipa::path(get, path = "/v1/admin/stats", responses((status = 200, description = "{users, documents, logEntries, blobs, blobBytes, connections, sessions, watches, commits}"), (status = 403)), tag = "admin")]
+#[utoipa::path(get, path = "/v1/admin/stats", responses((status = 200, description = "{users, documents, logEntries, blobs, blobBytes, dataBytes, connections, sessions, watches, commits, commitsPerSecond}"), (status = 403)), tag = "admin")]
 pub async fn stats(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -48,6 +48,8 @@ pub async fn stats(
         "sessions": m.sessions.get(),
         "watches": state.hub.watchers(),
         "commits": m.commits.get(),
+        "commitsPerSecond": (m.commit_rate.per_second() * 10.0).round() / 10.0,
+        "dataBytes": store.data_bytes,
     })))
 }
 

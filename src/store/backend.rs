@@ -73,6 +73,8 @@ pub struct StoreStats {
     pub log_entries: u64,
     pub blobs: u64,
     pub blob_bytes: u64,
+    /// What the store occupies: the redb file, or the schema's tables in PostgreSQL.
+    pub data_bytes: u64,
 }
 
 /// A slice of one document's change log.
@@ -111,6 +113,16 @@ pub trait Backend: Send + Sync + 'static {
         &'a self,
         username: &'a str,
     ) -> BoxFuture<'a, Result<Option<Document>, StoreError>>;
+
+    /// The committed version of `username`'s document as the shared database has it, when
+    /// other processes may commit to it (cluster mode); `Ok(None)` when this process is the
+    /// only writer and its cache can be trusted without asking.
+    fn version<'a>(
+        &'a self,
+        _username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Version>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// The account record of `username`, or `None`.
     fn user<'a>(

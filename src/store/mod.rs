@@ -214,8 +214,20 @@ impl Store {
     /// `Unavailable` when storage fails.
     pub async fn document(&self, username: &str) -> Result<Option<Arc<Document>>, StoreError> {
         if let Some(doc) = self.inner.cache.get(username) {
-            self.inner.metrics.cache_hits.inc();
-            return Ok(Some(doc));
+            // In cluster mode another node may have committed since: one indexed lookup of
+            // the version keeps reads current (a fetch after an ack on any node sees it)
+            // without moving the document itself.
+            match self.inner.backend.version(username).await? {
+                None => {
+                    self.inner.metrics.cache_hits.inc();
+                    return Ok(Some(doc));
+                }
+                Some(v) if v == doc.version() => {
+                    self.inner.metrics.cache_hits.inc();
+                    return Ok(Some(doc));
+                }
+                Some(v) => self.invalidate_older(username, v),
+            }
         }
         self.inner.metrics.cache_misses.inc();
         let before = self.inner.epoch.load(Ordering::SeqCst);

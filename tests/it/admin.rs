@@ -58,6 +58,23 @@ async fn admins_see_stats_and_can_disable_accounts() {
     assert_eq!(stats["documents"], 2);
     assert_eq!(stats["connections"], 2);
     assert_eq!(stats["watches"], 1);
+    assert!(stats["dataBytes"].as_u64().unwrap() > 0, "{stats}");
+    // Commits per second: sampled once a second over the last ten.
+    for v in 0..20u64 {
+        let r = ann
+            .request(json!({"type": "update", "data": {"metadata": {"version": v}, "userdata": {"n": v}}}))
+            .await;
+        assert_eq!(r["version"], v + 1);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let (_, stats) = call(
+        &server,
+        reqwest::Method::GET,
+        "/v1/admin/stats",
+        &boss_token,
+    )
+    .await;
+    assert!(stats["commitsPerSecond"].as_f64().unwrap() > 0.0, "{stats}");
     let (_, page) = call(
         &server,
         reqwest::Method::GET,

@@ -53,11 +53,14 @@ async fn watchers_on_every_node_see_every_nodes_commits_in_order() {
         writers.push(authed(node, &token).await);
     }
     for v in 0..30u64 {
-        let writer = &mut writers[usize::try_from(v).unwrap() % 3];
-        let r = writer
+        let i = usize::try_from(v).unwrap() % 3;
+        let r = writers[i]
             .request(json!({"type": "update", "data": {"metadata": {"version": v}, "userdata": {"n": v + 1}}}))
             .await;
         assert_eq!(r["version"], v + 1, "{r}");
+        // A read on another node right after the ack already sees it.
+        let read = writers[(i + 1) % 3].request(json!({"type": "fetch"})).await;
+        assert_eq!(read["version"], v + 1, "read-after-ack across nodes: {read}");
     }
     for w in &mut watchers {
         assert_eq!(versions(w, 30).await, (1..=30).collect::<Vec<_>>());
@@ -331,4 +334,58 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
             "{name}: resumed without gap"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_listen_connection_reconnects_and_catches_up() {
+    let Some(nodes) = TestServer::cluster(2, |_| {}).await else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (_ann, token) = a.named_user("ann").await;
+    let mut watcher = authed(a, &token).await;
+    watcher.request(json!({"type": "watch"})).await;
+    let mut writer = authed(b, &token).await;
+    let mut version = 0u64;
+    bump(&mut writer, version).await;
+    version += 1;
+    assert_eq!(versions(&mut watcher, 1).await, vec![1]);
+
+    // Cut node A's LISTEN connection (every node of this cluster listens on its channel; the
+    // two nodes' connections are told apart by what they last ran, so cut both).
+    let url = database_url().expect("cluster tests have a database");
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let channel = format!("LISTEN \"hearth_{}\"", a.config.database_schema);
+    let cut = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+            &[&channel],
+        )
+        .await
+        .expect("terminate");
+    assert!(cut >= 1, "found the listening connections");
+    // Commits while node A is not listening: it must catch up when it is back.
+    for _ in 0..5 {
+        bump(&mut writer, version).await;
+        version += 1;
+    }
+    assert_eq!(versions(&mut watcher, 5).await, (2..=6).collect::<Vec<_>>());
+    // And it is listening again.
+    bump(&mut writer, version).await;
+    assert_eq!(versions(&mut watcher, 1).await, vec![7]);
+    assert!(
+        watcher.quiet_for(Duration::from_millis(200)).await,
+        "no duplicates"
+    );
+}
+
+/// Updates the document from `v` to `v + 1` and checks it committed.
+async fn bump(writer: &mut Client, v: u64) {
+    let r = writer
+        .request(json!({"type": "update", "data": {"metadata": {"version": v}, "userdata": {"n": v + 1}}}))
+        .await;
+    assert_eq!(r["version"], v + 1, "{r}");
 }

@@ -521,6 +521,28 @@ impl Backend for PgBackend {
         .boxed()
     }
 
+    fn version<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Version>, StoreError>> {
+        async move {
+            let client = self.pool.get().await.map_err(pg)?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT version FROM {}.docs WHERE username = $1",
+                    self.s
+                ))
+                .await
+                .map_err(pg)?;
+            Ok(client
+                .query_opt(&stmt, &[&username])
+                .await
+                .map_err(pg)?
+                .map(|r| uint(r.get(0))))
+        }
+        .boxed()
+    }
+
     fn user<'a>(
         &'a self,
         username: &'a str,
@@ -774,7 +796,10 @@ impl Backend for PgBackend {
                     &format!(
                         "SELECT (SELECT count(*) FROM {s}.users), (SELECT count(*) FROM {s}.docs),
                                 (SELECT count(*) FROM {s}.changelog), (SELECT count(*) FROM {s}.blobs),
-                                (SELECT coalesce(sum((record::json->>'size')::bigint), 0)::bigint FROM {s}.blobs)"
+                                (SELECT coalesce(sum((record::json->>'size')::bigint), 0)::bigint FROM {s}.blobs),
+                                (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                  WHERE n.nspname = '{s}' AND c.relkind = 'r')"
                     ),
                     &[],
                 )
@@ -786,6 +811,7 @@ impl Backend for PgBackend {
                 log_entries: uint(row.get(2)),
                 blobs: uint(row.get(3)),
                 blob_bytes: uint(row.get(4)),
+                data_bytes: uint(row.get(5)),
             })
         }
         .boxed()

@@ -69,6 +69,7 @@ struct Job {
 }
 
 pub struct RedbBackend {
+    path: std::path::PathBuf,
     /// Set by the writer after each commit attempt.
     healthy: Arc<std::sync::atomic::AtomicBool>,
     /// Taken out by `close`, so the file is released when shutdown returns even if some task
@@ -130,6 +131,7 @@ impl RedbBackend {
             })
             .map_err(StoreError::unavailable)?;
         Ok(RedbBackend {
+            path: path.to_owned(),
             healthy,
             db: Mutex::new(Some(db)),
             tx: Mutex::new(Some(tx)),
@@ -430,7 +432,8 @@ impl Backend for RedbBackend {
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {
-        self.read(|db| {
+        let path = self.path.clone();
+        self.read(move |db| {
             let txn = db.begin_read().map_err(StoreError::unavailable)?;
             let count = |n: Result<u64, redb::StorageError>| n.map_err(StoreError::unavailable);
             Ok(StoreStats {
@@ -455,6 +458,7 @@ impl Backend for RedbBackend {
                     }
                     sum
                 },
+                data_bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
             })
         })
         .boxed()
