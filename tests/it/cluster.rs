@@ -60,7 +60,11 @@ async fn watchers_on_every_node_see_every_nodes_commits_in_order() {
         assert_eq!(r["version"], v + 1, "{r}");
         // A read on another node right after the ack already sees it.
         let read = writers[(i + 1) % 3].request(json!({"type": "fetch"})).await;
-        assert_eq!(read["version"], v + 1, "read-after-ack across nodes: {read}");
+        assert_eq!(
+            read["version"],
+            v + 1,
+            "read-after-ack across nodes: {read}"
+        );
     }
     for w in &mut watchers {
         assert_eq!(versions(w, 30).await, (1..=30).collect::<Vec<_>>());
