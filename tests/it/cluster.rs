@@ -3,13 +3,11 @@
 //! racing updates across nodes have one winner; logout, disable and access changes act on
 //! every node; a node killed with `kill -9` loses nothing acknowledged.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{Client, TestServer, assert_error, database_url, fresh_schema};
+use crate::common::{Client, TestServer, assert_error, database_url, fresh_schema, spawn_hearth};
 
 async fn authed(node: &TestServer, token: &str) -> Client {
     let mut c = node.client().await;
@@ -199,48 +197,6 @@ async fn logout_disable_and_unsharing_act_on_every_node() {
     assert_eq!(me(b, &bob).await, 401);
 }
 
-/// A node in its own process, on the cluster's schema, so it can be killed.
-async fn spawn_node(
-    url: &str,
-    schema: &str,
-    dir: &std::path::Path,
-) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .env("PORT", "0")
-        .env("HOST", "127.0.0.1")
-        .env("DATA_DIR", dir)
-        .env("STORE", "postgres")
-        .env("DATABASE_URL", url)
-        .env("DATABASE_SCHEMA", schema)
-        .env("DATABASE_POOL", "4")
-        .env("RUST_LOG", "info")
-        .env("SIGNUPS_PER_IP", "100000")
-        .env("MAX_REQUESTS_PER_SECOND", "100000")
-        .env_remove("JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn hearth");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("addr=") {
-                return line[at + 5..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-            }
-        }
-        panic!("hearth exited before listening");
-    })
-    .await
-    .expect("hearth starts");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_nothing_acknowledged() {
     let Some(url) = database_url() else {
@@ -249,7 +205,16 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
     };
     let schema = fresh_schema();
     let dir = tempfile::tempdir().unwrap();
-    let (mut doomed, doomed_addr) = spawn_node(&url, &schema, dir.path()).await;
+    let (mut doomed, doomed_addr) = spawn_hearth(
+        dir.path(),
+        &[
+            ("STORE", "postgres"),
+            ("DATABASE_URL", &url),
+            ("DATABASE_SCHEMA", &schema),
+            ("DATABASE_POOL", "4"),
+        ],
+    )
+    .await;
     let survivor = TestServer::start_with(|c| crate::common::use_postgres(c, &url, &schema)).await;
     let doomed_url = format!("ws://{doomed_addr}/ws");
 

@@ -130,6 +130,47 @@ impl TestServer {
     }
 }
 
+/// The real `hearth` binary in its own process (so it can be killed), on a free port of
+/// 127.0.0.1 with `data_dir` and `envs`; returns it and the address it logged.
+pub async fn spawn_hearth(
+    data_dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .env("DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .env("SIGNUPS_PER_IP", "100000")
+        .env("MAX_REQUESTS_PER_SECOND", "100000")
+        .env_remove("JWT_SECRET")
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn hearth");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("addr=") {
+                return line[at + 5..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+            }
+        }
+        panic!("hearth exited before listening");
+    })
+    .await
+    .expect("hearth starts");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
 /// The PostgreSQL database for store-parameterised and cluster tests, if any.
 pub fn database_url() -> Option<String> {
     std::env::var("TEST_DATABASE_URL")

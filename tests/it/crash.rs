@@ -2,51 +2,19 @@
 //! restart. Every acknowledged update must be there, versions contiguous in the change log,
 //! and no document holds anything but exactly its last committed write.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
 const CYCLES: usize = 30;
 const WRITERS: usize = 3;
 
 async fn spawn(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .env("PORT", "0")
-        .env("HOST", "127.0.0.1")
-        .env("DATA_DIR", dir)
-        .env("RUST_LOG", "info")
-        .env("CHANGELOG_RETAIN", "1000000")
-        .env("SIGNUPS_PER_IP", "100000")
-        .env("MAX_REQUESTS_PER_SECOND", "100000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn hearth");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("addr=") {
-                return line[at + 5..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-            }
-        }
-        panic!("hearth exited before listening");
-    })
-    .await
-    .expect("hearth starts");
-    // Keep draining stdout so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    crate::common::spawn_hearth(dir, &[("CHANGELOG_RETAIN", "1000000")]).await
 }
 
 type Ws =
