@@ -29,6 +29,9 @@ use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 pub use schema::valid_schema;
 
+/// Longest wait for a pooled connection, or for a new one to connect.
+const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How to reach the database.
 #[derive(Clone, Debug)]
 pub struct PgConfig {
@@ -116,7 +119,15 @@ impl PgBackend {
         pool_cfg.manager = Some(deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         });
-        pool_cfg.pool = Some(deadpool_postgres::PoolConfig::new(cfg.pool_size.max(1)));
+        let mut pool = deadpool_postgres::PoolConfig::new(cfg.pool_size.max(1));
+        // An unreachable database must fail requests (503), not hang them: connecting to a
+        // black-holed address would otherwise wait for TCP's own minutes-long timeout.
+        pool.timeouts = deadpool_postgres::Timeouts {
+            wait: Some(POOL_TIMEOUT),
+            create: Some(POOL_TIMEOUT),
+            recycle: Some(POOL_TIMEOUT),
+        };
+        pool_cfg.pool = Some(pool);
         let pool = pool_cfg
             .create_pool(
                 Some(deadpool_postgres::Runtime::Tokio1),
