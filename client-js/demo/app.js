@@ -88,7 +88,78 @@ function renderOwn(change) {
   }
   renderChips("collaborators", metadata.collaborators);
   renderChips("readers", metadata.readers);
+  renderFiles($("files"), userdata, undefined);
 }
+
+// ---- files (blobs) --------------------------------------------------------------------
+
+const blobUrls = new Map(); // sha256 → object URL of the downloaded bytes
+
+/** `[key, sha256]` for every string of the form `blob:<sha256>` in `userdata.files`. */
+function fileRefs(userdata) {
+  const files = userdata?.files;
+  if (!files || typeof files !== "object") return [];
+  return Object.entries(files)
+    .filter(([, v]) => typeof v === "string" && /^blob:[0-9a-f]{64}$/.test(v))
+    .map(([name, v]) => [name, v.slice(5)]);
+}
+
+function renderFiles(list, userdata, owner) {
+  const refs = fileRefs(userdata);
+  list.replaceChildren();
+  for (const [name, sha] of refs) {
+    const li = document.createElement("li");
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = name;
+    li.append(label);
+    list.append(li);
+    showBlob(li, sha, owner, name);
+  }
+}
+
+async function showBlob(li, sha, owner, name) {
+  try {
+    let url = blobUrls.get(sha);
+    let type = li.dataset.type;
+    if (!url) {
+      const blob = await hearth.getBlob(sha, { doc: owner });
+      url = URL.createObjectURL(blob);
+      type = blob.type;
+      blobUrls.set(sha, url);
+    }
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    if ((type ?? "").startsWith("image/") || /\.(png|jpe?g|gif|webp|svg)$/i.test(name)) {
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = name;
+      link.append(img);
+    } else {
+      link.textContent = "download";
+    }
+    li.prepend(link);
+  } catch (e) {
+    li.title = e.message;
+    li.classList.add("missing");
+  }
+}
+
+$("attach").onchange = async () => {
+  const file = $("attach").files[0];
+  $("attach").value = "";
+  if (!file || !doc) return;
+  say(`Uploading ${file.name}…`);
+  try {
+    const { sha256 } = await hearth.putBlob(file);
+    const key = file.name.replace(/[~/]/g, "_");
+    const version = await hearth.update({ files: { [key]: `blob:${sha256}` } }, doc.version, "merge");
+    say(`Attached ${file.name} (v${version}).`);
+  } catch (e) {
+    say(e.code === "version_mismatch" ? "Someone saved first; attach it again." : e.message);
+  }
+};
 
 function say(text) {
   $("save-status").textContent = text;
@@ -182,6 +253,7 @@ $("watch-form").onsubmit = (ev) => {
   if (!target) return;
   stopOther?.();
   $("feed").replaceChildren();
+  $("watched-files").replaceChildren();
   $("watch-error").textContent = "";
   const stop = hearth.watch(target, { onError: (e) => ended(e) }, (change) => showWatched(change));
   stopOther = stop;
@@ -199,6 +271,7 @@ function showWatched(change) {
   const pre = $("watched");
   pre.hidden = $("feed-title").hidden = false;
   pre.textContent = JSON.stringify(change.data.userdata, null, 2);
+  renderFiles($("watched-files"), change.data.userdata, change.username);
   const badge = $("watched-version");
   badge.hidden = false;
   badge.textContent = `${change.username} · v${change.version}`;

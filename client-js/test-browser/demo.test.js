@@ -74,6 +74,13 @@ test("an edit in one browser appears live in another", async () => {
   assert.match(await bob.page.textContent("#feed"), /merge/);
   assert.match(await ann.page.inputValue("#editor"), /"bread": 1/);
 
+  // Ann attaches a picture: it shows in her document and, through it, in Bob's view.
+  const picture = `<svg xmlns="http://www.w3.org/2000/svg" width="160" height="100"><rect width="160" height="100" rx="10" fill="#4c6ef5"/><text x="80" y="62" font-size="34" text-anchor="middle" fill="#fff" font-family="sans-serif">hearth</text></svg>`;
+  await ann.page.setInputFiles("#attach", { name: "kitchen.svg", mimeType: "image/svg+xml", buffer: Buffer.from(picture) });
+  await ann.page.waitForSelector('#files img[alt="kitchen.svg"]');
+  await bob.page.waitForSelector('#watched-files img[alt="kitchen.svg"]');
+  assert.match(await ann.page.textContent("#save-status"), /Attached kitchen\.svg/);
+
   await ann.page.screenshot({ path: `${ARTIFACTS}demo-ann.png`, fullPage: true });
   await bob.page.screenshot({ path: `${ARTIFACTS}demo-bob.png`, fullPage: true });
 
