@@ -19,6 +19,9 @@ use tokio::io::AsyncWriteExt;
 use crate::error::Error;
 use crate::store::{Store, StoreError};
 
+/// An unfinished upload untouched this long is left over from a crash.
+const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Bytes buffered before each write to the temporary file.
 const WRITE_BUFFER: usize = 256 * 1024;
 
@@ -60,16 +63,25 @@ fn io_error(what: &str, e: &std::io::Error) -> Error {
 }
 
 impl Blobs {
-    /// Creates the directories and removes temporary files a crash may have left.
+    /// Creates the directories and removes temporary files a crash may have left: those
+    /// untouched for an hour (a directory shared by cluster nodes may hold uploads in
+    /// progress on another node).
     ///
     /// # Errors
     /// The directory cannot be created.
     pub fn open(dir: PathBuf, max_size: u64, quota: u64) -> std::io::Result<Blobs> {
         let tmp = dir.join("tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
         std::fs::create_dir_all(&tmp)?;
+        let stale = std::time::SystemTime::now() - STALE_UPLOAD;
+        for entry in std::fs::read_dir(&tmp)?.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < stale);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Blobs {
             dir,
             max_size,

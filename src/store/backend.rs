@@ -114,9 +114,14 @@ pub trait Backend: Send + Sync + 'static {
         username: &'a str,
     ) -> BoxFuture<'a, Result<Option<Document>, StoreError>>;
 
-    /// The committed version of `username`'s document as the shared database has it, when
-    /// other processes may commit to it (cluster mode); `Ok(None)` when this process is the
-    /// only writer and its cache can be trusted without asking.
+    /// Whether other processes commit to the same data (cluster mode): then a cached
+    /// document must be checked with [`Backend::version`] before it is served.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The committed version of `username`'s document as the shared database has it;
+    /// `Ok(None)` where [`Backend::shared`] is false.
     fn version<'a>(
         &'a self,
         _username: &'a str,

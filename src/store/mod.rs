@@ -214,6 +214,10 @@ impl Store {
     /// `Unavailable` when storage fails.
     pub async fn document(&self, username: &str) -> Result<Option<Arc<Document>>, StoreError> {
         if let Some(doc) = self.inner.cache.get(username) {
+            if !self.inner.backend.shared() {
+                self.inner.metrics.cache_hits.inc();
+                return Ok(Some(doc));
+            }
             // In cluster mode another node may have committed since: one indexed lookup of
             // the version keeps reads current (a fetch after an ack on any node sees it)
             // without moving the document itself.

@@ -532,6 +532,10 @@ impl Backend for PgBackend {
         .boxed()
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn version<'a>(
         &'a self,
         username: &'a str,
