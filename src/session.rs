@@ -116,20 +116,26 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
         }
     };
 
+    // Tell the writer our close code *before* dropping the session: dropping it drops the
+    // queue's last senders, and a writer that sees its queue end first would close without
+    // a code (1005) instead of ours.
+    if let Some(reason) = close_with {
+        // The writer may be gone already; then the socket is closed anyway.
+        let _ = close_tx.send(reason);
+    }
     session.end();
     session.state.metrics.connections.dec();
     drop(session);
     drop(ip_slot);
     // Boxed for the same reason as commands: only a closing socket needs this state.
-    Box::pin(finish(stream, writer, close_tx, close_with)).await;
+    Box::pin(finish(stream, writer, close_with)).await;
 }
 
-/// Sends our close frame (if we are the ones closing), waits briefly for the client's, and
+/// After our close frame (if we are the ones closing), waits briefly for the client's, and
 /// lets the writer flush.
 async fn finish(
     mut stream: futures_util::stream::SplitStream<WebSocket>,
     mut writer: tokio::task::JoinHandle<()>,
-    close_tx: oneshot::Sender<(u16, &'static str)>,
     close_with: Option<(u16, &'static str)>,
 ) {
     if let Some(reason) = close_with {
@@ -138,8 +144,6 @@ async fn finish(
         } else {
             CLOSE_HANDSHAKE
         };
-        // The writer may be gone already; then the socket is closed anyway.
-        let _ = close_tx.send(reason);
         // RFC 6455 close handshake: keep reading (and discarding) until the client's Close,
         // so a client still flushing pongs or frames sees our code, not a broken pipe.
         let _ = tokio::time::timeout(wait, async {
