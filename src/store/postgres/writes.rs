@@ -1,0 +1,312 @@
+//! Every write other than an update (accounts, sessions, revocations, flags, blob
+//! references): rare and short, one transaction each on the pool. Revocations and flags
+//! `NOTIFY` the other nodes inside their transaction, as commits do.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use deadpool_postgres::Transaction;
+use serde_json::json;
+
+use super::{PgBackend, decode, encode, flag_name, int, pg, uint};
+use crate::store::backend::{Committed, Stage, Write};
+use crate::store::error::StoreError;
+use crate::store::model::{BlobRecord, SessionRecord, UserRecord};
+
+impl PgBackend {
+    /// Every write other than an update: one short transaction each.
+    pub(super) async fn other(&self, write: Write) -> Result<Option<Arc<Committed>>, StoreError> {
+        let s = &self.s;
+        let mut client = self.pool.get().await.map_err(pg)?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let mut created = None;
+        match &write {
+            Write::Update(_) => return Err(StoreError::unavailable("updates go through update()")),
+            Write::CreateUser { user, doc, session } => {
+                let inserted = tx
+                    .execute(
+                        &format!(
+                            "INSERT INTO {s}.users (username, record) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                        ),
+                        &[&user.username, &encode(user)?],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if inserted == 0 {
+                    return Err(StoreError::UsernameTaken);
+                }
+                let body = encode(doc)?;
+                tx.execute(
+                    &format!("INSERT INTO {s}.docs (username, version, body) VALUES ($1, 0, $2)"),
+                    &[&user.username, &body],
+                )
+                .await
+                .map_err(pg)?;
+                tx.execute(
+                    &format!("INSERT INTO {s}.changelog_base (username, body) VALUES ($1, $2)"),
+                    &[&user.username, &body],
+                )
+                .await
+                .map_err(pg)?;
+                if let Some(session) = session {
+                    self.put_session(&tx, session).await?;
+                }
+                created = Some(Arc::new(Committed {
+                    doc: Arc::new(doc.clone()),
+                    entry: None,
+                    created: true,
+                }));
+            }
+            Write::Session(session) => self.put_session(&tx, session).await?,
+            Write::Revoke {
+                username,
+                sid,
+                expires,
+            } => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {s}.revoked (sid, expires) VALUES ($1, $2)
+                         ON CONFLICT (sid) DO UPDATE SET expires = EXCLUDED.expires"
+                    ),
+                    &[sid, &int(*expires)],
+                )
+                .await
+                .map_err(pg)?;
+                tx.execute(
+                    &format!("DELETE FROM {s}.sessions WHERE username = $1 AND id = $2"),
+                    &[username, sid],
+                )
+                .await
+                .map_err(pg)?;
+                self.notify(&tx, json!({"r": sid, "e": expires})).await?;
+            }
+            Write::SetFlag { username, flag, on } => {
+                self.require_user(&tx, username).await?;
+                let sql = if *on {
+                    format!(
+                        "INSERT INTO {s}.flags (flag, username) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                    )
+                } else {
+                    format!("DELETE FROM {s}.flags WHERE flag = $1 AND username = $2")
+                };
+                tx.execute(&sql, &[&flag_name(*flag), username])
+                    .await
+                    .map_err(pg)?;
+                self.notify(&tx, json!({"f": flag_name(*flag), "u": username, "on": on}))
+                    .await?;
+            }
+            Write::SetPassword { username, hash } => {
+                let row = tx
+                    .query_opt(
+                        &format!("SELECT record FROM {s}.users WHERE username = $1 FOR UPDATE"),
+                        &[username],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .ok_or(StoreError::Unauthorized)?;
+                let mut user: UserRecord = decode(&row.get::<_, String>(0), username)?;
+                user.password_hash = Some(hash.clone());
+                tx.execute(
+                    &format!("UPDATE {s}.users SET record = $2 WHERE username = $1"),
+                    &[username, &encode(&user)?],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            Write::BlobAdd {
+                username,
+                sha256,
+                size,
+                content_type,
+                quota,
+            } => {
+                self.blob_add(&tx, username, sha256, *size, content_type, *quota)
+                    .await?;
+            }
+            Write::BlobRemove { username, sha256 } => {
+                self.blob_remove(&tx, username, sha256).await?
+            }
+        }
+        let committed = tx.commit().await;
+        self.healthy.store(committed.is_ok(), Ordering::SeqCst);
+        committed.map_err(pg)?;
+        if let Some(c) = &created {
+            self.metrics.commits.inc();
+            (self.hook)(c, Stage::Durable);
+            (self.hook)(c, Stage::Answered);
+        }
+        Ok(created)
+    }
+
+    async fn require_user(&self, tx: &Transaction<'_>, name: &str) -> Result<(), StoreError> {
+        let s = &self.s;
+        tx.query_opt(
+            &format!("SELECT 1 FROM {s}.users WHERE username = $1"),
+            &[&name],
+        )
+        .await
+        .map_err(pg)?
+        .map(|_| ())
+        .ok_or(StoreError::Unauthorized)
+    }
+
+    async fn put_session(
+        &self,
+        tx: &Transaction<'_>,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        let s = &self.s;
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.sessions (username, id, record, expires) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (username, id) DO UPDATE SET record = EXCLUDED.record, expires = EXCLUDED.expires"
+            ),
+            &[&session.username, &session.id, &encode(session)?, &int(session.expires)],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn blob_add(
+        &self,
+        tx: &Transaction<'_>,
+        username: &str,
+        sha256: &str,
+        size: u64,
+        content_type: &str,
+        quota: u64,
+    ) -> Result<(), StoreError> {
+        let s = &self.s;
+        self.require_user(tx, username).await?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.blob_usage (username, bytes) VALUES ($1, 0) ON CONFLICT DO NOTHING"
+            ),
+            &[&username],
+        )
+        .await
+        .map_err(pg)?;
+        // Locks the account's usage row: its quota checks are serialized.
+        let used = uint(
+            tx.query_one(
+                &format!("SELECT bytes FROM {s}.blob_usage WHERE username = $1 FOR UPDATE"),
+                &[&username],
+            )
+            .await
+            .map_err(pg)?
+            .get(0),
+        );
+        let held = tx
+            .query_opt(
+                &format!("SELECT 1 FROM {s}.blob_refs WHERE username = $1 AND sha256 = $2"),
+                &[&username, &sha256],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        if held {
+            return Ok(());
+        }
+        if used.saturating_add(size) > quota {
+            return Err(StoreError::QuotaExceeded { quota });
+        }
+        let record = tx
+            .query_opt(
+                &format!("SELECT record FROM {s}.blobs WHERE sha256 = $1 FOR UPDATE"),
+                &[&sha256],
+            )
+            .await
+            .map_err(pg)?;
+        let record = match record {
+            Some(row) => {
+                let mut r: BlobRecord = decode(&row.get::<_, String>(0), sha256)?;
+                r.refs += 1;
+                r
+            }
+            None => BlobRecord {
+                size,
+                content_type: content_type.to_owned(),
+                refs: 1,
+                created_at: crate::store::model::now_rfc3339(),
+            },
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.blobs (sha256, record) VALUES ($1, $2)
+                 ON CONFLICT (sha256) DO UPDATE SET record = EXCLUDED.record"
+            ),
+            &[&sha256, &encode(&record)?],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!("INSERT INTO {s}.blob_refs (username, sha256, size) VALUES ($1, $2, $3)"),
+            &[&username, &sha256, &int(size)],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!("UPDATE {s}.blob_usage SET bytes = $2 WHERE username = $1"),
+            &[&username, &int(used + size)],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn blob_remove(
+        &self,
+        tx: &Transaction<'_>,
+        username: &str,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        let s = &self.s;
+        let size: i64 = tx
+            .query_opt(
+                &format!(
+                    "DELETE FROM {s}.blob_refs WHERE username = $1 AND sha256 = $2 RETURNING size"
+                ),
+                &[&username, &sha256],
+            )
+            .await
+            .map_err(pg)?
+            .ok_or(StoreError::NotFound)?
+            .get(0);
+        tx.execute(
+            &format!(
+                "UPDATE {s}.blob_usage SET bytes = greatest(bytes - $2, 0) WHERE username = $1"
+            ),
+            &[&username, &size],
+        )
+        .await
+        .map_err(pg)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT record FROM {s}.blobs WHERE sha256 = $1 FOR UPDATE"),
+                &[&sha256],
+            )
+            .await
+            .map_err(pg)?;
+        match row.map(|r| decode::<BlobRecord>(&r.get::<_, String>(0), sha256)) {
+            Some(Ok(mut record)) if record.refs > 1 => {
+                record.refs -= 1;
+                tx.execute(
+                    &format!("UPDATE {s}.blobs SET record = $2 WHERE sha256 = $1"),
+                    &[&sha256, &encode(&record)?],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            _ => {
+                tx.execute(
+                    &format!("DELETE FROM {s}.blobs WHERE sha256 = $1"),
+                    &[&sha256],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+        Ok(())
+    }
+}
