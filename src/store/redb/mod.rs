@@ -6,6 +6,7 @@
 //! tokio's blocking pool.
 
 pub mod backup;
+mod blobs;
 mod writer;
 
 use std::path::Path;
@@ -355,17 +356,7 @@ impl Backend for RedbBackend {
         let sha = sha256.to_owned();
         self.read(move |db| {
             let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let refs = txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?;
-            for user in &users {
-                if refs
-                    .get((user.as_str(), sha.as_str()))
-                    .map_err(StoreError::unavailable)?
-                    .is_some()
-                {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
+            blobs::holds(&txn, &sha, &users)
         })
         .boxed()
     }
@@ -379,30 +370,7 @@ impl Backend for RedbBackend {
         let name = username.to_owned();
         self.read(move |db| {
             let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let refs = txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?;
-            let usage = txn
-                .open_table(BLOB_USAGE)
-                .map_err(StoreError::unavailable)?;
-            let used = usage
-                .get(name.as_str())
-                .map_err(StoreError::unavailable)?
-                .map_or(0, |v| v.value());
-            let mut out = Vec::new();
-            for row in refs
-                .range((name.as_str(), "")..)
-                .map_err(StoreError::unavailable)?
-                .skip(offset)
-            {
-                let (key, size) = row.map_err(StoreError::unavailable)?;
-                if key.value().0 != name || out.len() >= limit {
-                    break;
-                }
-                out.push(BlobRef {
-                    sha256: key.value().1.to_owned(),
-                    size: size.value(),
-                });
-            }
-            Ok((out, used))
+            blobs::of_user(&txn, &name, offset, limit)
         })
         .boxed()
     }

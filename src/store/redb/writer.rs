@@ -12,14 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, Durability, ReadableTable, Table};
 
-use super::{
-    BLOB_REFS, BLOB_USAGE, BLOBS, DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS,
-    decode, flag_table,
-};
+use super::blobs::BlobTables;
+use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply, replay};
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
 use crate::store::error::StoreError;
-use crate::store::model::{BlobRecord, Document, UserRecord, now_rfc3339, rfc3339_millis};
+use crate::store::model::{Document, UserRecord, now_rfc3339, rfc3339_millis};
 
 /// How often, at most, the change log of recently written documents is trimmed.
 const TRIM_INTERVAL: Duration = Duration::from_millis(500);
@@ -138,11 +136,7 @@ fn commit_batch(
             revoked: txn.open_table(REVOKED).map_err(StoreError::unavailable)?,
             sessions: txn.open_table(SESSIONS).map_err(StoreError::unavailable)?,
             txn: &txn,
-            blobs: txn.open_table(BLOBS).map_err(StoreError::unavailable)?,
-            blob_refs: txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?,
-            blob_usage: txn
-                .open_table(BLOB_USAGE)
-                .map_err(StoreError::unavailable)?,
+            blobs: BlobTables::open(&txn)?,
             latest: HashMap::new(),
             cached,
             now: now_rfc3339(),
@@ -170,9 +164,7 @@ struct Tables<'t> {
     revoked: Table<'t, &'static str, u64>,
     sessions: Table<'t, (&'static str, &'static str), &'static [u8]>,
     txn: &'t redb::WriteTransaction,
-    blobs: Table<'t, &'static str, &'static [u8]>,
-    blob_refs: Table<'t, (&'static str, &'static str), u64>,
-    blob_usage: Table<'t, &'static str, u64>,
+    blobs: BlobTables<'t>,
     /// Documents as left by earlier writes of this batch (saves re-parsing them).
     latest: HashMap<String, Arc<Document>>,
     /// Committed documents kept in memory by the store: parsing a document from its bytes
@@ -290,8 +282,18 @@ impl Tables<'_> {
                 size,
                 content_type,
                 quota,
-            } => self.blob_add(username, sha256, *size, content_type, *quota),
-            Write::BlobRemove { username, sha256 } => self.blob_remove(username, sha256),
+            } => {
+                if !self.user_exists(username)? {
+                    return Ok(Err(StoreError::Unauthorized));
+                }
+                let added =
+                    self.blobs
+                        .add(username, sha256, *size, content_type, *quota, &self.now)?;
+                Ok(added.map(|()| None))
+            }
+            Write::BlobRemove { username, sha256 } => {
+                Ok(self.blobs.remove(username, sha256)?.map(|()| None))
+            }
             Write::Session(session) => {
                 self.put_session(session)?;
                 Ok(Ok(None))
@@ -326,96 +328,6 @@ impl Tables<'_> {
             Some(bytes) => Ok(Some(decode(bytes.value(), name)?)),
             None => Ok(None),
         }
-    }
-
-    fn blob_add(
-        &mut self,
-        username: &str,
-        sha256: &str,
-        size: u64,
-        content_type: &str,
-        quota: u64,
-    ) -> Result<Outcome, StoreError> {
-        if !self.user_exists(username)? {
-            return Ok(Err(StoreError::Unauthorized));
-        }
-        let key = (username, sha256);
-        if self
-            .blob_refs
-            .get(key)
-            .map_err(StoreError::unavailable)?
-            .is_some()
-        {
-            return Ok(Ok(None));
-        }
-        let used = self
-            .blob_usage
-            .get(username)
-            .map_err(StoreError::unavailable)?
-            .map_or(0, |v| v.value());
-        if used.saturating_add(size) > quota {
-            return Ok(Err(StoreError::QuotaExceeded { quota }));
-        }
-        let record = match self.blobs.get(sha256).map_err(StoreError::unavailable)? {
-            Some(bytes) => {
-                let mut record: BlobRecord = decode(bytes.value(), sha256)?;
-                record.refs += 1;
-                record
-            }
-            None => BlobRecord {
-                size,
-                content_type: content_type.to_owned(),
-                refs: 1,
-                created_at: self.now.clone(),
-            },
-        };
-        let bytes = serde_json::to_vec(&record).map_err(StoreError::unavailable)?;
-        self.blobs
-            .insert(sha256, bytes.as_slice())
-            .map_err(StoreError::unavailable)?;
-        self.blob_refs
-            .insert(key, size)
-            .map_err(StoreError::unavailable)?;
-        self.blob_usage
-            .insert(username, used + size)
-            .map_err(StoreError::unavailable)?;
-        Ok(Ok(None))
-    }
-
-    fn blob_remove(&mut self, username: &str, sha256: &str) -> Result<Outcome, StoreError> {
-        let Some(size) = self
-            .blob_refs
-            .remove((username, sha256))
-            .map_err(StoreError::unavailable)?
-            .map(|v| v.value())
-        else {
-            return Ok(Err(StoreError::NotFound));
-        };
-        let used = self
-            .blob_usage
-            .get(username)
-            .map_err(StoreError::unavailable)?
-            .map_or(0, |v| v.value());
-        self.blob_usage
-            .insert(username, used.saturating_sub(size))
-            .map_err(StoreError::unavailable)?;
-        let record = match self.blobs.get(sha256).map_err(StoreError::unavailable)? {
-            Some(bytes) => Some(decode::<BlobRecord>(bytes.value(), sha256)?),
-            None => None,
-        };
-        match record {
-            Some(mut record) if record.refs > 1 => {
-                record.refs -= 1;
-                let bytes = serde_json::to_vec(&record).map_err(StoreError::unavailable)?;
-                self.blobs
-                    .insert(sha256, bytes.as_slice())
-                    .map_err(StoreError::unavailable)?;
-            }
-            _ => {
-                self.blobs.remove(sha256).map_err(StoreError::unavailable)?;
-            }
-        }
-        Ok(Ok(None))
     }
 
     fn put_session(
