@@ -27,10 +27,10 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 use crate::store::{Committed, Flag, PgSettings, Version};
-use tokio_util::sync::CancellationToken;
 
 /// What one node tells the others.
 #[derive(Debug, Deserialize, PartialEq)]

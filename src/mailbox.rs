@@ -80,11 +80,6 @@ impl<T> Sender<T> {
         self.shared.notify.notify_one();
         Ok(())
     }
-
-    /// Whether the receiver is gone.
-    pub fn is_closed(&self) -> bool {
-        self.shared.receiver_gone.load(Ordering::Acquire)
-    }
 }
 
 impl<T> Clone for Sender<T> {
@@ -158,7 +153,11 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(tx.try_send(4).is_ok());
         assert_eq!(waiter.await.ok().flatten(), Some(4));
-        assert!(tx.is_closed(), "the receiver was dropped with the task");
+        assert_eq!(
+            tx.try_send(6),
+            Err(6),
+            "the receiver was dropped with the task"
+        );
         assert_eq!(tx2.try_send(5), Err(5));
     }
 

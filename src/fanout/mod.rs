@@ -159,7 +159,7 @@ impl Hub {
             let seen = topic
                 .last
                 .fetch_max(version, std::sync::atomic::Ordering::SeqCst);
-            if seen >= version && version > 0 {
+            if seen >= version {
                 return;
             }
             let change = Arc::new(Change {

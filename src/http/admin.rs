@@ -3,6 +3,8 @@
 //! functions `hearth user ...` runs on a stopped server's data dir (`accounts.rs`).
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -15,8 +17,6 @@ use crate::auth::Claims;
 use crate::error::Error;
 use crate::state::AppState;
 use crate::store::Scope;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;

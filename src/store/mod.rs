@@ -30,7 +30,6 @@ pub use self::model::{
     Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord, Update,
     UserRecord, Version,
 };
-pub use self::postgres::PgBackend;
 use self::redb::{RedbBackend, WriterConfig};
 
 /// Where documents are cached and how commits are announced.

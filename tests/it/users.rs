@@ -220,7 +220,7 @@ async fn online_commands_reset_passwords_disable_and_grant_through_the_server() 
     assert_eq!(get(&base, "/v1/admin/stats", &boss).await, 200);
 
     // Disable closes her sockets at once; enable lets her back in.
-    let (mut ann_ws2, _) = (server.client().await, ());
+    let mut ann_ws2 = server.client().await;
     let r = ann_ws2.request(json!({"type": "auth", "token": ann})).await;
     assert_eq!(r["type"], "auth", "{r}");
     assert!(
