@@ -6,20 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::json;
 
-use crate::common::{Client, TestServer};
+use crate::common::{Client, TestServer, http_get};
 
+/// Runs the CLI; (success, what it reported on stderr).
 async fn hearth(args: &[&str], data_dir: &std::path::Path) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .env("DATA_DIR", data_dir)
-        .env_remove("JWT_SECRET")
-        .output()
-        .await
-        .expect("run hearth");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = crate::common::hearth_cli(args, data_dir, "").await;
+    (run.ok, run.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,18 +100,11 @@ async fn an_online_backup_under_writes_restores_everything_acknowledged_before_i
             json!({"v": version}),
             "no half commit"
         );
-        let changes: serde_json::Value = reqwest::Client::new()
-            .get(format!(
-                "http://{}/v1/users/{name}/changes?limit=1000",
-                restored.addr
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!(
+            "http://{}/v1/users/{name}/changes?limit=1000",
+            restored.addr
+        );
+        let (_, changes) = http_get(&url, &token).await;
         assert_eq!(
             changes["changes"].as_array().unwrap().len() as u64,
             version.min(1000),
@@ -210,13 +195,10 @@ async fn blob_references_and_admin_grants_travel_with_a_backup() {
         .await
         .unwrap();
     let hash = up["sha256"].as_str().unwrap().to_owned();
-    let granted = http
-        .post(format!("{base}/v1/admin/users/ann/admin"))
-        .bearer_auth(&boss_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(granted.status(), 204);
+    let grant = format!("{base}/v1/admin/users/ann/admin");
+    let (status, _) =
+        crate::common::http(reqwest::Method::POST, &grant, Some(&boss_token), None).await;
+    assert_eq!(status, 204);
 
     let backup_dir = tempfile::tempdir().unwrap();
     let file = backup_dir.path().join("b.redb");
@@ -254,21 +236,8 @@ async fn blob_references_and_admin_grants_travel_with_a_backup() {
         .unwrap();
     assert_eq!(blob.status(), 200);
     assert_eq!(blob.bytes().await.unwrap().len(), 4096);
-    let list: serde_json::Value = http
-        .get(format!("{base}/v1/blobs"))
-        .bearer_auth(&ann_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = http_get(&format!("{base}/v1/blobs"), &ann_token).await;
     assert_eq!(list["used"], 4096);
-    let stats = http
-        .get(format!("{base}/v1/admin/stats"))
-        .bearer_auth(&ann_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stats.status(), 200, "the admin grant came along");
+    let (status, _) = http_get(&format!("{base}/v1/admin/stats"), &ann_token).await;
+    assert_eq!(status, 200, "the admin grant came along");
 }

@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::{Client, TestServer, assert_error, database_url, fresh_schema, spawn_hearth};
+use crate::common::{
+    Client, TestServer, assert_error, database_url, fresh_schema, http, http_get, spawn_hearth,
+};
 
 async fn authed(node: &TestServer, token: &str) -> Client {
     let mut c = node.client().await;
@@ -73,15 +75,7 @@ async fn watchers_on_every_node_see_every_nodes_commits_in_order() {
     }
     // REST reads on any node see the newest version.
     for node in &nodes {
-        let doc: Value = reqwest::Client::new()
-            .get(format!("http://{}/v1/users/ann", node.addr))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, doc) = http_get(&format!("http://{}/v1/users/ann", node.addr), &token).await;
         assert_eq!(doc["metadata"]["version"], 30, "{doc}");
     }
 }
@@ -140,31 +134,17 @@ async fn logout_disable_and_unsharing_act_on_every_node() {
     assert_eq!(r["type"], "logout");
     let told = ann_b.next_push().await;
     assert_error(&told, "invalid_token");
-    let me = |node: &TestServer, token: &str| {
-        let (url, token) = (format!("http://{}/v1/me", node.addr), token.to_owned());
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(me(b, &ann).await, 401);
+    let me = |node: &TestServer| format!("http://{}/v1/me", node.addr);
+    assert_eq!(http_get(&me(b), &ann).await.0, 401);
 
     // Unsharing on A ends bob's watch on B.
-    let login: Value = reqwest::Client::new()
-        .post(format!("http://{}/v1/login", a.addr))
-        .json(&json!({"username": "ann", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, login) = http(
+        reqwest::Method::POST,
+        &format!("http://{}/v1/login", a.addr),
+        None,
+        Some(json!({"username": "ann", "password": "correct horse"})),
+    )
+    .await;
     let ann = login["token"].as_str().unwrap().to_owned();
     let mut owner = authed(a, &ann).await;
     let r = owner
@@ -185,16 +165,11 @@ async fn logout_disable_and_unsharing_act_on_every_node() {
     assert_eq!(ended["detail"], "access revoked");
 
     // An admin disables bob on A: his socket on B closes (4003), B refuses his token.
-    let status = reqwest::Client::new()
-        .post(format!("http://{}/v1/admin/users/bob/disable", a.addr))
-        .bearer_auth(&boss)
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let disable = format!("http://{}/v1/admin/users/bob/disable", a.addr);
+    let (status, _) = http(reqwest::Method::POST, &disable, Some(&boss), None).await;
     assert_eq!(status, 204);
     assert_eq!(bob_b.closed_with().await, 4003);
-    assert_eq!(me(b, &bob).await, 401);
+    assert_eq!(http_get(&me(b), &bob).await.0, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

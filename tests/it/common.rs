@@ -171,6 +171,66 @@ pub async fn spawn_hearth(
     (child, addr)
 }
 
+/// One HTTP request with an optional bearer token and JSON body: the status and the JSON
+/// answer (`null` when there is none).
+pub async fn http(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET url` with `token`: the status and the JSON answer.
+pub async fn http_get(url: &str, token: &str) -> (u16, Value) {
+    http(reqwest::Method::GET, url, Some(token), None).await
+}
+
+/// What a run of the `hearth` binary printed.
+pub struct Cli {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `hearth args…` on `data_dir` with `stdin` fed in, with no connection or admin
+/// settings inherited from the environment.
+pub async fn hearth_cli(args: &[&str], data_dir: &std::path::Path, stdin: &str) -> Cli {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env("DATA_DIR", data_dir)
+        .env_remove("JWT_SECRET")
+        .env_remove("HEARTH_URL")
+        .env_remove("HEARTH_TOKEN")
+        .env_remove("ADMIN_USERS")
+        .env_remove("STORE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hearth");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).await.expect("stdin");
+    drop(input);
+    let out = child.wait_with_output().await.expect("hearth");
+    Cli {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The PostgreSQL database for store-parameterised and cluster tests, if any.
 pub fn database_url() -> Option<String> {
     std::env::var("TEST_DATABASE_URL")

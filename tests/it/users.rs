@@ -1,60 +1,24 @@
 //! `hearth user ...` through the real binary: on a stopped server's data dir, and through a
 //! running server with an admin token; plus the admin API's account routes.
 
-use std::process::Stdio;
-
+use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
-use crate::common::{TestServer, assert_error};
+use crate::common::{TestServer, assert_error, hearth_cli, http, http_get};
 
 /// Runs `hearth args...` on `data_dir`, with `stdin` fed in; (success, stdout, stderr).
 async fn hearth(args: &[&str], data_dir: &std::path::Path, stdin: &str) -> (bool, String, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .env("DATA_DIR", data_dir)
-        .env_remove("JWT_SECRET")
-        .env_remove("HEARTH_URL")
-        .env_remove("HEARTH_TOKEN")
-        .env_remove("ADMIN_USERS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run hearth");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).await.expect("stdin");
-    drop(input);
-    let out = child.wait_with_output().await.expect("hearth");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = hearth_cli(args, data_dir, stdin).await;
+    (run.ok, run.stdout, run.stderr)
 }
 
 async fn login(base: &str, name: &str, password: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/v1/login"))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
+    let body = json!({"username": name, "password": password});
+    http(Method::POST, &format!("{base}/v1/login"), None, Some(body)).await
 }
 
 async fn get(base: &str, path: &str, token: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    http_get(&format!("{base}{path}"), token).await.0
 }
 
 #[tokio::test]
