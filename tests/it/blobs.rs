@@ -210,16 +210,13 @@ async fn hashes_are_verified_and_bad_names_refused() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    let login: Value = http
-        .client
-        .post(format!("{}/v1/login", http.base))
-        .json(&json!({"username": "ann", "password": "correct horse", "scope": "read"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, login) = crate::common::http(
+        reqwest::Method::POST,
+        &format!("{}/v1/login", http.base),
+        None,
+        Some(json!({"username": "ann", "password": "correct horse", "scope": "read"})),
+    )
+    .await;
     let read_only = login["token"].as_str().unwrap();
     let (status, body) = http.put(read_only, "/v1/blobs", b"x".to_vec()).await;
     assert_eq!(status, 403, "{body}");
