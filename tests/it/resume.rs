@@ -157,3 +157,42 @@ async fn resume_works_across_a_restart() {
         assert_eq!(w.next_push().await["version"], v);
     }
 }
+
+/// Updates are journaled first and folded into the log and the document later (the writer
+/// folds when idle). With no cache, every read and every update rebuilds the document from
+/// storage, across folded and unfolded versions, before and after a restart.
+#[tokio::test]
+async fn documents_and_history_span_folded_and_journaled_versions() {
+    let server = TestServer::start_with(|c| c.cache_size = 0).await;
+    let (mut owner, _, token) = server.user().await;
+    for v in 0..5 {
+        bump(&mut owner, v, json!({"n": v, "first": true})).await;
+    }
+    // Idle past the trim interval: the first five are folded.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    for v in 5..10 {
+        bump(&mut owner, v, json!({"n": v})).await;
+    }
+    let check = |server: TestServer, token: String| async move {
+        let mut w = server.client().await;
+        w.request(json!({"type": "auth", "token": token})).await;
+        let doc = w.request(json!({"type": "fetch"})).await;
+        assert_eq!(doc["data"]["metadata"]["version"], 10, "{doc}");
+        assert_eq!(doc["data"]["userdata"], json!({"n": 9, "first": true}));
+        let reply = w.request(json!({"type": "watch", "since": 0})).await;
+        assert_eq!(reply["type"], "watching", "{reply}");
+        for v in 1..=10u64 {
+            let change = w.next_push().await;
+            assert_eq!(change["version"], v, "{change}");
+            assert_eq!(change["data"]["userdata"]["n"], v - 1, "{change}");
+        }
+        server
+    };
+    let server = check(server, token.clone()).await;
+    let server = server.restart().await;
+    let mut server = check(server, token.clone()).await;
+    let mut again = server.client().await;
+    again.request(json!({"type": "auth", "token": token})).await;
+    bump(&mut again, 10, json!({"n": 10})).await;
+    server.shutdown().await;
+}

@@ -55,6 +55,7 @@ pub fn snapshot(db: &Database, dest: &Path, info: &[(&str, &str)]) -> Result<u64
         rows += copy(&read, &write, DOCS)?;
         rows += copy(&read, &write, LOG)?;
         rows += copy(&read, &write, LOG_BASE)?;
+        rows += copy(&read, &write, super::journal::JOURNAL)?;
         rows += copy(&read, &write, REVOKED)?;
         rows += copy(&read, &write, SESSIONS)?;
         rows += copy(&read, &write, DISABLED)?;

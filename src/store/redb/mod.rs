@@ -7,6 +7,7 @@
 
 pub mod backup;
 mod blobs;
+mod journal;
 mod writer;
 
 use std::path::Path;
@@ -57,7 +58,9 @@ fn flag_table(flag: Flag) -> TableDefinition<'static, &'static str, ()> {
 }
 
 /// Bumped when the on-disk layout changes; a newer file is refused rather than misread.
-const SCHEMA_VERSION: u64 = 1;
+/// 2: updates go to the journal first (`journal.rs`); a build that reads only `docs` would
+/// serve stale documents from such a file, so it must refuse it.
+const SCHEMA_VERSION: u64 = 2;
 
 /// Writes waiting for the writer beyond this make callers wait (backpressure, not memory).
 const QUEUE: usize = 4096;
@@ -76,6 +79,7 @@ pub struct RedbBackend {
     /// Taken out by `close`, so the file is released when shutdown returns even if some task
     /// still holds a `Store` clone; reads after that fail with `Unavailable`.
     db: Mutex<Option<Arc<Database>>>,
+    journal: Arc<journal::Journal>,
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -112,7 +116,9 @@ impl RedbBackend {
             other => StoreError::unavailable(other),
         })?;
         init_schema(&db)?;
+        let journal = Arc::new(journal::Journal::load(&db)?);
         let db = Arc::new(db);
+        let writer_journal = journal.clone();
         let (tx, rx): (SyncSender<Job>, Receiver<Job>) = sync_channel(QUEUE);
         let writer_db = db.clone();
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -126,6 +132,7 @@ impl RedbBackend {
                     &cfg,
                     &hook,
                     &latest,
+                    &writer_journal,
                     &writer_health,
                     &metrics,
                 );
@@ -135,6 +142,7 @@ impl RedbBackend {
             path: path.to_owned(),
             healthy,
             db: Mutex::new(Some(db)),
+            journal,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -179,8 +187,9 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
                     "data file has schema version {v}; this build reads up to {SCHEMA_VERSION}"
                 )));
             }
-            Some(_) => {}
-            None => {
+            Some(v) if v == SCHEMA_VERSION => {}
+            // Older files only lack tables, which are created below.
+            Some(_) | None => {
                 meta.insert("schema_version", SCHEMA_VERSION)
                     .map_err(StoreError::unavailable)?;
             }
@@ -190,6 +199,8 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
         txn.open_table(DOCS).map_err(StoreError::unavailable)?;
         txn.open_table(LOG).map_err(StoreError::unavailable)?;
         txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
+        txn.open_table(journal::JOURNAL)
+            .map_err(StoreError::unavailable)?;
         txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
         txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
         txn.open_table(DISABLED).map_err(StoreError::unavailable)?;
@@ -249,7 +260,19 @@ impl Backend for RedbBackend {
         username: &'a str,
     ) -> BoxFuture<'a, Result<Option<Document>, StoreError>> {
         let name = username.to_owned();
-        self.read(move |db| read_json(db, DOCS, &name)).boxed()
+        let journal = self.journal.clone();
+        self.read(move |db| {
+            let (txn, seqs) = journal.snapshot(db, &name)?;
+            let open = |e: redb::TableError| StoreError::unavailable(e);
+            journal::document(
+                &txn.open_table(DOCS).map_err(open)?,
+                &txn.open_table(LOG).map_err(open)?,
+                &txn.open_table(journal::JOURNAL).map_err(open)?,
+                &name,
+                &seqs,
+            )
+        })
+        .boxed()
     }
 
     fn user<'a>(
@@ -269,9 +292,10 @@ impl Backend for RedbBackend {
         with_base: bool,
     ) -> BoxFuture<'a, Result<History, StoreError>> {
         let name = username.to_owned();
+        let journal = self.journal.clone();
         self.read(move |db| {
             // One read transaction: base and entries agree even while the writer trims.
-            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            let (txn, seqs) = journal.snapshot(db, &name)?;
             let log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
             let (base, from) = if with_base {
                 let bases = txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
@@ -292,7 +316,20 @@ impl Backend for RedbBackend {
                 .transpose()
                 .map_err(StoreError::unavailable)?
                 .map(|(k, _)| k.value().1);
-            let entries = read_log(&log, &name, from, to, limit)?;
+            let mut entries = read_log(&log, &name, from, to, limit)?;
+            // Entries not folded yet are newer than every logged one.
+            let rows = txn
+                .open_table(journal::JOURNAL)
+                .map_err(StoreError::unavailable)?;
+            let unfolded = journal::entries(&rows, &name, &seqs)?;
+            let oldest = oldest.or_else(|| unfolded.first().map(|e| e.version));
+            let room = limit.saturating_sub(entries.len());
+            entries.extend(
+                unfolded
+                    .into_iter()
+                    .filter(|e| e.version >= from && e.version <= to)
+                    .take(room),
+            );
             Ok(History {
                 base,
                 oldest,
@@ -411,7 +448,12 @@ impl Backend for RedbBackend {
                         .len(),
                 )?,
                 documents: count(txn.open_table(DOCS).map_err(StoreError::unavailable)?.len())?,
-                log_entries: count(txn.open_table(LOG).map_err(StoreError::unavailable)?.len())?,
+                log_entries: count(txn.open_table(LOG).map_err(StoreError::unavailable)?.len())?
+                    + count(
+                        txn.open_table(journal::JOURNAL)
+                            .map_err(StoreError::unavailable)?
+                            .len(),
+                    )?,
                 blobs: count(
                     txn.open_table(BLOBS)
                         .map_err(StoreError::unavailable)?

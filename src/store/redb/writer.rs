@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redb::{Database, Durability, ReadableTable, Table};
 
 use super::blobs::BlobTables;
+use super::journal::{self, FOLD_AT, JOURNAL, Journal};
 use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply, replay};
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
@@ -37,12 +38,15 @@ pub struct WriterConfig {
     pub max_age: Option<Duration>,
 }
 
+// Everything the thread borrows from its owner, passed once at spawn.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     db: &Database,
     rx: &Receiver<Job>,
     cfg: &WriterConfig,
     hook: &CommitHook,
     latest: &LatestDoc,
+    journal: &Journal,
     healthy: &std::sync::atomic::AtomicBool,
     metrics: &crate::metrics::Metrics,
 ) {
@@ -51,7 +55,7 @@ pub(super) fn run(
     let mut dirty: HashSet<String> = HashSet::new();
     let mut last_trim = Instant::now();
     loop {
-        let first = if dirty.is_empty() {
+        let first = if dirty.is_empty() && journal.len() == 0 {
             match rx.recv() {
                 Ok(job) => job,
                 Err(_) => return,
@@ -60,6 +64,7 @@ pub(super) fn run(
             match rx.recv_timeout(TRIM_INTERVAL.saturating_sub(last_trim.elapsed())) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
+                    fold(db, journal, latest);
                     trim(db, &mut dirty, cfg);
                     last_trim = Instant::now();
                     continue;
@@ -75,7 +80,7 @@ pub(super) fn run(
             }
         }
         let started = Instant::now();
-        let outcomes = match commit_batch(db, &jobs, cfg, latest) {
+        let outcomes = match commit_batch(db, &jobs, cfg, latest, journal) {
             Ok(outcomes) => {
                 metrics
                     .commit_seconds
@@ -107,7 +112,11 @@ pub(super) fn run(
         for c in &committed {
             hook(c, Stage::Answered);
         }
+        if journal.len() >= FOLD_AT {
+            fold(db, journal, latest);
+        }
         if last_trim.elapsed() >= TRIM_INTERVAL && !dirty.is_empty() {
+            fold(db, journal, latest);
             trim(db, &mut dirty, cfg);
             last_trim = Instant::now();
         }
@@ -121,17 +130,21 @@ fn commit_batch(
     jobs: &[Job],
     cfg: &WriterConfig,
     cached: &LatestDoc,
+    journal: &Journal,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
     txn.set_durability(Durability::Immediate)
         .map_err(StoreError::unavailable)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut wrote = false;
-    {
+    let staged = {
         let mut tables = Tables {
             users: txn.open_table(USERS).map_err(StoreError::unavailable)?,
             docs: txn.open_table(DOCS).map_err(StoreError::unavailable)?,
             log: txn.open_table(LOG).map_err(StoreError::unavailable)?,
+            rows: txn.open_table(JOURNAL).map_err(StoreError::unavailable)?,
+            journal,
+            staged: Vec::new(),
             bases: txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?,
             revoked: txn.open_table(REVOKED).map_err(StoreError::unavailable)?,
             sessions: txn.open_table(SESSIONS).map_err(StoreError::unavailable)?,
@@ -146,9 +159,15 @@ fn commit_batch(
             wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
-    }
+        tables.staged
+    };
     if wrote {
-        txn.commit().map_err(StoreError::unavailable)?;
+        // Indexed before they are visible (journal.rs says why).
+        journal.stage(&staged);
+        if let Err(e) = txn.commit() {
+            journal.unstage(&staged);
+            return Err(StoreError::unavailable(e));
+        }
     } else {
         // Every write was refused: skip the fsync.
         txn.abort().map_err(StoreError::unavailable)?;
@@ -160,6 +179,10 @@ struct Tables<'t> {
     users: Table<'t, &'static str, &'static [u8]>,
     docs: Table<'t, &'static str, &'static [u8]>,
     log: Table<'t, (&'static str, u64), &'static [u8]>,
+    rows: Table<'t, u64, &'static [u8]>,
+    journal: &'t Journal,
+    /// Journal rows written by this batch, indexed just before the commit.
+    staged: Vec<(String, u64)>,
     bases: Table<'t, &'static str, &'static [u8]>,
     revoked: Table<'t, &'static str, u64>,
     sessions: Table<'t, (&'static str, &'static str), &'static [u8]>,
@@ -198,14 +221,16 @@ impl Tables<'_> {
                         )));
                     }
                 };
+                // One append to the journal; the document and its log entry are written
+                // when the journal is folded (journal.rs).
                 let name = update.target.as_str();
-                self.docs
-                    .insert(name, applied.bytes.as_slice())
-                    .map_err(StoreError::unavailable)?;
                 let entry = serde_json::to_vec(&applied.entry).map_err(StoreError::unavailable)?;
-                self.log
-                    .insert((name, applied.entry.version), entry.as_slice())
+                let row = journal::encode_row(name, applied.entry.version, &entry)?;
+                let seq = self.journal.next_seq();
+                self.rows
+                    .insert(seq, row.as_slice())
                     .map_err(StoreError::unavailable)?;
+                self.staged.push((update.target.clone(), seq));
                 let doc = Arc::new(applied.doc);
                 self.latest.insert(update.target.clone(), doc.clone());
                 Ok(Ok(Some(Arc::new(Committed {
@@ -351,10 +376,18 @@ impl Tables<'_> {
         if let Some(doc) = (self.cached)(name) {
             return Ok(Some(doc));
         }
-        match self.docs.get(name).map_err(StoreError::unavailable)? {
-            Some(bytes) => Ok(Some(Arc::new(decode(bytes.value(), name)?))),
-            None => Ok(None),
-        }
+        let seqs = self.journal.seqs(name);
+        Ok(journal::document(&self.docs, &self.log, &self.rows, name, &seqs)?.map(Arc::new))
+    }
+}
+
+/// Folds the journal; a failure is logged and retried at the next fold (the rows stay put).
+fn fold(db: &Database, journal: &Journal, latest: &LatestDoc) {
+    if journal.len() == 0 {
+        return;
+    }
+    if let Err(e) = journal::fold(db, journal, latest) {
+        tracing::warn!(error = %e, "folding the journal failed");
     }
 }
 
