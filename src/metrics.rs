@@ -27,6 +27,9 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Seconds from the start of a write transaction to its durable commit.
     pub commit_seconds: Histogram,
+    /// Seconds spent folding the update journal into the change log (redb), which holds up
+    /// the writer meanwhile.
+    pub fold_seconds: Histogram,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// `change` frames queued to watchers (WebSocket and SSE).
@@ -128,6 +131,11 @@ impl Metrics {
             commit_seconds: histogram(
                 "commit_seconds",
                 "Write transaction start to durable commit.",
+                prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
+            ),
+            fold_seconds: histogram(
+                "journal_fold_seconds",
+                "Folding the update journal into the change log.",
                 prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
             ),
             cache_hits: counter("cache_hits_total", "Document reads served from memory."),

@@ -64,7 +64,7 @@ pub(super) fn run(
             match rx.recv_timeout(TRIM_INTERVAL.saturating_sub(last_trim.elapsed())) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    fold(db, journal, latest);
+                    fold(db, journal, latest, metrics);
                     trim(db, &mut dirty, cfg);
                     last_trim = Instant::now();
                     continue;
@@ -113,10 +113,10 @@ pub(super) fn run(
             hook(c, Stage::Answered);
         }
         if journal.len() >= FOLD_AT {
-            fold(db, journal, latest);
+            fold(db, journal, latest, metrics);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && !dirty.is_empty() {
-            fold(db, journal, latest);
+            fold(db, journal, latest, metrics);
             trim(db, &mut dirty, cfg);
             last_trim = Instant::now();
         }
@@ -382,13 +382,17 @@ impl Tables<'_> {
 }
 
 /// Folds the journal; a failure is logged and retried at the next fold (the rows stay put).
-fn fold(db: &Database, journal: &Journal, latest: &LatestDoc) {
+fn fold(db: &Database, journal: &Journal, latest: &LatestDoc, metrics: &crate::metrics::Metrics) {
     if journal.len() == 0 {
         return;
     }
+    let started = Instant::now();
     if let Err(e) = journal::fold(db, journal, latest) {
         tracing::warn!(error = %e, "folding the journal failed");
     }
+    metrics
+        .fold_seconds
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// Trims the log of up to [`TRIM_BATCH`] dirty documents in one non-durable transaction
