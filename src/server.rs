@@ -136,6 +136,14 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());
     let token = state.shutdown.clone();
+    // Without TCP_NODELAY, a change frame written while the previous one is not yet acked
+    // waits for the peer's delayed ACK (up to 40 ms on Linux): that was most of the fanout's
+    // tail latency (BENCHMARKS.md, "Changes measured").
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let serve = tokio::spawn(async move {
         axum::serve(
             listener,
