@@ -23,7 +23,7 @@ use moka::sync::Cache;
 
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{
-    Backend, CommitHook, Committed, History, LatestDoc, Stage, StoreStats, Write,
+    Backend, CommitHook, Committed, History, LatestDoc, Prepared, Stage, StoreStats, Write,
 };
 pub use self::error::StoreError;
 pub use self::model::{
@@ -64,6 +64,7 @@ struct Parts {
     cache: Cache<String, Arc<Document>>,
     epoch: Arc<AtomicU64>,
     hook: CommitHook,
+    limits: Limits,
 }
 
 impl Parts {
@@ -89,12 +90,18 @@ impl Parts {
                 },
             )
         };
-        Parts { cache, epoch, hook }
+        Parts {
+            cache,
+            epoch,
+            hook,
+            limits: cfg.limits,
+        }
     }
 
     fn into_store(self, backend: Box<dyn Backend>, metrics: Arc<crate::metrics::Metrics>) -> Store {
         Store {
             inner: Arc::new(Inner {
+                limits: self.limits,
                 backend,
                 cache: self.cache,
                 epoch: self.epoch,
@@ -121,6 +128,7 @@ pub struct Store {
 
 struct Inner {
     backend: Box<dyn Backend>,
+    limits: Limits,
     cache: Cache<String, Arc<Document>>,
     /// Bumped by the writer after each durable commit, before it touches the cache. A reader
     /// that saw the same value before and after its disk read knows its copy is not stale.
@@ -271,14 +279,31 @@ impl Store {
             .ok_or_else(|| StoreError::unavailable("create returned no document"))
     }
 
+    /// Applies `update` to the cached latest version, if there is one and the update applies,
+    /// so the writer need not (see [`Prepared`]). A refusal here is left for the writer to
+    /// give against the true latest version.
+    fn prepare(&self, update: &Update) -> Option<Box<Prepared>> {
+        let base = self.inner.cache.get(&update.target)?;
+        let now = model::now_rfc3339();
+        // A panic in `apply` (or a patch library) must not take the session down; the writer
+        // then applies the update itself, under its own guard.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply::apply(&base, update, &self.inner.limits, &now)
+        }))
+        .ok()?
+        .ok()?;
+        Some(Box::new(Prepared { base, applied }))
+    }
+
     /// Commits `update` if it is still based on the current version; returns the new document.
     ///
     /// # Errors
     /// `Unauthorized`, `VersionMismatch`, `TooLarge`, `Invalid`, or `Unavailable`.
     pub async fn commit(&self, update: Update) -> Result<Arc<Committed>, StoreError> {
+        let prepared = self.prepare(&update);
         self.inner
             .backend
-            .write(Write::Update(update))
+            .write(Write::Update(update, prepared))
             .await?
             .ok_or_else(|| StoreError::unavailable("update returned no document"))
     }

@@ -355,7 +355,7 @@ impl Backend for PgBackend {
                 return Err(StoreError::unavailable("store is closed"));
             }
             let result = match write {
-                Write::Update(update) => {
+                Write::Update(update, _) => {
                     let sender = self
                         .updates
                         .lock()

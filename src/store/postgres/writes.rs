@@ -21,7 +21,9 @@ impl PgBackend {
         let tx = client.transaction().await.map_err(pg)?;
         let mut created = None;
         match &write {
-            Write::Update(_) => return Err(StoreError::unavailable("updates go through update()")),
+            Write::Update(..) => {
+                return Err(StoreError::unavailable("updates go through update()"));
+            }
             Write::CreateUser { user, doc, session } => {
                 let inserted = tx
                     .execute(

@@ -80,7 +80,7 @@ pub(super) fn run(
             }
         }
         let started = Instant::now();
-        let outcomes = match commit_batch(db, &jobs, cfg, latest, journal) {
+        let outcomes = match commit_batch(db, &mut jobs, cfg, latest, journal) {
             Ok(outcomes) => {
                 metrics
                     .commit_seconds
@@ -127,7 +127,7 @@ pub(super) fn run(
 /// the transaction and so every write in it; a refused update is an `Ok` outcome's `Err`.
 fn commit_batch(
     db: &Database,
-    jobs: &[Job],
+    jobs: &mut [Job],
     cfg: &WriterConfig,
     cached: &LatestDoc,
     journal: &Journal,
@@ -155,7 +155,7 @@ fn commit_batch(
             now: now_rfc3339(),
         };
         for job in jobs {
-            let outcome = tables.apply(&job.write, &cfg.limits)?;
+            let outcome = tables.apply(&mut job.write, &cfg.limits)?;
             wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
@@ -199,18 +199,21 @@ struct Tables<'t> {
 impl Tables<'_> {
     /// Applies one write. The outer `Err` is a storage failure (fails the batch); the inner
     /// one a refusal (this write only).
-    fn apply(&mut self, write: &Write, limits: &Limits) -> Result<Outcome, StoreError> {
+    fn apply(&mut self, write: &mut Write, limits: &Limits) -> Result<Outcome, StoreError> {
         match write {
-            Write::Update(update) => {
+            Write::Update(update, prepared) => {
                 let Some(current) = self.current(&update.target)? else {
                     return Ok(Err(StoreError::Unauthorized));
                 };
                 // `apply` is pure and writes nothing, so if a bug in it (or in a patch library)
                 // panics, only this update fails: the writer thread, and every other writer's
                 // update, must survive any input.
-                let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    apply(&current, update, limits, &self.now)
-                }));
+                let attempt = match prepared.take() {
+                    Some(p) if Arc::ptr_eq(&p.base, &current) => Ok(Ok(p.applied)),
+                    _ => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        apply(&current, update, limits, &self.now)
+                    })),
+                };
                 let applied = match attempt {
                     Ok(Ok(applied)) => applied,
                     Ok(Err(refused)) => return Ok(Err(refused)),
