@@ -17,6 +17,42 @@ fn metrics(pairs: &[(&str, f64)]) -> Metrics {
         .collect()
 }
 
+/// Signs up a writer on a thread and runtime of its own and runs `body` with it once `go`
+/// fires. The writers of `fanout` and `saturation` run there so the generator's own thousands
+/// of reader tasks cannot delay them (their socket too, so its readiness does not wait for
+/// the main runtime's I/O driver): the offered load and the ack latency are then the
+/// server's, not the generator's scheduling.
+async fn own_writer<T, F>(
+    url: String,
+    body: impl FnOnce(Conn) -> F + Send + 'static,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<T>,
+)
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    let (token_tx, token_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let (writer, _, token) = Conn::signup(&url).await;
+            let _ = token_tx.send(token);
+            if go_rx.await.is_ok() {
+                let _ = done_tx.send(body(writer).await);
+            }
+        });
+    });
+    (token_rx.await.expect("writer signed up"), go_tx, done_rx)
+}
+
 fn url(addr: &str) -> String {
     format!("ws://{addr}/ws")
 }
@@ -88,25 +124,9 @@ async fn watchers(addr: &str, token: &str, n: usize) -> Vec<Conn> {
 /// the last: send→change then crosses nodes (cluster mode).
 pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -> Metrics {
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
-    let (mut writer, _, token) = Conn::signup(&url(first)).await;
     let epoch = Instant::now();
-    let conns = watchers(last, &token, n).await;
     let updates = 100u64;
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .map(|mut c| {
-            tokio::spawn(async move {
-                let mut stats = Stats::default();
-                for _ in 0..updates {
-                    let change = c.next_change().await;
-                    let sent = change["data"]["userdata"]["t"].as_u64().expect("t");
-                    let now = epoch.elapsed().as_micros() as u64;
-                    stats.add(Duration::from_micros(now.saturating_sub(sent)));
-                }
-                stats
-            })
-        })
-        .collect();
+    let (token, go, writer_side) = own_writer(url(first), move |mut writer| async move {
     let mut acks = Stats::default();
     if open_loop {
         // Fixed schedule: update v leaves at v × interval whether or not v − 1 was answered
@@ -157,6 +177,27 @@ pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -
             tokio::time::sleep(interval).await;
         }
     }
+    acks
+    })
+    .await;
+    let conns = watchers(last, &token, n).await;
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut stats = Stats::default();
+                for _ in 0..updates {
+                    let change = c.next_change().await;
+                    let sent = change["data"]["userdata"]["t"].as_u64().expect("t");
+                    let now = epoch.elapsed().as_micros() as u64;
+                    stats.add(Duration::from_micros(now.saturating_sub(sent)));
+                }
+                stats
+            })
+        })
+        .collect();
+    let _ = go.send(());
+    let mut acks = writer_side.await.expect("writer");
     let mut all = Stats::default();
     for s in join_all(tasks).await {
         all.merge(s.expect("watcher"));
@@ -170,7 +211,16 @@ pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -
 }
 
 pub async fn saturation(addr: &str, n: usize, secs: u64) -> Metrics {
-    let (mut writer, _, token) = Conn::signup(&url(addr)).await;
+    let (token, go, writer_side) = own_writer(url(addr), move |mut writer| async move {
+        let stop = Instant::now() + Duration::from_secs(secs);
+        let mut v = 0;
+        while Instant::now() < stop {
+            writer.update(v, json!({"v": v})).await;
+            v += 1;
+        }
+        v
+    })
+    .await;
     let conns = watchers(addr, &token, n).await;
     let stop = Instant::now() + Duration::from_secs(secs);
     let tasks: Vec<_> = conns
@@ -186,11 +236,8 @@ pub async fn saturation(addr: &str, n: usize, secs: u64) -> Metrics {
         })
         .collect();
     let start = Instant::now();
-    let mut v = 0;
-    while Instant::now() < stop {
-        writer.update(v, json!({"v": v})).await;
-        v += 1;
-    }
+    let _ = go.send(());
+    let v = writer_side.await.expect("writer");
     let delivered: u64 = join_all(tasks)
         .await
         .into_iter()
