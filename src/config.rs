@@ -94,6 +94,11 @@ pub struct Config {
     #[arg(long, env = "IDLE_TIMEOUT", default_value_t = default::IDLE_TIMEOUT)]
     pub idle_timeout: u64,
 
+    /// Threads that write to sockets (writer loops and watch forwarders), apart from those
+    /// that read sockets and run commands; 0 means half the cores, at least one.
+    #[arg(long, env = "OUTPUT_THREADS", default_value_t = 0)]
+    pub output_threads: usize,
+
     /// Changes a watcher may fall behind before it gets a resync snapshot instead.
     #[arg(long, env = "WATCH_BUFFER", default_value_t = default::WATCH_BUFFER)]
     pub watch_buffer: usize,
@@ -207,6 +212,7 @@ impl Config {
             ping_interval: default::PING_INTERVAL,
             idle_timeout: default::IDLE_TIMEOUT,
             allowed_origins: None,
+            output_threads: 0,
             watch_buffer: default::WATCH_BUFFER,
             slow_consumer_timeout: default::SLOW_CONSUMER_TIMEOUT,
             max_batch: default::MAX_BATCH,

@@ -40,6 +40,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod names;
 pub mod ops;
+pub mod output;
 pub mod server;
 pub mod session;
 pub mod shutdown;

@@ -82,6 +82,13 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Nothing queued right now.
+    pub fn is_empty(&self) -> bool {
+        self.shared.items().is_empty()
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::AcqRel);
@@ -112,6 +119,20 @@ impl<T> Receiver<T> {
             }
             // `notify_one` leaves a permit when nobody waits, so an item pushed between the
             // check above and this await is not missed.
+            self.shared.notify.notified().await;
+        }
+    }
+
+    /// Waits until something is queued, without taking it: `false` once every sender is
+    /// gone and nothing is left. Lets the consumer take a lock before it takes items.
+    pub async fn ready(&mut self) -> bool {
+        loop {
+            if !self.shared.items().is_empty() {
+                return true;
+            }
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                return !self.shared.items().is_empty();
+            }
             self.shared.notify.notified().await;
         }
     }

@@ -27,6 +27,8 @@ pub enum StartError {
     Listener(std::io::Error),
     #[error("blob directory: {0}")]
     Blobs(std::io::Error),
+    #[error("output threads: {0}")]
+    Output(std::io::Error),
 }
 
 /// A server that is accepting connections.
@@ -115,7 +117,21 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let blobs =
         crate::blobs::Blobs::open(config.blob_dir(), config.blob_max_size, config.blob_quota)
             .map_err(StartError::Blobs)?;
-    let state = AppState::new(&config, store, hub, auth, metrics, secret_text, blobs);
+    let threads = match config.output_threads {
+        0 => crate::output::default_threads(),
+        n => n,
+    };
+    let output = crate::output::OutputThreads::start(threads).map_err(StartError::Output)?;
+    let state = AppState::new(
+        &config,
+        store,
+        hub,
+        auth,
+        metrics,
+        secret_text,
+        blobs,
+        output,
+    );
     if config.backup_interval > 0 && config.postgres().is_some() {
         tracing::warn!(
             "BACKUP_INTERVAL is ignored with STORE=postgres: back up the database with pg_dump"

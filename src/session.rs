@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -54,9 +55,10 @@ pub struct Session {
 
 pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuard) {
     let (sink, mut stream) = socket.split();
-    let (out, out_rx) = Outbound::new(state.limits.outbound_buffer);
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
+    let (out, out_rx) = Outbound::new(state.limits.outbound_buffer, sink.clone());
     let (close_tx, close_rx) = oneshot::channel();
-    let writer = tokio::spawn(write_loop(sink, out_rx, close_rx));
+    let writer = state.output.spawn(write_loop(sink, out_rx, close_rx));
     let (control, mut control_rx) = mailbox::channel(8);
     let shutdown = state.shutdown.clone();
     let per_second =
@@ -219,7 +221,7 @@ impl Session {
         };
         if let Some(watcher) = self.pending_watch.take() {
             let target = watcher.target().to_owned();
-            let handle = AbortOnDropHandle::new(tokio::spawn(watcher.run()));
+            let handle = AbortOnDropHandle::new(self.state.output.spawn(watcher.run()));
             self.watches.insert(target, handle);
         }
         sent
@@ -238,7 +240,10 @@ impl Session {
                 .with_label_values(&[body.code])
                 .inc();
         }
-        self.out.send(encode(id, reply)).await.is_ok()
+        self.out
+            .reply(encode(id, reply), self.state.limits.slow_consumer_timeout)
+            .await
+            .is_ok()
     }
 
     pub async fn send_error(&self, id: Option<&Value>, e: &Error) -> bool {

@@ -71,10 +71,14 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for them to close cleanly.
     pub tracker: TaskTracker,
+    /// Where writer loops and watch forwarders run (`output.rs`).
+    pub output: crate::output::OutputThreads,
     next_conn: Arc<AtomicU64>,
 }
 
 impl AppState {
+    // The shared parts a server is made of, each built by `server::start`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Config,
         store: Store,
@@ -83,6 +87,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         secret: String,
         blobs: crate::blobs::Blobs,
+        output: crate::output::OutputThreads,
     ) -> AppState {
         AppState {
             store,
@@ -109,6 +114,7 @@ impl AppState {
             blobs: Arc::new(blobs),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            output,
             next_conn: Arc::new(AtomicU64::new(1)),
         }
     }

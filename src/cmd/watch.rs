@@ -361,6 +361,11 @@ impl<T: WatchSink> Watcher<T> {
         if doc.access(&self.req.viewer) < Access::Read {
             return self.revoked().await;
         }
+        // Never go backwards: a read that is not newer than what was sent has nothing to add,
+        // and the next change this watcher receives fills any gap from the change log.
+        if doc.version() <= self.last {
+            return Step::Continue;
+        }
         self.last = doc.version();
         let frame = encode(
             None,

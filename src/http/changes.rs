@@ -128,7 +128,7 @@ pub async fn events(
     };
     let started = watch::start(&state, request, out).await?;
     let first = first_event(&started.reply);
-    let forwarder = AbortOnDropHandle::new(tokio::spawn(started.watcher.run()));
+    let forwarder = AbortOnDropHandle::new(state.output.spawn(started.watcher.run()));
 
     // Logout of this token ends the stream, as it signs out a socket.
     let (control, mut control_rx) = crate::mailbox::channel(1);

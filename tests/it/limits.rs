@@ -176,14 +176,16 @@ async fn signup_and_login_rates_per_address_and_username() {
     );
 }
 
-/// One watcher stops reading. It is coalesced, then closed with 4008; the other watcher of
-/// the same document still gets every version, in order, promptly.
+/// One watcher stops reading. It is closed with 4008; the other watcher of the same document
+/// still gets every version, in order, promptly. (Writers are not slowed by the fanout, so
+/// the buffer holds all 150 versions: a healthy watcher that falls behind on a busy machine
+/// would rightly be resynced, which is not what this test is about.)
 #[tokio::test]
 async fn a_slow_consumer_is_closed_and_others_are_unaffected() {
     let server = TestServer::start_with(|c| {
         c.outbound_buffer = 64 * 1024;
         c.slow_consumer_timeout = 300;
-        c.watch_buffer = 8;
+        c.watch_buffer = 256;
     })
     .await;
     let (mut owner, _, token) = server.user().await;
