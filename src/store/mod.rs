@@ -283,6 +283,10 @@ impl Store {
     /// so the writer need not (see [`Prepared`]). A refusal here is left for the writer to
     /// give against the true latest version.
     fn prepare(&self, update: &Update) -> Option<Box<Prepared>> {
+        // PostgreSQL's committer applies against rows it has locked; it has no use for this.
+        if self.inner.backend.shared() {
+            return None;
+        }
         let base = self.inner.cache.get(&update.target)?;
         let now = model::now_rfc3339();
         // A panic in `apply` (or a patch library) must not take the session down; the writer
