@@ -60,6 +60,11 @@ for r in $(seq "$RUNS"); do
     run "c) fanout, $w watchers" --scenario fanout --n "$w"
   done
   run "d) saturation, ${WATCHERS[0]} watchers" --scenario saturation --n "${WATCHERS[0]}" --secs "$SECS"
+  stop
+  # REST on a fresh server: after d) the server is still sending its last changes to 1000
+  # closing sockets and trimming thousands of versions, which g) would measure too.
+  rm -rf "$DATA"; DATA=$(mktemp -d)
+  start >/dev/null
   run "g) REST, 50 clients" --scenario rest --n 50 --secs "$SECS"
   stop
   # Idle connections on a fresh server, so RSS is not inflated by earlier scenarios.

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -51,11 +52,46 @@ impl Conn {
         assert_eq!(r["type"], "auth", "{r}");
     }
 
+    /// An update at `version`, waiting for its ack. Lean on purpose: the generator shares
+    /// the cores with the server, so the frame is formatted directly and the reply is read
+    /// for its id and type only (no `Value` trees), leaving the CPU to the server.
     pub async fn update(&mut self, version: u64, patch: Value) {
-        let r = self
-            .request(json!({"type": "update", "patch": true, "data": {"metadata": {"version": version}, "userdata": patch}}))
-            .await;
-        assert_eq!(r["type"], "version", "{r}");
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = format!(
+            r#"{{"id":{id},"type":"update","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
+        );
+        self.ws.send(Message::text(frame)).await.expect("send");
+        loop {
+            let text = self.next_text().await;
+            let head: Head<'_> = serde_json::from_str(text.as_str()).expect("json");
+            if head.id == Some(id) {
+                assert_eq!(head.kind, "version", "{}", text.as_str());
+                return;
+            }
+        }
+    }
+
+    async fn next_text(&mut self) -> tokio_tungstenite::tungstenite::Utf8Bytes {
+        loop {
+            match self.ws.next().await.expect("open").expect("ok") {
+                Message::Text(t) => return t,
+                Message::Close(f) => panic!("closed: {f:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next `change` frame's `data.userdata.t` (the fanout scenario's send time), read
+    /// without building the document.
+    pub async fn next_change_t(&mut self) -> u64 {
+        loop {
+            let text = self.next_text().await;
+            let change: ChangeT<'_> = serde_json::from_str(text.as_str()).expect("json");
+            if change.kind == "change" {
+                return change.data.and_then(|d| d.userdata.t).expect("t");
+            }
+        }
     }
 
     /// Sends a frame and waits for the reply with its id, skipping pushes.
@@ -76,22 +112,7 @@ impl Conn {
     }
 
     pub async fn next_frame(&mut self) -> Value {
-        loop {
-            match self.ws.next().await.expect("open").expect("ok") {
-                Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json"),
-                Message::Close(f) => panic!("closed: {f:?}"),
-                _ => {}
-            }
-        }
-    }
-
-    pub async fn next_change(&mut self) -> Value {
-        loop {
-            let v = self.next_frame().await;
-            if v["type"] == "change" {
-                return v;
-            }
-        }
+        serde_json::from_str(self.next_text().await.as_str()).expect("json")
     }
 
     /// Sends a frame without waiting for its reply.
@@ -111,4 +132,30 @@ impl Conn {
             _ => None,
         }
     }
+}
+
+/// The two fields every reply is matched on.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+}
+
+#[derive(Deserialize)]
+struct ChangeT<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    data: Option<DataT>,
+}
+
+#[derive(Deserialize)]
+struct DataT {
+    userdata: UserT,
+}
+
+#[derive(Deserialize)]
+struct UserT {
+    t: Option<u64>,
 }

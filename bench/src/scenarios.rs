@@ -187,8 +187,7 @@ pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -
             tokio::spawn(async move {
                 let mut stats = Stats::default();
                 for _ in 0..updates {
-                    let change = c.next_change().await;
-                    let sent = change["data"]["userdata"]["t"].as_u64().expect("t");
+                    let sent = c.next_change_t().await;
                     let now = epoch.elapsed().as_micros() as u64;
                     stats.add(Duration::from_micros(now.saturating_sub(sent)));
                 }
