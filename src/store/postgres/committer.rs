@@ -11,7 +11,7 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{decode, encode, int, pg};
-use crate::store::apply::{Limits, apply, replay};
+use crate::store::apply::{Limits, apply, replay_into};
 use crate::store::backend::{CommitHook, Committed, Stage};
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, Update, Version, now_rfc3339};
@@ -247,7 +247,7 @@ async fn trim(
         .map_err(pg)?;
     for row in rows {
         let entry: LogEntry = decode(&row.get::<_, String>(0), name)?;
-        base = replay(&base, &entry)?;
+        replay_into(&mut base, &entry)?;
     }
     tx.execute(
         &format!("UPDATE {s}.changelog_base SET body = $2 WHERE username = $1"),

@@ -30,7 +30,7 @@ use redb::{
 };
 
 use super::{DOCS, LOG, decode, read_log};
-use crate::store::apply::replay;
+use crate::store::apply::replay_into;
 use crate::store::backend::LatestDoc;
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, Version};
@@ -235,7 +235,7 @@ pub fn document(
     let logged = read_log(log, name, doc.version() + 1, Version::MAX, usize::MAX)?;
     for entry in logged.iter().chain(&entries(journal, name, seqs)?) {
         if entry.version > doc.version() {
-            doc = replay(&doc, entry).map_err(|e| {
+            replay_into(&mut doc, entry).map_err(|e| {
                 StoreError::Unavailable(format!("change log of {name} does not replay: {e}"))
             })?;
         }

@@ -15,7 +15,7 @@ use redb::{Database, Durability, ReadableTable, Table};
 use super::blobs::BlobTables;
 use super::journal::{self, FOLD_AT, JOURNAL, Journal};
 use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
-use crate::store::apply::{Limits, apply, replay};
+use crate::store::apply::{Limits, apply, replay_into};
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
 use crate::store::error::StoreError;
 use crate::store::model::{Document, UserRecord, now_rfc3339, rfc3339_millis};
@@ -469,7 +469,7 @@ fn trim_one(
         if entry.version >= keep_from && !too_old {
             break;
         }
-        base = replay(&base, &entry)?;
+        replay_into(&mut base, &entry)?;
         dropped += 1;
     }
     if dropped == 0 {
