@@ -80,9 +80,7 @@ impl<T> Sender<T> {
         self.shared.notify.notify_one();
         Ok(())
     }
-}
 
-impl<T> Sender<T> {
     /// Nothing queued right now.
     pub fn is_empty(&self) -> bool {
         self.shared.items().is_empty()
@@ -189,5 +187,27 @@ mod tests {
         tokio::task::yield_now().await;
         drop(tx);
         assert_eq!(waiter.await.ok().flatten(), None);
+    }
+
+    /// `ready` waits for an item without taking it (the writer loop takes items only under
+    /// the socket's lock), and reports the end once senders are gone and nothing is left.
+    #[tokio::test]
+    async fn ready_waits_without_taking() {
+        let (tx, mut rx) = channel::<u8>(4);
+        assert!(tx.is_empty());
+        let waiter = tokio::spawn(async move {
+            let ready = rx.ready().await;
+            (ready, rx)
+        });
+        tokio::task::yield_now().await;
+        assert!(tx.try_send(7).is_ok());
+        let (ready, mut rx) = waiter.await.expect("waiter");
+        assert!(ready);
+        assert!(!tx.is_empty(), "ready took nothing");
+        assert!(rx.ready().await, "still ready: the item is there");
+        assert_eq!(rx.try_recv(), Some(7));
+        assert!(tx.is_empty());
+        drop(tx);
+        assert!(!rx.ready().await, "no senders, nothing queued");
     }
 }

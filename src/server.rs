@@ -152,9 +152,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());
     let token = state.shutdown.clone();
-    // Without TCP_NODELAY, a change frame written while the previous one is not yet acked
-    // waits for the peer's delayed ACK (up to 40 ms on Linux): that was most of the fanout's
-    // tail latency (BENCHMARKS.md, "Changes measured").
+    // Without TCP_NODELAY, a push written while the previous one is not yet acknowledged
+    // waits for the peer's ACK (Nagle): up to an RTT, or a delayed ACK's 40 ms, added to the
+    // second change of a burst. On loopback it measured neutral for latency and cost ≈ 15%
+    // of saturation throughput (BENCHMARKS.md, "Changes measured"); realtime wins.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
