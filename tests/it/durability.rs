@@ -109,3 +109,75 @@ async fn log_format_json_writes_one_object_per_line() {
     assert!(seen.iter().any(|m| m == "hearth is listening"), "{seen:?}");
     child.kill().await.unwrap();
 }
+
+/// A data file from before the journal (schema 1: no `journal` table) opens, is upgraded in
+/// place, and keeps its documents, versions and tokens; updates then go to the journal.
+#[tokio::test]
+async fn a_schema_1_data_file_is_upgraded_in_place() {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition, TableHandle};
+    const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+
+    let mut server = TestServer::start().await;
+    let (mut c, _, token) = server.user().await;
+    for v in 0..3u64 {
+        let r = c
+            .request(json!({"type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"n": v}}}))
+            .await;
+        assert_eq!(r["version"], v + 1, "{r}");
+    }
+    // Idle past the trim interval: the journal is folded into the log and the documents.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    server.shutdown().await;
+
+    // Make it a schema-1 file: no journal table, version 1.
+    let path = server.dir.path().join("hearth.redb");
+    {
+        let db = redb::Database::open(&path).expect("open");
+        let read = db.begin_read().expect("read");
+        let rows = read
+            .open_table(JOURNAL)
+            .expect("journal")
+            .len()
+            .expect("len");
+        assert_eq!(rows, 0, "folded while idle");
+        drop(read);
+        let txn = db.begin_write().expect("write");
+        assert!(txn.delete_table(JOURNAL).expect("delete"));
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", 1)
+            .expect("version");
+        txn.commit().expect("commit");
+        let read = db.begin_read().expect("read");
+        assert!(
+            !read
+                .list_tables()
+                .expect("tables")
+                .any(|t| t.name() == "journal"),
+            "a schema-1 file has no journal"
+        );
+    }
+
+    let TestServer { dir, config, .. } = server;
+    let mut server = TestServer::start_in(dir, config).await;
+    let mut c = server.client().await;
+    c.request(json!({"type": "auth", "token": token})).await;
+    let doc = c.request(json!({"type": "fetch"})).await;
+    assert_eq!(doc["data"]["metadata"]["version"], 3, "{doc}");
+    assert_eq!(doc["data"]["userdata"], json!({"n": 2}));
+    let r = c
+        .request(json!({"type": "update", "patch": true, "data": {"metadata": {"version": 3}, "userdata": {"n": 3}}}))
+        .await;
+    assert_eq!(r["version"], 4, "{r}");
+    server.shutdown().await;
+    let db = redb::Database::open(&path).expect("open");
+    let read = db.begin_read().expect("read");
+    let version = read
+        .open_table(META)
+        .expect("meta")
+        .get("schema_version")
+        .expect("get")
+        .map(|v| v.value());
+    assert_eq!(version, Some(2), "upgraded");
+}
