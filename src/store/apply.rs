@@ -18,12 +18,13 @@ pub struct Limits {
     pub max_depth: usize,
 }
 
-/// A committed result: the new document, its serialized bytes (what goes to disk) and the
-/// change-log entry describing it.
+/// A committed result: the new document and the change-log entry describing it, with the
+/// entry already serialized (what every backend writes for an update, made once here, off the
+/// writer thread when the update was prepared ahead).
 pub struct Applied {
     pub doc: Document,
-    pub bytes: Vec<u8>,
     pub entry: LogEntry,
+    pub entry_json: Vec<u8>,
     /// A path edit created its key (REST answers 201).
     pub created: bool,
 }
@@ -117,10 +118,10 @@ pub fn apply(
         metadata.readers = r;
     }
     let doc = Document { metadata, userdata };
-    let bytes = serde_json::to_vec(&doc).map_err(StoreError::unavailable)?;
-    if bytes.len() > limits.max_doc_bytes {
+    let size = serialized_len(&doc)?;
+    if size > limits.max_doc_bytes {
         return Err(StoreError::TooLarge {
-            size: bytes.len(),
+            size,
             limit: limits.max_doc_bytes,
         });
     }
@@ -130,12 +131,31 @@ pub fn apply(
         by: update.by.clone(),
         op,
     };
+    let entry_json = serde_json::to_vec(&entry).map_err(StoreError::unavailable)?;
     Ok(Applied {
         doc,
-        bytes,
         entry,
+        entry_json,
         created,
     })
+}
+
+/// The length of `value` as JSON, without building the bytes: the size limit is all redb
+/// needs the whole document's JSON for on an update.
+fn serialized_len(value: &impl serde::Serialize) -> Result<usize, StoreError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_err(StoreError::unavailable)?;
+    Ok(count.0)
 }
 
 /// Re-applies a logged version to the document it was made from, giving exactly the

@@ -189,6 +189,10 @@ async fn documents_and_history_span_folded_and_journaled_versions() {
         server
     };
     let server = check(server, token.clone()).await;
+    assert!(
+        server.state().metrics.cache_misses.get() > 0,
+        "with no cache, reads went to storage"
+    );
     let server = server.restart().await;
     let mut server = check(server, token.clone()).await;
     let mut again = server.client().await;

@@ -140,13 +140,10 @@ impl Committer {
                 }
             };
             let version = applied.entry.version;
-            rows.insert(
-                update.target.as_str(),
-                (version, String::from_utf8(applied.bytes).map_err(pg)?),
-            );
+            rows.insert(update.target.as_str(), (version, encode(&applied.doc)?));
             log_names.push(update.target.clone());
             log_versions.push(int(version));
-            log_entries.push(encode(&applied.entry)?);
+            log_entries.push(String::from_utf8(applied.entry_json).map_err(pg)?);
             if version % TRIM_EVERY.min(self.retain).max(1) == 0 {
                 trims.push((update.target.clone(), version));
             }

@@ -150,7 +150,7 @@ impl Journal {
         self.next.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Rows journal rows are about to be committed: index them first.
+    /// These rows are about to be committed: index them first.
     pub fn stage(&self, rows: &[(String, u64)]) {
         let mut index = self.index();
         for (name, seq) in rows {
@@ -263,7 +263,13 @@ pub fn fold(db: &Database, journal: &Journal, latest: &LatestDoc) -> Result<(), 
             let row = decode_row(bytes.value())?;
             log.insert((row.name, row.version), row.entry)
                 .map_err(StoreError::unavailable)?;
-            newest.insert(row.name.to_owned(), row.version);
+            // Rows come in commit order: the last one seen for a name is its newest.
+            match newest.get_mut(row.name) {
+                Some(v) => *v = row.version,
+                None => {
+                    newest.insert(row.name.to_owned(), row.version);
+                }
+            }
             upto = Some(seq.value());
         }
         let Some(upto) = upto else {

@@ -64,8 +64,7 @@ pub(super) fn run(
             match rx.recv_timeout(TRIM_INTERVAL.saturating_sub(last_trim.elapsed())) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    fold(db, journal, latest, metrics);
-                    trim(db, &mut dirty, cfg);
+                    maintain(db, journal, latest, metrics, &mut dirty, cfg);
                     last_trim = Instant::now();
                     continue;
                 }
@@ -116,8 +115,7 @@ pub(super) fn run(
             fold(db, journal, latest, metrics);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && !dirty.is_empty() {
-            fold(db, journal, latest, metrics);
-            trim(db, &mut dirty, cfg);
+            maintain(db, journal, latest, metrics, &mut dirty, cfg);
             last_trim = Instant::now();
         }
     }
@@ -227,8 +225,7 @@ impl Tables<'_> {
                 // One append to the journal; the document and its log entry are written
                 // when the journal is folded (journal.rs).
                 let name = update.target.as_str();
-                let entry = serde_json::to_vec(&applied.entry).map_err(StoreError::unavailable)?;
-                let row = journal::encode_row(name, applied.entry.version, &entry)?;
+                let row = journal::encode_row(name, applied.entry.version, &applied.entry_json)?;
                 let seq = self.journal.next_seq();
                 self.rows
                     .insert(seq, row.as_slice())
@@ -382,6 +379,20 @@ impl Tables<'_> {
         let seqs = self.journal.seqs(name);
         Ok(journal::document(&self.docs, &self.log, &self.rows, name, &seqs)?.map(Arc::new))
     }
+}
+
+/// The writer's housekeeping between batches: fold the journal, then trim the log it fed
+/// (trimming only ever sees folded entries).
+fn maintain(
+    db: &Database,
+    journal: &Journal,
+    latest: &LatestDoc,
+    metrics: &crate::metrics::Metrics,
+    dirty: &mut HashSet<String>,
+    cfg: &WriterConfig,
+) {
+    fold(db, journal, latest, metrics);
+    trim(db, dirty, cfg);
 }
 
 /// Folds the journal; a failure is logged and retried at the next fold (the rows stay put).
