@@ -106,7 +106,7 @@ pub(super) fn run(
         }
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
             // The caller may have gone away (its socket closed); the write stands regardless.
-            let _ = job.reply.send(outcome);
+            let _ = job.reply.send((outcome, job.retired));
         }
         for c in &committed {
             hook(c, Stage::Answered);
@@ -153,7 +153,7 @@ fn commit_batch(
             now: now_rfc3339(),
         };
         for job in jobs {
-            let outcome = tables.apply(&mut job.write, &cfg.limits)?;
+            let outcome = tables.apply(&mut job.write, &mut job.retired, &cfg.limits)?;
             wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
@@ -197,7 +197,12 @@ struct Tables<'t> {
 impl Tables<'_> {
     /// Applies one write. The outer `Err` is a storage failure (fails the batch); the inner
     /// one a refusal (this write only).
-    fn apply(&mut self, write: &mut Write, limits: &Limits) -> Result<Outcome, StoreError> {
+    fn apply(
+        &mut self,
+        write: &mut Write,
+        retired: &mut Option<Arc<Document>>,
+        limits: &Limits,
+    ) -> Result<Outcome, StoreError> {
         match write {
             Write::Update(update, prepared) => {
                 let Some(current) = self.current(&update.target)? else {
@@ -233,6 +238,7 @@ impl Tables<'_> {
                 self.staged.push((update.target.clone(), seq));
                 let doc = Arc::new(applied.doc);
                 self.latest.insert(update.target.clone(), doc.clone());
+                *retired = Some(current);
                 Ok(Ok(Some(Arc::new(Committed {
                     doc,
                     entry: Some(applied.entry),
