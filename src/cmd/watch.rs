@@ -350,6 +350,7 @@ impl<T: WatchSink> Watcher<T> {
     }
 
     async fn resync(&mut self) -> Step {
+        self.subscription.skip_to_latest();
         let doc = match self.store.document(&self.req.target).await {
             Ok(Some(doc)) => doc,
             Ok(None) => return self.revoked().await,

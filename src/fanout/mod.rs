@@ -225,6 +225,18 @@ impl Subscription {
             None => Err(broadcast::error::RecvError::Closed),
         }
     }
+
+    /// Drops every change waiting here and goes on from the next one published. For a
+    /// resync: call it *before* reading the snapshot, and nothing falls between the two.
+    /// Why: after a lag the receiver stands at the oldest change kept, and a watcher that has
+    /// just been sent a newer snapshot would walk up to `WATCH_BUFFER` stale changes one by
+    /// one, which under a fast writer was most of the fanout thread's time (perf, d) with a
+    /// pipelining writer).
+    pub fn skip_to_latest(&mut self) {
+        if let Some(rx) = self.rx.as_mut() {
+            *rx = rx.resubscribe();
+        }
+    }
 }
 
 impl Drop for Subscription {
