@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -53,6 +55,17 @@ pub struct Session {
     rate: DefaultDirectRateLimiter,
 }
 
+/// Updates queued to the store whose replies are not sent yet, oldest first. Kept beside the
+/// session rather than in it: the futures are not `Sync`, and the session is shared by
+/// reference across awaits.
+type Inflight = FuturesOrdered<BoxFuture<'static, (Option<Value>, Result<Reply, Error>)>>;
+
+/// Updates one socket may have queued before it waits for the oldest to be answered. Why
+/// queue more than one: a client that sends a burst (an editor saving keystrokes) gets it
+/// committed in one or two fsyncs instead of one each; the writer applies them in order,
+/// so the results and replies are exactly those of running them one at a time.
+pub const MAX_PIPELINED_UPDATES: usize = 32;
+
 pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuard) {
     let (sink, mut stream) = socket.split();
     let sink = Arc::new(tokio::sync::Mutex::new(sink));
@@ -81,6 +94,7 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
         rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
     };
     let mut last_heard = Instant::now();
+    let mut inflight = Inflight::new();
     session.state.metrics.connections.inc();
 
     let close_with: Option<(u16, &'static str)> = loop {
@@ -92,19 +106,26 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
                 Control::Revoked => Box::pin(session.revoked()).await,
                 Control::Close(code, reason) => break Some((code, reason)),
             },
-            msg = stream.next() => {
+            Some((id, result)) = inflight.next(), if !inflight.is_empty() => {
+                if !Box::pin(session.answer(id.as_ref(), result)).await {
+                    break None;
+                }
+            }
+            msg = stream.next(), if inflight.len() < MAX_PIPELINED_UPDATES => {
                 last_heard = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         // Boxed: a command's future is large (an update, a watch with its
                         // replay), and inline it would sit in every idle socket's task.
-                        if !Box::pin(session.handle(text.as_str())).await {
+                        if !Box::pin(session.handle(text.as_str(), &mut inflight)).await {
                             break None;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let err = Error::BadRequest("binary frames are not supported; send JSON text".into());
-                        if !Box::pin(session.send_error(None, &err)).await {
+                        if !Box::pin(session.drain(&mut inflight)).await
+                            || !Box::pin(session.send_error(None, &err)).await
+                        {
                             break None;
                         }
                     }
@@ -118,6 +139,9 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
         }
     };
 
+    // Updates already queued commit whatever happens to the socket; answer them while it
+    // may still be open (a socket that is gone fails each send at once).
+    Box::pin(session.drain(&mut inflight)).await;
     // Tell the writer our close code *before* dropping the session: dropping it drops the
     // queue's last senders, and a writer that sees its queue end first would close without
     // a code (1005) instead of ours.
@@ -177,7 +201,7 @@ fn close_for(e: axum::Error) -> (u16, &'static str) {
 
 impl Session {
     /// Runs one text frame. Returns false when the socket is gone.
-    async fn handle(&mut self, text: &str) -> bool {
+    async fn handle(&mut self, text: &str, inflight: &mut Inflight) -> bool {
         let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err((id, e)) => {
@@ -186,24 +210,49 @@ impl Session {
                     .frames_in
                     .with_label_values(&["invalid"])
                     .inc();
-                return self
-                    .send_error(id.as_ref(), &Error::BadRequest(e.to_string()))
-                    .await;
+                let e = Error::BadRequest(e.to_string());
+                return self.drain(inflight).await && self.send_error(id.as_ref(), &e).await;
             }
         };
         let id = frame.id.clone();
         if self.rate.check().is_err() {
-            return self
-                .send_error(id.as_ref(), &Error::RateLimited { retry_after: 1 })
-                .await;
+            let e = Error::RateLimited { retry_after: 1 };
+            return self.drain(inflight).await && self.send_error(id.as_ref(), &e).await;
         }
         let result = match Command::from_frame(frame) {
+            Ok(Command::Update(update)) => {
+                self.state
+                    .metrics
+                    .frames_in
+                    .with_label_values(&["update"])
+                    .inc();
+                match update.submit(self) {
+                    Ok((true, pending)) => {
+                        inflight.push_back(pending.map(move |r| (id, r)).boxed());
+                        return true;
+                    }
+                    // Not queued yet: it is queued when first polled, so nothing may be
+                    // submitted before it is answered.
+                    Ok((false, pending)) => {
+                        if !self.drain(inflight).await {
+                            return false;
+                        }
+                        pending.await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Ok(cmd) => {
                 self.state
                     .metrics
                     .frames_in
                     .with_label_values(&[cmd.name()])
                     .inc();
+                // Anything but an update waits for the updates before it: it must see
+                // their effects, and its reply comes after theirs.
+                if !self.drain(inflight).await {
+                    return false;
+                }
                 cmd.apply(self).await
             }
             Err(e) => {
@@ -215,16 +264,33 @@ impl Session {
                 Err(e)
             }
         };
-        let sent = match result {
-            Ok(reply) => self.send(id.as_ref(), &reply).await,
-            Err(e) => self.send_error(id.as_ref(), &e).await,
-        };
+        if !self.drain(inflight).await {
+            return false;
+        }
+        let sent = self.answer(id.as_ref(), result).await;
         if let Some(watcher) = self.pending_watch.take() {
             let target = watcher.target().to_owned();
             let handle = AbortOnDropHandle::new(self.state.output.spawn(watcher.run()));
             self.watches.insert(target, handle);
         }
         sent
+    }
+
+    /// Sends the replies of every queued update, in order.
+    async fn drain(&self, inflight: &mut Inflight) -> bool {
+        while let Some((id, result)) = inflight.next().await {
+            if !self.answer(id.as_ref(), result).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn answer(&self, id: Option<&Value>, result: Result<Reply, Error>) -> bool {
+        match result {
+            Ok(reply) => self.send(id, &reply).await,
+            Err(e) => self.send_error(id, &e).await,
+        }
     }
 
     pub async fn send(&self, id: Option<&Value>, reply: &Reply) -> bool {

@@ -84,6 +84,29 @@ impl Conn {
         }
     }
 
+    /// Sends an update at `version` without waiting; returns its id.
+    pub async fn send_update(&mut self, version: u64, patch: Value) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = format!(
+            r#"{{"id":{id},"type":"update","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
+        );
+        self.ws.send(Message::text(frame)).await.expect("send");
+        id
+    }
+
+    /// Waits for the ack of the update with `id` (acks come in the order sent).
+    pub async fn ack(&mut self, id: u64) {
+        loop {
+            let text = self.next_text().await;
+            let head: Head<'_> = serde_json::from_str(text.as_str()).expect("json");
+            if head.id == Some(id) {
+                assert_eq!(head.kind, "version", "{}", text.as_str());
+                return;
+            }
+        }
+    }
+
     async fn next_text(&mut self) -> tokio_tungstenite::tungstenite::Utf8Bytes {
         loop {
             match self.ws.next().await.expect("open").expect("ok") {

@@ -38,6 +38,9 @@ struct Args {
     /// For `fanout`: send on a fixed schedule instead of waiting for each ack first.
     #[arg(long)]
     open_loop: bool,
+    /// For `saturation`: updates the writer keeps in flight (1: wait for each ack).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
     /// For `ready`: the Unix time in nanoseconds the server was started.
     #[arg(long)]
     since_ns: Option<u128>,
@@ -79,7 +82,8 @@ async fn main() {
             .await
         }
         Scenario::Saturation => {
-            scenarios::saturation(&args.addr, args.n.unwrap_or(1000), args.secs).await
+            scenarios::saturation(&args.addr, args.n.unwrap_or(1000), args.secs, args.pipeline)
+                .await
         }
         Scenario::Idle => {
             scenarios::idle(

@@ -209,13 +209,24 @@ pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -
     ])
 }
 
-pub async fn saturation(addr: &str, n: usize, secs: u64) -> Metrics {
+/// With `pipeline` > 1 the writer keeps that many updates in flight (each at the version the
+/// one before it will produce), as a client sending a burst does.
+pub async fn saturation(addr: &str, n: usize, secs: u64, pipeline: usize) -> Metrics {
     let (token, go, writer_side) = own_writer(url(addr), move |mut writer| async move {
         let stop = Instant::now() + Duration::from_secs(secs);
         let mut v = 0;
+        let mut inflight = std::collections::VecDeque::new();
         while Instant::now() < stop {
-            writer.update(v, json!({"v": v})).await;
-            v += 1;
+            while inflight.len() < pipeline.max(1) {
+                inflight.push_back(writer.send_update(v, json!({"v": v})).await);
+                v += 1;
+            }
+            if let Some(id) = inflight.pop_front() {
+                writer.ack(id).await;
+            }
+        }
+        while let Some(id) = inflight.pop_front() {
+            writer.ack(id).await;
         }
         v
     })

@@ -1,6 +1,8 @@
 //! `update`: replace, merge-patch or JSON-patch a document at a known version, and/or change
 //! who may access it.
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -63,6 +65,37 @@ impl<'de> Deserialize<'de> for PatchMode {
 
 impl UpdateCmd {
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
+        let update = self.check(session)?;
+        let target = update.target.clone();
+        let committed = session.state.store.commit(update).await?;
+        Ok(Reply::Version {
+            username: target,
+            version: committed.doc.version(),
+        })
+    }
+
+    /// Queues the update behind the socket's earlier ones and returns the wait for its reply,
+    /// and whether it was queued (if not, await it before reading on: see `Store::submit`).
+    ///
+    /// # Errors
+    /// What `check` refuses.
+    pub fn submit(self, session: &mut Session) -> Result<(bool, Pending), Error> {
+        let update = self.check(session)?;
+        let target = update.target.clone();
+        let (queued, outcome) = session.state.store.submit(update);
+        let reply = async move {
+            let committed = outcome.await?;
+            Ok(Reply::Version {
+                username: target,
+                version: committed.doc.version(),
+            })
+        };
+        Ok((queued, reply.boxed()))
+    }
+
+    /// Who may send it and whether it is well formed; the document's own checks (version,
+    /// access, size) are the store's.
+    fn check(self, session: &mut Session) -> Result<Update, Error> {
         let (me, target) = session.target(self.target)?;
         session.user()?.can_write()?;
         if let Some(userdata) = &self.data.userdata {
@@ -80,24 +113,19 @@ impl UpdateCmd {
                 "nothing to update: give userdata, collaborators or readers".into(),
             ));
         }
-        let committed = session
-            .state
-            .store
-            .commit(Update {
-                target: target.clone(),
-                by: me,
-                base: Some(self.data.metadata.version),
-                edit,
-                collaborators,
-                readers,
-            })
-            .await?;
-        Ok(Reply::Version {
-            username: target,
-            version: committed.doc.version(),
+        Ok(Update {
+            target,
+            by: me,
+            base: Some(self.data.metadata.version),
+            edit,
+            collaborators,
+            readers,
         })
     }
 }
+
+/// An update's reply, once its commit is done.
+pub type Pending = BoxFuture<'static, Result<Reply, Error>>;
 
 fn edit(mode: PatchMode, userdata: Value) -> Result<Edit, Error> {
     let object = |v: Value| match v {

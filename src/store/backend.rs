@@ -173,6 +173,22 @@ pub trait Backend: Send + Sync + 'static {
     /// commit hook has run for it. `Ok(None)` for writes that create no version.
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>>;
 
+    /// Queues `write` now, in call order, and returns the wait for its outcome; or hands the
+    /// write back when it cannot be queued at once (then call [`Backend::write`]). Lets a
+    /// socket send its next update while the previous one commits: queued in order, they are
+    /// applied in order and can share one fsync. Backends without such a queue keep the
+    /// default.
+    ///
+    /// # Errors
+    /// The write itself, when it was not queued.
+    #[allow(clippy::type_complexity)]
+    fn submit(
+        &self,
+        write: Write,
+    ) -> Result<BoxFuture<'static, Result<Option<Arc<Committed>>, StoreError>>, Box<Write>> {
+        Err(Box::new(write))
+    }
+
     /// Accounts with `flag` set (short lists, read at start).
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
 use moka::ops::compute::Op as CacheOp;
 use moka::sync::Cache;
 
@@ -310,6 +313,35 @@ impl Store {
             .write(Write::Update(update, prepared))
             .await?
             .ok_or_else(|| StoreError::unavailable("update returned no document"))
+    }
+
+    /// Queues `update` behind every update queued before it and returns whether it was
+    /// queued, with the wait for its outcome. Updates queued this way are applied in call
+    /// order, exactly as if each caller had waited for the previous one, but a burst from one
+    /// socket can share one fsync. When the backend cannot queue it at once (a full queue, or
+    /// a backend without one), the update is queued only when the future is first polled:
+    /// the caller must then await it before submitting anything else.
+    pub fn submit(
+        &self,
+        update: Update,
+    ) -> (bool, BoxFuture<'static, Result<Arc<Committed>, StoreError>>) {
+        let prepared = self.prepare(&update);
+        let (queued, outcome) = match self.inner.backend.submit(Write::Update(update, prepared)) {
+            Ok(outcome) => (true, outcome),
+            Err(write) => {
+                let store = self.clone();
+                (
+                    false,
+                    async move { store.inner.backend.write(*write).await }.boxed(),
+                )
+            }
+        };
+        let outcome = async move {
+            outcome
+                .await?
+                .ok_or_else(|| StoreError::unavailable("update returned no document"))
+        };
+        (queued, outcome.boxed())
     }
 
     /// The versions after `since` up to `upto`, for a watcher resuming from `since`. With

@@ -217,3 +217,67 @@ async fn fields_select_paths_in_the_same_shape() {
         "bad_request",
     );
 }
+
+/// A client may send updates without waiting for each reply (the socket queues them to the
+/// store while earlier ones commit). Results and replies must be exactly those of running the
+/// frames one at a time: in order, a stale version refused in its place, a malformed frame
+/// answered in its place, and a read after the burst seeing all of it. 40 frames is more
+/// than a socket queues at once, so the burst also waits for room part way.
+#[tokio::test]
+async fn a_burst_of_updates_is_answered_in_order_as_if_sent_one_at_a_time() {
+    let server = TestServer::start().await;
+    let (mut c, _, _) = server.user().await;
+    let batches = || server.state().metrics.batch_size.get_sample_count();
+    let batches_before = batches();
+    let mut expected = Vec::new();
+    let mut version = 0u64;
+    for k in 1..=40u64 {
+        // Frame 20 names a version that is long gone.
+        let base = if k == 20 { 5 } else { version };
+        c.send(json!({
+            "id": k,
+            "type": "update",
+            "data": {"metadata": {"version": base}, "userdata": {"i": k}},
+            "patch": true,
+        }))
+        .await;
+        if k == 20 {
+            expected.push((k, None));
+        } else {
+            version += 1;
+            expected.push((k, Some(version)));
+        }
+        if k == 25 {
+            c.send(json!({"id": 100, "type": "update", "data": {}}))
+                .await;
+            expected.push((100, None));
+        }
+    }
+    c.send(json!({"id": 200, "type": "fetch"})).await;
+
+    for (id, version) in expected {
+        let reply = c.recv().await;
+        assert_eq!(reply["id"], id, "replies come in the order sent: {reply}");
+        match (id, version) {
+            (_, Some(v)) => {
+                assert_eq!(reply["type"], "version", "{reply}");
+                assert_eq!(reply["version"], v);
+            }
+            (20, None) => {
+                assert_error(&reply, "version_mismatch");
+                assert_eq!(
+                    reply["version"], 19,
+                    "the version when frame 20 was applied"
+                );
+            }
+            _ => assert_error(&reply, "bad_request"),
+        }
+    }
+    let fetched = c.recv().await;
+    assert_eq!(fetched["id"], 200);
+    assert_eq!(fetched["version"], 39);
+    assert_eq!(fetched["data"]["userdata"]["i"], 40);
+    // Queued together, they shared commits: one at a time would take 39 or more.
+    let used = batches() - batches_before;
+    assert!(used < 39, "{used} commits for 39 updates sent at once");
+}

@@ -381,6 +381,39 @@ impl Backend for PgBackend {
         .boxed()
     }
 
+    fn submit(
+        &self,
+        write: Write,
+    ) -> Result<BoxFuture<'static, Result<Option<Arc<Committed>>, StoreError>>, Box<Write>> {
+        let Write::Update(update, prepared) = write else {
+            return Err(Box::new(write));
+        };
+        // Queued only while the store is open; `close` lets the committer finish the queue.
+        let open = self.gate.try_read().is_ok_and(|open| *open);
+        let sender = self.updates.lock().ok().and_then(|u| u.clone());
+        let Some(sender) = sender.filter(|_| open) else {
+            return Err(Box::new(Write::Update(update, prepared)));
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if let Err(e) = sender.try_send(committer::Job { update, reply }) {
+            let job = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(job)
+                | tokio::sync::mpsc::error::TrySendError::Closed(job) => job,
+            };
+            return Err(Box::new(Write::Update(job.update, prepared)));
+        }
+        Ok(async move {
+            let result = answer
+                .await
+                .map_err(|_| StoreError::unavailable("committer stopped"))?;
+            if let Err(StoreError::Unavailable(cause)) = &result {
+                tracing::error!(%cause, "postgres write failed");
+            }
+            result
+        }
+        .boxed())
+    }
+
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         async move {
             let client = self.pool.get().await.map_err(pg)?;

@@ -80,6 +80,15 @@ struct Job {
 /// usually the one that allocated it.
 type Retired = Option<Arc<Document>>;
 
+/// The writer's answer to one job.
+async fn answer(rx: oneshot::Receiver<(Outcome, Retired)>) -> Outcome {
+    let (outcome, retired) = rx
+        .await
+        .map_err(|_| StoreError::unavailable("writer stopped"))?;
+    drop(retired);
+    outcome
+}
+
 pub struct RedbBackend {
     path: std::path::PathBuf,
     /// Set by the writer after each commit attempt.
@@ -349,6 +358,10 @@ impl Backend for RedbBackend {
 
     fn write(&self, write: Write) -> BoxFuture<'_, Outcome> {
         async move {
+            let write = match self.submit(write) {
+                Ok(outcome) => return outcome.await,
+                Err(write) => *write,
+            };
             let tx = self.sender()?;
             let (reply, rx) = oneshot::channel();
             let job = Job {
@@ -356,26 +369,32 @@ impl Backend for RedbBackend {
                 reply,
                 retired: None,
             };
-            match tx.try_send(job) {
-                Ok(()) => {}
-                // The queue is full: wait for room off the async workers.
-                Err(TrySendError::Full(job)) => {
-                    tokio::task::spawn_blocking(move || tx.send(job).map_err(|_| ()))
-                        .await
-                        .map_err(StoreError::unavailable)?
-                        .map_err(|_| StoreError::unavailable("writer stopped"))?;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    return Err(StoreError::unavailable("writer stopped"));
-                }
-            }
-            let (outcome, retired) = rx
+            // The queue was full: wait for room off the async workers.
+            tokio::task::spawn_blocking(move || tx.send(job).map_err(|_| ()))
                 .await
+                .map_err(StoreError::unavailable)?
                 .map_err(|_| StoreError::unavailable("writer stopped"))?;
-            drop(retired);
-            outcome
+            answer(rx).await
         }
         .boxed()
+    }
+
+    fn submit(&self, write: Write) -> Result<BoxFuture<'static, Outcome>, Box<Write>> {
+        let Ok(tx) = self.sender() else {
+            return Err(Box::new(write));
+        };
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            write,
+            reply,
+            retired: None,
+        };
+        match tx.try_send(job) {
+            Ok(()) => Ok(answer(rx).boxed()),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                Err(Box::new(job.write))
+            }
+        }
     }
 
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
