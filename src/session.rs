@@ -5,7 +5,7 @@
 //! socket owns is dropped when this loop ends: watches unsubscribe, the session leaves the
 //! revocation registry and the connection counts, the writer drains and closes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
@@ -57,8 +56,18 @@ pub struct Session {
 
 /// Updates queued to the store whose replies are not sent yet, oldest first. Kept beside the
 /// session rather than in it: the futures are not `Sync`, and the session is shared by
-/// reference across awaits.
-type Inflight = FuturesOrdered<BoxFuture<'static, (Option<Value>, Result<Reply, Error>)>>;
+/// reference across awaits. A plain deque whose front alone is awaited: replies go out in
+/// order anyway, the commits proceed without being polled, and an empty `VecDeque`
+/// allocates nothing (`FuturesOrdered` allocated ≈ 0.6 KiB per idle socket, measured in e).
+type Inflight = VecDeque<BoxFuture<'static, (Option<Value>, Result<Reply, Error>)>>;
+
+/// The oldest queued update's reply, once it is ready. Cancel-safe: the future stays in the
+/// deque until it has completed.
+async fn next_answer(inflight: &mut Inflight) -> Option<(Option<Value>, Result<Reply, Error>)> {
+    let answer = inflight.front_mut()?.await;
+    inflight.pop_front();
+    Some(answer)
+}
 
 /// Updates one socket may have queued before it waits for the oldest to be answered. Why
 /// queue more than one: a client that sends a burst (an editor saving keystrokes) gets it
@@ -106,7 +115,7 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
                 Control::Revoked => Box::pin(session.revoked()).await,
                 Control::Close(code, reason) => break Some((code, reason)),
             },
-            Some((id, result)) = inflight.next(), if !inflight.is_empty() => {
+            Some((id, result)) = next_answer(&mut inflight), if !inflight.is_empty() => {
                 if !Box::pin(session.answer(id.as_ref(), result)).await {
                     break None;
                 }
@@ -278,7 +287,7 @@ impl Session {
 
     /// Sends the replies of every queued update, in order.
     async fn drain(&self, inflight: &mut Inflight) -> bool {
-        while let Some((id, result)) = inflight.next().await {
+        while let Some((id, result)) = next_answer(inflight).await {
             if !self.answer(id.as_ref(), result).await {
                 return false;
             }
