@@ -68,20 +68,8 @@ impl Conn {
     /// the cores with the server, so the frame is formatted directly and the reply is read
     /// for its id and type only (no `Value` trees), leaving the CPU to the server.
     pub async fn update(&mut self, version: u64, patch: Value) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let frame = format!(
-            r#"{{"id":{id},"type":"update","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
-        );
-        self.ws.send(Message::text(frame)).await.expect("send");
-        loop {
-            let text = self.next_text().await;
-            let head: Head<'_> = serde_json::from_str(text.as_str()).expect("json");
-            if head.id == Some(id) {
-                assert_eq!(head.kind, "version", "{}", text.as_str());
-                return;
-            }
-        }
+        let id = self.send_update(version, patch).await;
+        self.ack(id).await;
     }
 
     /// Sends an update at `version` without waiting; returns its id.
