@@ -153,8 +153,14 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
     };
 
     // Updates already queued commit whatever happens to the socket; answer them while it
-    // may still be open (a socket that is gone fails each send at once).
-    Box::pin(session.drain(&mut inflight)).await;
+    // may still be open, but not for long, and not at all on a socket closed for not
+    // reading: each reply would wait out the slow-consumer timeout.
+    if close_with.is_none_or(|(code, _)| code != close::SLOW_CONSUMER) && !inflight.is_empty() {
+        let drain = async {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, session.drain(&mut inflight)).await;
+        };
+        Box::pin(drain).await;
+    }
     // Tell the writer our close code *before* dropping the session: dropping it drops the
     // queue's last senders, and a writer that sees its queue end first would close without
     // a code (1005) instead of ours.
