@@ -64,14 +64,11 @@ impl<'de> Deserialize<'de> for PatchMode {
 }
 
 impl UpdateCmd {
+    /// Runs the update on its own, waiting for its reply. (A socket's loop submits updates
+    /// itself, so that several may be queued.)
     pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let update = self.check(session)?;
-        let target = update.target.clone();
-        let committed = session.state.store.commit(update).await?;
-        Ok(Reply::Version {
-            username: target,
-            version: committed.doc.version(),
-        })
+        let (_, reply) = self.submit(session)?;
+        reply.await
     }
 
     /// Queues the update behind the socket's earlier ones and returns the wait for its reply,
