@@ -108,39 +108,23 @@ impl Outbound {
         u32::try_from(frame.len().clamp(1, self.max)).unwrap_or(u32::MAX)
     }
 
-    /// Queues a text frame, waiting for room.
-    ///
-    /// # Errors
-    /// `Closed` when the socket is gone.
-    pub async fn send(&self, frame: Utf8Bytes) -> Result<(), QueueError> {
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(self.permits(&frame))
-            .await
-            .map_err(|_| QueueError::Closed)?;
-        self.tx
-            .try_send((Message::Text(frame), permit))
-            .map_err(|_| QueueError::Closed)
-    }
-
     /// Queues a text frame, waiting at most `wait` for room.
     ///
     /// # Errors
     /// `Full` after `wait`, `Closed` when the socket is gone.
     pub async fn send_timeout(&self, frame: Utf8Bytes, wait: Duration) -> Result<(), QueueError> {
+        let needed = self.permits(&frame);
         // Room now (the usual case) needs no timer.
-        let permit = match self
-            .budget
-            .clone()
-            .try_acquire_many_owned(self.permits(&frame))
-        {
+        let permit = match self.budget.clone().try_acquire_many_owned(needed) {
             Ok(permit) => permit,
             Err(TryAcquireError::Closed) => return Err(QueueError::Closed),
             Err(TryAcquireError::NoPermits) => {
-                return tokio::time::timeout(wait, self.send(frame))
-                    .await
-                    .unwrap_or(Err(QueueError::Full));
+                let room = self.budget.clone().acquire_many_owned(needed);
+                match tokio::time::timeout(wait, room).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => return Err(QueueError::Closed),
+                    Err(_) => return Err(QueueError::Full),
+                }
             }
         };
         self.tx

@@ -238,35 +238,29 @@ impl Session {
             let e = Error::RateLimited { retry_after: 1 };
             return self.drain(inflight).await && self.send_error(id.as_ref(), &e).await;
         }
-        let result = match Command::from_frame(frame) {
-            Ok(Command::Update(update)) => {
-                self.state
-                    .metrics
-                    .frames_in
-                    .with_label_values(&["update"])
-                    .inc();
-                match update.submit(self) {
-                    Ok((true, pending)) => {
-                        inflight.push_back(pending.map(move |r| (id, r)).boxed());
-                        return true;
-                    }
-                    // Not queued yet: it is queued when first polled, so nothing may be
-                    // submitted before it is answered.
-                    Ok((false, pending)) => {
-                        if !self.drain(inflight).await {
-                            return false;
-                        }
-                        pending.await
-                    }
-                    Err(e) => Err(e),
+        let cmd = Command::from_frame(frame);
+        self.state
+            .metrics
+            .frames_in
+            .with_label_values(&[cmd.as_ref().map_or("invalid", Command::name)])
+            .inc();
+        let result = match cmd {
+            Ok(Command::Update(update)) => match update.submit(self) {
+                Ok((true, pending)) => {
+                    inflight.push_back(pending.map(move |r| (id, r)).boxed());
+                    return true;
                 }
-            }
+                // Not queued yet: it is queued when first polled, so nothing may be
+                // submitted before it is answered.
+                Ok((false, pending)) => {
+                    if !self.drain(inflight).await {
+                        return false;
+                    }
+                    pending.await
+                }
+                Err(e) => Err(e),
+            },
             Ok(cmd) => {
-                self.state
-                    .metrics
-                    .frames_in
-                    .with_label_values(&[cmd.name()])
-                    .inc();
                 // Anything but an update waits for the updates before it: it must see
                 // their effects, and its reply comes after theirs.
                 if !self.drain(inflight).await {
@@ -274,14 +268,7 @@ impl Session {
                 }
                 cmd.apply(self).await
             }
-            Err(e) => {
-                self.state
-                    .metrics
-                    .frames_in
-                    .with_label_values(&["invalid"])
-                    .inc();
-                Err(e)
-            }
+            Err(e) => Err(e),
         };
         if !self.drain(inflight).await {
             return false;

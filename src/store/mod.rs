@@ -307,12 +307,8 @@ impl Store {
     /// # Errors
     /// `Unauthorized`, `VersionMismatch`, `TooLarge`, `Invalid`, or `Unavailable`.
     pub async fn commit(&self, update: Update) -> Result<Arc<Committed>, StoreError> {
-        let prepared = self.prepare(&update);
-        self.inner
-            .backend
-            .write(Write::Update(update, prepared))
-            .await?
-            .ok_or_else(|| StoreError::unavailable("update returned no document"))
+        let (_, outcome) = self.submit(update);
+        outcome.await
     }
 
     /// Queues `update` behind every update queued before it and returns whether it was

@@ -396,11 +396,7 @@ impl Backend for PgBackend {
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         if let Err(e) = sender.try_send(committer::Job { update, reply }) {
-            let job = match e {
-                tokio::sync::mpsc::error::TrySendError::Full(job)
-                | tokio::sync::mpsc::error::TrySendError::Closed(job) => job,
-            };
-            return Err(Box::new(Write::Update(job.update, prepared)));
+            return Err(Box::new(Write::Update(e.into_inner().update, prepared)));
         }
         Ok(async move {
             let result = answer
