@@ -137,6 +137,12 @@ pub fn restore(config: &Config, from: &Path) -> Result<(), String> {
     std::fs::File::open(&staging)
         .and_then(|f| f.sync_all())
         .map_err(|e| e.to_string())?;
+    // The old file's write-ahead log must not be replayed into the restored one (it would not
+    // be anyway: the backup has its own log id), and an empty log is simply recreated.
+    let wal = crate::store::redb::wal::path(&target);
+    if wal.exists() {
+        std::fs::remove_file(&wal).map_err(|e| format!("removing {}: {e}", wal.display()))?;
+    }
     std::fs::rename(&staging, &target).map_err(|e| e.to_string())?;
     if let Some((_, secret)) = info.iter().find(|(k, _)| k == "jwt_secret") {
         crate::auth::write_private(&config.data_dir.join("jwt_secret"), secret)

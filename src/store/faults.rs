@@ -23,7 +23,8 @@ impl Faults {
         self.fail_writes.store(on, Ordering::SeqCst);
     }
 
-    fn check(&self) -> io::Result<()> {
+    /// `Err` while writes are failing (also used by the write-ahead log).
+    pub(crate) fn check(&self) -> io::Result<()> {
         if self.fail_writes.load(Ordering::SeqCst) {
             Err(io::Error::other("injected I/O failure"))
         } else {

@@ -51,6 +51,7 @@ pub fn snapshot(db: &Database, dest: &Path, info: &[(&str, &str)]) -> Result<u64
         let write = out.begin_write().map_err(StoreError::unavailable)?;
         let mut rows = 0;
         rows += copy(&read, &write, META)?;
+        super::wal::new_identity(&write)?;
         rows += copy(&read, &write, USERS)?;
         rows += copy(&read, &write, DOCS)?;
         rows += copy(&read, &write, LOG)?;
@@ -134,6 +135,11 @@ pub fn offline_snapshot(
         )),
         other => StoreError::unavailable(other),
     })?;
+    // A server that crashed may hold acknowledged updates only in its log: replay them first.
+    let wal = super::wal::path(db_path);
+    if wal.exists() {
+        super::wal::Wal::open(&db, &wal, None)?;
+    }
     snapshot(&db, dest, info)
 }
 

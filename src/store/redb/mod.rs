@@ -8,6 +8,7 @@
 pub mod backup;
 mod blobs;
 mod journal;
+pub mod wal;
 mod writer;
 
 use std::path::Path;
@@ -60,7 +61,9 @@ fn flag_table(flag: Flag) -> TableDefinition<'static, &'static str, ()> {
 /// Bumped when the on-disk layout changes; a newer file is refused rather than misread.
 /// 2: updates go to the journal first (`journal.rs`); a build that reads only `docs` would
 /// serve stale documents from such a file, so it must refuse it.
-const SCHEMA_VERSION: u64 = 2;
+/// 3: acknowledged updates may be only in the write-ahead log after a crash (`wal.rs`); a
+/// build that does not replay it would lose them.
+const SCHEMA_VERSION: u64 = 3;
 
 /// Writes waiting for the writer beyond this make callers wait (backpressure, not memory).
 const QUEUE: usize = 4096;
@@ -114,7 +117,7 @@ impl RedbBackend {
         faults: Option<Arc<super::faults::Faults>>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, StoreError> {
-        let opened = match faults {
+        let opened = match faults.clone() {
             None => Database::create(path),
             Some(faults) => std::fs::OpenOptions::new()
                 .read(true)
@@ -133,6 +136,8 @@ impl RedbBackend {
             other => StoreError::unavailable(other),
         })?;
         init_schema(&db)?;
+        // Before the journal is indexed: replaying the log adds journal rows.
+        let mut wal = wal::Wal::open(&db, &wal::path(path), faults)?;
         let journal = Arc::new(journal::Journal::load(&db)?);
         let db = Arc::new(db);
         let writer_journal = journal.clone();
@@ -150,6 +155,7 @@ impl RedbBackend {
                     &hook,
                     &latest,
                     &writer_journal,
+                    &mut wal,
                     &writer_health,
                     &metrics,
                 );

@@ -14,6 +14,7 @@ use redb::{Database, Durability, ReadableTable, Table};
 
 use super::blobs::BlobTables;
 use super::journal::{self, FOLD_AT, JOURNAL, Journal};
+use super::wal::{self, Wal};
 use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply, replay_into};
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
@@ -47,6 +48,7 @@ pub(super) fn run(
     hook: &CommitHook,
     latest: &LatestDoc,
     journal: &Journal,
+    wal: &mut Wal,
     healthy: &std::sync::atomic::AtomicBool,
     metrics: &crate::metrics::Metrics,
 ) {
@@ -55,7 +57,7 @@ pub(super) fn run(
     let mut dirty: HashSet<String> = HashSet::new();
     let mut last_trim = Instant::now();
     loop {
-        let first = if dirty.is_empty() && journal.len() == 0 {
+        let first = if dirty.is_empty() && journal.len() == 0 && !wal.pending() {
             match rx.recv() {
                 Ok(job) => job,
                 Err(_) => return,
@@ -64,11 +66,15 @@ pub(super) fn run(
             match rx.recv_timeout(TRIM_INTERVAL.saturating_sub(last_trim.elapsed())) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    maintain(db, journal, latest, metrics, &mut dirty, cfg);
+                    maintain(db, journal, wal, latest, metrics, &mut dirty, cfg);
                     last_trim = Instant::now();
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Shutting down: leave nothing for the next start to replay.
+                    checkpoint(db, wal);
+                    return;
+                }
             }
         };
         jobs.push(first);
@@ -79,7 +85,7 @@ pub(super) fn run(
             }
         }
         let started = Instant::now();
-        let outcomes = match commit_batch(db, &mut jobs, cfg, latest, journal) {
+        let outcomes = match commit_batch(db, &mut jobs, cfg, latest, journal, wal) {
             Ok(outcomes) => {
                 metrics
                     .commit_seconds
@@ -113,9 +119,10 @@ pub(super) fn run(
         }
         if journal.len() >= FOLD_AT {
             fold(db, journal, latest, metrics);
+            checkpoint(db, wal);
         }
-        if last_trim.elapsed() >= TRIM_INTERVAL && !dirty.is_empty() {
-            maintain(db, journal, latest, metrics, &mut dirty, cfg);
+        if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
+            maintain(db, journal, wal, latest, metrics, &mut dirty, cfg);
             last_trim = Instant::now();
         }
     }
@@ -123,19 +130,23 @@ pub(super) fn run(
 
 /// One write transaction for the whole batch. `Err` only for storage failures, which abort
 /// the transaction and so every write in it; a refused update is an `Ok` outcome's `Err`.
+///
+/// A batch of updates only is made durable by the write-ahead log and committed to redb
+/// without an fsync (`wal.rs` says why); any other batch, or one too large for the log,
+/// commits durably, which is a checkpoint.
 fn commit_batch(
     db: &Database,
     jobs: &mut [Job],
     cfg: &WriterConfig,
     cached: &LatestDoc,
     journal: &Journal,
+    wal: &mut Wal,
 ) -> Result<Vec<Outcome>, StoreError> {
+    let only_updates = jobs.iter().all(|j| matches!(j.write, Write::Update(..)));
     let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
-    txn.set_durability(Durability::Immediate)
-        .map_err(StoreError::unavailable)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut wrote = false;
-    let staged = {
+    let (staged, logged) = {
         let mut tables = Tables {
             users: txn.open_table(USERS).map_err(StoreError::unavailable)?,
             docs: txn.open_table(DOCS).map_err(StoreError::unavailable)?,
@@ -143,6 +154,7 @@ fn commit_batch(
             rows: txn.open_table(JOURNAL).map_err(StoreError::unavailable)?,
             journal,
             staged: Vec::new(),
+            logged: Vec::new(),
             bases: txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?,
             revoked: txn.open_table(REVOKED).map_err(StoreError::unavailable)?,
             sessions: txn.open_table(SESSIONS).map_err(StoreError::unavailable)?,
@@ -157,20 +169,49 @@ fn commit_batch(
             wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
-        tables.staged
+        (tables.staged, tables.logged)
     };
-    if wrote {
-        // Indexed before they are visible (journal.rs says why).
-        journal.stage(&staged);
-        if let Err(e) = txn.commit() {
-            journal.unstage(&staged);
-            return Err(StoreError::unavailable(e));
-        }
-    } else {
-        // Every write was refused: skip the fsync.
+    if !wrote {
+        // Every write was refused: nothing to make durable.
         txn.abort().map_err(StoreError::unavailable)?;
+        return Ok(outcomes);
     }
-    Ok(outcomes)
+    // Indexed before they are visible (journal.rs says why).
+    journal.stage(&staged);
+    let result = (|| {
+        let logged =
+            only_updates && wal.append(logged.iter().map(|(seq, row)| (*seq, row.as_slice())))?;
+        let generation = if logged {
+            txn.set_durability(Durability::None)
+                .map_err(StoreError::unavailable)?;
+            None
+        } else {
+            txn.set_durability(Durability::Immediate)
+                .map_err(StoreError::unavailable)?;
+            Some(wal.begin_checkpoint(&txn)?)
+        };
+        match txn.commit() {
+            Ok(()) => Ok(generation),
+            Err(e) => {
+                if logged && let Err(r) = wal.retract() {
+                    tracing::error!(error = %r, "a failed batch stays in the write-ahead log");
+                }
+                Err(StoreError::unavailable(e))
+            }
+        }
+    })();
+    match result {
+        Ok(generation) => {
+            if let Some(generation) = generation {
+                wal.checkpointed(generation);
+            }
+            Ok(outcomes)
+        }
+        Err(e) => {
+            journal.unstage(&staged);
+            Err(e)
+        }
+    }
 }
 
 struct Tables<'t> {
@@ -181,6 +222,8 @@ struct Tables<'t> {
     journal: &'t Journal,
     /// Journal rows written by this batch, indexed just before the commit.
     staged: Vec<(String, u64)>,
+    /// The same rows' bytes, for the write-ahead log.
+    logged: Vec<(u64, Vec<u8>)>,
     bases: Table<'t, &'static str, &'static [u8]>,
     revoked: Table<'t, &'static str, u64>,
     sessions: Table<'t, (&'static str, &'static str), &'static [u8]>,
@@ -236,6 +279,7 @@ impl Tables<'_> {
                     .insert(seq, row.as_slice())
                     .map_err(StoreError::unavailable)?;
                 self.staged.push((update.target.clone(), seq));
+                self.logged.push((seq, row));
                 let doc = Arc::new(applied.doc);
                 self.latest.insert(update.target.clone(), doc.clone());
                 *retired = Some(current);
@@ -392,6 +436,7 @@ impl Tables<'_> {
 fn maintain(
     db: &Database,
     journal: &Journal,
+    wal: &mut Wal,
     latest: &LatestDoc,
     metrics: &crate::metrics::Metrics,
     dirty: &mut HashSet<String>,
@@ -399,6 +444,17 @@ fn maintain(
 ) {
     fold(db, journal, latest, metrics);
     trim(db, dirty, cfg);
+    checkpoint(db, wal);
+}
+
+/// Makes everything committed so far durable and empties the write-ahead log. A failure is
+/// logged and retried later: the log still holds every record.
+fn checkpoint(db: &Database, wal: &mut Wal) {
+    if wal.pending()
+        && let Err(e) = wal::checkpoint(db, wal)
+    {
+        tracing::warn!(error = %e, "checkpoint failed");
+    }
 }
 
 /// Folds the journal; a failure is logged and retried at the next fold (the rows stay put).

@@ -1,0 +1,374 @@
+//! The write-ahead log: where a batch of updates becomes durable.
+//!
+//! Why: a durable redb commit rewrites every page on the paths from its changed leaves to the
+//! roots, plus the allocator's pages, and fsyncs them all. For one update that is six or seven
+//! 4 KiB pages scattered over the file, and on this machine's virtio disk an `fdatasync`
+//! costs about 35 µs more per scattered page: 0.45 ms a commit, against 0.14 ms for one page
+//! rewritten in place. So a batch of updates now commits to redb *non-durably* (visible to
+//! readers, kept in redb's write buffer, no file writes) and its journal rows go, before that
+//! commit, into one record appended to this file and fsynced. Nobody is answered before that
+//! fsync, as before. A durable redb commit (a *checkpoint*) then makes everything the log holds
+//! redundant, and the log starts over at offset 0.
+//!
+//! The file is zero-filled to [`WAL_BYTES`] when created, so appends overwrite allocated blocks
+//! and `fdatasync` never has to commit a size change (measured: 0.145 ms against 0.187 ms for
+//! an append that grows the file).
+//!
+//! Record: `[payload length: u32][crc32: u32][file id: u64][generation: u64][payload]`, the
+//! crc over id, generation and payload; payload: `([seq: u64][length: u32][journal row])*`.
+//! The data file's `meta` table holds `wal_id` (which file this log belongs to; a backup gets
+//! a fresh one) and `wal_generation`, bumped by every checkpoint. At open, records are
+//! replayed from offset 0 while their crc holds and they carry this file's id and current
+//! generation: older records were written before the last checkpoint, which already holds
+//! them, and a torn record is the last one ever written (each is fsynced before the next).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+
+use super::META;
+use super::journal::JOURNAL;
+use crate::store::error::StoreError;
+use crate::store::faults::Faults;
+
+/// Size of the log file. A batch whose record does not fit commits durably instead, which
+/// is also a checkpoint; in practice the journal's fold (every `FOLD_AT` rows) checkpoints
+/// first.
+pub const WAL_BYTES: u64 = 4 << 20;
+const HEADER: usize = 24;
+const ID: &str = "wal_id";
+const GENERATION: &str = "wal_generation";
+
+/// The log next to the data file at `db_path`.
+pub fn path(db_path: &Path) -> PathBuf {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(".wal");
+    PathBuf::from(name)
+}
+
+pub struct Wal {
+    file: File,
+    id: u64,
+    generation: u64,
+    /// Where the next record goes; 0 when everything is checkpointed.
+    pos: u64,
+    faults: Option<Arc<Faults>>,
+    buf: Vec<u8>,
+}
+
+impl Wal {
+    /// Opens (or creates) the log of `db`, replays what the last checkpoint lacks into the
+    /// journal and checkpoints it, so the caller starts from a state that holds every
+    /// acknowledged update.
+    ///
+    /// # Errors
+    /// `Unavailable` when the log or the data file cannot be read or written.
+    pub fn open(
+        db: &Database,
+        path: &Path,
+        faults: Option<Arc<Faults>>,
+    ) -> Result<Wal, StoreError> {
+        let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < WAL_BYTES {
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = len;
+            while at < WAL_BYTES {
+                let n = zeros
+                    .len()
+                    .min(usize::try_from(WAL_BYTES - at).unwrap_or(usize::MAX));
+                file.write_all_at(&zeros[..n], at).map_err(io)?;
+                at += n as u64;
+            }
+            file.sync_all().map_err(io)?;
+            // The file's name must survive a power cut too, before anything relies on it.
+            if let Some(dir) = path.parent() {
+                File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+        }
+        let (id, generation) = ids(db)?;
+        let mut wal = Wal {
+            file,
+            id,
+            generation,
+            pos: 0,
+            faults,
+            buf: Vec::new(),
+        };
+        let rows = wal.scan().map_err(io)?;
+        if !rows.is_empty() {
+            tracing::info!(rows = rows.len(), "replaying the write-ahead log");
+            let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(StoreError::unavailable)?;
+            {
+                let mut table = txn.open_table(JOURNAL).map_err(StoreError::unavailable)?;
+                for (seq, row) in &rows {
+                    table
+                        .insert(seq, row.as_slice())
+                        .map_err(StoreError::unavailable)?;
+                }
+            }
+            let next = wal.begin_checkpoint(&txn)?;
+            txn.commit().map_err(StoreError::unavailable)?;
+            wal.checkpointed(next);
+        }
+        Ok(wal)
+    }
+
+    /// The rows of every valid record of this file and generation, in order.
+    fn scan(&self) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+        let mut rows = Vec::new();
+        let mut at = 0u64;
+        let mut header = [0u8; HEADER];
+        while at + HEADER as u64 <= WAL_BYTES {
+            self.file.read_exact_at(&mut header, at)?;
+            let [l0, l1, l2, l3, c0, c1, c2, c3, rest @ ..] = header;
+            let len = u64::from(u32::from_le_bytes([l0, l1, l2, l3]));
+            let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+            if len == 0 || at + HEADER as u64 + len > WAL_BYTES || rest != self.tag() {
+                break;
+            }
+            let mut payload = vec![0u8; usize::try_from(len).unwrap_or(0)];
+            self.file.read_exact_at(&mut payload, at + HEADER as u64)?;
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&rest);
+            hasher.update(&payload);
+            if hasher.finalize() != crc {
+                break;
+            }
+            let Some(mut found) = parse(&payload) else {
+                break;
+            };
+            rows.append(&mut found);
+            at += HEADER as u64 + len;
+        }
+        Ok(rows)
+    }
+
+    fn tag(&self) -> [u8; 16] {
+        let mut tag = [0u8; 16];
+        tag[..8].copy_from_slice(&self.id.to_le_bytes());
+        tag[8..].copy_from_slice(&self.generation.to_le_bytes());
+        tag
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        self.faults.as_ref().map_or(Ok(()), |f| f.check())
+    }
+
+    /// Appends one record holding `rows` and fsyncs it. `Ok(false)`: it does not fit, so the
+    /// caller must commit durably instead.
+    ///
+    /// # Errors
+    /// `Unavailable` on an I/O error; the record then counts as not written.
+    pub fn append<'a>(
+        &mut self,
+        rows: impl Iterator<Item = (u64, &'a [u8])>,
+    ) -> Result<bool, StoreError> {
+        let tag = self.tag();
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0u8; 8]);
+        self.buf.extend_from_slice(&tag);
+        for (seq, row) in rows {
+            let len = u32::try_from(row.len()).map_err(|_| StoreError::unavailable("row"))?;
+            self.buf.extend_from_slice(&seq.to_le_bytes());
+            self.buf.extend_from_slice(&len.to_le_bytes());
+            self.buf.extend_from_slice(row);
+        }
+        if self.pos + self.buf.len() as u64 > WAL_BYTES {
+            return Ok(false);
+        }
+        let payload = u32::try_from(self.buf.len() - HEADER)
+            .map_err(|_| StoreError::unavailable("record too large"))?;
+        let crc = crc32fast::hash(&self.buf[8..]);
+        self.buf[..4].copy_from_slice(&payload.to_le_bytes());
+        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        let result = self
+            .check()
+            .and_then(|()| self.file.write_all_at(&self.buf, self.pos))
+            .and_then(|()| self.check())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = result {
+            // Make sure a restart does not find it (best effort: the disk is failing).
+            let _ = self.file.write_all_at(&[0u8; 4], self.pos);
+            return Err(StoreError::Unavailable(format!("write-ahead log: {e}")));
+        }
+        self.pos += self.buf.len() as u64;
+        Ok(true)
+    }
+
+    /// The last record's batch failed to commit after all: erase it, so a restart does not
+    /// apply what its callers were told failed.
+    ///
+    /// # Errors
+    /// `Unavailable` when it cannot be erased durably.
+    pub fn retract(&mut self) -> Result<(), StoreError> {
+        let at = self.pos - self.buf.len() as u64;
+        self.file
+            .write_all_at(&[0u8; 4], at)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| StoreError::Unavailable(format!("write-ahead log: {e}")))?;
+        self.pos = at;
+        Ok(())
+    }
+
+    /// Records not yet covered by a checkpoint.
+    pub fn pending(&self) -> bool {
+        self.pos > 0
+    }
+
+    /// Makes `txn` a checkpoint: it must commit durably, and bumps the generation. Returns
+    /// the new generation, for [`Wal::checkpointed`] once the commit succeeded.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub fn begin_checkpoint(&self, txn: &WriteTransaction) -> Result<u64, StoreError> {
+        let next = self.generation + 1;
+        let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+        meta.insert(GENERATION, next)
+            .map_err(StoreError::unavailable)?;
+        Ok(next)
+    }
+
+    /// A checkpoint committed: everything logged so far is in the data file.
+    pub fn checkpointed(&mut self, generation: u64) {
+        self.generation = generation;
+        self.pos = 0;
+    }
+}
+
+/// A checkpoint in a transaction of its own (idle writer, after a fold, at shutdown).
+///
+/// # Errors
+/// `Unavailable`; the log is then kept.
+pub fn checkpoint(db: &Database, wal: &mut Wal) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(StoreError::unavailable)?;
+    let next = wal.begin_checkpoint(&txn)?;
+    txn.commit().map_err(StoreError::unavailable)?;
+    wal.checkpointed(next);
+    Ok(())
+}
+
+/// This file's log id (made on first use) and current generation.
+fn ids(db: &Database) -> Result<(u64, u64), StoreError> {
+    let txn = db.begin_write().map_err(StoreError::unavailable)?;
+    let found = {
+        let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+        let id = meta
+            .get(ID)
+            .map_err(StoreError::unavailable)?
+            .map(|v| v.value());
+        let generation = meta
+            .get(GENERATION)
+            .map_err(StoreError::unavailable)?
+            .map_or(0, |v| v.value());
+        match id {
+            Some(id) => (id, generation),
+            None => {
+                let id = rand::random();
+                meta.insert(ID, id).map_err(StoreError::unavailable)?;
+                (id, generation)
+            }
+        }
+    };
+    txn.commit().map_err(StoreError::unavailable)?;
+    Ok(found)
+}
+
+/// A backup is another data file: give it its own log id, so no log written for the
+/// original is ever replayed into it.
+///
+/// # Errors
+/// `Unavailable`.
+pub fn new_identity(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+    meta.insert(ID, rand::random::<u64>())
+        .map_err(StoreError::unavailable)?;
+    meta.insert(GENERATION, 0)
+        .map_err(StoreError::unavailable)?;
+    Ok(())
+}
+
+fn parse(mut payload: &[u8]) -> Option<Vec<(u64, Vec<u8>)>> {
+    let mut rows = Vec::new();
+    while !payload.is_empty() {
+        let (seq, rest) = payload.split_first_chunk::<8>()?;
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+        let row = rest.get(..len)?;
+        rows.push((u64::from_le_bytes(*seq), row.to_vec()));
+        payload = &rest[len..];
+    }
+    Some(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableDatabase;
+
+    use super::*;
+
+    fn journal_rows(db: &Database) -> Vec<u64> {
+        let read = db.begin_read().unwrap();
+        let table = read.open_table(JOURNAL).unwrap();
+        table.iter().unwrap().map(|r| r.unwrap().0.value()).collect()
+    }
+
+    fn reopen(db: &Database, path: &Path) -> Wal {
+        Wal::open(db, path, None).unwrap()
+    }
+
+    /// What a restart replays: whole records of this generation, up to the first torn one;
+    /// never records from before a checkpoint.
+    #[test]
+    fn replays_whole_records_of_the_current_generation_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let log = dir.path().join("db.wal");
+        let txn = db.begin_write().unwrap();
+        txn.open_table(JOURNAL).unwrap();
+        txn.commit().unwrap();
+
+        let mut wal = reopen(&db, &log);
+        assert!(wal.append([(1, &b"one"[..]), (2, b"two")].into_iter()).unwrap());
+        assert!(wal.append([(3, &b"three"[..])].into_iter()).unwrap());
+        assert!(wal.append([(4, &b"four"[..])].into_iter()).unwrap());
+        // Tear the last record: its payload's last byte never landed.
+        let f = OpenOptions::new().write(true).open(&log).unwrap();
+        f.write_all_at(b"X", wal.pos - 1).unwrap();
+        drop(wal);
+
+        let mut wal = reopen(&db, &log);
+        assert_eq!(journal_rows(&db), [1, 2, 3], "whole records replayed, the torn one not");
+        assert!(!wal.pending(), "the replay was checkpointed");
+
+        // Records written before a checkpoint are never replayed again.
+        assert!(wal.append([(5, &b"five"[..])].into_iter()).unwrap());
+        checkpoint(&db, &mut wal).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(JOURNAL).unwrap().remove(5).unwrap();
+        txn.commit().unwrap();
+        drop(wal);
+        reopen(&db, &log);
+        assert_eq!(journal_rows(&db), [1, 2, 3]);
+
+        // A record that does not fit is refused, so its batch commits durably instead.
+        let mut wal = reopen(&db, &log);
+        let big = vec![0u8; usize::try_from(WAL_BYTES).unwrap()];
+        assert!(!wal.append([(6, big.as_slice())].into_iter()).unwrap());
+        assert!(!wal.pending());
+    }
+}
