@@ -324,7 +324,11 @@ mod tests {
     fn journal_rows(db: &Database) -> Vec<u64> {
         let read = db.begin_read().unwrap();
         let table = read.open_table(JOURNAL).unwrap();
-        table.iter().unwrap().map(|r| r.unwrap().0.value()).collect()
+        table
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value())
+            .collect()
     }
 
     fn reopen(db: &Database, path: &Path) -> Wal {
@@ -343,7 +347,10 @@ mod tests {
         txn.commit().unwrap();
 
         let mut wal = reopen(&db, &log);
-        assert!(wal.append([(1, &b"one"[..]), (2, b"two")].into_iter()).unwrap());
+        assert!(
+            wal.append([(1, &b"one"[..]), (2, b"two")].into_iter())
+                .unwrap()
+        );
         assert!(wal.append([(3, &b"three"[..])].into_iter()).unwrap());
         assert!(wal.append([(4, &b"four"[..])].into_iter()).unwrap());
         // Tear the last record: its payload's last byte never landed.
@@ -352,7 +359,11 @@ mod tests {
         drop(wal);
 
         let mut wal = reopen(&db, &log);
-        assert_eq!(journal_rows(&db), [1, 2, 3], "whole records replayed, the torn one not");
+        assert_eq!(
+            journal_rows(&db),
+            [1, 2, 3],
+            "whole records replayed, the torn one not"
+        );
         assert!(!wal.pending(), "the replay was checkpointed");
 
         // Records written before a checkpoint are never replayed again.
