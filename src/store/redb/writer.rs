@@ -179,11 +179,14 @@ fn commit_batch(
     // Indexed before they are visible (journal.rs says why).
     journal.stage(&staged);
     let result = (|| {
-        let logged =
-            only_updates && wal.append(logged.iter().map(|(seq, row)| (*seq, row.as_slice())))?;
-        let generation = if logged {
+        // Every fallible step but the commit comes before the append, so a record that made
+        // it to the log is either committed or erased.
+        let logged = only_updates && {
             txn.set_durability(Durability::None)
                 .map_err(StoreError::unavailable)?;
+            wal.append(logged.iter().map(|(seq, row)| (*seq, row.as_slice())))?
+        };
+        let generation = if logged {
             None
         } else {
             txn.set_durability(Durability::Immediate)
