@@ -205,6 +205,34 @@ async fn a_slow_consumer_is_closed_and_others_are_unaffected() {
         }
         started.elapsed()
     });
+    // The slow one reads nothing until the server has given up on it, then drains what it
+    // was left. Waiting on the server's count rather than a fixed sleep: the server sends its
+    // close frame for a bounded time only (close handshake, then `CLOSE_FLUSH`), and on a
+    // slow store the updates alone can outlast a fixed sleep.
+    let addr = server.addr;
+    let slow = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if text
+                .lines()
+                .any(|l| l.starts_with("hearth_slow_consumer_closes_total") && !l.ends_with(" 0"))
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the slow consumer was never closed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        slow.closed_with().await
+    });
     let pad = "x".repeat(60 * 1024);
     for v in 0..150u64 {
         let r = owner
@@ -217,9 +245,7 @@ async fn a_slow_consumer_is_closed_and_others_are_unaffected() {
         took < Duration::from_secs(10),
         "the healthy watcher kept up: {took:?}"
     );
-    // Give the server time to give up on the slow one, then read what it left us.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(slow.closed_with().await, 4008);
+    assert_eq!(slow.await.unwrap(), 4008);
 }
 
 #[tokio::test]
