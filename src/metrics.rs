@@ -30,6 +30,9 @@ pub struct Metrics {
     /// Seconds spent folding the update journal into the change log (redb), which holds up
     /// the writer meanwhile.
     pub fold_seconds: Histogram,
+    /// Seconds per checkpoint of the write-ahead log (a durable redb commit of everything
+    /// committed since the last one), which holds up the writer meanwhile.
+    pub checkpoint_seconds: Histogram,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// `change` frames queued to watchers (WebSocket and SSE).
@@ -136,6 +139,11 @@ impl Metrics {
             fold_seconds: histogram(
                 "journal_fold_seconds",
                 "Folding the update journal into the change log.",
+                prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
+            ),
+            checkpoint_seconds: histogram(
+                "checkpoint_seconds",
+                "Write-ahead log checkpoints: durable commits of everything since the last.",
                 prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
             ),
             cache_hits: counter("cache_hits_total", "Document reads served from memory."),

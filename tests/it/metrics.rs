@@ -123,4 +123,15 @@ async fn counters_move_as_frames_flow() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(settled, "gauges return to zero when sockets close");
+
+    // The update went to the write-ahead log; an idle writer checkpoints it within a second.
+    let mut checkpointed = false;
+    for _ in 0..100 {
+        if value(&scrape(&server).await, "hearth_checkpoint_seconds", None) >= 1.0 {
+            checkpointed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(checkpointed, "the idle writer checkpointed the log");
 }

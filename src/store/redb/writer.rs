@@ -72,7 +72,7 @@ pub(super) fn run(
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     // Shutting down: leave nothing for the next start to replay.
-                    checkpoint(db, wal);
+                    checkpoint(db, wal, metrics);
                     return;
                 }
             }
@@ -119,7 +119,7 @@ pub(super) fn run(
         }
         if journal.len() >= FOLD_AT {
             fold(db, journal, latest, metrics);
-            checkpoint(db, wal);
+            checkpoint(db, wal, metrics);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
             maintain(db, journal, wal, latest, metrics, &mut dirty, cfg);
@@ -471,16 +471,21 @@ fn maintain(
 ) {
     fold(db, journal, latest, metrics);
     trim(db, dirty, cfg);
-    checkpoint(db, wal);
+    checkpoint(db, wal, metrics);
 }
 
 /// Makes everything committed so far durable and empties the write-ahead log. A failure is
 /// logged and retried later: the log still holds every record.
-fn checkpoint(db: &Database, wal: &mut Wal) {
-    if wal.pending()
-        && let Err(e) = wal::checkpoint(db, wal)
-    {
-        tracing::warn!(error = %e, "checkpoint failed");
+fn checkpoint(db: &Database, wal: &mut Wal, metrics: &crate::metrics::Metrics) {
+    if !wal.pending() {
+        return;
+    }
+    let started = Instant::now();
+    match wal::checkpoint(db, wal) {
+        Ok(()) => metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64()),
+        Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
     }
 }
 
