@@ -144,7 +144,9 @@ impl Auth {
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
         let claims = match self.verified.get(token) {
             // The same expiry rule as `validation` (exp plus leeway must not be past).
-            Some(claims) if claims.exp + self.validation.leeway >= unix_now() => claims,
+            Some(claims) if claims.exp.saturating_add(self.validation.leeway) >= unix_now() => {
+                claims
+            }
             Some(_) => {
                 self.verified.invalidate(token);
                 return Err(Error::InvalidToken);

@@ -27,7 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::META;
 use super::journal::JOURNAL;
@@ -55,6 +55,8 @@ pub struct Wal {
     generation: u64,
     /// Where the next record goes; 0 when everything is checkpointed.
     pos: u64,
+    /// Where the last record written starts (what `retract` erases).
+    last: u64,
     faults: Option<Arc<Faults>>,
     buf: Vec<u8>,
 }
@@ -81,15 +83,9 @@ impl Wal {
             .map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len < WAL_BYTES {
-            let zeros = vec![0u8; 1 << 20];
-            let mut at = len;
-            while at < WAL_BYTES {
-                let n = zeros
-                    .len()
-                    .min(usize::try_from(WAL_BYTES - at).unwrap_or(usize::MAX));
-                file.write_all_at(&zeros[..n], at).map_err(io)?;
-                at += n as u64;
-            }
+            let missing =
+                usize::try_from(WAL_BYTES - len).map_err(|e| io(std::io::Error::other(e)))?;
+            file.write_all_at(&vec![0u8; missing], len).map_err(io)?;
             file.sync_all().map_err(io)?;
             // The file's name must survive a power cut too, before anything relies on it.
             if let Some(dir) = path.parent() {
@@ -102,26 +98,22 @@ impl Wal {
             id,
             generation,
             pos: 0,
+            last: 0,
             faults,
             buf: Vec::new(),
         };
         let rows = wal.scan().map_err(io)?;
         if !rows.is_empty() {
             tracing::info!(rows = rows.len(), "replaying the write-ahead log");
-            let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
-            txn.set_durability(Durability::Immediate)
-                .map_err(StoreError::unavailable)?;
-            {
+            checkpoint_with(db, &mut wal, |txn| {
                 let mut table = txn.open_table(JOURNAL).map_err(StoreError::unavailable)?;
                 for (seq, row) in &rows {
                     table
                         .insert(seq, row.as_slice())
                         .map_err(StoreError::unavailable)?;
                 }
-            }
-            let next = wal.begin_checkpoint(&txn)?;
-            txn.commit().map_err(StoreError::unavailable)?;
-            wal.checkpointed(next);
+                Ok(())
+            })?;
         }
         Ok(wal)
     }
@@ -204,6 +196,7 @@ impl Wal {
             let _ = self.file.write_all_at(&[0u8; 4], self.pos);
             return Err(StoreError::Unavailable(format!("write-ahead log: {e}")));
         }
+        self.last = self.pos;
         self.pos += self.buf.len() as u64;
         Ok(true)
     }
@@ -214,12 +207,11 @@ impl Wal {
     /// # Errors
     /// `Unavailable` when it cannot be erased durably.
     pub fn retract(&mut self) -> Result<(), StoreError> {
-        let at = self.pos - self.buf.len() as u64;
         self.file
-            .write_all_at(&[0u8; 4], at)
+            .write_all_at(&[0u8; 4], self.last)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| StoreError::Unavailable(format!("write-ahead log: {e}")))?;
-        self.pos = at;
+        self.pos = self.last;
         Ok(())
     }
 
@@ -253,39 +245,53 @@ impl Wal {
 /// # Errors
 /// `Unavailable`; the log is then kept.
 pub fn checkpoint(db: &Database, wal: &mut Wal) -> Result<(), StoreError> {
+    checkpoint_with(db, wal, |_| Ok(()))
+}
+
+/// A checkpoint transaction that first writes what `write` adds (replayed rows at open).
+fn checkpoint_with(
+    db: &Database,
+    wal: &mut Wal,
+    write: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
     txn.set_durability(Durability::Immediate)
         .map_err(StoreError::unavailable)?;
+    write(&txn)?;
     let next = wal.begin_checkpoint(&txn)?;
     txn.commit().map_err(StoreError::unavailable)?;
     wal.checkpointed(next);
     Ok(())
 }
 
-/// This file's log id (made on first use) and current generation.
+/// This file's log id (made on first use) and current generation. A read, except the first
+/// time: every start used to pay a durable commit here.
 fn ids(db: &Database) -> Result<(u64, u64), StoreError> {
+    let txn = db.begin_read().map_err(StoreError::unavailable)?;
+    let meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+    let generation = meta_u64(&meta, GENERATION)?.unwrap_or(0);
+    if let Some(id) = meta_u64(&meta, ID)? {
+        return Ok((id, generation));
+    }
+    drop((meta, txn));
     let txn = db.begin_write().map_err(StoreError::unavailable)?;
-    let found = {
-        let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
-        let id = meta
-            .get(ID)
-            .map_err(StoreError::unavailable)?
-            .map(|v| v.value());
-        let generation = meta
-            .get(GENERATION)
-            .map_err(StoreError::unavailable)?
-            .map_or(0, |v| v.value());
-        match id {
-            Some(id) => (id, generation),
-            None => {
-                let id = rand::random();
-                meta.insert(ID, id).map_err(StoreError::unavailable)?;
-                (id, generation)
-            }
-        }
-    };
+    let id = rand::random();
+    txn.open_table(META)
+        .map_err(StoreError::unavailable)?
+        .insert(ID, id)
+        .map_err(StoreError::unavailable)?;
     txn.commit().map_err(StoreError::unavailable)?;
-    Ok(found)
+    Ok((id, generation))
+}
+
+fn meta_u64(
+    meta: &impl ReadableTable<&'static str, u64>,
+    key: &str,
+) -> Result<Option<u64>, StoreError> {
+    Ok(meta
+        .get(key)
+        .map_err(StoreError::unavailable)?
+        .map(|v| v.value()))
 }
 
 /// A backup is another data file: give it its own log id, so no log written for the
@@ -342,8 +348,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("db")).unwrap();
         let log = dir.path().join("db.wal");
+        // The tables every Hearth file has (`init_schema`).
         let txn = db.begin_write().unwrap();
         txn.open_table(JOURNAL).unwrap();
+        txn.open_table(META).unwrap();
         txn.commit().unwrap();
 
         let mut wal = reopen(&db, &log);
@@ -381,5 +389,13 @@ mod tests {
         let big = vec![0u8; usize::try_from(WAL_BYTES).unwrap()];
         assert!(!wal.append([(6, big.as_slice())].into_iter()).unwrap());
         assert!(!wal.pending());
+
+        // A retracted record (its batch failed to commit) is not replayed; the one before it is.
+        assert!(wal.append([(7, &b"seven"[..])].into_iter()).unwrap());
+        assert!(wal.append([(8, &b"eight"[..])].into_iter()).unwrap());
+        wal.retract().unwrap();
+        drop(wal);
+        reopen(&db, &log);
+        assert_eq!(journal_rows(&db), [1, 2, 3, 7]);
     }
 }
