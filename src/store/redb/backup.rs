@@ -1,11 +1,14 @@
 //! Consistent online backups. One read transaction sees one committed state and does not
 //! block the writer, so copying every table from it into a fresh redb file gives a snapshot
-//! that never contains half a commit, taken while writes go on.
+//! that never contains half a commit, taken while writes go on. Updates not folded yet live
+//! in the in-memory journal: the backup takes them with its snapshot and carries them in its
+//! `journal` table, folded when the backup is opened.
 
 use std::path::Path;
 
 use redb::{Database, Key, ReadableDatabase, ReadableTable, TableDefinition, Value};
 
+use super::journal::{JOURNAL, Journal};
 use super::{
     ADMINS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META, REVOKED, SESSIONS,
     USERS,
@@ -38,7 +41,12 @@ fn copy<K: Key + 'static, V: Value + 'static>(
 ///
 /// # Errors
 /// `Unavailable` on any storage error; `dest` is then removed.
-pub fn snapshot(db: &Database, dest: &Path, info: &[(&str, &str)]) -> Result<u64, StoreError> {
+pub fn snapshot(
+    db: &Database,
+    dest: &Path,
+    info: &[(&str, &str)],
+    journal: Option<&Journal>,
+) -> Result<u64, StoreError> {
     if dest.exists() {
         return Err(StoreError::Unavailable(format!(
             "{} already exists",
@@ -47,7 +55,13 @@ pub fn snapshot(db: &Database, dest: &Path, info: &[(&str, &str)]) -> Result<u64
     }
     let result = (|| {
         let out = Database::create(dest).map_err(StoreError::unavailable)?;
-        let read = db.begin_read().map_err(StoreError::unavailable)?;
+        let (read, unfolded) = match journal {
+            Some(journal) => journal.snapshot_all(db)?,
+            None => (
+                db.begin_read().map_err(StoreError::unavailable)?,
+                Vec::new(),
+            ),
+        };
         let write = out.begin_write().map_err(StoreError::unavailable)?;
         let mut rows = 0;
         rows += copy(&read, &write, META)?;
@@ -56,7 +70,14 @@ pub fn snapshot(db: &Database, dest: &Path, info: &[(&str, &str)]) -> Result<u64
         rows += copy(&read, &write, DOCS)?;
         rows += copy(&read, &write, LOG)?;
         rows += copy(&read, &write, LOG_BASE)?;
-        rows += copy(&read, &write, super::journal::JOURNAL)?;
+        rows += copy(&read, &write, JOURNAL)?;
+        {
+            let mut table = write.open_table(JOURNAL).map_err(StoreError::unavailable)?;
+            for (seq, row) in &unfolded {
+                table.insert(seq, &**row).map_err(StoreError::unavailable)?;
+                rows += 1;
+            }
+        }
         rows += copy(&read, &write, REVOKED)?;
         rows += copy(&read, &write, SESSIONS)?;
         rows += copy(&read, &write, DISABLED)?;
@@ -135,12 +156,11 @@ pub fn offline_snapshot(
         )),
         other => StoreError::unavailable(other),
     })?;
-    // A server that crashed may hold acknowledged updates only in its log: replay them first.
-    let wal = super::wal::path(db_path);
-    if wal.exists() {
-        super::wal::Wal::open(&db, &wal, None)?;
+    // A server that crashed may hold acknowledged updates only in its log: fold them first.
+    if super::wal::path(db_path).exists() {
+        super::recover(&db, db_path, None)?;
     }
-    snapshot(&db, dest, info)
+    snapshot(&db, dest, info, None)
 }
 
 /// True when a server (or anything) holds the data file's lock.

@@ -1,33 +1,34 @@
-//! The update journal: where an update's durable record goes first.
+//! The update journal: where an update lives between its write-ahead log record and the fold.
 //!
 //! Why: an update used to write its whole document into `docs` and its entry into
 //! `changelog`, keyed by (name, version). With 50 writers on 50 documents a batch then dirtied
-//! one log leaf per document plus the `docs` pages, all rewritten and fsynced: measured, the
-//! log insert alone cost a third of the throughput, and a 4 KB document cost a 4 KB page per
-//! update. An update now appends one row to `journal`, keyed by a global sequence number, so
-//! a batch dirties the last leaf or two whatever documents it touches. The writer folds the
-//! journal into `changelog` and `docs` (each document as of its newest folded version) once
-//! it holds [`FOLD_AT`] rows or the writer is idle, in a non-durable transaction: a crash
-//! before the next durable commit only leaves those rows in the journal, where they were.
+//! one log leaf per document plus the `docs` pages, all rewritten and fsynced. Then (schema 2)
+//! each update appended one row to a redb `journal` table instead, folded into `changelog` and
+//! `docs` every [`FOLD_AT`] rows. With the write-ahead log (`wal.rs`) making each batch
+//! durable, that table was only a second copy: every batch still paid a redb transaction
+//! (insert, commit) and every fold read the rows back and deleted them, about a quarter of the
+//! writer thread's CPU under 50 writers (perf, b). So the journal's rows now live here, in
+//! memory, from the moment their log record is fsynced until a fold moves them into
+//! `changelog` and `docs` in one durable transaction, which is also the log's checkpoint.
 //!
-//! A document is therefore its `docs` row (a checkpoint), then its `changelog` entries after
-//! that, then its journal rows. Readers find a document's journal rows through an in-memory
-//! index (name → sequence numbers) that only the writer changes:
-//! - the writer adds rows to the index *before* committing them, and removes folded rows only
-//!   *after* the fold committed, bumping `folds` in between;
-//! - a reader opens its snapshot, then reads the index, and starts over if `folds` moved
-//!   meanwhile.
+//! A document is therefore its `docs` row, then its `changelog` entries after that, then its
+//! rows here. Only the writer changes this journal:
+//! - it adds a batch's rows *after* their log record is durable, before anyone is answered;
+//! - a fold commits, then drops the rows it moved, bumping `folds` in between.
 //!
-//! So the index a reader uses lists every journal row of its snapshot; it may list rows the
-//! snapshot does not hold (not committed yet, or already folded), which are simply not found.
+//! A reader opens its snapshot, then copies a document's rows, and starts over if `folds`
+//! moved meanwhile. So its rows hold everything its snapshot lacks; they may repeat versions
+//! the snapshot already holds (a fold committed, its rows not dropped yet), which readers
+//! skip by version.
+//!
+//! The redb table `journal` remains for rows that travel in a backup (and in files of earlier
+//! builds): they are folded when the file is opened (`recover`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-};
+use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{DOCS, LOG, decode, read_log};
 use crate::store::apply::replay_into;
@@ -35,22 +36,34 @@ use crate::store::backend::LatestDoc;
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, Version};
 
-/// `seq → [name length: u16 LE][name][version: u64 LE][entry JSON]`.
+/// `seq → [name length: u16 LE][name][version: u64 LE][entry JSON]`: rows carried by a
+/// backup, or left by an earlier build; folded at open.
 pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
 /// Journal rows past which the writer folds right after a batch instead of waiting for idle.
 /// Measured with 50 writers: a fold of 8192 rows takes ≈ 12 ms and folds of 512 or 2048
 /// cost the same in total, but more folds hold up more batches (p99 4.4 and 6.1 ms against
-/// 3.0 ms here). Startup indexes at most this many rows, in a few milliseconds.
+/// 3.0 ms here).
 pub const FOLD_AT: usize = 8192;
 
-/// The writer's sequence counter and the readers' index of journal rows.
+/// A journal row's bytes, shared between the journal and readers copying them.
+pub type RowBytes = Arc<[u8]>;
+
+/// The rows committed and not folded yet, in commit order and by document.
+#[derive(Default)]
+struct Rows {
+    all: VecDeque<(u64, RowBytes)>,
+    by_name: HashMap<String, Vec<RowBytes>>,
+}
+
+/// The writer's sequence counter and the rows not folded yet.
+#[derive(Default)]
 pub struct Journal {
-    index: Mutex<HashMap<String, Vec<u64>>>,
+    rows: Mutex<Rows>,
     /// Folds committed; readers retry when it moves under them.
     folds: AtomicU64,
     next: AtomicU64,
-    rows: AtomicUsize,
+    len: AtomicUsize,
 }
 
 /// One decoded journal row.
@@ -85,47 +98,28 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row<'_>, StoreError> {
 }
 
 impl Journal {
-    /// Indexes the rows a previous run left (at most a fold's worth, plus a crash's batch).
-    ///
-    /// # Errors
-    /// `Unavailable` on a storage error or a corrupt row.
-    pub fn load(db: &Database) -> Result<Journal, StoreError> {
-        let txn = db.begin_read().map_err(StoreError::unavailable)?;
-        let table = txn.open_table(JOURNAL).map_err(StoreError::unavailable)?;
-        let mut index: HashMap<String, Vec<u64>> = HashMap::new();
-        let mut next = 0;
-        let mut rows = 0;
-        for row in table.iter().map_err(StoreError::unavailable)? {
-            let (seq, bytes) = row.map_err(StoreError::unavailable)?;
-            let row = decode_row(bytes.value())?;
-            index
-                .entry(row.name.to_owned())
-                .or_default()
-                .push(seq.value());
-            next = seq.value() + 1;
-            rows += 1;
-        }
-        Ok(Journal {
-            index: Mutex::new(index),
-            folds: AtomicU64::new(0),
-            next: AtomicU64::new(next),
-            rows: AtomicUsize::new(rows),
-        })
-    }
-
-    fn index(&self) -> MutexGuard<'_, HashMap<String, Vec<u64>>> {
-        // Every change to the map is a single push or retain: a panic cannot leave it torn.
-        self.index
+    fn rows(&self) -> MutexGuard<'_, Rows> {
+        // Every change under the lock is a push or a drain of whole rows: a panic cannot
+        // leave them torn.
+        self.rows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The journal rows indexed for `name` (writer side, or with a snapshot: see `snapshot`).
-    pub fn seqs(&self, name: &str) -> Vec<u64> {
-        self.index().get(name).cloned().unwrap_or_default()
+    /// `name`'s rows, decoded, oldest first (writer side, or with a snapshot: see
+    /// `snapshot`).
+    ///
+    /// # Errors
+    /// `Unavailable` on a corrupt row.
+    pub fn entries(&self, name: &str) -> Result<Vec<LogEntry>, StoreError> {
+        // Copied under the lock, decoded outside it: the writer adds rows under it.
+        let rows = self.rows().by_name.get(name).cloned().unwrap_or_default();
+        rows.iter()
+            .map(|bytes| decode::<LogEntry>(decode_row(bytes)?.entry, name))
+            .collect()
     }
 
-    /// A read snapshot and `name`'s journal rows in it (see the module doc for why the order).
+    /// A read snapshot and `name`'s rows not in it (see the module doc for why the order).
     ///
     /// # Errors
     /// `Unavailable`.
@@ -133,99 +127,98 @@ impl Journal {
         &self,
         db: &Database,
         name: &str,
-    ) -> Result<(ReadTransaction, Vec<u64>), StoreError> {
+    ) -> Result<(ReadTransaction, Vec<LogEntry>), StoreError> {
+        self.consistent(db, || self.entries(name))
+    }
+
+    /// A read snapshot and every row not in it, in commit order (for a backup).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub fn snapshot_all(
+        &self,
+        db: &Database,
+    ) -> Result<(ReadTransaction, Vec<(u64, RowBytes)>), StoreError> {
+        self.consistent(db, || Ok(self.rows().all.iter().cloned().collect()))
+    }
+
+    fn consistent<T>(
+        &self,
+        db: &Database,
+        read: impl Fn() -> Result<T, StoreError>,
+    ) -> Result<(ReadTransaction, T), StoreError> {
+        use redb::ReadableDatabase;
         loop {
             let folds = self.folds.load(Ordering::SeqCst);
             let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let seqs = self.seqs(name);
+            let found = read()?;
             if self.folds.load(Ordering::SeqCst) == folds {
-                return Ok((txn, seqs));
+                return Ok((txn, found));
             }
         }
     }
 
-    /// The next sequence number (writer only). Never reused, even after a failed commit, so a
-    /// stale index entry can never point at another document's row.
+    /// The next sequence number (writer only): the order of rows in the log and in a fold.
     pub fn next_seq(&self) -> u64 {
         self.next.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// These rows are about to be committed: index them first.
-    pub fn stage(&self, rows: &[(String, u64)]) {
-        let mut index = self.index();
-        for (name, seq) in rows {
-            index.entry(name.clone()).or_default().push(*seq);
+    /// These rows are durable (their log record is fsynced): readers may see them now.
+    pub fn add(&self, batch: Vec<(String, u64, RowBytes)>) {
+        let added = batch.len();
+        let mut rows = self.rows();
+        for (name, seq, bytes) in batch {
+            rows.all.push_back((seq, bytes.clone()));
+            rows.by_name.entry(name).or_default().push(bytes);
         }
-        self.rows.fetch_add(rows.len(), Ordering::SeqCst);
+        self.len.fetch_add(added, Ordering::SeqCst);
     }
 
-    /// The commit of staged rows failed: forget them.
-    pub fn unstage(&self, rows: &[(String, u64)]) {
-        let mut index = self.index();
-        for (name, seq) in rows {
-            if let Some(seqs) = index.get_mut(name) {
-                seqs.retain(|s| s != seq);
-                if seqs.is_empty() {
-                    index.remove(name);
-                }
+    /// Every row, in commit order (writer only, for a fold).
+    pub fn all(&self) -> Vec<(u64, RowBytes)> {
+        self.rows().all.iter().cloned().collect()
+    }
+
+    /// Rows not folded yet.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::SeqCst)
+    }
+
+    /// A fold of every row up to `upto` committed: drop them.
+    pub fn folded(&self, upto: u64) {
+        self.folds.fetch_add(1, Ordering::SeqCst);
+        let mut rows = self.rows();
+        let mut gone = 0;
+        while rows.all.front().is_some_and(|(seq, _)| *seq <= upto) {
+            rows.all.pop_front();
+            gone += 1;
+        }
+        // Folds take every row in practice; rebuild the index from any rows left.
+        let Rows { all, by_name } = &mut *rows;
+        by_name.clear();
+        for (_, bytes) in all.iter() {
+            if let Ok(row) = decode_row(bytes) {
+                by_name
+                    .entry(row.name.to_owned())
+                    .or_default()
+                    .push(bytes.clone());
             }
         }
-        self.rows.fetch_sub(rows.len(), Ordering::SeqCst);
+        drop(rows);
+        self.len.fetch_sub(gone, Ordering::SeqCst);
     }
-
-    /// Rows committed and not folded yet.
-    pub fn len(&self) -> usize {
-        self.rows.load(Ordering::SeqCst)
-    }
-
-    /// A fold up to `upto` committed.
-    fn folded(&self, upto: u64) {
-        self.folds.fetch_add(1, Ordering::SeqCst);
-        let mut index = self.index();
-        let mut left = 0;
-        index.retain(|_, seqs| {
-            seqs.retain(|s| *s > upto);
-            left += seqs.len();
-            !seqs.is_empty()
-        });
-        self.rows.store(left, Ordering::SeqCst);
-    }
-}
-
-/// `name`'s journal rows among `seqs`, oldest first.
-///
-/// # Errors
-/// `Unavailable` on a storage error or a corrupt row.
-pub fn entries(
-    journal: &impl ReadableTable<u64, &'static [u8]>,
-    name: &str,
-    seqs: &[u64],
-) -> Result<Vec<LogEntry>, StoreError> {
-    let mut out = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        let Some(bytes) = journal.get(*seq).map_err(StoreError::unavailable)? else {
-            continue;
-        };
-        let row = decode_row(bytes.value())?;
-        if row.name == name {
-            out.push(decode::<LogEntry>(row.entry, name)?);
-        }
-    }
-    out.sort_by_key(|e| e.version);
-    Ok(out)
 }
 
 /// The newest committed version of `name`: its checkpoint in `docs`, then the log entries
-/// after it, then its journal rows.
+/// after it, then `unfolded` (its journal rows).
 ///
 /// # Errors
 /// `Unavailable` on a storage error, or an entry that does not follow (a corrupt store).
 pub fn document(
     docs: &impl ReadableTable<&'static str, &'static [u8]>,
     log: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
-    journal: &impl ReadableTable<u64, &'static [u8]>,
     name: &str,
-    seqs: &[u64],
+    unfolded: &[LogEntry],
 ) -> Result<Option<Document>, StoreError> {
     let Some(bytes) = docs.get(name).map_err(StoreError::unavailable)? else {
         return Ok(None);
@@ -233,7 +226,8 @@ pub fn document(
     let mut doc: Document = decode(bytes.value(), name)?;
     drop(bytes);
     let logged = read_log(log, name, doc.version() + 1, Version::MAX, usize::MAX)?;
-    for entry in logged.iter().chain(&entries(journal, name, seqs)?) {
+    for entry in logged.iter().chain(unfolded) {
+        // Skipped by version: `unfolded` may repeat what a fold just put in the log.
         if entry.version > doc.version() {
             replay_into(&mut doc, entry).map_err(|e| {
                 StoreError::Unavailable(format!("change log of {name} does not replay: {e}"))
@@ -243,58 +237,120 @@ pub fn document(
     Ok(Some(doc))
 }
 
-/// Moves every journal row into `changelog` and checkpoints each document it touched, in one
-/// non-durable transaction (the next durable commit carries it).
+/// Moves `rows` into `changelog` and checkpoints each document they touch in `docs`, within
+/// `txn` (the caller commits it durably). `recovering`: rows may repeat what the file already
+/// holds (a backup taken while a fold committed), so rows at or below a document's
+/// checkpoint are skipped.
 ///
 /// # Errors
-/// `Unavailable`; the journal is then left as it was.
-pub fn fold(db: &Database, journal: &Journal, latest: &LatestDoc) -> Result<(), StoreError> {
-    let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
-    txn.set_durability(Durability::None)
-        .map_err(StoreError::unavailable)?;
-    let upto = {
-        let mut rows = txn.open_table(JOURNAL).map_err(StoreError::unavailable)?;
-        let mut log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
-        let mut docs = txn.open_table(DOCS).map_err(StoreError::unavailable)?;
-        let mut newest: HashMap<String, Version> = HashMap::new();
-        let mut upto = None;
-        for row in rows.iter().map_err(StoreError::unavailable)? {
-            let (seq, bytes) = row.map_err(StoreError::unavailable)?;
-            let row = decode_row(bytes.value())?;
-            log.insert((row.name, row.version), row.entry)
-                .map_err(StoreError::unavailable)?;
-            // Rows come in commit order: the last one seen for a name is its newest.
-            match newest.get_mut(row.name) {
-                Some(v) => *v = row.version,
+/// `Unavailable`; nothing is then committed.
+pub fn fold_into(
+    txn: &WriteTransaction,
+    rows: &[(u64, RowBytes)],
+    latest: Option<&LatestDoc>,
+    recovering: bool,
+) -> Result<(), StoreError> {
+    let mut log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
+    let mut docs = txn.open_table(DOCS).map_err(StoreError::unavailable)?;
+    let mut newest: HashMap<&str, Version> = HashMap::new();
+    let mut floor: HashMap<&str, Version> = HashMap::new();
+    for (_, bytes) in rows {
+        let row = decode_row(bytes)?;
+        if recovering {
+            let checkpoint = match floor.get(row.name) {
+                Some(v) => *v,
                 None => {
-                    newest.insert(row.name.to_owned(), row.version);
+                    let v = match docs.get(row.name).map_err(StoreError::unavailable)? {
+                        Some(b) => decode::<Document>(b.value(), row.name)?.version(),
+                        None => continue,
+                    };
+                    floor.insert(row.name, v);
+                    v
                 }
-            }
-            upto = Some(seq.value());
-        }
-        let Some(upto) = upto else {
-            drop((rows, log, docs));
-            return txn.abort().map_err(StoreError::unavailable);
-        };
-        for (name, version) in &newest {
-            // The store's cache holds the newest version of hot documents; others are rebuilt
-            // from the checkpoint and the entries just moved into the log.
-            let doc = match latest(name) {
-                Some(doc) if doc.version() == *version => doc,
-                _ => match document(&docs, &log, &rows, name, &[])? {
-                    Some(doc) => std::sync::Arc::new(doc),
-                    None => continue,
-                },
             };
-            let bytes = serde_json::to_vec(&*doc).map_err(StoreError::unavailable)?;
-            docs.insert(name.as_str(), bytes.as_slice())
-                .map_err(StoreError::unavailable)?;
+            if row.version <= checkpoint {
+                continue;
+            }
         }
-        rows.retain_in(0..=upto, |_, _| false)
+        log.insert((row.name, row.version), row.entry)
             .map_err(StoreError::unavailable)?;
-        upto
-    };
-    txn.commit().map_err(StoreError::unavailable)?;
-    journal.folded(upto);
+        // Rows come in commit order: the last one seen for a name is its newest.
+        newest.insert(row.name, row.version);
+    }
+    for (name, version) in newest {
+        // The store's cache holds the newest version of hot documents; others are rebuilt
+        // from the checkpoint and the entries just moved into the log.
+        let doc = match latest.and_then(|l| l(name)) {
+            Some(doc) if doc.version() == version => doc,
+            _ => match document(&docs, &log, name, &[])? {
+                Some(doc) => Arc::new(doc),
+                None => continue,
+            },
+        };
+        let bytes = serde_json::to_vec(&*doc).map_err(StoreError::unavailable)?;
+        docs.insert(name, bytes.as_slice())
+            .map_err(StoreError::unavailable)?;
+    }
     Ok(())
+}
+
+/// The rows of the redb `journal` table (a backup's, or an earlier build's), in order.
+///
+/// # Errors
+/// `Unavailable`.
+pub fn stored_rows(db: &Database) -> Result<Vec<(u64, RowBytes)>, StoreError> {
+    use redb::ReadableDatabase;
+    let txn = db.begin_read().map_err(StoreError::unavailable)?;
+    let table = txn.open_table(JOURNAL).map_err(StoreError::unavailable)?;
+    let mut out = Vec::new();
+    for row in table.iter().map_err(StoreError::unavailable)? {
+        let (seq, bytes) = row.map_err(StoreError::unavailable)?;
+        out.push((seq.value(), RowBytes::from(bytes.value())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, version: Version) -> RowBytes {
+        let entry = format!(
+            r#"{{"version":{version},"op":{{"merge":{{"n":{version}}}}},"at":"2026-01-01T00:00:00.000Z","by":"{name}"}}"#
+        );
+        RowBytes::from(encode_row(name, version, entry.as_bytes()).unwrap())
+    }
+
+    /// Rows are found by document in commit order, and a fold drops exactly what it moved.
+    #[test]
+    fn a_fold_drops_what_it_moved_and_keeps_the_rest_findable() {
+        let journal = Journal::default();
+        let mut batch = Vec::new();
+        for (name, version) in [("ann", 1), ("bob", 1), ("ann", 2)] {
+            batch.push((name.to_owned(), journal.next_seq(), row(name, version)));
+        }
+        journal.add(batch);
+        journal.add(vec![("ann".into(), journal.next_seq(), row("ann", 3))]);
+        let versions = |name| -> Vec<Version> {
+            journal
+                .entries(name)
+                .unwrap()
+                .iter()
+                .map(|e| e.version)
+                .collect()
+        };
+        assert_eq!(versions("ann"), [1, 2, 3]);
+        assert_eq!(versions("bob"), [1]);
+        assert_eq!(journal.len(), 4);
+
+        journal.folded(1); // seqs 0 and 1: ann 1, bob 1
+        assert_eq!(versions("ann"), [2, 3]);
+        assert!(versions("bob").is_empty());
+        assert_eq!(journal.len(), 2);
+        assert_eq!(journal.all().len(), 2);
+
+        journal.folded(3);
+        assert!(versions("ann").is_empty());
+        assert_eq!(journal.len(), 0);
+    }
 }

@@ -136,9 +136,8 @@ impl RedbBackend {
             other => StoreError::unavailable(other),
         })?;
         init_schema(&db)?;
-        // Before the journal is indexed: replaying the log adds journal rows.
-        let mut wal = wal::Wal::open(&db, &wal::path(path), faults)?;
-        let journal = Arc::new(journal::Journal::load(&db)?);
+        let mut wal = recover(&db, path, faults)?;
+        let journal = Arc::new(journal::Journal::default());
         let db = Arc::new(db);
         let writer_journal = journal.clone();
         let (tx, rx): (SyncSender<Job>, Receiver<Job>) = sync_channel(QUEUE);
@@ -194,6 +193,39 @@ impl RedbBackend {
             .clone()
             .ok_or_else(|| StoreError::unavailable("store is closed"))
     }
+}
+
+/// Opens the write-ahead log of the data file at `path` and folds every row the file lacks
+/// (the log's, and any a backup carries in its `journal` table) in one checkpoint, so the
+/// writer starts with an empty journal and an empty log.
+///
+/// # Errors
+/// `Unavailable`.
+pub(crate) fn recover(
+    db: &Database,
+    path: &Path,
+    faults: Option<Arc<super::faults::Faults>>,
+) -> Result<wal::Wal, StoreError> {
+    let (mut wal, replayed) = wal::Wal::open(db, &wal::path(path), faults)?;
+    let mut rows = journal::stored_rows(db)?;
+    if rows.is_empty() && replayed.is_empty() {
+        return Ok(wal);
+    }
+    tracing::info!(
+        logged = replayed.len(),
+        stored = rows.len(),
+        "folding updates the data file lacks"
+    );
+    // Stored rows are older than logged ones: the log starts over at every checkpoint.
+    rows.extend(replayed);
+    wal::checkpoint_with(db, &mut wal, |txn| {
+        journal::fold_into(txn, &rows, None, true)?;
+        txn.open_table(journal::JOURNAL)
+            .map_err(StoreError::unavailable)?
+            .retain(|_, _| false)
+            .map_err(StoreError::unavailable)
+    })?;
+    Ok(wal)
 }
 
 fn init_schema(db: &Database) -> Result<(), StoreError> {
@@ -285,14 +317,13 @@ impl Backend for RedbBackend {
         let name = username.to_owned();
         let journal = self.journal.clone();
         self.read(move |db| {
-            let (txn, seqs) = journal.snapshot(db, &name)?;
+            let (txn, unfolded) = journal.snapshot(db, &name)?;
             let open = |e: redb::TableError| StoreError::unavailable(e);
             journal::document(
                 &txn.open_table(DOCS).map_err(open)?,
                 &txn.open_table(LOG).map_err(open)?,
-                &txn.open_table(journal::JOURNAL).map_err(open)?,
                 &name,
-                &seqs,
+                &unfolded,
             )
         })
         .boxed()
@@ -318,7 +349,7 @@ impl Backend for RedbBackend {
         let journal = self.journal.clone();
         self.read(move |db| {
             // One read transaction: base and entries agree even while the writer trims.
-            let (txn, seqs) = journal.snapshot(db, &name)?;
+            let (txn, unfolded) = journal.snapshot(db, &name)?;
             let log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
             let (base, from) = if with_base {
                 let bases = txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
@@ -332,19 +363,26 @@ impl Backend for RedbBackend {
             } else {
                 (None, from)
             };
-            let oldest = log
+            let mut logged = log
                 .range((name.as_str(), 0)..=(name.as_str(), u64::MAX))
-                .map_err(StoreError::unavailable)?
+                .map_err(StoreError::unavailable)?;
+            let oldest = logged
                 .next()
                 .transpose()
                 .map_err(StoreError::unavailable)?
                 .map(|(k, _)| k.value().1);
+            let newest = match logged.next_back() {
+                Some(row) => Some(row.map_err(StoreError::unavailable)?.0.value().1),
+                None => oldest,
+            };
+            drop(logged);
             let mut entries = read_log(&log, &name, from, to, limit)?;
-            // Entries not folded yet are newer than every logged one.
-            let rows = txn
-                .open_table(journal::JOURNAL)
-                .map_err(StoreError::unavailable)?;
-            let unfolded = journal::entries(&rows, &name, &seqs)?;
+            // Entries not folded yet are newer than every logged one; any the snapshot also
+            // holds (a fold committed meanwhile) are skipped.
+            let unfolded: Vec<LogEntry> = unfolded
+                .into_iter()
+                .filter(|e| newest.is_none_or(|n| e.version > n))
+                .collect();
             let oldest = oldest.or_else(|| unfolded.first().map(|e| e.version));
             let room = limit.saturating_sub(entries.len());
             entries.extend(
@@ -479,6 +517,7 @@ impl Backend for RedbBackend {
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {
         let path = self.path.clone();
+        let journal = self.journal.clone();
         self.read(move |db| {
             let txn = db.begin_read().map_err(StoreError::unavailable)?;
             let count = |n: Result<u64, redb::StorageError>| n.map_err(StoreError::unavailable);
@@ -490,11 +529,7 @@ impl Backend for RedbBackend {
                 )?,
                 documents: count(txn.open_table(DOCS).map_err(StoreError::unavailable)?.len())?,
                 log_entries: count(txn.open_table(LOG).map_err(StoreError::unavailable)?.len())?
-                    + count(
-                        txn.open_table(journal::JOURNAL)
-                            .map_err(StoreError::unavailable)?
-                            .len(),
-                    )?,
+                    + journal.len() as u64,
                 blobs: count(
                     txn.open_table(BLOBS)
                         .map_err(StoreError::unavailable)?
@@ -565,10 +600,11 @@ impl Backend for RedbBackend {
         dest: std::path::PathBuf,
         info: Vec<(String, String)>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let journal = self.journal.clone();
         self.read(move |db| {
             let info: Vec<(&str, &str)> =
                 info.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            backup::snapshot(db, &dest, &info)
+            backup::snapshot(db, &dest, &info, Some(&journal))
         })
         .boxed()
     }

@@ -1,19 +1,20 @@
 //! The writer thread: group commit, and trimming the change log when idle.
 //!
-//! Every queued write is drained into one transaction (up to `max_batch`) and committed with
-//! `Durability::Immediate`: one fsync for the whole batch. Each write is checked against the
-//! state left by the ones before it. The commit hook (cache, then hub) runs for each committed
-//! version in commit order after the fsync: the cache before anyone is answered, the hub after.
+//! Every queued write is drained into one batch (up to `max_batch`) made durable by one fsync:
+//! its updates' journal rows are one record of the write-ahead log, any other writes one
+//! durable redb transaction. Each write is checked against the state left by the ones before
+//! it. The commit hook (cache, then hub) runs for each committed version in commit order
+//! after the fsync: the cache before anyone is answered, the hub after.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, Durability, ReadableTable, Table};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table};
 
 use super::blobs::BlobTables;
-use super::journal::{self, FOLD_AT, JOURNAL, Journal};
+use super::journal::{self, FOLD_AT, Journal, RowBytes};
 use super::wal::{self, Wal};
 use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply, replay_into};
@@ -72,7 +73,7 @@ pub(super) fn run(
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     // Shutting down: leave nothing for the next start to replay.
-                    checkpoint(db, wal, metrics);
+                    fold(db, journal, wal, latest, metrics, false);
                     return;
                 }
             }
@@ -118,8 +119,7 @@ pub(super) fn run(
             hook(c, Stage::Answered);
         }
         if journal.len() >= FOLD_AT {
-            fold(db, journal, latest, metrics);
-            checkpoint(db, wal, metrics);
+            fold(db, journal, wal, latest, metrics, false);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
             maintain(db, journal, wal, latest, metrics, &mut dirty, cfg);
@@ -128,12 +128,13 @@ pub(super) fn run(
     }
 }
 
-/// One write transaction for the whole batch. `Err` only for storage failures, which abort
-/// the transaction and so every write in it; a refused update is an `Ok` outcome's `Err`.
+/// One batch, made durable by one fsync. `Err` only for storage failures, which fail every
+/// write in it; a refused update is an `Ok` outcome's `Err`.
 ///
-/// A batch of updates only is made durable by the write-ahead log and committed to redb
-/// without an fsync (`wal.rs` says why); any other batch, or one too large for the log,
-/// commits durably, which is a checkpoint.
+/// Updates need no redb transaction: their rows go to the write-ahead log and then to the
+/// in-memory journal (`journal.rs` says why). Other writes commit in one durable redb
+/// transaction after the log record. A record too large for the log is folded with the
+/// journal in one durable commit instead, which is a checkpoint.
 fn commit_batch(
     db: &Database,
     jobs: &mut [Job],
@@ -143,22 +144,26 @@ fn commit_batch(
     wal: &mut Wal,
 ) -> Result<Vec<Outcome>, StoreError> {
     let only_updates = jobs.iter().all(|j| matches!(j.write, Write::Update(..)));
-    let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
+    let txn = if only_updates {
+        None
+    } else {
+        Some(db.begin_write().map_err(StoreError::unavailable)?)
+    };
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut wrote = false;
-    let (staged, logged) = {
+    let rows = {
         let mut tables = Tables {
+            db,
+            txn: txn.as_ref(),
+            read: None,
             users: None,
             docs: None,
             log: None,
-            rows: txn.open_table(JOURNAL).map_err(StoreError::unavailable)?,
             journal,
-            staged: Vec::new(),
-            logged: Vec::new(),
+            rows: Vec::new(),
             bases: None,
             revoked: None,
             sessions: None,
-            txn: &txn,
             blobs: None,
             latest: HashMap::new(),
             cached,
@@ -169,71 +174,74 @@ fn commit_batch(
             wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
-        (tables.staged, tables.logged)
+        tables.rows
     };
     if !wrote {
         // Every write was refused: nothing to make durable.
-        txn.abort().map_err(StoreError::unavailable)?;
+        if let Some(txn) = txn {
+            txn.abort().map_err(StoreError::unavailable)?;
+        }
         return Ok(outcomes);
     }
-    // Indexed before they are visible (journal.rs says why).
-    journal.stage(&staged);
-    let result = (|| {
-        // Every fallible step but the commit comes before the append, so a record that made
-        // it to the log is either committed or erased.
-        let logged = only_updates && {
-            txn.set_durability(Durability::None)
-                .map_err(StoreError::unavailable)?;
-            wal.append(logged.iter().map(|(seq, row)| (*seq, row.as_slice())))?
-        };
-        let generation = if logged {
-            None
-        } else {
-            txn.set_durability(Durability::Immediate)
-                .map_err(StoreError::unavailable)?;
-            Some(wal.begin_checkpoint(&txn)?)
-        };
-        match txn.commit() {
-            Ok(()) => Ok(generation),
-            Err(e) => {
-                if logged && let Err(r) = wal.retract() {
-                    tracing::error!(error = %r, "a failed batch stays in the write-ahead log");
-                }
-                Err(StoreError::unavailable(e))
+    let logged =
+        rows.is_empty() || wal.append(rows.iter().map(|(_, seq, row)| (*seq, row.as_slice())))?;
+    let rows: Vec<(String, u64, RowBytes)> = rows
+        .into_iter()
+        .map(|(name, seq, row)| (name, seq, RowBytes::from(row)))
+        .collect();
+    if logged {
+        if let Some(txn) = txn
+            && let Err(e) = txn.commit()
+        {
+            if !rows.is_empty()
+                && let Err(r) = wal.retract()
+            {
+                tracing::error!(error = %r, "a failed batch stays in the write-ahead log");
             }
+            return Err(StoreError::unavailable(e));
         }
-    })();
-    match result {
-        Ok(generation) => {
-            if let Some(generation) = generation {
-                wal.checkpointed(generation);
-            }
-            Ok(outcomes)
-        }
-        Err(e) => {
-            journal.unstage(&staged);
-            Err(e)
-        }
+        journal.add(rows);
+        return Ok(outcomes);
     }
+    // Too large for the log: this batch and the journal become one checkpoint.
+    let mut folding = journal.all();
+    let upto = folding.last().map(|(seq, _)| *seq);
+    folding.extend(rows.into_iter().map(|(_, seq, row)| (seq, row)));
+    let fold =
+        |txn: &redb::WriteTransaction| journal::fold_into(txn, &folding, Some(cached), false);
+    match txn {
+        Some(txn) => {
+            fold(&txn)?;
+            let next = wal.begin_checkpoint(&txn)?;
+            txn.commit().map_err(StoreError::unavailable)?;
+            wal.checkpointed(next);
+        }
+        None => wal::checkpoint_with(db, wal, fold)?,
+    }
+    if let Some(upto) = upto {
+        journal.folded(upto);
+    }
+    Ok(outcomes)
 }
 
-/// The batch's tables. All but the journal are opened on first use: an update to a cached
-/// document touches only the journal, and opening (then closing) the other nine tables was
-/// about a sixth of the writer's CPU per commit (perf, a).
+/// The batch's tables, opened on first use: an update to a cached document touches none of
+/// them (opening and closing all ten per batch was about a sixth of the writer's CPU per
+/// commit, perf on a).
 struct Tables<'t> {
+    db: &'t Database,
+    /// The batch's write transaction: only batches with writes other than updates have one.
+    txn: Option<&'t redb::WriteTransaction>,
+    /// For reading documents that are not cached, when there is no write transaction.
+    read: Option<ReadTransaction>,
     users: Option<Table<'t, &'static str, &'static [u8]>>,
     docs: Option<Table<'t, &'static str, &'static [u8]>>,
     log: Option<Table<'t, (&'static str, u64), &'static [u8]>>,
-    rows: Table<'t, u64, &'static [u8]>,
     journal: &'t Journal,
-    /// Journal rows written by this batch, indexed just before the commit.
-    staged: Vec<(String, u64)>,
-    /// The same rows' bytes, for the write-ahead log.
-    logged: Vec<(u64, Vec<u8>)>,
+    /// Journal rows written by this batch: (document, sequence, row).
+    rows: Vec<(String, u64, Vec<u8>)>,
     bases: Option<Table<'t, &'static str, &'static [u8]>>,
     revoked: Option<Table<'t, &'static str, u64>>,
     sessions: Option<Table<'t, (&'static str, &'static str), &'static [u8]>>,
-    txn: &'t redb::WriteTransaction,
     blobs: Option<BlobTables<'t>>,
     /// Documents as left by earlier writes of this batch (saves re-parsing them).
     latest: HashMap<String, Arc<Document>>,
@@ -243,14 +251,23 @@ struct Tables<'t> {
     now: String,
 }
 
+/// The batch's write transaction: every write but an update has one.
+fn write_txn(txn: Option<&redb::WriteTransaction>) -> Result<&redb::WriteTransaction, StoreError> {
+    txn.ok_or_else(|| StoreError::unavailable("no write transaction"))
+}
+
 /// `slot`'s table, opened in `txn` on first use.
 fn open<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &'t redb::WriteTransaction,
+    txn: Option<&'t redb::WriteTransaction>,
     slot: &'s mut Option<Table<'t, K, V>>,
     table: redb::TableDefinition<'static, K, V>,
 ) -> Result<&'s mut Table<'t, K, V>, StoreError> {
     if slot.is_none() {
-        *slot = Some(txn.open_table(table).map_err(StoreError::unavailable)?);
+        *slot = Some(
+            write_txn(txn)?
+                .open_table(table)
+                .map_err(StoreError::unavailable)?,
+        );
     }
     slot.as_mut()
         .ok_or_else(|| StoreError::unavailable("table not open"))
@@ -294,11 +311,7 @@ impl<'t> Tables<'t> {
                 let name = update.target.as_str();
                 let row = journal::encode_row(name, applied.entry.version, &applied.entry_json)?;
                 let seq = self.journal.next_seq();
-                self.rows
-                    .insert(seq, row.as_slice())
-                    .map_err(StoreError::unavailable)?;
-                self.staged.push((update.target.clone(), seq));
-                self.logged.push((seq, row));
+                self.rows.push((update.target.clone(), seq, row));
                 let doc = Arc::new(applied.doc);
                 self.latest.insert(update.target.clone(), doc.clone());
                 *retired = Some(current);
@@ -341,8 +354,7 @@ impl<'t> Tables<'t> {
                     return Ok(Err(StoreError::Unauthorized));
                 }
                 // Flags are rare writes: open their table only when one comes.
-                let mut table = self
-                    .txn
+                let mut table = write_txn(self.txn)?
                     .open_table(flag_table(*flag))
                     .map_err(StoreError::unavailable)?;
                 if *on {
@@ -405,7 +417,7 @@ impl<'t> Tables<'t> {
 
     fn blobs(&mut self) -> Result<&mut BlobTables<'t>, StoreError> {
         if self.blobs.is_none() {
-            self.blobs = Some(BlobTables::open(self.txn)?);
+            self.blobs = Some(BlobTables::open(write_txn(self.txn)?)?);
         }
         self.blobs
             .as_mut()
@@ -451,15 +463,30 @@ impl<'t> Tables<'t> {
         if let Some(doc) = (self.cached)(name) {
             return Ok(Some(doc));
         }
-        let seqs = self.journal.seqs(name);
-        let docs = open(self.txn, &mut self.docs, DOCS)?;
-        let log = open(self.txn, &mut self.log, LOG)?;
-        Ok(journal::document(&*docs, &*log, &self.rows, name, &seqs)?.map(Arc::new))
+        let unfolded = self.journal.entries(name)?;
+        let doc = if let Some(txn) = self.txn {
+            let docs = open(Some(txn), &mut self.docs, DOCS)?;
+            let log = open(Some(txn), &mut self.log, LOG)?;
+            journal::document(&*docs, &*log, name, &unfolded)?
+        } else {
+            // Only the writer commits, so a snapshot taken now holds every commit so far.
+            if self.read.is_none() {
+                self.read = Some(self.db.begin_read().map_err(StoreError::unavailable)?);
+            }
+            let read = self
+                .read
+                .as_ref()
+                .ok_or_else(|| StoreError::unavailable("no snapshot"))?;
+            let docs = read.open_table(DOCS).map_err(StoreError::unavailable)?;
+            let log = read.open_table(LOG).map_err(StoreError::unavailable)?;
+            journal::document(&docs, &log, name, &unfolded)?
+        };
+        Ok(doc.map(Arc::new))
     }
 }
 
-/// The writer's housekeeping between batches: fold the journal, then trim the log it fed
-/// (trimming only ever sees folded entries).
+/// The writer's housekeeping between batches: fold the journal (a checkpoint), then trim the
+/// log it fed (trimming only ever sees folded entries) and make that durable too.
 fn maintain(
     db: &Database,
     journal: &Journal,
@@ -469,44 +496,56 @@ fn maintain(
     dirty: &mut HashSet<String>,
     cfg: &WriterConfig,
 ) {
-    fold(db, journal, latest, metrics);
-    trim(db, dirty, cfg);
-    checkpoint(db, wal, metrics);
+    fold(db, journal, wal, latest, metrics, false);
+    if trim(db, dirty, cfg) {
+        fold(db, journal, wal, latest, metrics, true);
+    }
 }
 
-/// Makes everything committed so far durable and empties the write-ahead log. A failure is
-/// logged and retried later: the log still holds every record.
-fn checkpoint(db: &Database, wal: &mut Wal, metrics: &crate::metrics::Metrics) {
-    if !wal.pending() {
+/// Folds the journal into the change log and `docs` in one durable commit, which empties the
+/// write-ahead log (a checkpoint); `force` commits even with nothing to fold, to make an
+/// earlier non-durable commit durable. A failure is logged and retried later: the log and the
+/// journal still hold every row.
+fn fold(
+    db: &Database,
+    journal: &Journal,
+    wal: &mut Wal,
+    latest: &LatestDoc,
+    metrics: &crate::metrics::Metrics,
+    force: bool,
+) {
+    let rows = journal.all();
+    if rows.is_empty() && !force && !wal.pending() {
         return;
     }
     let started = Instant::now();
-    match wal::checkpoint(db, wal) {
-        Ok(()) => metrics
-            .checkpoint_seconds
-            .observe(started.elapsed().as_secs_f64()),
-        Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+    let result = wal::checkpoint_with(db, wal, |txn| {
+        journal::fold_into(txn, &rows, Some(latest), false)?;
+        metrics
+            .fold_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    });
+    match result {
+        Ok(()) => {
+            if let Some((upto, _)) = rows.last() {
+                journal.folded(*upto);
+            }
+            metrics
+                .checkpoint_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Err(e) => tracing::warn!(error = %e, "folding the journal failed"),
     }
 }
 
-/// Folds the journal; a failure is logged and retried at the next fold (the rows stay put).
-fn fold(db: &Database, journal: &Journal, latest: &LatestDoc, metrics: &crate::metrics::Metrics) {
-    if journal.len() == 0 {
-        return;
+/// Trims the log of up to [`TRIM_BATCH`] dirty documents in one non-durable transaction (a
+/// checkpoint right after makes it durable). Failures are logged, not fatal: an untrimmed log is
+/// only bigger. True when it committed.
+fn trim(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) -> bool {
+    if dirty.is_empty() {
+        return false;
     }
-    let started = Instant::now();
-    if let Err(e) = journal::fold(db, journal, latest) {
-        tracing::warn!(error = %e, "folding the journal failed");
-    }
-    metrics
-        .fold_seconds
-        .observe(started.elapsed().as_secs_f64());
-}
-
-/// Trims the log of up to [`TRIM_BATCH`] dirty documents in one non-durable transaction
-/// (losing a trim in a crash only means it is redone later). Failures are logged, not fatal:
-/// an untrimmed log is only bigger.
-fn trim(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) {
     let names: Vec<String> = dirty.iter().take(TRIM_BATCH).cloned().collect();
     for name in &names {
         dirty.remove(name);
@@ -530,8 +569,12 @@ fn trim(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) {
         }
         txn.commit().map_err(StoreError::unavailable)
     })();
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "trimming the change log failed");
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "trimming the change log failed");
+            false
+        }
     }
 }
 
