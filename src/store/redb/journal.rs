@@ -240,7 +240,7 @@ pub fn document(
 /// Moves `rows` into `changelog` and checkpoints each document they touch in `docs`, within
 /// `txn` (the caller commits it durably). `recovering`: rows may repeat what the file already
 /// holds (a backup taken while a fold committed), so rows at or below a document's
-/// checkpoint are skipped.
+/// checkpoint are skipped. Returns the documents folded.
 ///
 /// # Errors
 /// `Unavailable`; nothing is then committed.
@@ -249,7 +249,7 @@ pub fn fold_into(
     rows: &[(u64, RowBytes)],
     latest: Option<&LatestDoc>,
     recovering: bool,
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let mut log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
     let mut docs = txn.open_table(DOCS).map_err(StoreError::unavailable)?;
     let mut newest: HashMap<&str, Version> = HashMap::new();
@@ -277,7 +277,9 @@ pub fn fold_into(
         // Rows come in commit order: the last one seen for a name is its newest.
         newest.insert(row.name, row.version);
     }
+    let mut folded = Vec::with_capacity(newest.len());
     for (name, version) in newest {
+        folded.push(name.to_owned());
         // The store's cache holds the newest version of hot documents; others are rebuilt
         // from the checkpoint and the entries just moved into the log.
         let doc = match latest.and_then(|l| l(name)) {
@@ -291,7 +293,7 @@ pub fn fold_into(
         docs.insert(name, bytes.as_slice())
             .map_err(StoreError::unavailable)?;
     }
-    Ok(())
+    Ok(folded)
 }
 
 /// The rows of the redb `journal` table (a backup's, or an earlier build's), in order.

@@ -220,6 +220,7 @@ pub(crate) fn recover(
     rows.extend(replayed);
     wal::checkpoint_with(db, &mut wal, |txn| {
         journal::fold_into(txn, &rows, None, true)?;
+        // Their logs are trimmed the next time each document is written.
         txn.open_table(journal::JOURNAL)
             .map_err(StoreError::unavailable)?
             .retain(|_, _| false)

@@ -54,7 +54,7 @@ pub(super) fn run(
     metrics: &crate::metrics::Metrics,
 ) {
     let mut jobs = Vec::with_capacity(cfg.max_batch);
-    // Documents written since their log was last trimmed.
+    // Documents folded into the change log since their log was last trimmed.
     let mut dirty: HashSet<String> = HashSet::new();
     let mut last_trim = Instant::now();
     loop {
@@ -73,7 +73,7 @@ pub(super) fn run(
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     // Shutting down: leave nothing for the next start to replay.
-                    fold(db, journal, wal, latest, metrics, false);
+                    fold(db, journal, wal, latest, metrics, &mut dirty, false);
                     return;
                 }
             }
@@ -86,7 +86,7 @@ pub(super) fn run(
             }
         }
         let started = Instant::now();
-        let outcomes = match commit_batch(db, &mut jobs, cfg, latest, journal, wal) {
+        let outcomes = match commit_batch(db, &mut jobs, cfg, latest, journal, wal, &mut dirty) {
             Ok(outcomes) => {
                 metrics
                     .commit_seconds
@@ -105,9 +105,6 @@ pub(super) fn run(
         };
         let committed: Vec<Arc<Committed>> = outcomes.iter().flatten().flatten().cloned().collect();
         for c in &committed {
-            if c.entry.is_some() {
-                dirty.insert(c.doc.owner().to_owned());
-            }
             metrics.commits.inc();
             hook(c, Stage::Durable);
         }
@@ -119,7 +116,7 @@ pub(super) fn run(
             hook(c, Stage::Answered);
         }
         if journal.len() >= FOLD_AT {
-            fold(db, journal, wal, latest, metrics, false);
+            fold(db, journal, wal, latest, metrics, &mut dirty, false);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
             maintain(db, journal, wal, latest, metrics, &mut dirty, cfg);
@@ -142,6 +139,7 @@ fn commit_batch(
     cached: &LatestDoc,
     journal: &Journal,
     wal: &mut Wal,
+    dirty: &mut HashSet<String>,
 ) -> Result<Vec<Outcome>, StoreError> {
     let only_updates = jobs.iter().all(|j| matches!(j.write, Write::Update(..)));
     let txn = if only_updates {
@@ -207,8 +205,11 @@ fn commit_batch(
     let mut folding = journal.all();
     let upto = folding.last().map(|(seq, _)| *seq);
     folding.extend(rows.into_iter().map(|(_, seq, row)| (seq, row)));
-    let fold =
-        |txn: &redb::WriteTransaction| journal::fold_into(txn, &folding, Some(cached), false);
+    let mut names = Vec::new();
+    let mut fold = |txn: &redb::WriteTransaction| {
+        names = journal::fold_into(txn, &folding, Some(cached), false)?;
+        Ok(())
+    };
     match txn {
         Some(txn) => {
             fold(&txn)?;
@@ -221,6 +222,7 @@ fn commit_batch(
     if let Some(upto) = upto {
         journal.folded(upto);
     }
+    dirty.extend(names);
     Ok(outcomes)
 }
 
@@ -485,8 +487,9 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// The writer's housekeeping between batches: fold the journal (a checkpoint), then trim the
-/// log it fed (trimming only ever sees folded entries) and make that durable too.
+/// The writer's housekeeping between batches: trim the logs that earlier folds fed (trimming
+/// only ever sees folded entries), then fold the journal in a checkpoint, which also makes the
+/// trim durable: one durable commit per round.
 fn maintain(
     db: &Database,
     journal: &Journal,
@@ -496,22 +499,21 @@ fn maintain(
     dirty: &mut HashSet<String>,
     cfg: &WriterConfig,
 ) {
-    fold(db, journal, wal, latest, metrics, false);
-    if trim(db, dirty, cfg) {
-        fold(db, journal, wal, latest, metrics, true);
-    }
+    let trimmed = trim(db, dirty, cfg);
+    fold(db, journal, wal, latest, metrics, dirty, trimmed);
 }
 
 /// Folds the journal into the change log and `docs` in one durable commit, which empties the
-/// write-ahead log (a checkpoint); `force` commits even with nothing to fold, to make an
-/// earlier non-durable commit durable. A failure is logged and retried later: the log and the
-/// journal still hold every row.
+/// write-ahead log (a checkpoint), and marks the documents folded for trimming; `force`
+/// commits even with nothing to fold, to make an earlier non-durable commit durable. A failure
+/// is logged and retried later: the log and the journal still hold every row.
 fn fold(
     db: &Database,
     journal: &Journal,
     wal: &mut Wal,
     latest: &LatestDoc,
     metrics: &crate::metrics::Metrics,
+    dirty: &mut HashSet<String>,
     force: bool,
 ) {
     let rows = journal.all();
@@ -520,7 +522,7 @@ fn fold(
     }
     let started = Instant::now();
     let result = wal::checkpoint_with(db, wal, |txn| {
-        journal::fold_into(txn, &rows, Some(latest), false)?;
+        dirty.extend(journal::fold_into(txn, &rows, Some(latest), false)?);
         metrics
             .fold_seconds
             .observe(started.elapsed().as_secs_f64());
