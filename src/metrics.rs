@@ -27,11 +27,11 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Seconds from the start of a write transaction to its durable commit.
     pub commit_seconds: Histogram,
-    /// Seconds spent folding the update journal into the change log (redb), which holds up
-    /// the writer meanwhile.
+    /// Seconds spent moving the in-memory update journal into the change log (redb), part of
+    /// a checkpoint.
     pub fold_seconds: Histogram,
-    /// Seconds per checkpoint of the write-ahead log (a durable redb commit of everything
-    /// committed since the last one), which holds up the writer meanwhile.
+    /// Seconds per checkpoint of the write-ahead log (a fold and the durable redb commit that
+    /// carries it), which holds up the writer meanwhile.
     pub checkpoint_seconds: Histogram,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
