@@ -70,7 +70,14 @@ pub enum Scenario {
 async fn main() {
     let args = Args::parse();
     let metrics = match args.scenario {
-        Scenario::Sequential => scenarios::sequential(&args.addr, args.n.unwrap_or(2000)).await,
+        // On a worker, which polls the socket itself: `main`'s own thread is woken by a worker
+        // for every reply, a thread hop per update that no real client pays.
+        Scenario::Sequential => {
+            let (addr, n) = (args.addr.clone(), args.n.unwrap_or(2000));
+            tokio::spawn(async move { scenarios::sequential(&addr, n).await })
+                .await
+                .expect("sequential scenario")
+        }
         Scenario::Writers => scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs).await,
         Scenario::Fanout => {
             scenarios::fanout(
