@@ -67,13 +67,13 @@ pub(super) fn run(
             match rx.recv_timeout(TRIM_INTERVAL.saturating_sub(last_trim.elapsed())) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    maintain(db, journal, wal, latest, metrics, &mut dirty, cfg);
+                    fold(db, journal, wal, latest, metrics, &mut dirty, Some(cfg));
                     last_trim = Instant::now();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     // Shutting down: leave nothing for the next start to replay.
-                    fold(db, journal, wal, latest, metrics, &mut dirty, false);
+                    fold(db, journal, wal, latest, metrics, &mut dirty, None);
                     return;
                 }
             }
@@ -116,10 +116,10 @@ pub(super) fn run(
             hook(c, Stage::Answered);
         }
         if journal.len() >= FOLD_AT {
-            fold(db, journal, wal, latest, metrics, &mut dirty, false);
+            fold(db, journal, wal, latest, metrics, &mut dirty, None);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
-            maintain(db, journal, wal, latest, metrics, &mut dirty, cfg);
+            fold(db, journal, wal, latest, metrics, &mut dirty, Some(cfg));
             last_trim = Instant::now();
         }
     }
@@ -487,26 +487,12 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// The writer's housekeeping between batches: trim the logs that earlier folds fed (trimming
-/// only ever sees folded entries), then fold the journal in a checkpoint, which also makes the
-/// trim durable: one durable commit per round.
-fn maintain(
-    db: &Database,
-    journal: &Journal,
-    wal: &mut Wal,
-    latest: &LatestDoc,
-    metrics: &crate::metrics::Metrics,
-    dirty: &mut HashSet<String>,
-    cfg: &WriterConfig,
-) {
-    let trimmed = trim(db, dirty, cfg);
-    fold(db, journal, wal, latest, metrics, dirty, trimmed);
-}
-
 /// Folds the journal into the change log and `docs` in one durable commit, which empties the
-/// write-ahead log (a checkpoint), and marks the documents folded for trimming; `force`
-/// commits even with nothing to fold, to make an earlier non-durable commit durable. A failure
-/// is logged and retried later: the log and the journal still hold every row.
+/// write-ahead log (a checkpoint), and marks the documents folded for trimming. With `trim`
+/// (the writer's half-second housekeeping) it first trims the logs that earlier folds fed
+/// (trimming only ever sees folded entries) without an fsync, and the checkpoint, made even
+/// with nothing to fold, carries that too: one durable commit per round. A failure is logged
+/// and retried later: the log and the journal still hold every row.
 fn fold(
     db: &Database,
     journal: &Journal,
@@ -514,8 +500,9 @@ fn fold(
     latest: &LatestDoc,
     metrics: &crate::metrics::Metrics,
     dirty: &mut HashSet<String>,
-    force: bool,
+    trim: Option<&WriterConfig>,
 ) {
+    let force = trim.is_some_and(|cfg| trim_logs(db, dirty, cfg));
     let rows = journal.all();
     if rows.is_empty() && !force && !wal.pending() {
         return;
@@ -544,7 +531,7 @@ fn fold(
 /// Trims the log of up to [`TRIM_BATCH`] dirty documents in one non-durable transaction (a
 /// checkpoint right after makes it durable). Failures are logged, not fatal: an untrimmed log is
 /// only bigger. True when it committed.
-fn trim(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) -> bool {
+fn trim_logs(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) -> bool {
     if dirty.is_empty() {
         return false;
     }
