@@ -27,11 +27,8 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Seconds from the start of a write transaction to its durable commit.
     pub commit_seconds: Histogram,
-    /// Seconds spent moving the in-memory update journal into the change log (redb), part of
-    /// a checkpoint.
-    pub fold_seconds: Histogram,
-    /// Seconds per checkpoint of the write-ahead log (a fold and the durable redb commit that
-    /// carries it), which holds up the writer meanwhile.
+    /// Seconds per checkpoint of the write-ahead log: folding the update journal into the
+    /// change log (redb) in one durable commit, which holds up the writer meanwhile.
     pub checkpoint_seconds: Histogram,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
@@ -136,14 +133,9 @@ impl Metrics {
                 "Write transaction start to durable commit.",
                 prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
             ),
-            fold_seconds: histogram(
-                "journal_fold_seconds",
-                "Folding the update journal into the change log.",
-                prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
-            ),
             checkpoint_seconds: histogram(
                 "checkpoint_seconds",
-                "Write-ahead log checkpoints: durable commits of everything since the last.",
+                "Write-ahead log checkpoints: the update journal folded into the change log, durably.",
                 prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default(),
             ),
             cache_hits: counter("cache_hits_total", "Document reads served from memory."),

@@ -25,7 +25,7 @@
 //! builds): they are folded when the file is opened (`recover`).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
@@ -63,7 +63,6 @@ pub struct Journal {
     /// Folds committed; readers retry when it moves under them.
     folds: AtomicU64,
     next: AtomicU64,
-    len: AtomicUsize,
 }
 
 /// One decoded journal row.
@@ -165,13 +164,11 @@ impl Journal {
 
     /// These rows are durable (their log record is fsynced): readers may see them now.
     pub fn add(&self, batch: Vec<(String, u64, RowBytes)>) {
-        let added = batch.len();
         let mut rows = self.rows();
         for (name, seq, bytes) in batch {
             rows.all.push_back((seq, bytes.clone()));
             rows.by_name.entry(name).or_default().push(bytes);
         }
-        self.len.fetch_add(added, Ordering::SeqCst);
     }
 
     /// Every row, in commit order (writer only, for a fold).
@@ -181,31 +178,14 @@ impl Journal {
 
     /// Rows not folded yet.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::SeqCst)
+        self.rows().all.len()
     }
 
-    /// A fold of every row up to `upto` committed: drop them.
-    pub fn folded(&self, upto: u64) {
+    /// A fold of every row committed: drop them. Only the writer adds rows and folds, on one
+    /// thread, so nothing was added since it took them.
+    pub fn folded(&self) {
         self.folds.fetch_add(1, Ordering::SeqCst);
-        let mut rows = self.rows();
-        let mut gone = 0;
-        while rows.all.front().is_some_and(|(seq, _)| *seq <= upto) {
-            rows.all.pop_front();
-            gone += 1;
-        }
-        // Folds take every row in practice; rebuild the index from any rows left.
-        let Rows { all, by_name } = &mut *rows;
-        by_name.clear();
-        for (_, bytes) in all.iter() {
-            if let Ok(row) = decode_row(bytes) {
-                by_name
-                    .entry(row.name.to_owned())
-                    .or_default()
-                    .push(bytes.clone());
-            }
-        }
-        drop(rows);
-        self.len.fetch_sub(gone, Ordering::SeqCst);
+        *self.rows() = Rows::default();
     }
 }
 
@@ -323,9 +303,9 @@ mod tests {
         RowBytes::from(encode_row(name, version, entry.as_bytes()).unwrap())
     }
 
-    /// Rows are found by document in commit order, and a fold drops exactly what it moved.
+    /// Rows are found by document in commit order, and a fold drops them all.
     #[test]
-    fn a_fold_drops_what_it_moved_and_keeps_the_rest_findable() {
+    fn rows_are_found_by_document_until_folded() {
         let journal = Journal::default();
         let mut batch = Vec::new();
         for (name, version) in [("ann", 1), ("bob", 1), ("ann", 2)] {
@@ -344,15 +324,12 @@ mod tests {
         assert_eq!(versions("ann"), [1, 2, 3]);
         assert_eq!(versions("bob"), [1]);
         assert_eq!(journal.len(), 4);
+        let seqs: Vec<u64> = journal.all().iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3], "commit order");
 
-        journal.folded(1); // seqs 0 and 1: ann 1, bob 1
-        assert_eq!(versions("ann"), [2, 3]);
-        assert!(versions("bob").is_empty());
-        assert_eq!(journal.len(), 2);
-        assert_eq!(journal.all().len(), 2);
-
-        journal.folded(3);
+        journal.folded();
         assert!(versions("ann").is_empty());
         assert_eq!(journal.len(), 0);
+        assert!(journal.all().is_empty());
     }
 }

@@ -15,7 +15,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 
 use super::blobs::BlobTables;
 use super::journal::{self, FOLD_AT, Journal, RowBytes};
-use super::wal::{self, Wal};
+use super::wal::Wal;
 use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply, replay_into};
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
@@ -202,28 +202,41 @@ fn commit_batch(
         return Ok(outcomes);
     }
     // Too large for the log: this batch and the journal become one checkpoint.
-    let mut folding = journal.all();
-    let upto = folding.last().map(|(seq, _)| *seq);
-    folding.extend(rows.into_iter().map(|(_, seq, row)| (seq, row)));
-    let mut names = Vec::new();
-    let mut fold = |txn: &redb::WriteTransaction| {
-        names = journal::fold_into(txn, &folding, Some(cached), false)?;
-        Ok(())
-    };
-    match txn {
-        Some(txn) => {
-            fold(&txn)?;
-            let next = wal.begin_checkpoint(&txn)?;
-            txn.commit().map_err(StoreError::unavailable)?;
-            wal.checkpointed(next);
-        }
-        None => wal::checkpoint_with(db, wal, fold)?,
-    }
-    if let Some(upto) = upto {
-        journal.folded(upto);
-    }
-    dirty.extend(names);
+    let extra = rows.into_iter().map(|(_, seq, row)| (seq, row)).collect();
+    dirty.extend(checkpoint(db, txn, wal, journal, extra, cached)?);
     Ok(outcomes)
+}
+
+/// Folds the journal, and `extra` rows (a batch too large for the log), into the change log
+/// and `docs` in `txn` (or a transaction of its own) committed durably: a checkpoint, after
+/// which the log starts over. Returns the documents folded.
+///
+/// # Errors
+/// `Unavailable`; the journal and the log then still hold every row.
+fn checkpoint(
+    db: &Database,
+    txn: Option<redb::WriteTransaction>,
+    wal: &mut Wal,
+    journal: &Journal,
+    extra: Vec<(u64, RowBytes)>,
+    latest: &LatestDoc,
+) -> Result<Vec<String>, StoreError> {
+    let mut rows = journal.all();
+    let held = !rows.is_empty();
+    rows.extend(extra);
+    // A new write transaction commits durably (redb's default).
+    let txn = match txn {
+        Some(txn) => txn,
+        None => db.begin_write().map_err(StoreError::unavailable)?,
+    };
+    let folded = journal::fold_into(&txn, &rows, Some(latest), false)?;
+    let next = wal.begin_checkpoint(&txn)?;
+    txn.commit().map_err(StoreError::unavailable)?;
+    wal.checkpointed(next);
+    if held {
+        journal.folded();
+    }
+    Ok(folded)
 }
 
 /// The batch's tables, opened on first use: an update to a cached document touches none of
@@ -503,23 +516,13 @@ fn fold(
     trim: Option<&WriterConfig>,
 ) {
     let force = trim.is_some_and(|cfg| trim_logs(db, dirty, cfg));
-    let rows = journal.all();
-    if rows.is_empty() && !force && !wal.pending() {
+    if journal.len() == 0 && !force && !wal.pending() {
         return;
     }
     let started = Instant::now();
-    let result = wal::checkpoint_with(db, wal, |txn| {
-        dirty.extend(journal::fold_into(txn, &rows, Some(latest), false)?);
-        metrics
-            .fold_seconds
-            .observe(started.elapsed().as_secs_f64());
-        Ok(())
-    });
-    match result {
-        Ok(()) => {
-            if let Some((upto, _)) = rows.last() {
-                journal.folded(*upto);
-            }
+    match checkpoint(db, None, wal, journal, Vec::new(), latest) {
+        Ok(folded) => {
+            dirty.extend(folded);
             metrics
                 .checkpoint_seconds
                 .observe(started.elapsed().as_secs_f64());
