@@ -207,13 +207,7 @@ impl Store {
     /// sure a read that started before now cannot put one back (the epoch rule).
     pub fn invalidate_older(&self, username: &str, version: Version) {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
-        self.inner
-            .cache
-            .entry_by_ref(username)
-            .and_compute_with(|cached| match cached {
-                Some(c) if c.value().version() < version => CacheOp::Remove,
-                _ => CacheOp::Nop,
-            });
+        forget_older(&self.inner.cache, username, version);
     }
 
     /// Forgets every cached document (after missing notifications for a while).
@@ -261,13 +255,7 @@ impl Store {
         // the check above and this copy's insert: then take the copy back out (a newer one
         // that goes with it only costs a miss).
         if epoch.load(Ordering::SeqCst) != before {
-            self.inner
-                .cache
-                .entry_by_ref(username)
-                .and_compute_with(|cached| match cached {
-                    Some(c) if c.value().version() <= doc.version() => CacheOp::Remove,
-                    _ => CacheOp::Nop,
-                });
+            forget_older(&self.inner.cache, username, doc.version() + 1);
         }
         Ok(Some(doc))
     }
@@ -595,6 +583,16 @@ impl Store {
     pub async fn close(&self) {
         self.inner.backend.close().await;
     }
+}
+
+/// Removes `username`'s cached copy if it is older than `version`, under the per-key lock.
+fn forget_older(cache: &Cache<String, Arc<Document>>, username: &str, version: Version) {
+    cache
+        .entry_by_ref(username)
+        .and_compute_with(|cached| match cached {
+            Some(c) if c.value().version() < version => CacheOp::Remove,
+            _ => CacheOp::Nop,
+        });
 }
 
 /// Inserts `doc` unless the cache already holds the same or a newer version, or `still_fresh`
