@@ -164,6 +164,31 @@ fn durable_version(path: &std::path::Path, user: &str) -> u64 {
     doc["metadata"]["version"].as_u64().unwrap()
 }
 
+/// Signs up on a fresh server in `dir`, has versions 1..=`n` (userdata `body(version)`)
+/// acknowledged, then kills the server with SIGKILL right after the last acknowledgement.
+/// Returns the user and their token.
+async fn update_then_kill(
+    dir: &std::path::Path,
+    n: u64,
+    body: impl Fn(u64) -> Value,
+) -> (String, String) {
+    let (mut child, addr) = spawn(dir).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    let r = request(&mut ws, json!({"type": "signup"})).await.unwrap();
+    let user = r["username"].as_str().unwrap().to_owned();
+    let token = r["token"].as_str().unwrap().to_owned();
+    for v in 0..n {
+        let frame = json!({"type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": body(v + 1)}});
+        let r = request(&mut ws, frame).await.unwrap();
+        assert_eq!(r["version"], v + 1, "{r}");
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    (user, token)
+}
+
 /// Updates acknowledged and then killed before any checkpoint are only in the write-ahead
 /// log: the data file alone lacks them, and the restarted server has them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,20 +199,7 @@ async fn updates_held_only_in_the_write_ahead_log_survive_kill_dash_nine() {
     // attempt proves nothing, so try again.
     for attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
-        let (mut child, addr) = spawn(dir.path()).await;
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-            .await
-            .unwrap();
-        let r = request(&mut ws, json!({"type": "signup"})).await.unwrap();
-        let user = r["username"].as_str().unwrap().to_owned();
-        let token = r["token"].as_str().unwrap().to_owned();
-        for v in 0..UPDATES {
-            let frame = json!({"type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"v": v + 1}}});
-            let r = request(&mut ws, frame).await.unwrap();
-            assert_eq!(r["version"], v + 1, "{r}");
-        }
-        child.start_kill().unwrap(); // SIGKILL, right after the last acknowledgement
-        child.wait().await.unwrap();
+        let (user, token) = update_then_kill(dir.path(), UPDATES, |v| json!({"v": v})).await;
 
         let durable = durable_version(&dir.path().join("hearth.redb"), &user);
         let (_child, addr) = spawn(dir.path()).await;
@@ -209,20 +221,8 @@ async fn updates_too_large_for_the_log_are_checkpointed_and_survive_kill_dash_ni
     const UPDATES: u64 = 12;
     let pad = "x".repeat(400_000);
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn(dir.path()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .unwrap();
-    let r = request(&mut ws, json!({"type": "signup"})).await.unwrap();
-    let user = r["username"].as_str().unwrap().to_owned();
-    let token = r["token"].as_str().unwrap().to_owned();
-    for v in 0..UPDATES {
-        let frame = json!({"type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"v": v + 1, "pad": pad}}});
-        let r = request(&mut ws, frame).await.unwrap();
-        assert_eq!(r["version"], v + 1, "{r}");
-    }
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    let (user, token) =
+        update_then_kill(dir.path(), UPDATES, |v| json!({"v": v, "pad": pad})).await;
     assert!(
         durable_version(&dir.path().join("hearth.redb"), &user) >= 1,
         "a checkpoint made some of them durable in the data file"
