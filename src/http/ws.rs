@@ -15,10 +15,17 @@ use crate::state::AppState;
 /// Small buffers keep an idle connection cheap; tungstenite's defaults (128 KiB read buffer)
 /// would cost ~137 KiB each. The read buffer is allocated up front for every socket, and what
 /// clients send is small commands (a larger message just takes a few more reads), so it is
-/// 1 KiB: 13.4 → 10.4 KiB of server RSS per idle connection (hearth-bench e, one run). The
-/// write buffer grows only when there is something to write.
+/// 1 KiB: 13.4 → 10.4 KiB of server RSS per idle connection (hearth-bench e, one run).
 const READ_BUFFER: usize = 1024;
-const WRITE_BUFFER: usize = 4 * 1024;
+/// How much tungstenite gathers before it writes to the socket on its own; the writer loop
+/// flushes whatever is left once its queue is drained, so this bounds the bytes per `send`,
+/// not the latency. The buffer grows only when there is something to write, so an idle socket
+/// pays nothing. Why 64 KiB: at 4 KiB a watcher catching up wrote ≈ 10 changes per `send`,
+/// and on loopback a `send` (which also runs the receiver's TCP stack) cost more than the
+/// changes it carried: saturation (d) went from ≈ 650k to ≈ 1.1–1.4M deliveries/s
+/// (BENCHMARKS.md). A busy socket keeps up to this much capacity, far below the
+/// `OUTBOUND_BUFFER` its queue may already hold.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
