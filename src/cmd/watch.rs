@@ -12,7 +12,6 @@ use std::future::Future;
 
 use axum::extract::ws::Utf8Bytes;
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
@@ -212,10 +211,10 @@ pub enum PushKind {
 
 /// Where a watcher's frames go: a socket's queue, or an SSE stream's channel.
 pub trait WatchSink: Send + Sync + 'static {
-    /// Queues `push`, waiting at most `wait` for room.
+    /// Sends `pushes` in order, waiting at most `wait` for room for each.
     fn push(
         &self,
-        push: Push,
+        pushes: Vec<Push>,
         wait: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
@@ -223,19 +222,22 @@ pub trait WatchSink: Send + Sync + 'static {
 impl WatchSink for Outbound {
     fn push(
         &self,
-        push: Push,
+        pushes: Vec<Push>,
         wait: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send {
-        self.send_timeout(push.frame, wait)
+        self.send_now(pushes.into_iter().map(|p| p.frame).collect(), wait)
     }
 }
 
 impl WatchSink for mpsc::Sender<Push> {
-    async fn push(&self, push: Push, wait: Duration) -> Result<(), QueueError> {
-        self.send_timeout(push, wait).await.map_err(|e| match e {
-            SendTimeoutError::Timeout(_) => QueueError::Full,
-            SendTimeoutError::Closed(_) => QueueError::Closed,
-        })
+    async fn push(&self, pushes: Vec<Push>, wait: Duration) -> Result<(), QueueError> {
+        for push in pushes {
+            self.send_timeout(push, wait).await.map_err(|e| match e {
+                SendTimeoutError::Timeout(_) => QueueError::Full,
+                SendTimeoutError::Closed(_) => QueueError::Closed,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -270,27 +272,63 @@ impl<T: WatchSink> Watcher<T> {
     }
 
     pub async fn run(mut self) {
-        for push in std::mem::take(&mut self.backlog) {
-            if let Step::Stop = self.push(push).await {
-                return;
-            }
+        let backlog = std::mem::take(&mut self.backlog);
+        if let Step::Stop = self.push_all(backlog).await {
+            return;
         }
+        let mut changes = Vec::new();
         loop {
-            let step = match self.subscription.recv().await {
-                Ok(change) if change.version() <= self.last => Step::Continue,
-                Ok(change) if change.version() == self.last + 1 => self.deliver(&change).await,
-                // Versions this watcher has not seen (in cluster mode, a notification that
-                // came late or was missed): read them from the change log, in order.
-                Ok(change) => self.fill(&change).await,
-                Err(RecvError::Lagged(_)) => self.resync().await,
-                Err(RecvError::Closed) => Step::Stop,
-            };
-            if let Step::Stop = step {
+            if self.subscription.recv_many(&mut changes).await.is_err() {
+                if let Step::Stop = self.resync().await {
+                    return;
+                }
+                continue;
+            }
+            if let Step::Stop = self.forward(&mut changes).await {
                 return;
             }
         }
     }
 
+    /// Sends what `changes` brings this watcher, emptying it. The usual case, each the next
+    /// version with access unchanged, goes out as one batch (one socket write for a watcher
+    /// that fell behind); anything else takes the slow path after the batch so far.
+    async fn forward(&mut self, changes: &mut Vec<std::sync::Arc<Change>>) -> Step {
+        let mut batch = Vec::new();
+        for change in changes.drain(..) {
+            let version = change.version();
+            if version <= self.last {
+                continue;
+            }
+            let lost_access =
+                change.changes_access() && change.doc().access(&self.req.viewer) < Access::Read;
+            if version == self.last + 1 && !lost_access {
+                self.last = version;
+                batch.push(Push {
+                    frame: change.frame(self.req.fields.as_ref(), self.req.mode),
+                    version: Some(version),
+                    kind: PushKind::Change,
+                });
+                continue;
+            }
+            if let Step::Stop = self.push_all(std::mem::take(&mut batch)).await {
+                return Step::Stop;
+            }
+            let step = if lost_access {
+                self.revoked().await
+            } else {
+                // Versions this watcher has not seen (in cluster mode, a notification that
+                // came late or was missed): read them from the change log, in order.
+                self.fill(&change).await
+            };
+            if let Step::Stop = step {
+                return Step::Stop;
+            }
+        }
+        self.push_all(batch).await
+    }
+
+    /// `change`, the version right after the last one sent.
     async fn deliver(&mut self, change: &Change) -> Step {
         if change.changes_access() && change.doc().access(&self.req.viewer) < Access::Read {
             return self.revoked().await;
@@ -400,19 +438,21 @@ impl<T: WatchSink> Watcher<T> {
         Step::Stop
     }
 
-    /// Queues a frame; a consumer whose queue stays full past the timeout is cut off.
     async fn push(&mut self, push: Push) -> Step {
-        let kind = push.kind;
-        match self.out.sink.push(push, self.out.slow).await {
+        self.push_all(vec![push]).await
+    }
+
+    /// Sends frames in order; a consumer whose queue stays full past the timeout is cut off.
+    async fn push_all(&mut self, pushes: Vec<Push>) -> Step {
+        if pushes.is_empty() {
+            return Step::Continue;
+        }
+        let count = |kind| pushes.iter().filter(|p| p.kind == kind).count() as u64;
+        let (changes, resyncs) = (count(PushKind::Change), count(PushKind::Resync));
+        match self.out.sink.push(pushes, self.out.slow).await {
             Ok(()) => {
-                match kind {
-                    PushKind::Change => self.out.metrics.deliveries.inc(),
-                    PushKind::Resync => {
-                        self.out.metrics.deliveries.inc();
-                        self.out.metrics.resyncs.inc();
-                    }
-                    PushKind::Ended => {}
-                }
+                self.out.metrics.deliveries.inc_by(changes + resyncs);
+                self.out.metrics.resyncs.inc_by(resyncs);
                 Step::Continue
             }
             Err(QueueError::Full) => {

@@ -1,15 +1,19 @@
-//! Live fanout: one broadcast channel per watched document.
+//! Live fanout: one ring of recent changes per watched document.
 //!
 //! The writer publishes each committed version here, in commit order. A change is serialized
 //! at most once per distinct view (the whole document, or one set of fields) and the bytes are
 //! shared by every watcher wanting that view: with 10,000 watchers of one document, one
 //! serialization instead of 10,000.
 
+mod ring;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
-use tokio::sync::broadcast;
+
+pub use ring::Lagged;
+use ring::{Reader, Ring};
 
 use crate::frame::{Reply, View, encode};
 use crate::store::{Committed, Document, Fields, LogEntry, Version};
@@ -107,12 +111,12 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
-/// One watched document: its channel, and the newest version sent on it. In cluster mode a
+/// One watched document: its ring, and the newest version sent on it. In cluster mode a
 /// version can reach a node twice (its own commit hook, then the database's notification) or
 /// late; sending only newer versions keeps each channel increasing, and watchers fill any gap
 /// from the change log.
 struct Topic {
-    tx: broadcast::Sender<Arc<Change>>,
+    ring: Arc<Ring<Arc<Change>>>,
     last: std::sync::atomic::AtomicU64,
 }
 
@@ -140,10 +144,10 @@ impl Hub {
             .topics
             .entry(username.to_owned())
             .or_insert_with(|| Topic {
-                tx: broadcast::channel(self.inner.capacity).0,
+                ring: Ring::new(self.inner.capacity),
                 last: std::sync::atomic::AtomicU64::new(0),
             })
-            .tx
+            .ring
             .subscribe();
         Subscription {
             rx: Some(rx),
@@ -168,8 +172,8 @@ impl Hub {
                 ops: OnceLock::new(),
                 views: Mutex::new(Vec::new()),
             });
-            // An error only means every receiver left since the lookup; nobody to tell.
-            let _ = topic.tx.send(change);
+            // `false` only means every watcher left since the lookup; nobody to tell.
+            topic.ring.send(change);
         }
     }
 
@@ -178,7 +182,7 @@ impl Hub {
         self.inner
             .topics
             .iter()
-            .map(|t| t.value().tx.receiver_count())
+            .map(|t| t.value().ring.readers())
             .sum()
     }
 
@@ -203,26 +207,28 @@ impl Hub {
     fn release(&self, topic: &str) {
         self.inner
             .topics
-            .remove_if(topic, |_, t| t.tx.receiver_count() == 0);
+            .remove_if(topic, |_, t| t.ring.readers() == 0);
     }
 }
 
 /// A watcher's receiver. Dropping it removes the document's channel once nobody is left,
 /// so disconnected watchers leave nothing behind.
 pub struct Subscription {
-    rx: Option<broadcast::Receiver<Arc<Change>>>,
+    rx: Option<Reader<Arc<Change>>>,
     hub: Hub,
     topic: String,
 }
 
 impl Subscription {
+    /// Waits for the next change, then appends every change waiting to `out`, oldest first.
+    ///
     /// # Errors
-    /// `Lagged` when this watcher fell more than the buffer behind (resync it), `Closed`
-    /// never while the subscription lives.
-    pub async fn recv(&mut self) -> Result<Arc<Change>, broadcast::error::RecvError> {
+    /// `Lagged` when this watcher fell more than the buffer behind (resync it).
+    pub async fn recv_many(&mut self, out: &mut Vec<Arc<Change>>) -> Result<usize, Lagged> {
         match self.rx.as_mut() {
-            Some(rx) => rx.recv().await,
-            None => Err(broadcast::error::RecvError::Closed),
+            Some(rx) => rx.recv_many(out).await,
+            // Only while being dropped; nothing is waiting for it then.
+            None => std::future::pending().await,
         }
     }
 
@@ -234,7 +240,7 @@ impl Subscription {
     /// pipelining writer).
     pub fn skip_to_latest(&mut self) {
         if let Some(rx) = self.rx.as_mut() {
-            *rx = rx.resubscribe();
+            rx.skip_to_latest();
         }
     }
 }
