@@ -99,7 +99,9 @@ pub struct Config {
     #[arg(long, env = "OUTPUT_THREADS", default_value_t = 0)]
     pub output_threads: usize,
 
-    /// Changes a watcher may fall behind before it gets a resync snapshot instead.
+    /// Changes a watcher may fall behind before it gets a resync snapshot instead. A change
+    /// is kept only until every watcher of its document has taken it, so this costs memory
+    /// only while someone lags: at most this many versions of that document.
     #[arg(long, env = "WATCH_BUFFER", default_value_t = default::WATCH_BUFFER)]
     pub watch_buffer: usize,
 
@@ -336,7 +338,7 @@ pub mod default {
     pub const LOGINS_PER_USER: u32 = 10;
     pub const PING_INTERVAL: u64 = 30_000;
     pub const IDLE_TIMEOUT: u64 = 75_000;
-    pub const WATCH_BUFFER: usize = 64;
+    pub const WATCH_BUFFER: usize = 1024;
     pub const SLOW_CONSUMER_TIMEOUT: u64 = 10_000;
     pub const MAX_BATCH: usize = 1024;
     pub const SHUTDOWN_GRACE: u64 = 5_000;
