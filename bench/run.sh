@@ -59,7 +59,10 @@ for r in $(seq "$RUNS"); do
   for w in "${WATCHERS[@]}"; do
     run "c) fanout, $w watchers" --scenario fanout --n "$w"
   done
-  run "d) saturation, ${WATCHERS[0]} watchers" --scenario saturation --n "${WATCHERS[0]}" --secs "$SECS"
+  # d) twice: a writer keeping 8 updates in flight (as fast as one client can send: the
+  # fanout's capacity) and a closed-loop writer (bound by its own round trip under load).
+  run "d) saturation, ${WATCHERS[0]} watchers, 8 in flight" --scenario saturation --n "${WATCHERS[0]}" --secs "$SECS" --pipeline 8
+  run "d) saturation, ${WATCHERS[0]} watchers, closed loop" --scenario saturation --n "${WATCHERS[0]}" --secs "$SECS"
   stop
   # REST on a fresh server: after d) the server is still sending its last changes to 1000
   # closing sockets and trimming thousands of versions, which g) would measure too.
