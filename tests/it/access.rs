@@ -1,5 +1,7 @@
 //! Collaborators, readers, strangers, and revocation.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::common::{Client, TestServer, assert_error};
@@ -136,4 +138,49 @@ async fn removing_a_collaborator_ends_their_watch_at_once() {
         "bob hears nothing more"
     );
     crate::common::eventually("watches dropped", || server.state().hub.watchers() == 0).await;
+}
+
+/// Changes committed back to back reach a watcher as one batch; a revocation inside that
+/// batch still ends the watch exactly there: every version before it, then the error, then
+/// nothing (not the versions after it that were already taken with the batch).
+#[tokio::test]
+async fn a_revocation_inside_a_burst_ends_the_watch_exactly_there() {
+    let server = TestServer::start().await;
+    let (mut owner, ann, _) = server.user().await;
+    let (mut collab, bob, _) = server.user().await;
+    share(&mut owner, 0, &[&bob], &[]).await;
+    let w = collab
+        .request(json!({"type": "watch", "target": ann}))
+        .await;
+    assert_eq!(w["version"], 1);
+
+    // Pipelined: sent without waiting, applied in order (versions 2..=6, the revocation at
+    // 7, then 8..=10).
+    for base in 1..=9u64 {
+        let data = if base == 6 {
+            json!({"metadata": {"version": base, "collaborators": [], "readers": []}})
+        } else {
+            json!({"metadata": {"version": base}, "userdata": {"n": base}})
+        };
+        owner
+            .send(json!({"type": "update", "id": base, "patch": true, "data": data}))
+            .await;
+    }
+    for base in 1..=9u64 {
+        let reply = owner.recv().await;
+        assert_eq!(reply["version"], base + 1, "{reply}");
+    }
+
+    for version in 2..=6u64 {
+        let change = collab.next_push().await;
+        assert_eq!(change["type"], "change", "{change}");
+        assert_eq!(change["version"], version);
+    }
+    let ended = collab.next_push().await;
+    assert_error(&ended, "unauthorized");
+    assert_eq!(ended["detail"], "access revoked");
+    assert!(
+        collab.quiet_for(Duration::from_millis(200)).await,
+        "nothing after the revocation"
+    );
 }
