@@ -6,6 +6,7 @@
 //! duplicate. Resuming (`since`) replays the change log up to that snapshot, then goes live
 //! from the same subscription.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::future::Future;
@@ -293,29 +294,24 @@ impl<T: WatchSink> Watcher<T> {
     /// Sends what `changes` brings this watcher, emptying it. The usual case, each the next
     /// version with access unchanged, goes out as one batch (one socket write for a watcher
     /// that fell behind); anything else takes the slow path after the batch so far.
-    async fn forward(&mut self, changes: &mut Vec<std::sync::Arc<Change>>) -> Step {
+    async fn forward(&mut self, changes: &mut Vec<Arc<Change>>) -> Step {
         let mut batch = Vec::new();
         for change in changes.drain(..) {
             let version = change.version();
             if version <= self.last {
                 continue;
             }
-            let lost_access =
-                change.changes_access() && change.doc().access(&self.req.viewer) < Access::Read;
-            if version == self.last + 1 && !lost_access {
-                self.last = version;
-                batch.push(Push {
-                    frame: change.frame(self.req.fields.as_ref(), self.req.mode),
-                    version: Some(version),
-                    kind: PushKind::Change,
-                });
+            if version == self.last + 1
+                && let Some(push) = self.next(&change)
+            {
+                batch.push(push);
                 continue;
             }
             if let Step::Stop = self.push_all(std::mem::take(&mut batch)).await {
                 return Step::Stop;
             }
-            let step = if lost_access {
-                self.revoked().await
+            let step = if version == self.last + 1 {
+                self.revoked().await // `next` refused it: it took this viewer's access
             } else {
                 // Versions this watcher has not seen (in cluster mode, a notification that
                 // came late or was missed): read them from the change log, in order.
@@ -328,19 +324,18 @@ impl<T: WatchSink> Watcher<T> {
         self.push_all(batch).await
     }
 
-    /// `change`, the version right after the last one sent.
-    async fn deliver(&mut self, change: &Change) -> Step {
+    /// The frame for `change`, the version right after the last one sent, counted as sent;
+    /// `None` when that version took the viewer's access away.
+    fn next(&mut self, change: &Change) -> Option<Push> {
         if change.changes_access() && change.doc().access(&self.req.viewer) < Access::Read {
-            return self.revoked().await;
+            return None;
         }
-        let frame = change.frame(self.req.fields.as_ref(), self.req.mode);
         self.last = change.version();
-        self.push(Push {
-            frame,
+        Some(Push {
+            frame: change.frame(self.req.fields.as_ref(), self.req.mode),
             version: Some(self.last),
             kind: PushKind::Change,
         })
-        .await
     }
 
     /// Sends the versions between the last one sent and `change` from the change log, then
@@ -381,7 +376,10 @@ impl<T: WatchSink> Watcher<T> {
             }
         }
         if self.last + 1 == change.version() {
-            self.deliver(change).await
+            match self.next(change) {
+                Some(push) => self.push(push).await,
+                None => self.revoked().await,
+            }
         } else {
             self.resync().await
         }
