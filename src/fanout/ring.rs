@@ -164,6 +164,9 @@ impl<T: Clone> Reader<T> {
     /// # Errors
     /// As [`Reader::try_recv_many`].
     pub async fn recv_many(&mut self, out: &mut Vec<T>) -> Result<usize, Lagged> {
+        // Counted against the task's budget, as tokio's own channels are: a forwarder that
+        // always finds changes waiting still lets the other forwarders on its thread run.
+        tokio::task::coop::consume_budget().await;
         let ring = self.ring.clone();
         loop {
             // Registered before looking, so a value sent in between still wakes us.
