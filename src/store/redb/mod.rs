@@ -8,6 +8,7 @@
 pub mod backup;
 mod blobs;
 mod journal;
+mod publish;
 pub mod wal;
 mod writer;
 

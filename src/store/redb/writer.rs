@@ -4,7 +4,8 @@
 //! its updates' journal rows are one record of the write-ahead log, any other writes one
 //! durable redb transaction. Each write is checked against the state left by the ones before
 //! it. The commit hook (cache, then hub) runs for each committed version in commit order
-//! after the fsync: the cache before anyone is answered, the hub after.
+//! after the fsync: the cache before anyone is answered, the hub after (`publish.rs`: a
+//! moment after, following a quiet spell).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 
 use super::blobs::BlobTables;
 use super::journal::{self, FOLD_AT, Journal, RowBytes};
+use super::publish::Unpublished;
 use super::wal::Wal;
 use super::{DOCS, Job, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply, replay_into};
@@ -26,57 +28,6 @@ use crate::store::model::{Document, UserRecord, now_rfc3339, rfc3339_millis};
 const TRIM_INTERVAL: Duration = Duration::from_millis(500);
 /// Documents trimmed per round, so a trim never holds up writes for long.
 const TRIM_BATCH: usize = 256;
-/// How long a batch's replies get before its watchers are told (see [`Unpublished`]).
-const PUBLISH_DELAY: Duration = Duration::from_micros(500);
-/// Changes published within this of the previous ones are a busy stream: told at once.
-const PUBLISH_BUSY: Duration = Duration::from_millis(5);
-
-/// Committed versions whose watchers have not been told yet, oldest first.
-///
-/// Why wait: the writer answers a batch's callers first, then publishes. Published at once, a
-/// change to a document with 1000 watchers woke the output thread in the very microseconds
-/// the session needed a core to write its reply, and on two cores the reply then waited for
-/// a scheduler slice: the writer's ack p99 in c) was 3–4 ms with commits under 1 ms. Told
-/// `PUBLISH_DELAY` later (or with the first batch after that), the replies are out first:
-/// ack p99 ≈ 1.1–1.7 ms, for half a millisecond more on each delivery (BENCHMARKS.md). The
-/// writer waits for new jobs meanwhile, so nothing else is delayed. Only a change after a
-/// quiet spell waits: in a busy stream (the last publish under `PUBLISH_BUSY` ago) the
-/// fanout is running anyway, and holding it back let a pipelining writer outrun its watchers
-/// (d) fell by ≈ 15%).
-#[derive(Default)]
-struct Unpublished {
-    versions: Vec<Arc<Committed>>,
-    since: Option<Instant>,
-    last: Option<Instant>,
-}
-
-impl Unpublished {
-    fn add(&mut self, committed: Vec<Arc<Committed>>) {
-        if self.since.is_none() && !committed.is_empty() {
-            self.since = Some(Instant::now());
-        }
-        self.versions.extend(committed);
-    }
-
-    /// How long until the oldest is due; `None` when nothing waits.
-    fn due_in(&self) -> Option<Duration> {
-        self.since
-            .map(|since| PUBLISH_DELAY.saturating_sub(since.elapsed()))
-    }
-
-    /// Publishes everything waiting, in commit order, once the oldest is due (or `now`).
-    fn publish(&mut self, hook: &CommitHook, now: bool) {
-        let busy = self.last.is_some_and(|t| t.elapsed() < PUBLISH_BUSY);
-        if self.since.is_some() && (now || busy || self.due_in().is_some_and(|d| d.is_zero())) {
-            for c in self.versions.drain(..) {
-                hook(&c, Stage::Answered);
-            }
-            self.since = None;
-            self.last = Some(Instant::now());
-        }
-    }
-}
-
 /// Tunables for the writer.
 #[derive(Clone, Copy, Debug)]
 pub struct WriterConfig {
@@ -686,56 +637,4 @@ fn trim_one(
     log.retain_in((name, 0)..=(name, upto), |_, _| false)
         .map_err(StoreError::unavailable)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use super::{PUBLISH_DELAY, Unpublished};
-    use crate::store::backend::{CommitHook, Committed, Stage};
-    use crate::store::model::Document;
-
-    fn committed(version: u64) -> Arc<Committed> {
-        let mut doc = Document::new("ann", "2026-01-01T00:00:00Z");
-        doc.metadata.version = version;
-        Arc::new(Committed {
-            doc: Arc::new(doc),
-            entry: None,
-            created: false,
-        })
-    }
-
-    /// After a quiet spell a change waits for `PUBLISH_DELAY` (the replies' head start); in a
-    /// busy stream it goes at once; either way in commit order, each exactly once.
-    #[test]
-    fn a_change_after_quiet_waits_a_moment_and_a_busy_stream_does_not() {
-        let told = Arc::new(Mutex::new(Vec::new()));
-        let hook: CommitHook = {
-            let told = told.clone();
-            Arc::new(move |c: &Arc<Committed>, stage| {
-                assert_eq!(stage, Stage::Answered);
-                told.lock().unwrap().push(c.doc.version());
-            })
-        };
-        let mut waiting = Unpublished::default();
-        assert_eq!(waiting.due_in(), None, "nothing waits");
-        waiting.add(vec![committed(1), committed(2)]);
-        waiting.publish(&hook, false);
-        assert!(
-            told.lock().unwrap().is_empty(),
-            "held back after a quiet spell"
-        );
-        assert!(waiting.due_in().is_some_and(|d| d <= PUBLISH_DELAY));
-        std::thread::sleep(PUBLISH_DELAY);
-        waiting.add(vec![committed(3)]);
-        waiting.publish(&hook, false);
-        assert_eq!(*told.lock().unwrap(), [1, 2, 3], "due: all of it, in order");
-        assert_eq!(waiting.due_in(), None);
-        waiting.add(vec![committed(4)]);
-        waiting.publish(&hook, false);
-        assert_eq!(*told.lock().unwrap(), [1, 2, 3, 4], "busy: at once");
-        waiting.publish(&hook, true);
-        assert_eq!(told.lock().unwrap().len(), 4, "nothing is told twice");
-    }
 }
