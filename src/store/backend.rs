@@ -116,7 +116,8 @@ pub type LatestDoc = Arc<dyn Fn(&str) -> Option<Arc<Document>> + Send + Sync>;
 /// Called by the backend twice for every committed version, in commit order: at
 /// [`Stage::Durable`] (after the commit is durable, before anyone is answered: the cache takes
 /// it here, so a client that got its ack reads what it wrote) and at [`Stage::Answered`]
-/// (after the batch's callers were answered: the hub publishes here). Ordering is what lets
+/// (after the batch's callers were answered: the hub publishes here; the redb writer waits
+/// half a millisecond more after a quiet spell, `redb/publish.rs`). Ordering is what lets
 /// watchers see versions in sequence; answering first is what keeps a writer's ack from
 /// queueing behind the fanout of its own change to a thousand watchers.
 pub type CommitHook = Arc<dyn Fn(&Arc<Committed>, Stage) + Send + Sync>;
