@@ -77,7 +77,7 @@ impl Outbound {
     /// # Errors
     /// As [`Outbound::send_now`].
     pub async fn reply(&self, frame: Utf8Bytes, wait: Duration) -> Result<(), QueueError> {
-        self.send_now(vec![frame], wait).await
+        self.send_now([frame], wait).await
     }
 
     /// Sends frames in order, all in one write when nothing is queued and the writer is not
@@ -89,7 +89,11 @@ impl Outbound {
     ///
     /// # Errors
     /// `Full`, or `Closed` when the socket is gone.
-    pub async fn send_now(&self, frames: Vec<Utf8Bytes>, wait: Duration) -> Result<(), QueueError> {
+    pub async fn send_now<I>(&self, frames: I, wait: Duration) -> Result<(), QueueError>
+    where
+        I: IntoIterator<Item = Utf8Bytes>,
+        I::IntoIter: Send,
+    {
         // Checked again under the lock: the writer takes items only while holding it.
         if self.tx.is_empty()
             && let Ok(mut sink) = self.sink.try_lock()

@@ -226,7 +226,7 @@ impl WatchSink for Outbound {
         pushes: Vec<Push>,
         wait: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send {
-        self.send_now(pushes.into_iter().map(|p| p.frame).collect(), wait)
+        self.send_now(pushes.into_iter().map(|p| p.frame), wait)
     }
 }
 
