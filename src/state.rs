@@ -1,4 +1,4 @@
-//! Shared state handed to every socket and handler. Cheap to clone: everything is behind `Arc`.
+//! Shared state handed to every socket and handler. Cheap to clone: one `Arc`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,8 +57,21 @@ impl Backups {
     }
 }
 
+/// What every handler gets: one `Arc` around the shared parts, so handing it to a request
+/// costs one reference count rather than one per part. (Cloned per HTTP request by axum, the
+/// dozen separate counts were ≈ 1.7% of the server's CPU under REST PUTs: perf, g).)
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub store: Store,
     pub hub: Hub,
     pub auth: Arc<Auth>,
@@ -73,7 +86,7 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Where writer loops and watch forwarders run (`output.rs`).
     pub output: crate::output::OutputThreads,
-    next_conn: Arc<AtomicU64>,
+    next_conn: AtomicU64,
 }
 
 impl AppState {
@@ -89,7 +102,7 @@ impl AppState {
         blobs: crate::blobs::Blobs,
         output: crate::output::OutputThreads,
     ) -> AppState {
-        AppState {
+        AppState(Arc::new(Shared {
             store,
             hub,
             auth: Arc::new(auth),
@@ -115,8 +128,8 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             output,
-            next_conn: Arc::new(AtomicU64::new(1)),
-        }
+            next_conn: AtomicU64::new(1),
+        }))
     }
 
     /// A process-unique id for a new connection.
