@@ -12,10 +12,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_conf
 
 /// tungstenite zero-fills its read buffer up to capacity before every read: with the
 /// default 128 KiB, that memset was 15% of the whole machine's CPU in c) (perf, 1000
-/// watchers), taken from the server the generator shares the cores with. 8 KiB still reads
-/// dozens of change frames at once.
+/// watchers), taken from the server the generator shares the cores with. At 8 KiB it was
+/// still 7% of the generator's CPU in c) (two reads per change: the frame, then the empty
+/// read that ends the wakeup). 1 KiB, as the server uses, still holds several change frames.
 fn config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(8 * 1024)
+    WebSocketConfig::default().read_buffer_size(1024)
 }
 
 pub struct Conn {

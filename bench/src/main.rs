@@ -38,6 +38,10 @@ struct Args {
     /// For `fanout`: send on a fixed schedule instead of waiting for each ack first.
     #[arg(long)]
     open_loop: bool,
+    /// For `fanout`: also print each update's delivery spread (min, p10, p50, p90, max in
+    /// µs) to stderr, to tell a slow fanout from a late start (BENCHMARKS.md, c)).
+    #[arg(long)]
+    rounds: bool,
     /// For `saturation`: updates the writer keeps in flight (1: wait for each ack).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
@@ -85,6 +89,7 @@ async fn main() {
                 args.n.unwrap_or(1000),
                 std::time::Duration::from_millis(args.interval_ms),
                 args.open_loop,
+                args.rounds,
             )
             .await
         }

@@ -122,7 +122,13 @@ async fn watchers(addr: &str, token: &str, n: usize) -> Vec<Conn> {
 
 /// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
 /// the last: send→change then crosses nodes (cluster mode).
-pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -> Metrics {
+pub async fn fanout(
+    addr: &str,
+    n: usize,
+    interval: Duration,
+    open_loop: bool,
+    rounds: bool,
+) -> Metrics {
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
     let epoch = Instant::now();
     let updates = 100u64;
@@ -186,20 +192,42 @@ pub async fn fanout(addr: &str, n: usize, interval: Duration, open_loop: bool) -
         .map(|mut c| {
             tokio::spawn(async move {
                 let mut stats = Stats::default();
+                let mut seen = Vec::with_capacity(updates as usize);
                 for _ in 0..updates {
                     let sent = c.next_change_t().await;
                     let now = epoch.elapsed().as_micros() as u64;
                     stats.add(Duration::from_micros(now.saturating_sub(sent)));
+                    seen.push((sent, now.saturating_sub(sent)));
                 }
-                stats
+                (stats, seen)
             })
         })
         .collect();
     let _ = go.send(());
     let mut acks = writer_side.await.expect("writer");
     let mut all = Stats::default();
+    // Deliveries by update (its send time, µs since `epoch`), for `--rounds`.
+    let mut by_update: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
     for s in join_all(tasks).await {
-        all.merge(s.expect("watcher"));
+        let (s, seen) = s.expect("watcher");
+        all.merge(s);
+        for (sent, latency) in seen {
+            by_update.entry(sent).or_default().push(latency);
+        }
+    }
+    if rounds {
+        for (i, mut l) in by_update.into_values().enumerate() {
+            l.sort_unstable();
+            let at = |q: usize| l[(l.len() - 1) * q / 100];
+            eprintln!(
+                "update {i}: min {} p10 {} p50 {} p90 {} max {} µs",
+                at(0),
+                at(10),
+                at(50),
+                at(90),
+                at(100)
+            );
+        }
     }
     metrics(&[
         ("change_p50_ms", all.ms(50.0)),
