@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::store::backend::{CommitHook, Committed, Stage};
 
 /// How long a batch's replies get before its watchers are told (see [`Unpublished`]).
-const PUBLISH_DELAY: Duration = Duration::from_micros(500);
+const PUBLISH_DELAY: Duration = Duration::from_micros(250);
 /// Changes published within this of the previous ones are a busy stream: told at once.
 const PUBLISH_BUSY: Duration = Duration::from_millis(5);
 
@@ -18,8 +18,10 @@ const PUBLISH_BUSY: Duration = Duration::from_millis(5);
 /// the session needed a core to write its reply, and on two cores the reply then waited for
 /// a scheduler slice: the writer's ack p99 in c) was 3–4 ms with commits under 1 ms. Told
 /// `PUBLISH_DELAY` later (or with the first batch after that), the replies are out first:
-/// ack p99 ≈ 1.2–2 ms in alternated runs, for half a millisecond more on each delivery
-/// (BENCHMARKS.md). The writer waits for new jobs meanwhile, so nothing else is delayed. Only
+/// ack p99 ≈ 1.2–2 ms in alternated runs (BENCHMARKS.md). The delay was 0.5 ms at first; a
+/// reply takes ≈ 0.1 ms from the commit to the socket even after a quiet spell (perf sched,
+/// c)), and at 0.25 ms nine alternated c) runs kept the ack p99 (median 1.13 ms against
+/// 1.41) while every delivery came ≈ 0.5 ms sooner (change p50 8.2 against 8.8 ms). The writer waits for new jobs meanwhile, so nothing else is delayed. Only
 /// a change after a quiet spell waits: in a busy stream (the last publish under
 /// `PUBLISH_BUSY` ago) the fanout is running anyway, and holding it back let a pipelining
 /// writer outrun its watchers (d) fell by ≈ 15%). Busy is judged across all documents, so a
