@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::cmd::Command;
 use crate::frame::Frame;
-use crate::store::apply::{Limits, apply};
+use crate::store::apply::{Limits, apply, within_bounds};
 use crate::store::model::{Document, Edit, Update};
 use crate::store::paths::{PathEdit, apply_paths};
 use crate::store::{Fields, apply::replay};
@@ -75,6 +75,18 @@ pub fn patch(data: &[u8]) {
             Some(&applied.doc),
             "replay must reproduce the commit"
         );
+        // The same edit again, now from a version that carries bounds: they must hold.
+        let again = Update {
+            base: Some(1),
+            ..update
+        };
+        if let Ok(next) = apply(&applied.doc, &again, &LIMITS, "t2") {
+            assert!(
+                within_bounds(&next.doc),
+                "carried bounds undershoot: {:?}",
+                next.doc
+            );
+        }
     }
 }
 

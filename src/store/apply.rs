@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use super::error::StoreError;
-use super::model::{Access, Document, Edit, LastUpdate, LogEntry, Op, Update};
-use super::paths::apply_paths;
+use super::model::{Access, Bounds, Document, Edit, LastUpdate, LogEntry, Op, Update};
+use super::paths::{PathEdit, apply_paths};
 
 /// Limits that an update's result must respect.
 #[derive(Clone, Copy, Debug)]
@@ -96,13 +96,6 @@ pub fn apply(
             result.userdata
         }
     };
-    if depth(&userdata) > limits.max_depth {
-        return Err(StoreError::Invalid(format!(
-            "userdata nests deeper than {} levels",
-            limits.max_depth
-        )));
-    }
-
     let mut metadata = current.metadata.clone();
     metadata.version += 1;
     metadata.last_update = LastUpdate {
@@ -117,27 +110,129 @@ pub fn apply(
         op.readers = Some(r.clone());
         metadata.readers = r;
     }
-    let doc = Document { metadata, userdata };
-    let size = serialized_len(&doc)?;
-    if size > limits.max_doc_bytes {
-        return Err(StoreError::TooLarge {
-            size,
-            limit: limits.max_doc_bytes,
-        });
-    }
     let entry = LogEntry {
-        version: doc.version(),
+        version: metadata.version,
         at: now.to_owned(),
         by: update.by.clone(),
         op,
     };
     let entry_json = serde_json::to_vec(&entry).map_err(StoreError::unavailable)?;
+    let mut doc = Document {
+        metadata,
+        userdata,
+        bounds: Bounds::default(),
+    };
+    doc.bounds = check_limits(
+        current,
+        update.edit.as_ref(),
+        &doc,
+        entry_json.len(),
+        limits,
+    )?;
     Ok(Applied {
         doc,
         entry,
         entry_json,
         created,
     })
+}
+
+/// Checks `doc`, the next version of `current` made by `edit`, against the limits: from the
+/// bounds `current` carries where `edit` allows ([`next_bounds`]), by measuring otherwise.
+/// Returns the bounds `doc` carries on.
+fn check_limits(
+    current: &Document,
+    edit: Option<&Edit>,
+    doc: &Document,
+    entry_len: usize,
+    limits: &Limits,
+) -> Result<Bounds, StoreError> {
+    let (depth_bound, bytes_bound) = next_bounds(current, edit, entry_len);
+    let depth = match depth_bound {
+        Some(d) if d <= limits.max_depth => d,
+        _ => {
+            let exact = depth(&doc.userdata);
+            if exact > limits.max_depth {
+                return Err(StoreError::Invalid(format!(
+                    "userdata nests deeper than {} levels",
+                    limits.max_depth
+                )));
+            }
+            exact
+        }
+    };
+    let bytes = match bytes_bound {
+        Some(b) if b <= limits.max_doc_bytes => b,
+        _ => {
+            let size = serialized_len(doc)?;
+            if size > limits.max_doc_bytes {
+                return Err(StoreError::TooLarge {
+                    size,
+                    limit: limits.max_doc_bytes,
+                });
+            }
+            size
+        }
+    };
+    Ok(Bounds::new(bytes, depth))
+}
+
+/// Bounds (depth, bytes) on the next version of `current` made by `edit`, whose log entry
+/// serializes to `entry_len` bytes. `None` where `current`'s own are unknown, or the edit
+/// gives no bound: a whole replacement, or a JSON Patch (whose `copy` can double a document).
+///
+/// Why they hold: a merge patch or a path edit writes only what its log entry holds
+/// verbatim. Every key and value it adds is spelled out there (in the patch, or in the
+/// operation's path and value), so `userdata` grows by less than the entry's length plus a
+/// comma per key (under a quarter of it); the metadata changes by a digit of the version,
+/// `at`, `by` and any access lists, all of them in the entry too. Hence `3 × entry + 64`, a
+/// generous margin. And nothing ends up deeper than the deeper of the old document and what
+/// the edit writes at its place (a merge keeps no level the patch or the target lacks).
+pub(super) fn next_bounds(
+    current: &Document,
+    edit: Option<&Edit>,
+    entry_len: usize,
+) -> (Option<usize>, Option<usize>) {
+    let added_depth = match edit {
+        None => Some(0),
+        Some(Edit::Merge(patch)) => Some(depth(patch)),
+        Some(Edit::Paths(edits)) => Some(
+            edits
+                .iter()
+                .map(|edit| match edit {
+                    PathEdit::Put { path, value } | PathEdit::Patch { path, patch: value } => {
+                        path.len() + value_depth(value)
+                    }
+                    PathEdit::Delete { .. } => 0,
+                })
+                .max()
+                .unwrap_or(0),
+        ),
+        Some(Edit::Replace(_) | Edit::JsonPatch(_)) => None,
+    };
+    let Some(added_depth) = added_depth else {
+        return (None, None);
+    };
+    let bounds = current.bounds;
+    (
+        bounds.depth().map(|d| d.max(added_depth)),
+        bounds.bytes().map(|b| {
+            b.saturating_add(entry_len.saturating_mul(3))
+                .saturating_add(64)
+        }),
+    )
+}
+
+/// Whether `doc`'s true size and depth are within the bounds it carries (unknown bounds
+/// hold trivially). For tests and the fuzz targets: a bound below the truth would let a
+/// document past the limits.
+pub fn within_bounds(doc: &Document) -> bool {
+    let bytes = doc
+        .bounds
+        .bytes()
+        .is_none_or(|b| serialized_len(doc).is_ok_and(|n| n <= b));
+    let deep = doc.bounds.depth().is_none_or(|d| depth(&doc.userdata) <= d);
+    bytes && deep
 }
 
 /// The length of `value` as JSON, without building the bytes: the size limit is all redb
@@ -185,6 +280,8 @@ pub fn replay_into(doc: &mut Document, entry: &LogEntry) -> Result<(), StoreErro
             doc.version()
         )));
     }
+    // Rebuilt in place, so what the old version carried no longer holds.
+    doc.bounds = Bounds::default();
     let op = &entry.op;
     if let Some(map) = &op.replace {
         doc.userdata.clone_from(map);
@@ -427,6 +524,78 @@ mod tests {
             replay(&doc, &entries[0]).is_err(),
             "out of order is refused"
         );
+    }
+
+    /// The bounds each version carries stay at or above the truth through merges that add,
+    /// deepen and delete, path edits, access changes and a replacement; and a bound past the
+    /// limit falls back to measuring, so a document that truly fits is still accepted.
+    #[test]
+    fn carried_bounds_never_undershoot_and_fall_back_to_measuring() {
+        let limits = Limits {
+            max_doc_bytes: 2_000,
+            max_depth: 6,
+        };
+        let mut doc = Document::new("ann", "t0");
+        let edits = [
+            Edit::Merge(obj(json!({"a": {"b": {"c": "x".repeat(50)}}, "n": 1}))),
+            Edit::Merge(obj(json!({"a": {"b": null, "d": [1, [2, [3]]]}}))),
+            Edit::Paths(vec![PathEdit::Put {
+                path: vec!["p".into(), "q".into(), "r".into()],
+                value: json!({"s": "y".repeat(30)}),
+            }]),
+            Edit::Paths(vec![PathEdit::Patch {
+                path: vec!["p".into(), "q".into()],
+                patch: json!({"r": null, "t": 2}),
+            }]),
+            Edit::Paths(vec![PathEdit::Delete {
+                path: vec!["a".into()],
+            }]),
+            Edit::Replace(obj(json!({"fresh": true}))),
+            Edit::Merge(obj(json!({"k\"/~": "escaped keys"}))),
+        ];
+        for (i, edit) in edits.into_iter().enumerate() {
+            let mut u = update("ann", i as u64, Some(edit));
+            if i == 2 {
+                u.readers = Some(vec!["bob".into(), "carol".into()]);
+            }
+            doc = apply(&doc, &u, &limits, &format!("t{}", i + 1))
+                .unwrap()
+                .doc;
+            assert!(doc.bounds.bytes().is_some() && doc.bounds.depth().is_some());
+            assert!(within_bounds(&doc), "version {}: {:?}", i + 1, doc.bounds);
+        }
+
+        // Many small merges: the carried size bound grows past the limit long before the
+        // document does, and each time it does the document is measured and accepted.
+        for i in 0..200u64 {
+            let v = doc.version();
+            let u = update("ann", v, Some(Edit::Merge(obj(json!({"i": i})))));
+            doc = apply(&doc, &u, &limits, "t").unwrap().doc;
+            assert!(within_bounds(&doc));
+        }
+        assert!(serialized_len(&doc).unwrap() < 300);
+
+        // Measured, not guessed, when it matters: one edit past the limit is refused.
+        let big = update(
+            "ann",
+            doc.version(),
+            Some(Edit::Merge(obj(json!({"big": "z".repeat(2_000)})))),
+        );
+        assert!(matches!(
+            apply(&doc, &big, &limits, "t"),
+            Err(StoreError::TooLarge { .. })
+        ));
+        let deep = update(
+            "ann",
+            doc.version(),
+            Some(Edit::Merge(obj(
+                json!({"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}),
+            ))),
+        );
+        assert!(matches!(
+            apply(&doc, &deep, &limits, "t"),
+            Err(StoreError::Invalid(_))
+        ));
     }
 
     /// Found by fuzzing: json-patch's rolling-back `patch` panics when undoing this. We patch

@@ -5,6 +5,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::num::NonZeroU32;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -16,6 +18,49 @@ pub type Version = u64;
 pub struct Document {
     pub metadata: Metadata,
     pub userdata: Map<String, Value>,
+    /// Set only by `apply` on the version it makes; anything else that changes a document
+    /// must reset it (`Bounds::default()`).
+    #[serde(skip)]
+    pub(super) bounds: Bounds,
+}
+
+/// Upper bounds on a document's serialized size and nesting depth, carried from each version
+/// to the next so an update need not serialize and walk the whole document to check the
+/// limits: for a merge or a path edit, the next version is at most as deep as the deeper of
+/// the two, and larger by less than the edit's own log entry (`apply::next_bounds`). On a
+/// 100-key document that full serialization and walk were ≈ 12% of the server's
+/// instructions per REST PUT (callgrind, g)). `None` is unknown (a document read from disk,
+/// or rebuilt from the log): the next update measures exactly. Never part of equality or of
+/// the stored JSON.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bounds {
+    bytes: Option<NonZeroU32>,
+    depth: Option<NonZeroU32>,
+}
+
+impl Bounds {
+    /// Bounds of `bytes` and `depth`; a figure past `u32` (or zero) is kept as unknown.
+    pub fn new(bytes: usize, depth: usize) -> Bounds {
+        let narrow = |n: usize| u32::try_from(n).ok().and_then(NonZeroU32::new);
+        Bounds {
+            bytes: narrow(bytes),
+            depth: narrow(depth),
+        }
+    }
+
+    pub fn bytes(self) -> Option<usize> {
+        self.bytes.map(|n| n.get() as usize)
+    }
+
+    pub fn depth(self) -> Option<usize> {
+        self.depth.map(|n| n.get() as usize)
+    }
+}
+
+impl PartialEq for Bounds {
+    fn eq(&self, _: &Bounds) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,6 +109,7 @@ impl Document {
                 },
             },
             userdata: Map::new(),
+            bounds: Bounds::default(),
         }
     }
 
