@@ -199,7 +199,9 @@ pub async fn fanout(
                     stats.add(Duration::from_micros(now.saturating_sub(sent)));
                     seen.push((sent, now.saturating_sub(sent)));
                 }
-                (stats, seen)
+                // The socket goes back open: closed here, each watcher's close would land
+                // on the server while the last change is still being sent to the others.
+                (stats, seen, c)
             })
         })
         .collect();
@@ -208,13 +210,16 @@ pub async fn fanout(
     let mut all = Stats::default();
     // Deliveries by update (its send time, µs since `epoch`), for `--rounds`.
     let mut by_update: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    let mut open = Vec::with_capacity(n);
     for s in join_all(tasks).await {
-        let (s, seen) = s.expect("watcher");
+        let (s, seen, conn) = s.expect("watcher");
         all.merge(s);
         for (sent, latency) in seen {
             by_update.entry(sent).or_default().push(latency);
         }
+        open.push(conn);
     }
+    drop(open);
     if rounds {
         for (i, mut l) in by_update.into_values().enumerate() {
             l.sort_unstable();
