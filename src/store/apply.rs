@@ -188,7 +188,7 @@ fn check_limits(
 /// `at`, `by` and any access lists, all of them in the entry too. Hence `3 × entry + 64`, a
 /// generous margin. And nothing ends up deeper than the deeper of the old document and what
 /// the edit writes at its place (a merge keeps no level the patch or the target lacks).
-pub(super) fn next_bounds(
+fn next_bounds(
     current: &Document,
     edit: Option<&Edit>,
     entry_len: usize,

@@ -3,9 +3,8 @@
 //! Nothing here does I/O, so the same types serve the redb backend, the cache, the hub and
 //! (later) other backends without conversion.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use std::num::NonZeroU32;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
