@@ -1,7 +1,9 @@
 //! Micro-benchmarks of what every update and delivery costs the server, one function each:
-//! decoding a client frame into a command, applying a merge patch to a 1 KB document
-//! (parse-free: the writer keeps documents in memory), projecting `fields`, serializing a
-//! `change` frame, and verifying a session token. `cargo bench -p hearth-bench`.
+//! decoding a client frame into a command, applying a merge patch to a 1 KB document and a
+//! key-path PUT to a 100-key one (parse-free: the writer keeps documents in memory, and
+//! applies to a committed version, which carries its size and depth bounds), projecting
+//! `fields`, serializing a `change` frame, and verifying a session token.
+//! `cargo bench -p hearth-bench`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use hearth::cmd::Command;
 use hearth::fanout::{Mode, change_frame};
 use hearth::frame::Frame;
 use hearth::store::apply::apply;
+use hearth::store::paths::PathEdit;
 use hearth::store::{Document, Edit, Fields, Limits, Scope, Update};
 use serde_json::{Map, Value, json};
 
@@ -34,6 +37,24 @@ fn document() -> Document {
         _ => Map::new(),
     };
     doc
+}
+
+/// `doc` as the store holds it after a commit: the result of an `apply` (one that changes
+/// nothing but the version).
+fn committed(doc: Document, limits: &Limits) -> Document {
+    let touch = Update {
+        target: doc.owner().to_owned(),
+        by: doc.owner().to_owned(),
+        base: None,
+        edit: None,
+        collaborators: None,
+        readers: None,
+    };
+    let mut next = apply(&doc, &touch, limits, "2026-11-23T10:00:00.500Z")
+        .expect("applies")
+        .doc;
+    next.metadata.version = doc.version();
+    next
 }
 
 fn merge_update() -> Update {
@@ -59,17 +80,49 @@ fn benches(c: &mut Criterion) {
         });
     });
 
-    let doc = document();
-    let update = merge_update();
     let limits = Limits {
         max_doc_bytes: 512 * 1024,
         max_depth: 64,
     };
+    // As the store holds it: a committed version (made by `apply`), not one read from disk.
+    let doc = committed(document(), &limits);
+    let update = merge_update();
     c.bench_function("merge patch: apply to a 1 KB document, serialize", |b| {
         b.iter(|| {
             apply(
                 black_box(&doc),
                 black_box(&update),
+                &limits,
+                "2026-11-23T10:00:01.000Z",
+            )
+        });
+    });
+
+    // g)'s REST PUT: one key of a document of 100 small objects.
+    let mut items = Map::new();
+    for i in 0..100 {
+        items.insert(format!("k{i}"), json!({"n": i, "note": "rest bench"}));
+    }
+    let mut big = Document::new("ann", "2026-11-23T10:00:00.000Z");
+    big.metadata.version = 17;
+    big.userdata.insert("items".into(), Value::Object(items));
+    let big = committed(big, &limits);
+    let put = Update {
+        target: "ann".into(),
+        by: "ann".into(),
+        base: None,
+        edit: Some(Edit::Paths(vec![PathEdit::Put {
+            path: vec!["items".into(), "k42".into()],
+            value: json!({"n": 4242, "note": "rest bench"}),
+        }])),
+        collaborators: None,
+        readers: None,
+    };
+    c.bench_function("path edit: PUT one key of a 100-key document", |b| {
+        b.iter(|| {
+            apply(
+                black_box(&big),
+                black_box(&put),
                 &limits,
                 "2026-11-23T10:00:01.000Z",
             )
