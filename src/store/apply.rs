@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::error::StoreError;
 use super::model::{Access, Bounds, Document, Edit, LastUpdate, LogEntry, Op, Update};
-use super::paths::{PathEdit, apply_paths};
+use super::paths::{PathEdit, apply_paths_to};
 
 /// Limits that an update's result must respect.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +39,20 @@ pub fn apply(
     limits: &Limits,
     now: &str,
 ) -> Result<Applied, StoreError> {
+    apply_to(current, None, update, limits, now)
+}
+
+/// [`apply`], editing `working` in place when given: a copy of `current.userdata` (equal to
+/// it) that the caller owns, so the next version need not be copied from `current`'s tree.
+/// It is consumed either way.
+pub fn apply_to(
+    current: &Document,
+    working: Option<Map<String, Value>>,
+    update: &Update,
+    limits: &Limits,
+    now: &str,
+) -> Result<Applied, StoreError> {
+    let userdata_copy = move || working.unwrap_or_else(|| current.userdata.clone());
     let access = current.access(&update.by);
     if access < Access::Write {
         return Err(StoreError::Unauthorized);
@@ -69,26 +83,26 @@ pub fn apply(
     let mut op = Op::default();
     let mut created = false;
     let userdata = match &update.edit {
-        None => current.userdata.clone(),
+        None => userdata_copy(),
         Some(Edit::Replace(map)) => {
             op.replace = Some(map.clone());
             map.clone()
         }
         Some(Edit::Merge(patch)) => {
             op.merge = Some(patch.clone());
-            let mut value = Value::Object(current.userdata.clone());
+            let mut value = Value::Object(userdata_copy());
             json_patch::merge(&mut value, &Value::Object(patch.clone()));
             into_object(value)?
         }
         Some(Edit::JsonPatch(patch)) => {
             op.json_patch = Some(patch.clone());
-            let mut value = Value::Object(current.userdata.clone());
+            let mut value = Value::Object(userdata_copy());
             json_patch::patch_unsafe(&mut value, patch)
                 .map_err(|e| StoreError::Invalid(format!("json patch failed: {e}")))?;
             into_object(value)?
         }
         Some(Edit::Paths(edits)) => {
-            let result = apply_paths(&current.userdata, edits)?;
+            let result = apply_paths_to(userdata_copy(), edits)?;
             let ops = serde_json::from_value(Value::Array(result.ops))
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
             op.json_patch = Some(ops);

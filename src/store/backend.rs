@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
 
 use super::error::StoreError;
 use super::model::{
@@ -169,6 +170,19 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
         with_base: bool,
     ) -> BoxFuture<'a, Result<History, StoreError>>;
+
+    /// A copy of `latest.userdata` that no one else uses, if the backend kept one (a replaced
+    /// version brought up to date): [`Store`](super::Store) edits it in place rather than
+    /// copying `latest`'s tree. `settle` runs the cache's pending housekeeping, after which
+    /// the cache no longer holds replaced versions. Backends that keep none use the default.
+    fn spare(
+        &self,
+        _name: &str,
+        _latest: &Arc<Document>,
+        _settle: &dyn Fn(),
+    ) -> Option<Map<String, Value>> {
+        None
+    }
 
     /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and the
     /// commit hook has run for it. `Ok(None)` for writes that create no version.

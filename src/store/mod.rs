@@ -295,11 +295,15 @@ impl Store {
             return None;
         }
         let base = self.inner.cache.get(&update.target)?;
+        // The cache lets go of a replaced version only in its housekeeping, which it runs
+        // every few dozen writes; `spare` asks for it when that is what holds a large one.
+        let settle = || self.inner.cache.run_pending_tasks();
+        let working = self.inner.backend.spare(&update.target, &base, &settle);
         let now = model::now_rfc3339();
         // A panic in `apply` (or a patch library) must not take the session down; the writer
         // then applies the update itself, under its own guard.
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            apply::apply(&base, update, &self.inner.limits, &now)
+            apply::apply_to(&base, working, update, &self.inner.limits, &now)
         }))
         .ok()?
         .ok()?;

@@ -34,7 +34,18 @@ pub fn apply_paths(
     userdata: &Map<String, Value>,
     edits: &[PathEdit],
 ) -> Result<PathResult, StoreError> {
-    let mut doc = Value::Object(userdata.clone());
+    apply_paths_to(userdata.clone(), edits)
+}
+
+/// [`apply_paths`] on a `userdata` the caller owns, edited in place.
+///
+/// # Errors
+/// As [`apply_paths`].
+pub fn apply_paths_to(
+    userdata: Map<String, Value>,
+    edits: &[PathEdit],
+) -> Result<PathResult, StoreError> {
+    let mut doc = Value::Object(userdata);
     let mut ops = Vec::new();
     let mut created = false;
     for (i, edit) in edits.iter().enumerate() {

@@ -9,6 +9,7 @@ pub mod backup;
 mod blobs;
 mod journal;
 mod publish;
+mod spares;
 pub mod wal;
 mod writer;
 
@@ -20,6 +21,7 @@ use std::thread::JoinHandle;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::backend::{Backend, CommitHook, Committed, History, LatestDoc, StoreStats, Write};
@@ -78,18 +80,20 @@ struct Job {
     retired: Retired,
 }
 
-/// The version an update replaced, handed back to its caller to drop. Why: freeing a
-/// document's tree was most of the writer thread's time on PUTs of 100-key documents (perf,
-/// g), and every commit waits for that one thread. The caller frees it on its own thread,
-/// usually the one that allocated it.
+/// The version an update replaced, handed back to its caller. Why: freeing a document's
+/// tree was most of the writer thread's time on PUTs of 100-key documents (perf, g), and
+/// every commit waits for that one thread. The caller parks it for the document's next
+/// update to recycle ([`spares`]) or frees it, on its own thread.
 type Retired = Option<Arc<Document>>;
 
 /// The writer's answer to one job.
-async fn answer(rx: oneshot::Receiver<(Outcome, Retired)>) -> Outcome {
+async fn answer(rx: oneshot::Receiver<(Outcome, Retired)>, spares: Arc<spares::Spares>) -> Outcome {
     let (outcome, retired) = rx
         .await
         .map_err(|_| StoreError::unavailable("writer stopped"))?;
-    drop(retired);
+    if let (Ok(Some(next)), Some(old)) = (&outcome, retired) {
+        spares.park(old, next);
+    }
     outcome
 }
 
@@ -103,6 +107,7 @@ pub struct RedbBackend {
     journal: Arc<journal::Journal>,
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    spares: Arc<spares::Spares>,
 }
 
 impl RedbBackend {
@@ -168,6 +173,7 @@ impl RedbBackend {
             journal,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
+            spares: Arc::default(),
         })
     }
 
@@ -312,6 +318,15 @@ fn read_log(
 }
 
 impl Backend for RedbBackend {
+    fn spare(
+        &self,
+        name: &str,
+        latest: &Arc<Document>,
+        settle: &dyn Fn(),
+    ) -> Option<Map<String, Value>> {
+        self.spares.take(name, latest, settle)
+    }
+
     fn document<'a>(
         &'a self,
         username: &'a str,
@@ -420,7 +435,7 @@ impl Backend for RedbBackend {
                 .await
                 .map_err(StoreError::unavailable)?
                 .map_err(|_| StoreError::unavailable("writer stopped"))?;
-            answer(rx).await
+            answer(rx, self.spares.clone()).await
         }
         .boxed()
     }
@@ -436,7 +451,7 @@ impl Backend for RedbBackend {
             retired: None,
         };
         match tx.try_send(job) {
-            Ok(()) => Ok(answer(rx).boxed()),
+            Ok(()) => Ok(answer(rx, self.spares.clone()).boxed()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                 Err(Box::new(job.write))
             }
