@@ -28,23 +28,33 @@ pub struct Document {
 /// limits: for a merge or a path edit, the next version is at most as deep as the deeper of
 /// the two, and larger by less than the edit's own log entry (`apply::next_bounds`). On a
 /// 100-key document that full serialization and walk were ≈ 12% of the server's
-/// instructions per REST PUT (callgrind, g)). `None` is unknown (a document read from disk,
+/// instructions per REST PUT (callgrind, g)). The size bound is re-measured once it passes
+/// twice the size last measured (`apply::drift_limit`), so it stays close enough to size
+/// documents by. `None` is unknown (a document read from disk,
 /// or rebuilt from the log): the next update measures exactly. Never part of equality or of
 /// the stored JSON.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bounds {
     bytes: Option<NonZeroU32>,
     depth: Option<NonZeroU32>,
+    /// The size last measured exactly, which `bytes` grew from (0: never).
+    measured: u32,
 }
 
 impl Bounds {
-    /// Bounds of `bytes` and `depth`; a figure past `u32` (or zero) is kept as unknown.
-    pub fn new(bytes: usize, depth: usize) -> Bounds {
+    /// Bounds of `bytes` and `depth`, grown from a size last measured at `measured`; a
+    /// figure past `u32` (or zero) is kept as unknown.
+    pub fn new(bytes: usize, depth: usize, measured: usize) -> Bounds {
         let narrow = |n: usize| u32::try_from(n).ok().and_then(NonZeroU32::new);
         Bounds {
             bytes: narrow(bytes),
             depth: narrow(depth),
+            measured: u32::try_from(measured).unwrap_or(0),
         }
+    }
+
+    pub fn measured(self) -> usize {
+        self.measured as usize
     }
 
     pub fn bytes(self) -> Option<usize> {
