@@ -12,8 +12,10 @@
 //! the old one) simply means no spare: the update copies, as before.
 //!
 //! Bounded: at most `CAPACITY` parked versions, each of at most `MAX_BYTES` (by the size
-//! bound it carries), so at most 32 MiB kept past its time; when full, all are dropped at
-//! once (cheap, and a server with more busy documents than that just copies).
+//! bound it carries), so at most 32 MiB kept past its time, plus as much again for the
+//! versions that replaced them should the cache evict those first (it normally holds them);
+//! when full, all are dropped at once (cheap, and a server with more busy documents than
+//! that just copies).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,7 +94,12 @@ impl Spares {
         let entry = spare.next.entry.as_ref()?;
         let mut doc = match Arc::try_unwrap(spare.old) {
             Ok(doc) => doc,
-            Err(old) if latest.bounds.bytes().is_some_and(|b| b >= SETTLE_BYTES) => {
+            // Held by us and by one more: the cache's pending housekeeping, which `settle`
+            // ends. Held by more (a watch's ring, a reader), settling would not free it.
+            Err(old)
+                if Arc::strong_count(&old) == 2
+                    && latest.bounds.bytes().is_some_and(|b| b >= SETTLE_BYTES) =>
+            {
                 settle();
                 Arc::try_unwrap(old).ok()?
             }
