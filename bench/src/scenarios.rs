@@ -191,17 +191,16 @@ pub async fn fanout(
         .into_iter()
         .map(|mut c| {
             tokio::spawn(async move {
-                let mut stats = Stats::default();
+                // (send time, latency) in µs, per change.
                 let mut seen = Vec::with_capacity(updates as usize);
                 for _ in 0..updates {
                     let sent = c.next_change_t().await;
                     let now = epoch.elapsed().as_micros() as u64;
-                    stats.add(Duration::from_micros(now.saturating_sub(sent)));
                     seen.push((sent, now.saturating_sub(sent)));
                 }
                 // The socket goes back open: closed here, each watcher's close would land
                 // on the server while the last change is still being sent to the others.
-                (stats, seen, c)
+                (seen, c)
             })
         })
         .collect();
@@ -212,9 +211,9 @@ pub async fn fanout(
     let mut by_update: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
     let mut open = Vec::with_capacity(n);
     for s in join_all(tasks).await {
-        let (s, seen, conn) = s.expect("watcher");
-        all.merge(s);
+        let (seen, conn) = s.expect("watcher");
         for (sent, latency) in seen {
+            all.add(Duration::from_micros(latency));
             by_update.entry(sent).or_default().push(latency);
         }
         open.push(conn);
