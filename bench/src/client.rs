@@ -107,18 +107,6 @@ impl Conn {
         }
     }
 
-    /// The next `change` frame's `data.userdata.t` (the fanout scenario's send time), read
-    /// without building the document.
-    pub async fn next_change_t(&mut self) -> u64 {
-        loop {
-            let text = self.next_text().await;
-            let change: ChangeT<'_> = serde_json::from_str(text.as_str()).expect("json");
-            if change.kind == "change" {
-                return change.data.and_then(|d| d.userdata.t).expect("t");
-            }
-        }
-    }
-
     /// Sends a frame and waits for the reply with its id, skipping pushes.
     pub async fn request(&mut self, mut frame: Value) -> Value {
         let id = self.next_id;
@@ -166,21 +154,4 @@ struct Head<'a> {
     id: Option<u64>,
     #[serde(rename = "type", borrow)]
     kind: &'a str,
-}
-
-#[derive(Deserialize)]
-struct ChangeT<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    data: Option<DataT>,
-}
-
-#[derive(Deserialize)]
-struct DataT {
-    userdata: UserT,
-}
-
-#[derive(Deserialize)]
-struct UserT {
-    t: Option<u64>,
 }

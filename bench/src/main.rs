@@ -5,6 +5,7 @@
 mod client;
 mod scenarios;
 mod stats;
+mod watchers;
 
 use clap::{Parser, ValueEnum};
 
@@ -42,6 +43,10 @@ struct Args {
     /// µs) to stderr, to tell a slow fanout from a late start (BENCHMARKS.md, c)).
     #[arg(long)]
     rounds: bool,
+    /// For `fanout`: the watchers' reader spins this long after each change before it
+    /// sleeps (see `watchers.rs`); for a generator on a core of its own.
+    #[arg(long, default_value_t = 0)]
+    spin_us: u64,
     /// For `saturation`: updates the writer keeps in flight (1: wait for each ack).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
@@ -90,6 +95,7 @@ async fn main() {
                 std::time::Duration::from_millis(args.interval_ms),
                 args.open_loop,
                 args.rounds,
+                std::time::Duration::from_micros(args.spin_us),
             )
             .await
         }

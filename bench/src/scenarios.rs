@@ -120,6 +120,27 @@ async fn watchers(addr: &str, token: &str, n: usize) -> Vec<Conn> {
     conns
 }
 
+/// `n` lean watchers of `token`'s document (see `watchers.rs`), connected by a few threads.
+async fn lean_watchers(addr: &str, token: &str, n: usize) -> Vec<crate::watchers::Watcher> {
+    let threads = 4.min(n.max(1));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let (addr, token) = (addr.to_owned(), token.to_owned());
+            let count = n / threads + usize::from(i < n % threads);
+            tokio::task::spawn_blocking(move || {
+                (0..count)
+                    .map(|_| crate::watchers::connect(&addr, &token).expect("watcher"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(n);
+    for h in join_all(handles).await {
+        all.extend(h.expect("connect watchers"));
+    }
+    all
+}
+
 /// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
 /// the last: send→change then crosses nodes (cluster mode).
 pub async fn fanout(
@@ -128,6 +149,7 @@ pub async fn fanout(
     interval: Duration,
     open_loop: bool,
     rounds: bool,
+    spin: Duration,
 ) -> Metrics {
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
     let epoch = Instant::now();
@@ -186,45 +208,30 @@ pub async fn fanout(
     acks
     })
     .await;
-    let conns = watchers(last, &token, n).await;
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .map(|mut c| {
-            tokio::spawn(async move {
-                // (send time, latency) in µs, per change.
-                let mut seen = Vec::with_capacity(updates as usize);
-                for _ in 0..updates {
-                    let sent = c.next_change_t().await;
-                    let now = epoch.elapsed().as_micros() as u64;
-                    seen.push((sent, now.saturating_sub(sent)));
-                }
-                // The socket goes back open: closed here, each watcher's close would land
-                // on the server while the last change is still being sent to the others.
-                (seen, c)
-            })
-        })
-        .collect();
+    let conns = lean_watchers(last, &token, n).await;
+    let updates = updates as usize;
+    let receiver = crate::watchers::Receiver::new(conns);
+    let receiver = std::thread::spawn(move || receiver.receive(updates, epoch, spin));
     let _ = go.send(());
     let mut acks = writer_side.await.expect("writer");
+    let seen = tokio::task::spawn_blocking(move || receiver.join())
+        .await
+        .expect("join")
+        .expect("watchers");
     let mut all = Stats::default();
     // Deliveries by update (its send time, µs since `epoch`), for `--rounds`.
     let mut by_update: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
-    let mut open = Vec::with_capacity(n);
-    for s in join_all(tasks).await {
-        let (seen, conn) = s.expect("watcher");
-        for (sent, latency) in seen {
-            all.add(Duration::from_micros(latency));
-            by_update.entry(sent).or_default().push(latency);
-        }
-        open.push(conn);
+    for (sent, latency) in seen {
+        all.add(Duration::from_micros(latency));
+        by_update.entry(sent).or_default().push(latency);
     }
-    drop(open);
     if rounds {
         for (i, mut l) in by_update.into_values().enumerate() {
             l.sort_unstable();
             let at = |q: usize| l[(l.len() - 1) * q / 100];
+            let ack = acks.in_order().get(i).map_or(0, |d| d.as_micros());
             eprintln!(
-                "update {i}: min {} p10 {} p50 {} p90 {} max {} µs",
+                "update {i}: ack {ack} min {} p10 {} p50 {} p90 {} max {} µs",
                 at(0),
                 at(10),
                 at(50),
@@ -237,6 +244,7 @@ pub async fn fanout(
         ("change_p50_ms", all.ms(50.0)),
         ("change_p99_ms", all.ms(99.0)),
         ("change_max_ms", all.ms(100.0)),
+        ("ack_p50_ms", acks.ms(50.0)),
         ("ack_p99_ms", acks.ms(99.0)),
     ])
 }

@@ -16,6 +16,11 @@ impl Stats {
         self.samples.extend(other.samples);
     }
 
+    /// The samples in the order they were added (until a percentile sorts them).
+    pub fn in_order(&self) -> &[Duration] {
+        &self.samples
+    }
+
     pub fn len(&self) -> usize {
         self.samples.len()
     }
