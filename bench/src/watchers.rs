@@ -213,12 +213,14 @@ fn frame_at(buf: &[u8]) -> Option<(u8, usize, usize)> {
 fn change_t(payload: &[u8]) -> Option<u64> {
     const KEY: &[u8] = br#""t":"#;
     let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let digits = payload[at..].iter().take_while(|b| b.is_ascii_digit());
-    digits
-        .fold(Some(0u64), |n, d| {
-            n?.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
-        .filter(|_| payload[at].is_ascii_digit())
+    let digits = &payload[at..];
+    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 {
+        return None;
+    }
+    digits[..len].iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -234,6 +236,7 @@ mod tests {
         assert_eq!(frame_at(&frame[..frame.len() - 1]), None, "not whole yet");
         assert_eq!(change_t(body), Some(12345));
         assert_eq!(change_t(br#"{"t":"x"}"#), None);
+        assert_eq!(change_t(br#"{"t":"#), None, "nothing after the key");
         let long = vec![0x81, 126, 0x01, 0x00];
         assert_eq!(frame_at(&long), None, "256 bytes announced, none here");
     }
