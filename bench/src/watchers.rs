@@ -5,9 +5,10 @@
 //! Why not a tokio task per watcher (as before): every change then cost the generator a
 //! task wakeup, a poll through tungstenite (which zero-fills its read buffer before each
 //! read), a `Utf8Bytes` and a JSON parse, ≈ 5.7 µs of CPU per delivery against the server's
-//! ≈ 7 µs to send it (BENCHMARKS.md, c)). On two cores the generator's workers were then
-//! placed on the fanout thread's core as often as not, and the fanout ran at half speed.
-//! Here a delivery costs one `recv` (often several frames in one) and a scan for `"t":`.
+//! ≈ 7 µs to send it (BENCHMARKS.md, c)), CPU taken from the server on a 2-core machine.
+//! Here a delivery costs one `recv` (often several frames in one) and a scan for `"t":`;
+//! what is left is the kernel's loopback receive. (Where the kernel places this thread is
+//! another matter: see c)'s topology in bench/run.sh.)
 //!
 //! The handshake, `auth` and `watch` go through tungstenite on a blocking socket; after the
 //! `watch` reply the server sends nothing but changes (and, every `PING_INTERVAL`, a ping,
@@ -52,6 +53,8 @@ pub fn connect(addr: &str, token: &str) -> Result<Watcher, String> {
             }
         }
     }
+    // tungstenite's read buffer goes with it: it holds nothing, as no change is sent before
+    // the writer starts, after every watcher is connected.
     Ok(Watcher {
         stream: ws.into_inner(),
     })
