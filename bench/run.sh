@@ -45,25 +45,17 @@ start() { # starts hearth on $DATA; prints the ready report; sets PID (call it w
 stop() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
 cleanup() { stop; [ -n "$DATA" ] && rm -rf "$DATA"; rm -f "$RESULTS"; }
 trap cleanup EXIT
-run() { # run <label> <args...>: one scenario, tagged, into RESULTS ($PIN: a command prefix)
+run() { # run <label> <args...>: one scenario, tagged, into RESULTS
   local label=$1; shift
   say "run $r/$RUNS: $label"
-  ${PIN:-} "$BENCH" --addr "$ADDR" "$@" | sed "s/^{/{\"label\":\"$label\",/" >>"$RESULTS"
+  "$BENCH" --addr "$ADDR" "$@" | sed "s/^{/{\"label\":\"$label\",/" >>"$RESULTS"
 }
-# c)'s topology: the server's fanout thread on CPU 0, the generator on the last CPU (and its
-# reader spinning while changes come), as clients on other machines would be. Unpinned, the
-# kernel's sync wakeups stack the generator's reader on the fanout thread's core while the
-# other core idles, and c) measures that placement more than the server (BENCHMARKS.md, c)).
-# The unpinned run stays in the table as a reference row.
-CORES=$(nproc)
-pin_fanout() { # pin_fanout <cpu list>: the server's fanout threads (hearth-out) onto these CPUs
-  local t
-  for t in /proc/"$PID"/task/*; do
-    case "$(cat "$t/comm" 2>/dev/null)" in
-      hearth-out*) taskset -pc "$1" "${t##*/}" >/dev/null ;;
-    esac
-  done
-}
+# c)'s watchers are timed by the kernel's receive timestamps, and their reader runs at the
+# lowest priority, looking at its sockets every millisecond rather than sleeping on them: it
+# takes only CPU the server leaves and never has the server's writes wake it, as clients on
+# other machines would not, and when it reads changes nothing measured (bench/src/watchers.rs,
+# BENCHMARKS.md, c)). Nothing is pinned.
+C_READER=(--nap-us 1000 --idle-reader)
 
 for r in $(seq "$RUNS"); do
   DATA=$(mktemp -d)
@@ -71,15 +63,8 @@ for r in $(seq "$RUNS"); do
   run "a) sequential, 2000 updates" --scenario sequential --n 2000
   run "b) 50 writers, ${SECS} s" --scenario writers --n 50 --secs "$SECS"
   for w in "${WATCHERS[@]}"; do
-    if [ "$CORES" -ge 2 ]; then
-      pin_fanout 0
-      PIN="taskset -c $((CORES - 1))" run "c) fanout, $w watchers" --scenario fanout --n "$w" --spin-us 3000
-      pin_fanout "0-$((CORES - 1))"
-    else
-      run "c) fanout, $w watchers" --scenario fanout --n "$w"
-    fi
+    run "c) fanout, $w watchers" --scenario fanout --n "$w" "${C_READER[@]}"
   done
-  run "c) fanout, ${WATCHERS[0]} watchers, nothing pinned (reference)" --scenario fanout --n "${WATCHERS[0]}"
   # d) twice: a writer keeping 8 updates in flight (as fast as one client can send: the
   # fanout's capacity) and a closed-loop writer (bound by its own round trip under load).
   run "d) saturation, ${WATCHERS[0]} watchers, 8 in flight" --scenario saturation --n "${WATCHERS[0]}" --secs "$SECS" --pipeline 8

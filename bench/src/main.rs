@@ -43,10 +43,14 @@ struct Args {
     /// µs) to stderr, to tell a slow fanout from a late start (BENCHMARKS.md, c)).
     #[arg(long)]
     rounds: bool,
-    /// For `fanout`: the watchers' reader spins this long after each change before it
-    /// sleeps (see `watchers.rs`); for a generator on a core of its own.
+    /// For `fanout`: the watchers' reader looks at its sockets every this many µs instead
+    /// of sleeping on them (0: sleep on them; see `watchers.rs`).
     #[arg(long, default_value_t = 0)]
-    spin_us: u64,
+    nap_us: u64,
+    /// For `fanout`: run the watchers' reader at the lowest priority (`SCHED_IDLE`), so
+    /// that it takes only CPU the server leaves (see `watchers.rs`).
+    #[arg(long)]
+    idle_reader: bool,
     /// For `saturation`: updates the writer keeps in flight (1: wait for each ack).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
@@ -95,7 +99,8 @@ async fn main() {
                 std::time::Duration::from_millis(args.interval_ms),
                 args.open_loop,
                 args.rounds,
-                std::time::Duration::from_micros(args.spin_us),
+                std::time::Duration::from_micros(args.nap_us),
+                args.idle_reader,
             )
             .await
         }

@@ -149,10 +149,11 @@ pub async fn fanout(
     interval: Duration,
     open_loop: bool,
     rounds: bool,
-    spin: Duration,
+    nap: Duration,
+    idle: bool,
 ) -> Metrics {
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
-    let epoch = Instant::now();
+    let unix_us = crate::watchers::unix_us;
     let updates = 100u64;
     let (token, go, writer_side) = own_writer(url(first), move |mut writer| async move {
     let mut acks = Stats::default();
@@ -181,7 +182,7 @@ pub async fn fanout(
                     Err(_) => {}
                 }
             }
-            let t = epoch.elapsed().as_micros() as u64;
+            let t = unix_us();
             sent.push(Instant::now());
             writer
                 .send(json!({"id": v + 1, "type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"t": t}}}))
@@ -199,8 +200,7 @@ pub async fn fanout(
         // Closed loop: the next update leaves `interval` after the previous one's ack.
         for v in 0..updates {
             let t = Instant::now();
-            let sent = epoch.elapsed().as_micros() as u64;
-            writer.update(v, json!({"t": sent})).await;
+            writer.update(v, json!({"t": unix_us()})).await;
             acks.add(t.elapsed());
             tokio::time::sleep(interval).await;
         }
@@ -211,19 +211,21 @@ pub async fn fanout(
     let conns = lean_watchers(last, &token, n).await;
     let updates = updates as usize;
     let receiver = crate::watchers::Receiver::new(conns);
-    let receiver = std::thread::spawn(move || receiver.receive(updates, epoch, spin));
+    let receiver = std::thread::spawn(move || receiver.receive(updates, nap, idle));
     let _ = go.send(());
     let mut acks = writer_side.await.expect("writer");
     let seen = tokio::task::spawn_blocking(move || receiver.join())
         .await
         .expect("join")
         .expect("watchers");
-    let mut all = Stats::default();
-    // Deliveries by update (its send time, µs since `epoch`), for `--rounds`.
+    let (mut arrived, mut read) = (Stats::default(), Stats::default());
+    // Arrival latencies by update (keyed by its send time), for `--rounds`.
     let mut by_update: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
-    for (sent, latency) in seen {
-        all.add(Duration::from_micros(latency));
-        by_update.entry(sent).or_default().push(latency);
+    for d in seen {
+        let latency = d.arrived_us.saturating_sub(d.sent_us);
+        arrived.add(Duration::from_micros(latency));
+        read.add(Duration::from_micros(d.read_us.saturating_sub(d.sent_us)));
+        by_update.entry(d.sent_us).or_default().push(latency);
     }
     if rounds {
         for (i, mut l) in by_update.into_values().enumerate() {
@@ -241,9 +243,11 @@ pub async fn fanout(
         }
     }
     metrics(&[
-        ("change_p50_ms", all.ms(50.0)),
-        ("change_p99_ms", all.ms(99.0)),
-        ("change_max_ms", all.ms(100.0)),
+        ("change_p50_ms", arrived.ms(50.0)),
+        ("change_p99_ms", arrived.ms(99.0)),
+        ("change_max_ms", arrived.ms(100.0)),
+        ("read_p50_ms", read.ms(50.0)),
+        ("read_p99_ms", read.ms(99.0)),
         ("ack_p50_ms", acks.ms(50.0)),
         ("ack_p99_ms", acks.ms(99.0)),
     ])

@@ -14,8 +14,9 @@
 //! `watch` reply the server sends nothing but changes (and, every `PING_INTERVAL`, a ping,
 //! answered here), so the socket is then read raw: unmasked server frames, RFC 6455 §5.2.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream as MioStream;
@@ -76,6 +77,7 @@ impl Receiver {
             .enumerate()
             .map(|(i, w)| {
                 w.stream.set_nonblocking(true).expect("nonblocking");
+                stamp_arrivals(w.stream.as_raw_fd()).expect("SO_TIMESTAMPNS");
                 let mut stream = MioStream::from_std(w.stream);
                 poll.registry()
                     .register(&mut stream, Token(i), Interest::READABLE)
@@ -87,46 +89,63 @@ impl Receiver {
                 }
             })
             .collect();
+        // The kernel turns receive timestamps on a moment after the first socket asks (it
+        // defers the switch); a change arriving before then would be timed when read.
+        std::thread::sleep(Duration::from_millis(50));
         Receiver { poll, conns }
     }
 
-    /// Reads `updates` changes on every watcher; returns each delivery's (send time,
-    /// latency) in µs, the send time being the change's `t` (µs since `epoch`, set by the
-    /// writer).
+    /// Reads `updates` changes on every watcher; returns one [`Delivery`] per change.
     ///
-    /// With `spin` above zero the thread does not sleep while changes keep coming: it looks
-    /// again at once until `spin` has passed without one. Why: on loopback, a write to the
-    /// socket of a sleeping reader runs the reader's wakeup on the *server's* thread (the
-    /// spin-unlock that ends a wakeup, `_raw_spin_unlock_irqrestore`, held 11% of the fanout
-    /// thread's samples in c)), a cost clients on other machines never put on it. With the generator on a core of its own (bench/run.sh),
-    /// spinning there takes nothing from the server.
+    /// A change's arrival is the kernel's receive timestamp (`SO_TIMESTAMPNS`: taken when
+    /// the segment reached the watcher's socket), not the moment this thread got to read
+    /// it. Why: one thread reads thousands of sockets, and on this 2-core machine it shares
+    /// the cores with the server; timed in user space, c) measured this reader's place in
+    /// the CPU queue as much as the server (BENCHMARKS.md, c)). The time the frame was read
+    /// is kept too (`read_us`), for the reference row.
+    ///
+    /// With `nap` above zero the thread never sleeps on the sockets: it looks at them, then
+    /// naps that long. Why: on loopback, a write to the socket of a sleeping reader runs the
+    /// reader's wakeup on the *server's* thread, a cost clients on other machines never put
+    /// on it; with arrival times from the kernel, reading a little later changes nothing
+    /// measured. With `nap` zero it sleeps on the sockets (each change wakes it at once).
+    ///
+    /// With `idle` the thread runs at the lowest priority there is (`SCHED_IDLE`): it gets
+    /// only CPU time nothing else wants, so it never delays the server's threads (or the
+    /// writer's), as clients on other machines would not. Its reading may lag then; what it
+    /// measures does not.
     ///
     /// # Panics
     /// On a socket error, a close, or a frame that is not a change: the run is void then.
-    pub fn receive(mut self, updates: usize, epoch: Instant, spin: Duration) -> Vec<(u64, u64)> {
+    pub fn receive(mut self, updates: usize, nap: Duration, idle: bool) -> Vec<Delivery> {
         let mut out = Vec::with_capacity(self.conns.len() * updates);
         let mut pending = self.conns.len();
         let mut events = Events::with_capacity(1024);
         let mut chunk = vec![0u8; 16 * 1024];
         let mut last = Instant::now();
+        if idle {
+            lowest_priority().expect("SCHED_IDLE");
+        }
         while pending > 0 {
-            // Spinning: look without sleeping while changes came less than `spin` ago.
-            let spinning = last.elapsed() < spin;
-            let timeout = if spinning {
-                Duration::ZERO
-            } else {
+            let timeout = if nap.is_zero() {
                 Duration::from_secs(60)
+            } else {
+                Duration::ZERO
             };
             self.poll.poll(&mut events, Some(timeout)).expect("poll");
             if events.is_empty() {
-                assert!(spinning, "no change for 60 s");
+                assert!(
+                    last.elapsed() < Duration::from_secs(60),
+                    "no change for 60 s"
+                );
+                std::thread::sleep(nap);
                 continue;
             }
             last = Instant::now();
             for event in &events {
                 let conn = &mut self.conns[event.token().0];
                 let before = conn.seen;
-                conn.drain(&mut chunk, epoch, &mut out);
+                conn.drain(&mut chunk, &mut out);
                 if before < updates && conn.seen >= updates {
                     pending -= 1;
                 }
@@ -138,6 +157,24 @@ impl Receiver {
     }
 }
 
+/// One change seen by one watcher; times in µs since the Unix epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery {
+    /// When the writer sent the update (its `t`).
+    pub sent_us: u64,
+    /// When the change reached the watcher's socket (kernel receive timestamp).
+    pub arrived_us: u64,
+    /// When this thread read it.
+    pub read_us: u64,
+}
+
+/// Now, in µs since the Unix epoch: the clock of `t` and of the kernel's timestamps.
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 struct Conn {
     stream: MioStream,
     /// Bytes of a frame not complete yet.
@@ -147,14 +184,17 @@ struct Conn {
 
 impl Conn {
     /// Reads until the socket has nothing more (mio's readiness is edge-triggered).
-    fn drain(&mut self, chunk: &mut [u8], epoch: Instant, out: &mut Vec<(u64, u64)>) {
+    fn drain(&mut self, chunk: &mut [u8], out: &mut Vec<Delivery>) {
         loop {
-            match self.stream.read(chunk) {
-                Ok(0) => panic!("server closed a watcher"),
-                Ok(n) => {
-                    let now = epoch.elapsed().as_micros() as u64;
+            match recv_stamped(self.stream.as_raw_fd(), chunk) {
+                Ok((0, _)) => panic!("server closed a watcher"),
+                Ok((n, stamp)) => {
+                    let read = unix_us();
                     self.buf.extend_from_slice(&chunk[..n]);
-                    self.frames(now, out);
+                    // A read that brings several frames carries the newest one's timestamp:
+                    // the older ones are counted as arriving then, which errs on the slow
+                    // side.
+                    self.frames(stamp.unwrap_or(read), read, out);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -164,12 +204,16 @@ impl Conn {
     }
 
     /// Handles every whole frame in `buf`: a change is recorded, a ping answered.
-    fn frames(&mut self, now: u64, out: &mut Vec<(u64, u64)>) {
+    fn frames(&mut self, arrived: u64, read: u64, out: &mut Vec<Delivery>) {
         let (stream, seen) = (&mut self.stream, &mut self.seen);
         take_frames(&mut self.buf, |opcode, payload| match opcode {
             0x1 => {
                 let sent = change_t(payload).expect("a change frame with data.userdata.t");
-                out.push((sent, now.saturating_sub(sent)));
+                out.push(Delivery {
+                    sent_us: sent,
+                    arrived_us: arrived,
+                    read_us: read,
+                });
                 *seen += 1;
             }
             0x9 => {
@@ -186,6 +230,73 @@ impl Conn {
             _ => {}
         });
     }
+}
+
+/// Moves the calling thread to `SCHED_IDLE`.
+fn lowest_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a live sched_param.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Asks the kernel to timestamp every segment `fd` receives (`SO_TIMESTAMPNS`).
+fn stamp_arrivals(fd: RawFd) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `fd` is an open socket; the option value is a live c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// One non-blocking `recvmsg`: the bytes read, and the kernel's receive time (µs since the
+/// Unix epoch) of the newest segment among them, if it gave one.
+fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<u64>)> {
+    // Room for one SCM_TIMESTAMPNS (a timespec) with its header, u64-aligned.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no buffers), filled in below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at `iov` (over `buf`) and `control`, both alive for the call.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_DONTWAIT) };
+    let n = usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?;
+    let mut stamp = None;
+    // SAFETY: the CMSG macros walk the control buffer the kernel just filled, bounded by
+    // `msg_controllen`; a timestamp's data is a timespec (read unaligned).
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                stamp = Some(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000);
+            }
+            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+        }
+    }
+    Ok((n, stamp))
 }
 
 /// Calls `each(opcode, payload)` for every whole frame at the front of `buf`, in order, and
@@ -234,7 +345,47 @@ fn change_t(payload: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{change_t, frame_at, take_frames};
+    use super::{change_t, frame_at, recv_stamped, stamp_arrivals, take_frames, unix_us};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    /// A segment's arrival time comes from the kernel: stamped when it reached the socket,
+    /// so a read 30 ms later still reports the earlier time; without `SO_TIMESTAMPNS` there
+    /// is no stamp. Real sockets on loopback.
+    #[test]
+    fn arrival_times_are_the_kernels_not_the_readers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("nonblocking");
+        let fd = server.as_raw_fd();
+        let mut buf = [0u8; 64];
+        client.write_all(b"before").expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (n, stamp) = recv_stamped(fd, &mut buf).expect("read");
+        assert_eq!(
+            (&buf[..n], stamp),
+            (&b"before"[..], None),
+            "not asked for stamps"
+        );
+
+        stamp_arrivals(fd).expect("SO_TIMESTAMPNS");
+        // The kernel turns stamping on a moment later (net_enable_timestamp defers it when no
+        // socket had asked before).
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let sent = unix_us();
+        client.write_all(b"hello").expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let (n, stamp) = recv_stamped(fd, &mut buf).expect("read");
+        let read = unix_us();
+        assert_eq!(&buf[..n], b"hello");
+        let stamp = stamp.expect("a receive timestamp");
+        assert!(stamp >= sent && stamp < sent + 20_000, "stamped on arrival");
+        assert!(read >= stamp + 30_000, "read 30 ms after it arrived");
+        let err = recv_stamped(fd, &mut buf).expect_err("nothing left");
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    }
 
     #[test]
     fn frames_and_send_times_are_read() {
