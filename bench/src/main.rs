@@ -51,6 +51,10 @@ struct Args {
     /// that it takes only CPU the server leaves (see `watchers.rs`).
     #[arg(long)]
     idle_reader: bool,
+    /// For `fanout`: updates sent (closed loop, `--interval-ms` apart) before the 100 that
+    /// are measured, so that these meet connections past their first messages.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
     /// For `saturation`: updates the writer keeps in flight (1: wait for each ack).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
@@ -101,6 +105,7 @@ async fn main() {
                 args.rounds,
                 std::time::Duration::from_micros(args.nap_us),
                 args.idle_reader,
+                args.warmup,
             )
             .await
         }

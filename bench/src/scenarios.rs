@@ -151,11 +151,18 @@ pub async fn fanout(
     rounds: bool,
     nap: Duration,
     idle: bool,
+    warmup: u64,
 ) -> Metrics {
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
     let unix_us = crate::watchers::unix_us;
     let updates = 100u64;
     let (token, go, writer_side) = own_writer(url(first), move |mut writer| async move {
+    // Warm-up updates, closed loop, `interval` apart: `t` 0 tells the watchers they are
+    // not measured (see `--warmup`).
+    for v in 0..warmup {
+        writer.update(v, json!({"t": 0})).await;
+        tokio::time::sleep(interval).await;
+    }
     let mut acks = Stats::default();
     if open_loop {
         // Fixed schedule: update v leaves at v × interval whether or not v − 1 was answered
@@ -166,6 +173,7 @@ pub async fn fanout(
         let mut answered = 0;
         for v in 0..updates {
             let due = start + interval * v as u32;
+            let version = warmup + v;
             // Read acks that arrive while waiting for the next slot.
             loop {
                 let left = due.saturating_duration_since(Instant::now());
@@ -185,7 +193,7 @@ pub async fn fanout(
             let t = unix_us();
             sent.push(Instant::now());
             writer
-                .send(json!({"id": v + 1, "type": "update", "patch": true, "data": {"metadata": {"version": v}, "userdata": {"t": t}}}))
+                .send(json!({"id": version + 1, "type": "update", "patch": true, "data": {"metadata": {"version": version}, "userdata": {"t": t}}}))
                 .await;
         }
         while answered < updates {
@@ -200,7 +208,7 @@ pub async fn fanout(
         // Closed loop: the next update leaves `interval` after the previous one's ack.
         for v in 0..updates {
             let t = Instant::now();
-            writer.update(v, json!({"t": unix_us()})).await;
+            writer.update(warmup + v, json!({"t": unix_us()})).await;
             acks.add(t.elapsed());
             tokio::time::sleep(interval).await;
         }

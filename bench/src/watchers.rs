@@ -209,6 +209,9 @@ impl Conn {
         take_frames(&mut self.buf, |opcode, payload| match opcode {
             0x1 => {
                 let sent = change_t(payload).expect("a change frame with data.userdata.t");
+                if sent == 0 {
+                    return; // a warm-up change: not measured
+                }
                 out.push(Delivery {
                     sent_us: sent,
                     arrived_us: arrived,
