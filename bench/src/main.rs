@@ -97,17 +97,15 @@ async fn main() {
         }
         Scenario::Writers => scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs).await,
         Scenario::Fanout => {
-            scenarios::fanout(
-                &args.addr,
-                args.n.unwrap_or(1000),
-                std::time::Duration::from_millis(args.interval_ms),
-                args.open_loop,
-                args.rounds,
-                std::time::Duration::from_micros(args.nap_us),
-                args.idle_reader,
-                args.warmup,
-            )
-            .await
+            let opts = scenarios::FanoutOpts {
+                interval: std::time::Duration::from_millis(args.interval_ms),
+                open_loop: args.open_loop,
+                rounds: args.rounds,
+                nap: std::time::Duration::from_micros(args.nap_us),
+                idle_reader: args.idle_reader,
+                warmup: args.warmup,
+            };
+            scenarios::fanout(&args.addr, args.n.unwrap_or(1000), opts).await
         }
         Scenario::Saturation => {
             scenarios::saturation(&args.addr, args.n.unwrap_or(1000), args.secs, args.pipeline)

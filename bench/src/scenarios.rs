@@ -143,16 +143,26 @@ async fn lean_watchers(addr: &str, token: &str, n: usize) -> Vec<crate::watchers
 
 /// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
 /// the last: send→change then crosses nodes (cluster mode).
-pub async fn fanout(
-    addr: &str,
-    n: usize,
-    interval: Duration,
-    open_loop: bool,
-    rounds: bool,
-    nap: Duration,
-    idle: bool,
-    warmup: u64,
-) -> Metrics {
+/// How c) runs (the flags of the same names).
+#[derive(Clone, Copy, Debug)]
+pub struct FanoutOpts {
+    pub interval: Duration,
+    pub open_loop: bool,
+    pub rounds: bool,
+    pub nap: Duration,
+    pub idle_reader: bool,
+    pub warmup: u64,
+}
+
+pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
+    let FanoutOpts {
+        interval,
+        open_loop,
+        rounds,
+        nap,
+        idle_reader: idle,
+        warmup,
+    } = opts;
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
     let unix_us = crate::watchers::unix_us;
     let updates = 100u64;
