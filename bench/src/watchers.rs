@@ -7,8 +7,9 @@
 //! read), a `Utf8Bytes` and a JSON parse, ≈ 5.7 µs of CPU per delivery against the server's
 //! ≈ 7 µs to send it (BENCHMARKS.md, c)), CPU taken from the server on a 2-core machine.
 //! Here a delivery costs one `recv` (often several frames in one) and a scan for `"t":`;
-//! what is left is the kernel's loopback receive. (Where the kernel places this thread is
-//! another matter: see c)'s topology in bench/run.sh.)
+//! what is left is the kernel's loopback receive. When a change arrived is the kernel's
+//! receive timestamp, so when this thread runs does not change what it measures
+//! ([`Receiver::receive`]).
 //!
 //! The handshake, `auth` and `watch` go through tungstenite on a blocking socket; after the
 //! `watch` reply the server sends nothing but changes (and, every `PING_INTERVAL`, a ping,
