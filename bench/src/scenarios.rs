@@ -141,8 +141,6 @@ async fn lean_watchers(addr: &str, token: &str, n: usize) -> Vec<crate::watchers
     all
 }
 
-/// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
-/// the last: send→change then crosses nodes (cluster mode).
 /// How c) runs (the flags of the same names).
 #[derive(Clone, Copy, Debug)]
 pub struct FanoutOpts {
@@ -154,6 +152,8 @@ pub struct FanoutOpts {
     pub warmup: u64,
 }
 
+/// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
+/// the last: send→change then crosses nodes (cluster mode).
 pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
     let FanoutOpts {
         interval,

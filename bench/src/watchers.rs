@@ -103,7 +103,7 @@ impl Receiver {
     /// it. Why: one thread reads thousands of sockets, and on this 2-core machine it shares
     /// the cores with the server; timed in user space, c) measured this reader's place in
     /// the CPU queue as much as the server (BENCHMARKS.md, c)). The time the frame was read
-    /// is kept too (`read_us`), for the reference row.
+    /// is kept too (`read_us`, reported as `read_p50_ms` and `read_p99_ms`).
     ///
     /// With `nap` above zero the thread never sleeps on the sockets: it looks at them, then
     /// naps that long. Why: on loopback, a write to the socket of a sleeping reader runs the
