@@ -52,17 +52,21 @@ run() { # run <label> <addr> <args...>
   "$BENCH" --addr "$addr" "$@" | sed "s/^{/{\"label\":\"$label\",/" >>"$RESULTS"
 }
 
+# c)'s watchers as bench/run.sh has them: timed by the kernel, read at idle priority, after
+# 20 warm-up updates (BENCHMARKS.md, c)).
+C_READER=(--nap-us 1000 --idle-reader --warmup 20)
+
 for r in $(seq "$RUNS"); do
   node 18301 redb
   run "single node, redb: b) 50 writers" 127.0.0.1:18301 --scenario writers --n 50 --secs "$SECS"
-  run "single node, redb: c) $WATCHERS watchers" 127.0.0.1:18301 --scenario fanout --n "$WATCHERS"
+  run "single node, redb: c) $WATCHERS watchers" 127.0.0.1:18301 --scenario fanout --n "$WATCHERS" "${C_READER[@]}"
   stop_all
   SCHEMA="run$r"
   node 18311 a STORE=postgres DATABASE_URL="$URL" DATABASE_SCHEMA="$SCHEMA"
   node 18312 b STORE=postgres DATABASE_URL="$URL" DATABASE_SCHEMA="$SCHEMA"
   run "2 nodes, postgres: b) 50 writers over both" 127.0.0.1:18311,127.0.0.1:18312 --scenario writers --n 50 --secs "$SECS"
-  run "2 nodes, postgres: c) $WATCHERS watchers on B, writer on A" 127.0.0.1:18311,127.0.0.1:18312 --scenario fanout --n "$WATCHERS"
-  run "2 nodes, postgres: c) $WATCHERS watchers, same node" 127.0.0.1:18311 --scenario fanout --n "$WATCHERS"
+  run "2 nodes, postgres: c) $WATCHERS watchers on B, writer on A" 127.0.0.1:18311,127.0.0.1:18312 --scenario fanout --n "$WATCHERS" "${C_READER[@]}"
+  run "2 nodes, postgres: c) $WATCHERS watchers, same node" 127.0.0.1:18311 --scenario fanout --n "$WATCHERS" "${C_READER[@]}"
   stop_all
 done
 python3 bench/table.py "$RESULTS"
