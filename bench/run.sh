@@ -54,10 +54,10 @@ run() { # run <label> <args...>: one scenario, tagged, into RESULTS
 # lowest priority, looking at its sockets every millisecond rather than sleeping on them: it
 # takes only CPU the server leaves and never has the server's writes wake it, as clients on
 # other machines would not, and when it reads changes nothing measured (bench/src/watchers.rs,
-# BENCHMARKS.md, c)). Nothing is pinned. 20 warm-up updates go first: a new connection's
-# first 16 segments are acknowledged at once by the receiver's TCP (its quick-ack phase),
-# which on loopback runs on the server's core, and made c)'s first 13 rounds ≈ 2 ms slower
-# than the rest; watchers live long, so the steady state is what c) measures.
+# BENCHMARKS.md, c)). Nothing is pinned. 20 warm-up updates go first: without them c)'s
+# first 13 rounds were ≈ 2 ms slower than the rest, the step falling at each connection's
+# 16th segment (the length of TCP's quick-ack phase, whose acknowledgements run on the
+# server's core over loopback); watchers live long, so c) measures the steady state.
 C_READER=(--nap-us 1000 --idle-reader --warmup 20)
 
 for r in $(seq "$RUNS"); do
