@@ -163,8 +163,9 @@ impl Receiver {
 pub struct Delivery {
     /// When the writer sent the update (its `t`).
     pub sent_us: u64,
-    /// When the change reached the watcher's socket (kernel receive timestamp).
-    pub arrived_us: u64,
+    /// When the change reached the watcher's socket (kernel receive timestamp); `None` if
+    /// the kernel gave none (it should once stamping is on: counted as `unstamped`).
+    pub arrived_us: Option<u64>,
     /// When this thread read it.
     pub read_us: u64,
 }
@@ -195,7 +196,7 @@ impl Conn {
                     // A read that brings several frames carries the newest one's timestamp:
                     // the older ones are counted as arriving then, which errs on the slow
                     // side.
-                    self.frames(stamp.unwrap_or(read), read, out);
+                    self.frames(stamp, read, out);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -205,7 +206,7 @@ impl Conn {
     }
 
     /// Handles every whole frame in `buf`: a change is recorded, a ping answered.
-    fn frames(&mut self, arrived: u64, read: u64, out: &mut Vec<Delivery>) {
+    fn frames(&mut self, arrived: Option<u64>, read: u64, out: &mut Vec<Delivery>) {
         let (stream, seen) = (&mut self.stream, &mut self.seen);
         take_frames(&mut self.buf, |opcode, payload| match opcode {
             0x1 => {
