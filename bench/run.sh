@@ -65,6 +65,9 @@ for r in $(seq "$RUNS"); do
   start >/dev/null
   run "a) sequential, 2000 updates" --scenario sequential --n 2000
   run "b) 50 writers, ${SECS} s" --scenario writers --n 50 --secs "$SECS"
+  # The same writer with a single watcher: the ack after 50 ms of quiet with no fanout to
+  # compete with, so c)'s ack can be read as the fanout's doing or the commit's.
+  run "c) reference, 1 watcher" --scenario fanout --n 1 "${C_READER[@]}"
   for w in "${WATCHERS[@]}"; do
     run "c) fanout, $w watchers" --scenario fanout --n "$w" "${C_READER[@]}"
   done
