@@ -67,9 +67,9 @@ for r in $(seq "$RUNS"); do
   run "b) 50 writers, ${SECS} s" --scenario writers --n 50 --secs "$SECS"
   # The same writer with a single watcher: the ack after 50 ms of quiet with no fanout to
   # compete with, so c)'s ack can be read as the fanout's doing or the commit's.
-  run "c) reference, 1 watcher" --scenario fanout --n 1 "${C_READER[@]}"
+  run "c) reference, 1 watcher" --scenario fanout --n 1 --pid "$PID" "${C_READER[@]}"
   for w in "${WATCHERS[@]}"; do
-    run "c) fanout, $w watchers" --scenario fanout --n "$w" "${C_READER[@]}"
+    run "c) fanout, $w watchers" --scenario fanout --n "$w" --pid "$PID" "${C_READER[@]}"
   done
   # d) twice: a writer keeping 8 updates in flight (as fast as one client can send: the
   # fanout's capacity) and a closed-loop writer (bound by its own round trip under load).

@@ -24,7 +24,8 @@ struct Args {
     /// Seconds for closed-loop scenarios.
     #[arg(long, default_value_t = 10)]
     secs: u64,
-    /// Server process id, for RSS readings (idle).
+    /// Server process id: for RSS readings (idle), and for the CPU time of its fanout thread
+    /// per delivery (fanout; of the watchers' node in a cluster).
     #[arg(long)]
     pid: Option<u32>,
     /// Bytes of userdata per document (populate).
@@ -104,6 +105,7 @@ async fn main() {
                 nap: std::time::Duration::from_micros(args.nap_us),
                 idle_reader: args.idle_reader,
                 warmup: args.warmup,
+                pid: args.pid,
             };
             scenarios::fanout(&args.addr, args.n.unwrap_or(1000), opts).await
         }

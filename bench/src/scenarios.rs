@@ -150,6 +150,26 @@ pub struct FanoutOpts {
     pub nap: Duration,
     pub idle_reader: bool,
     pub warmup: u64,
+    /// The watchers' server, to read its fanout thread's CPU time (`fanout_us_per_delivery`).
+    pub pid: Option<u32>,
+}
+
+/// CPU time the server's threads named `name` have run, in ns, from the scheduler's own
+/// accounting (`/proc/PID/task/*/schedstat`, exact where `stat`'s ticks are 10 ms steps);
+/// `None` without a pid or when the process cannot be read.
+fn thread_cpu_ns(pid: Option<u32>, name: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// With `addr` listing two nodes (`a,b`), the writer is on the first and the watchers on
@@ -162,6 +182,7 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
         nap,
         idle_reader: idle,
         warmup,
+        pid,
     } = opts;
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
     let unix_us = crate::watchers::unix_us;
@@ -173,6 +194,7 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
         writer.update(v, json!({"t": 0})).await;
         tokio::time::sleep(interval).await;
     }
+    let cpu_before = thread_cpu_ns(pid, "hearth-out");
     let mut acks = Stats::default();
     if open_loop {
         // Fixed schedule: update v leaves at v × interval whether or not v − 1 was answered
@@ -223,7 +245,7 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
             tokio::time::sleep(interval).await;
         }
     }
-    acks
+    (acks, cpu_before)
     })
     .await;
     let conns = lean_watchers(last, &token, n).await;
@@ -231,11 +253,13 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
     let receiver = crate::watchers::Receiver::new(conns);
     let receiver = std::thread::spawn(move || receiver.receive(updates, nap, idle));
     let _ = go.send(());
-    let mut acks = writer_side.await.expect("writer");
+    let (mut acks, cpu_before) = writer_side.await.expect("writer");
     let seen = tokio::task::spawn_blocking(move || receiver.join())
         .await
         .expect("join")
         .expect("watchers");
+    // Every measured change has reached its watcher, so the fanout thread is done with them.
+    let cpu = cpu_before.zip(thread_cpu_ns(pid, "hearth-out"));
     let (mut arrived, mut read) = (Stats::default(), Stats::default());
     // Arrival latencies by update (keyed by its send time), for `--rounds`.
     let mut by_update: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
@@ -264,7 +288,7 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
             );
         }
     }
-    metrics(&[
+    let mut out = metrics(&[
         ("change_p50_ms", arrived.ms(50.0)),
         ("change_p99_ms", arrived.ms(99.0)),
         ("change_max_ms", arrived.ms(100.0)),
@@ -273,7 +297,15 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
         ("ack_p50_ms", acks.ms(50.0)),
         ("ack_p99_ms", acks.ms(99.0)),
         ("unstamped", f64::from(unstamped)),
-    ])
+    ]);
+    // The server's CPU per delivery on its fanout thread: how fast this host runs the same
+    // work, so tables from different hosts can be read side by side (BENCHMARKS.md, c)).
+    if let Some((before, after)) = cpu {
+        let deliveries = (updates * n).max(1) as f64;
+        let us = after.saturating_sub(before) as f64 / 1000.0 / deliveries;
+        out.extend(metrics(&[("fanout_us_per_delivery", us)]));
+    }
+    out
 }
 
 /// With `pipeline` > 1 the writer keeps that many updates in flight (each at the version the
@@ -527,4 +559,39 @@ pub async fn rest(addr: &str, n: usize, secs: u64) -> Metrics {
         ("get_p50_ms", gets.ms(50.0)),
         ("get_p99_ms", gets.ms(99.0)),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::thread_cpu_ns;
+
+    /// A thread that spins is seen to run, by name, and only by its name.
+    #[test]
+    fn a_named_threads_cpu_time_is_read_from_proc() {
+        let pid = Some(std::process::id());
+        let spinner = std::thread::Builder::new()
+            .name("cpu-probe".into())
+            .spawn(move || {
+                let give_up = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let ns = thread_cpu_ns(pid, "cpu-probe");
+                    if ns.is_none_or(|ns| ns >= 10_000_000) || Instant::now() > give_up {
+                        return ns;
+                    }
+                    for _ in 0..100_000 {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+            .expect("thread");
+        let ns = spinner
+            .join()
+            .expect("spinner")
+            .expect("schedstat readable");
+        assert!(ns >= 10_000_000, "a spinning thread ran {ns} ns in 10 s");
+        assert_eq!(thread_cpu_ns(pid, "no-such-thread"), Some(0));
+        assert_eq!(thread_cpu_ns(None, "cpu-probe"), None);
+    }
 }
