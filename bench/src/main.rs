@@ -3,6 +3,7 @@
 //! bench/run.sh to aggregate. Run it from a separate process.
 
 mod client;
+mod fanout;
 mod scenarios;
 mod stats;
 mod watchers;
@@ -98,7 +99,7 @@ async fn main() {
         }
         Scenario::Writers => scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs).await,
         Scenario::Fanout => {
-            let opts = scenarios::FanoutOpts {
+            let opts = fanout::FanoutOpts {
                 interval: std::time::Duration::from_millis(args.interval_ms),
                 open_loop: args.open_loop,
                 rounds: args.rounds,
@@ -107,7 +108,7 @@ async fn main() {
                 warmup: args.warmup,
                 pid: args.pid,
             };
-            scenarios::fanout(&args.addr, args.n.unwrap_or(1000), opts).await
+            fanout::fanout(&args.addr, args.n.unwrap_or(1000), opts).await
         }
         Scenario::Saturation => {
             scenarios::saturation(&args.addr, args.n.unwrap_or(1000), args.secs, args.pipeline)
