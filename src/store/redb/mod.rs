@@ -10,6 +10,7 @@ mod blobs;
 mod journal;
 mod publish;
 mod spares;
+mod tables;
 pub mod wal;
 mod writer;
 

@@ -1,0 +1,276 @@
+//! One batch's writes applied against redb's tables, each checked against the state the
+//! writes before it left. The writer thread (`writer.rs`) makes the result durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table};
+
+use super::blobs::BlobTables;
+use super::journal::{self, Journal};
+use super::{DOCS, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
+use crate::store::apply::{Limits, apply};
+use crate::store::backend::{Committed, LatestDoc, Write};
+use crate::store::error::StoreError;
+use crate::store::model::{Document, UserRecord};
+
+/// The batch's tables, opened on first use: an update to a cached document touches none of
+/// them (opening and closing all ten per batch was about a sixth of the writer's CPU per
+/// commit, perf on a).
+pub(super) struct Tables<'t> {
+    pub(super) db: &'t Database,
+    /// The batch's write transaction: only batches with writes other than updates have one.
+    pub(super) txn: Option<&'t redb::WriteTransaction>,
+    /// For reading documents that are not cached, when there is no write transaction.
+    pub(super) read: Option<ReadTransaction>,
+    pub(super) users: Option<Table<'t, &'static str, &'static [u8]>>,
+    pub(super) docs: Option<Table<'t, &'static str, &'static [u8]>>,
+    pub(super) log: Option<Table<'t, (&'static str, u64), &'static [u8]>>,
+    pub(super) journal: &'t Journal,
+    /// Journal rows written by this batch: (document, sequence, row).
+    pub(super) rows: Vec<(String, u64, Vec<u8>)>,
+    pub(super) bases: Option<Table<'t, &'static str, &'static [u8]>>,
+    pub(super) revoked: Option<Table<'t, &'static str, u64>>,
+    pub(super) sessions: Option<Table<'t, (&'static str, &'static str), &'static [u8]>>,
+    pub(super) blobs: Option<BlobTables<'t>>,
+    /// Documents as left by earlier writes of this batch (saves re-parsing them).
+    pub(super) latest: HashMap<String, Arc<Document>>,
+    /// Committed documents kept in memory by the store: parsing a document from its bytes
+    /// for every update was most of the writer's time.
+    pub(super) cached: &'t LatestDoc,
+    pub(super) now: String,
+}
+
+/// The batch's write transaction: every write but an update has one.
+fn write_txn(txn: Option<&redb::WriteTransaction>) -> Result<&redb::WriteTransaction, StoreError> {
+    txn.ok_or_else(|| StoreError::unavailable("no write transaction"))
+}
+
+/// `slot`'s table, opened in `txn` on first use.
+fn open<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: Option<&'t redb::WriteTransaction>,
+    slot: &'s mut Option<Table<'t, K, V>>,
+    table: redb::TableDefinition<'static, K, V>,
+) -> Result<&'s mut Table<'t, K, V>, StoreError> {
+    if slot.is_none() {
+        *slot = Some(
+            write_txn(txn)?
+                .open_table(table)
+                .map_err(StoreError::unavailable)?,
+        );
+    }
+    slot.as_mut()
+        .ok_or_else(|| StoreError::unavailable("table not open"))
+}
+
+impl<'t> Tables<'t> {
+    /// Applies one write. The outer `Err` is a storage failure (fails the batch); the inner
+    /// one a refusal (this write only).
+    pub(super) fn apply(
+        &mut self,
+        write: &mut Write,
+        retired: &mut Option<Arc<Document>>,
+        limits: &Limits,
+    ) -> Result<Outcome, StoreError> {
+        match write {
+            Write::Update(update, prepared) => {
+                let Some(current) = self.current(&update.target)? else {
+                    return Ok(Err(StoreError::Unauthorized));
+                };
+                // `apply` is pure and writes nothing, so if a bug in it (or in a patch library)
+                // panics, only this update fails: the writer thread, and every other writer's
+                // update, must survive any input.
+                let attempt = match prepared.take() {
+                    Some(p) if Arc::ptr_eq(&p.base, &current) => Ok(Ok(p.applied)),
+                    _ => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        apply(&current, update, limits, &self.now)
+                    })),
+                };
+                let applied = match attempt {
+                    Ok(Ok(applied)) => applied,
+                    Ok(Err(refused)) => return Ok(Err(refused)),
+                    Err(_) => {
+                        tracing::error!(target = %update.target, "applying an update panicked");
+                        return Ok(Err(StoreError::Invalid(
+                            "this update cannot be applied".into(),
+                        )));
+                    }
+                };
+                // One append to the journal; the document and its log entry are written
+                // when the journal is folded (journal.rs).
+                let name = update.target.as_str();
+                let row = journal::encode_row(name, applied.entry.version, &applied.entry_json)?;
+                let seq = self.journal.next_seq();
+                self.rows.push((update.target.clone(), seq, row));
+                let doc = Arc::new(applied.doc);
+                self.latest.insert(update.target.clone(), doc.clone());
+                *retired = Some(current);
+                Ok(Ok(Some(Arc::new(Committed {
+                    doc,
+                    entry: Some(applied.entry),
+                    created: applied.created,
+                }))))
+            }
+            Write::CreateUser { user, doc, session } => {
+                let name = user.username.as_str();
+                if self.user_exists(name)? {
+                    return Ok(Err(StoreError::UsernameTaken));
+                }
+                let record = serde_json::to_vec(user).map_err(StoreError::unavailable)?;
+                let bytes = serde_json::to_vec(doc).map_err(StoreError::unavailable)?;
+                open(self.txn, &mut self.users, USERS)?
+                    .insert(name, record.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                open(self.txn, &mut self.docs, DOCS)?
+                    .insert(name, bytes.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                // Version 0 is where replaying the log starts.
+                open(self.txn, &mut self.bases, LOG_BASE)?
+                    .insert(name, bytes.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                if let Some(session) = session {
+                    self.put_session(session)?;
+                }
+                let doc = Arc::new(doc.clone());
+                self.latest.insert(user.username.clone(), doc.clone());
+                Ok(Ok(Some(Arc::new(Committed {
+                    doc,
+                    entry: None,
+                    created: true,
+                }))))
+            }
+            Write::SetFlag { username, flag, on } => {
+                if !self.user_exists(username)? {
+                    return Ok(Err(StoreError::Unauthorized));
+                }
+                // Flags are rare writes: open their table only when one comes.
+                let mut table = write_txn(self.txn)?
+                    .open_table(flag_table(*flag))
+                    .map_err(StoreError::unavailable)?;
+                if *on {
+                    table.insert(username.as_str(), ())
+                } else {
+                    table.remove(username.as_str()).map(|_| None)
+                }
+                .map_err(StoreError::unavailable)?;
+                Ok(Ok(None))
+            }
+            Write::SetPassword { username, hash } => {
+                let Some(mut user) = self.user(username)? else {
+                    return Ok(Err(StoreError::Unauthorized));
+                };
+                user.password_hash = Some(hash.clone());
+                let record = serde_json::to_vec(&user).map_err(StoreError::unavailable)?;
+                open(self.txn, &mut self.users, USERS)?
+                    .insert(username.as_str(), record.as_slice())
+                    .map_err(StoreError::unavailable)?;
+                Ok(Ok(None))
+            }
+            Write::BlobAdd {
+                username,
+                sha256,
+                size,
+                content_type,
+                quota,
+            } => {
+                if !self.user_exists(username)? {
+                    return Ok(Err(StoreError::Unauthorized));
+                }
+                let now = self.now.clone();
+                let added =
+                    self.blobs()?
+                        .add(username, sha256, *size, content_type, *quota, &now)?;
+                Ok(added.map(|()| None))
+            }
+            Write::BlobRemove { username, sha256 } => {
+                Ok(self.blobs()?.remove(username, sha256)?.map(|()| None))
+            }
+            Write::Session(session) => {
+                self.put_session(session)?;
+                Ok(Ok(None))
+            }
+            Write::Revoke {
+                username,
+                sid,
+                expires,
+            } => {
+                open(self.txn, &mut self.revoked, REVOKED)?
+                    .insert(sid.as_str(), *expires)
+                    .map_err(StoreError::unavailable)?;
+                open(self.txn, &mut self.sessions, SESSIONS)?
+                    .remove((username.as_str(), sid.as_str()))
+                    .map_err(StoreError::unavailable)?;
+                Ok(Ok(None))
+            }
+        }
+    }
+
+    fn blobs(&mut self) -> Result<&mut BlobTables<'t>, StoreError> {
+        if self.blobs.is_none() {
+            self.blobs = Some(BlobTables::open(write_txn(self.txn)?)?);
+        }
+        self.blobs
+            .as_mut()
+            .ok_or_else(|| StoreError::unavailable("table not open"))
+    }
+
+    fn user_exists(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.latest.contains_key(name)
+            || open(self.txn, &mut self.users, USERS)?
+                .get(name)
+                .map_err(StoreError::unavailable)?
+                .is_some())
+    }
+
+    fn user(&mut self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        match open(self.txn, &mut self.users, USERS)?
+            .get(name)
+            .map_err(StoreError::unavailable)?
+        {
+            Some(bytes) => Ok(Some(decode(bytes.value(), name)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_session(
+        &mut self,
+        session: &crate::store::model::SessionRecord,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(session).map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.sessions, SESSIONS)?
+            .insert(
+                (session.username.as_str(), session.id.as_str()),
+                bytes.as_slice(),
+            )
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    fn current(&mut self, name: &str) -> Result<Option<Arc<Document>>, StoreError> {
+        if let Some(doc) = self.latest.get(name) {
+            return Ok(Some(doc.clone()));
+        }
+        if let Some(doc) = (self.cached)(name) {
+            return Ok(Some(doc));
+        }
+        let unfolded = self.journal.entries(name)?;
+        let doc = if let Some(txn) = self.txn {
+            let docs = open(Some(txn), &mut self.docs, DOCS)?;
+            let log = open(Some(txn), &mut self.log, LOG)?;
+            journal::document(&*docs, &*log, name, &unfolded)?
+        } else {
+            // Only the writer commits, so a snapshot taken now holds every commit so far.
+            if self.read.is_none() {
+                self.read = Some(self.db.begin_read().map_err(StoreError::unavailable)?);
+            }
+            let read = self
+                .read
+                .as_ref()
+                .ok_or_else(|| StoreError::unavailable("no snapshot"))?;
+            let docs = read.open_table(DOCS).map_err(StoreError::unavailable)?;
+            let log = read.open_table(LOG).map_err(StoreError::unavailable)?;
+            journal::document(&docs, &log, name, &unfolded)?
+        };
+        Ok(doc.map(Arc::new))
+    }
+}
