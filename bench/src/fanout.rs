@@ -65,76 +65,16 @@ fn thread_cpu_ns(pid: Option<u32>, name: &str) -> Option<u64> {
 /// the last: send→change then crosses nodes (cluster mode).
 pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
     let FanoutOpts {
-        interval,
-        open_loop,
         rounds,
         nap,
         idle_reader: idle,
-        warmup,
         pid,
+        ..
     } = opts;
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
-    let unix_us = crate::watchers::unix_us;
     let updates = 100u64;
-    let (token, go, writer_side) = own_writer(url(first), move |mut writer| async move {
-    // Warm-up updates, closed loop, `interval` apart: `t` 0 tells the watchers they are
-    // not measured (see `--warmup`).
-    for v in 0..warmup {
-        writer.update(v, json!({"t": 0})).await;
-        tokio::time::sleep(interval).await;
-    }
-    let cpu_before = thread_cpu_ns(pid, "hearth-out");
-    let mut acks = Stats::default();
-    if open_loop {
-        // Fixed schedule: update v leaves at v × interval whether or not v − 1 was answered
-        // (the socket keeps them in order), so the offered load does not depend on how fast
-        // acks come back.
-        let start = Instant::now();
-        let mut sent = Vec::with_capacity(updates as usize);
-        let mut answered = 0;
-        for v in 0..updates {
-            let due = start + interval * v as u32;
-            let version = warmup + v;
-            // Read acks that arrive while waiting for the next slot.
-            loop {
-                let left = due.saturating_duration_since(Instant::now());
-                if left.is_zero() || answered == v {
-                    tokio::time::sleep_until(due.into()).await;
-                    break;
-                }
-                match tokio::time::timeout(left, writer.next_frame()).await {
-                    Ok(f) if f["type"] == "version" => {
-                        acks.add(Instant::now() - sent[answered as usize]);
-                        answered += 1;
-                    }
-                    Ok(f) => assert_ne!(f["type"], "error", "{f}"),
-                    Err(_) => {}
-                }
-            }
-            let t = unix_us();
-            sent.push(Instant::now());
-            writer
-                .send(json!({"id": version + 1, "type": "update", "patch": true, "data": {"metadata": {"version": version}, "userdata": {"t": t}}}))
-                .await;
-        }
-        while answered < updates {
-            let f = writer.next_frame().await;
-            assert_ne!(f["type"], "error", "{f}");
-            if f["type"] == "version" {
-                acks.add(Instant::now() - sent[answered as usize]);
-                answered += 1;
-            }
-        }
-    } else {
-        // Closed loop: the next update leaves `interval` after the previous one's ack.
-        for v in 0..updates {
-            let t = Instant::now();
-            writer.update(warmup + v, json!({"t": unix_us()})).await;
-            acks.add(t.elapsed());
-            tokio::time::sleep(interval).await;
-        }
-    }
-    (acks, cpu_before)
+    let (token, go, writer_side) = own_writer(url(first), move |writer| {
+        write_updates(writer, updates, opts)
     })
     .await;
     let conns = lean_watchers(last, &token, n).await;
@@ -195,6 +135,87 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
         out.extend(metrics(&[("fanout_us_per_delivery", us)]));
     }
     out
+}
+
+/// c)'s writer: `opts.warmup` unmeasured updates, then `updates` measured ones
+/// `opts.interval` apart (closed loop, or on a fixed schedule with `opts.open_loop`). Returns their acks, and the
+/// server's fanout-thread CPU time as the measured updates begin.
+async fn write_updates(
+    mut writer: crate::client::Conn,
+    updates: u64,
+    opts: FanoutOpts,
+) -> (Stats, Option<u64>) {
+    let FanoutOpts {
+        interval,
+        open_loop,
+        warmup,
+        pid,
+        ..
+    } = opts;
+    let unix_us = crate::watchers::unix_us;
+    // Warm-up updates, closed loop, `interval` apart: `t` 0 tells the watchers they are
+    // not measured (see `--warmup`).
+    for v in 0..warmup {
+        writer.update(v, json!({"t": 0})).await;
+        tokio::time::sleep(interval).await;
+    }
+    let cpu_before = thread_cpu_ns(pid, "hearth-out");
+    let mut acks = Stats::default();
+    if open_loop {
+        // Fixed schedule: update v leaves at v × interval whether or not v − 1 was answered
+        // (the socket keeps them in order), so the offered load does not depend on how fast
+        // acks come back.
+        let start = Instant::now();
+        let mut sent = Vec::with_capacity(updates as usize);
+        let mut answered = 0;
+        for v in 0..updates {
+            let due = start + interval * v as u32;
+            let version = warmup + v;
+            // Read acks that arrive while waiting for the next slot.
+            loop {
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() || answered == v {
+                    tokio::time::sleep_until(due.into()).await;
+                    break;
+                }
+                match tokio::time::timeout(left, writer.next_frame()).await {
+                    Ok(f) if f["type"] == "version" => {
+                        acks.add(Instant::now() - sent[answered as usize]);
+                        answered += 1;
+                    }
+                    Ok(f) => assert_ne!(f["type"], "error", "{f}"),
+                    Err(_) => {}
+                }
+            }
+            let t = unix_us();
+            sent.push(Instant::now());
+            writer
+                .send(json!({
+                    "id": version + 1,
+                    "type": "update",
+                    "patch": true,
+                    "data": {"metadata": {"version": version}, "userdata": {"t": t}},
+                }))
+                .await;
+        }
+        while answered < updates {
+            let f = writer.next_frame().await;
+            assert_ne!(f["type"], "error", "{f}");
+            if f["type"] == "version" {
+                acks.add(Instant::now() - sent[answered as usize]);
+                answered += 1;
+            }
+        }
+    } else {
+        // Closed loop: the next update leaves `interval` after the previous one's ack.
+        for v in 0..updates {
+            let t = Instant::now();
+            writer.update(warmup + v, json!({"t": unix_us()})).await;
+            acks.add(t.elapsed());
+            tokio::time::sleep(interval).await;
+        }
+    }
+    (acks, cpu_before)
 }
 
 #[cfg(test)]
