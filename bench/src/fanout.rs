@@ -1,6 +1,8 @@
 //! c) fanout: one writer, `n` watchers of its document timed by the kernel's receive stamps
 //! (`watchers.rs`), and the server's fanout-thread CPU per delivery.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -39,6 +41,9 @@ pub struct FanoutOpts {
     pub nap: Duration,
     pub idle_reader: bool,
     pub warmup: u64,
+    /// The reader leaves its sockets alone for this long after each send (`Duration::ZERO`:
+    /// never; see `watchers::Receiver::receive`).
+    pub hold: Duration,
     /// The watchers' server, to read its fanout thread's CPU time (`fanout_us_per_delivery`).
     pub pid: Option<u32>,
 }
@@ -68,19 +73,24 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
         rounds,
         nap,
         idle_reader: idle,
+        hold,
         pid,
         ..
     } = opts;
     let (first, last) = addr.split_once(',').unwrap_or((addr, addr));
     let updates = 100u64;
+    // When the writer last sent, for the reader's hold.
+    let sent_at = Arc::new(AtomicU64::new(0));
+    let sent = sent_at.clone();
     let (token, go, writer_side) = own_writer(url(first), move |writer| {
-        write_updates(writer, updates, opts)
+        write_updates(writer, updates, opts, sent)
     })
     .await;
     let conns = lean_watchers(last, &token, n).await;
     let updates = updates as usize;
     let receiver = crate::watchers::Receiver::new(conns);
-    let receiver = std::thread::spawn(move || receiver.receive(updates, nap, idle));
+    let hold = (!hold.is_zero()).then_some((sent_at, hold));
+    let receiver = std::thread::spawn(move || receiver.receive(updates, nap, idle, hold));
     let _ = go.send(());
     let (mut acks, cpu_before) = writer_side.await.expect("writer");
     let seen = tokio::task::spawn_blocking(move || receiver.join())
@@ -144,6 +154,7 @@ async fn write_updates(
     mut writer: crate::client::Conn,
     updates: u64,
     opts: FanoutOpts,
+    sent_at: Arc<AtomicU64>,
 ) -> (Stats, Option<u64>) {
     let FanoutOpts {
         interval,
@@ -155,7 +166,9 @@ async fn write_updates(
     let unix_us = crate::watchers::unix_us;
     // Warm-up updates, closed loop, `interval` apart: `t` 0 tells the watchers they are
     // not measured (see `--warmup`).
+    let sending = || sent_at.store(unix_us(), Ordering::Release);
     for v in 0..warmup {
+        sending();
         writer.update(v, json!({"t": 0})).await;
         tokio::time::sleep(interval).await;
     }
@@ -188,6 +201,7 @@ async fn write_updates(
                 }
             }
             let t = unix_us();
+            sending();
             sent.push(Instant::now());
             writer
                 .send(json!({
@@ -210,6 +224,7 @@ async fn write_updates(
         // Closed loop: the next update leaves `interval` after the previous one's ack.
         for v in 0..updates {
             let t = Instant::now();
+            sending();
             writer.update(warmup + v, json!({"t": unix_us()})).await;
             acks.add(t.elapsed());
             tokio::time::sleep(interval).await;

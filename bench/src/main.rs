@@ -57,6 +57,11 @@ struct Args {
     /// are measured, so that these meet connections past their first messages.
     #[arg(long, default_value_t = 0)]
     warmup: u64,
+    /// For `fanout`: the watchers' reader leaves its sockets alone for this many ms after
+    /// each update is sent, reading in the quiet part of each interval (0: never holds; see
+    /// `watchers.rs`).
+    #[arg(long, default_value_t = 0)]
+    hold_ms: u64,
     /// For `saturation`: updates the writer keeps in flight (1: wait for each ack).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
@@ -106,6 +111,7 @@ async fn main() {
                 nap: std::time::Duration::from_micros(args.nap_us),
                 idle_reader: args.idle_reader,
                 warmup: args.warmup,
+                hold: std::time::Duration::from_millis(args.hold_ms),
                 pid: args.pid,
             };
             fanout::fanout(&args.addr, args.n.unwrap_or(1000), opts).await

@@ -18,6 +18,8 @@
 use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream as MioStream;
@@ -116,9 +118,24 @@ impl Receiver {
     /// writer's), as clients on other machines would not. Its reading may lag then; what it
     /// measures does not.
     ///
+    /// With `hold`, the thread does not look at its sockets until `hold.1` after the writer's
+    /// latest send (`hold.0`, µs since the Unix epoch): it reads in the quiet part of each
+    /// interval, not while the server is sending. Why: on this machine the scheduler keeps
+    /// the thread's wakeups on the core where it last ran, often the server's fanout thread's,
+    /// and even at `SCHED_IDLE` it was then given that core for 2–3 ms at a time, reading a
+    /// whole round's changes while the fanout waited (`perf sched`: 1 round in 10 of c) 1000
+    /// stalled so, and those rounds made the p99). Clients on other machines take nothing
+    /// from the server's cores at any time; this comes closer to that.
+    ///
     /// # Panics
     /// On a socket error, a close, or a frame that is not a change: the run is void then.
-    pub fn receive(mut self, updates: usize, nap: Duration, idle: bool) -> Vec<Delivery> {
+    pub fn receive(
+        mut self,
+        updates: usize,
+        nap: Duration,
+        idle: bool,
+        hold: Option<(Arc<AtomicU64>, Duration)>,
+    ) -> Vec<Delivery> {
         let mut out = Vec::with_capacity(self.conns.len() * updates);
         let mut pending = self.conns.len();
         let mut events = Events::with_capacity(1024);
@@ -128,6 +145,14 @@ impl Receiver {
             lowest_priority().expect("SCHED_IDLE");
         }
         while pending > 0 {
+            if let Some((sent, hold)) = &hold {
+                let since = unix_us().saturating_sub(sent.load(Ordering::Acquire));
+                let hold = hold.as_micros() as u64;
+                if since < hold {
+                    std::thread::sleep(Duration::from_micros(hold - since));
+                    continue;
+                }
+            }
             let timeout = if nap.is_zero() {
                 Duration::from_secs(60)
             } else {
