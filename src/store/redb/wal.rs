@@ -16,6 +16,13 @@
 //! and `fdatasync` never has to commit a size change (measured: 0.145 ms against 0.187 ms for
 //! an append that grows the file).
 //!
+//! Appends bypass the page cache (`O_DIRECT`, whole 4 KiB blocks: the block the record starts
+//! in is rewritten with the bytes already there): a buffered append first copied the record
+//! into a page-cache page gone cold in the quiet since the last one, then had `fdatasync`
+//! start that page's writeback, ≈ 0.1 ms more per commit than handing the block to the device
+//! (pwrite + fdatasync after 50 ms of quiet: p50 0.44 against 0.58 ms, 250 alternated pairs).
+//! Where the filesystem refuses `O_DIRECT` (tmpfs on older kernels), appends are buffered.
+//!
 //! Record: `[payload length: u32][crc32: u32][file id: u64][generation: u64][payload]`, the
 //! crc over id, generation and payload; payload: `([seq: u64][length: u32][journal row])*`.
 //! The data file's `meta` table holds `wal_id` (which file this log belongs to; a backup gets
@@ -25,7 +32,7 @@
 //! them, and a torn record is the last one ever written (each is fsynced before the next).
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,8 +58,20 @@ pub fn path(db_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The unit of a direct write: a multiple of every device's logical block size.
+const BLOCK: u64 = 4096;
+
 pub struct Wal {
+    /// For reading at open, for erasing, and for every write when `direct` is `None`.
     file: File,
+    /// The same file opened `O_DIRECT`, for appends.
+    direct: Option<File>,
+    /// The bytes of the block `pos` is in, from its start up to `pos`, as last written: a
+    /// direct write rewrites them. (`(block start, bytes)`; read back from the file when it
+    /// does not match, e.g. after `retract`.)
+    tail: (u64, Vec<u8>),
+    /// Room for an aligned block run (a direct write's buffer must start on a block).
+    blocks: Vec<u8>,
     id: u64,
     generation: u64,
     /// Where the next record goes; 0 when everything is checkpointed.
@@ -94,8 +113,16 @@ impl Wal {
             }
         }
         let (id, generation) = ids(db)?;
+        let direct = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok();
         let wal = Wal {
             file,
+            direct,
+            tail: (0, Vec::new()),
+            blocks: Vec::new(),
             id,
             generation,
             pos: 0,
@@ -177,7 +204,7 @@ impl Wal {
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
         let result = self
             .check()
-            .and_then(|()| self.file.write_all_at(&self.buf, self.pos))
+            .and_then(|()| self.write_record())
             .and_then(|()| self.check())
             .and_then(|()| self.file.sync_data());
         if let Err(e) = result {
@@ -188,6 +215,55 @@ impl Wal {
         self.last = self.pos;
         self.pos += self.buf.len() as u64;
         Ok(true)
+    }
+
+    /// Writes `buf` at `pos`: directly when the file allows it, else through the page cache.
+    fn write_record(&mut self) -> std::io::Result<()> {
+        if self.direct.is_some() {
+            match self.write_direct() {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // The filesystem takes O_DIRECT opens but not these writes: buffered it is.
+                    tracing::warn!(error = %e, "write-ahead log: direct writes refused, buffering");
+                    self.direct = None;
+                }
+                done => return done,
+            }
+        }
+        self.file.write_all_at(&self.buf, self.pos)
+    }
+
+    /// The blocks from the one `pos` is in through the record's end, the record after the
+    /// bytes before it in its first block and zeros after it in its last.
+    fn write_direct(&mut self) -> std::io::Result<()> {
+        let Some(direct) = &self.direct else {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let block = BLOCK as usize;
+        let start = self.pos - self.pos % BLOCK;
+        let head = usize::try_from(self.pos - start).map_err(std::io::Error::other)?;
+        let end = head + self.buf.len();
+        let len = end.div_ceil(block) * block;
+        self.blocks.clear();
+        self.blocks.resize(len + block, 0);
+        let at = self.blocks.as_ptr().align_offset(block);
+        let run = self
+            .blocks
+            .get_mut(at..at + len)
+            .ok_or_else(|| std::io::Error::other("unaligned buffer"))?;
+        if head > 0 {
+            if self.tail.0 == start && self.tail.1.len() == head {
+                run[..head].copy_from_slice(&self.tail.1);
+            } else {
+                self.file.read_exact_at(&mut run[..head], start)?;
+            }
+        }
+        run[head..end].copy_from_slice(&self.buf);
+        direct.write_all_at(run, start)?;
+        let next = self.pos + self.buf.len() as u64;
+        let next_start = next - next % BLOCK;
+        let from = usize::try_from(next_start - start).map_err(std::io::Error::other)?;
+        self.tail = (next_start, run[from..end].to_vec());
+        Ok(())
     }
 
     /// The last record's batch failed to commit after all: erase it, so a restart does not
@@ -226,6 +302,7 @@ impl Wal {
     pub fn checkpointed(&mut self, generation: u64) {
         self.generation = generation;
         self.pos = 0;
+        self.tail = (0, Vec::new());
     }
 }
 
@@ -371,5 +448,40 @@ mod tests {
         drop(wal);
         let (_, replayed) = reopen(&db, &log);
         assert_eq!(replayed, [7]);
+    }
+
+    /// Direct appends rewrite the block a record starts in: every record, across block
+    /// boundaries and after a retraction, comes back byte for byte.
+    #[test]
+    fn records_across_blocks_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let log = dir.path().join("db.wal");
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap();
+        txn.commit().unwrap();
+        let (mut wal, _) = reopen(&db, &log);
+        if cfg!(target_os = "linux") && wal.direct.is_none() {
+            eprintln!("note: this filesystem refuses O_DIRECT; testing buffered appends");
+        }
+        let mut kept = Vec::new();
+        for seq in 1..=200u64 {
+            // Sizes from 1 byte to well over a block, so records start and end anywhere.
+            let len = usize::try_from(seq * 37 % 5000 + 1).unwrap();
+            let row: Vec<u8> = (0..len).map(|i| (i as u64 * 31 + seq) as u8).collect();
+            assert!(wal.append([(seq, row.as_slice())].into_iter()).unwrap());
+            if seq % 50 == 0 {
+                wal.retract().unwrap();
+            } else {
+                kept.push((seq, row));
+            }
+        }
+        drop(wal);
+        let (_, rows) = Wal::open(&db, &log, None).unwrap();
+        assert_eq!(rows.len(), kept.len());
+        for ((seq, row), (want_seq, want)) in rows.iter().zip(&kept) {
+            assert_eq!(seq, want_seq);
+            assert_eq!(&**row, want.as_slice(), "row {seq}");
+        }
     }
 }
