@@ -58,6 +58,13 @@ pub(super) fn run(
     let mut last_trim = Instant::now();
     let mut last_commit: Option<Instant> = None;
     let mut unpublished = Unpublished::default();
+    let folding = Folding {
+        db,
+        journal,
+        latest,
+        metrics,
+        cfg,
+    };
     loop {
         let housekeeping = !dirty.is_empty() || journal.len() > 0 || wal.pending();
         let publish_in = unpublished.due_in();
@@ -77,14 +84,7 @@ pub(super) fn run(
                 Err(RecvTimeoutError::Timeout) => {
                     unpublished.publish(hook, false);
                     if unpublished.due_in().is_none() {
-                        let store = Folding {
-                            db,
-                            journal,
-                            latest,
-                            metrics,
-                            cfg,
-                        };
-                        store.housekeep(wal, &mut dirty, &mut last_trim);
+                        folding.housekeep(wal, &mut dirty, &mut last_trim);
                     }
                     continue;
                 }
@@ -136,14 +136,7 @@ pub(super) fn run(
         unpublished.add(committed);
         unpublished.publish(hook, false);
         if unpublished.due_in().is_none() {
-            let store = Folding {
-                db,
-                journal,
-                latest,
-                metrics,
-                cfg,
-            };
-            store.housekeep(wal, &mut dirty, &mut last_trim);
+            folding.housekeep(wal, &mut dirty, &mut last_trim);
         }
     }
 }
