@@ -52,9 +52,9 @@ run() { # run <label> <addr> <args...>
   "$BENCH" --addr "$addr" "$@" | sed "s/^{/{\"label\":\"$label\",/" >>"$RESULTS"
 }
 
-# c)'s watchers as bench/run.sh has them: timed by the kernel, read at idle priority, after
-# 20 warm-up updates (BENCHMARKS.md, c)).
-C_READER=(--nap-us 1000 --idle-reader --warmup 20)
+# c)'s watchers as bench/run.sh has them: timed by the kernel, read at idle priority after
+# each round is out (20 ms after the send), after 20 warm-up updates (BENCHMARKS.md, c)).
+C_READER=(--nap-us 1000 --idle-reader --warmup 20 --hold-ms 20)
 
 for r in $(seq "$RUNS"); do
   node 18301 redb
