@@ -145,13 +145,11 @@ impl Receiver {
             lowest_priority().expect("SCHED_IDLE");
         }
         while pending > 0 {
-            if let Some((sent, hold)) = &hold {
-                let since = unix_us().saturating_sub(sent.load(Ordering::Acquire));
-                let hold = hold.as_micros() as u64;
-                if since < hold {
-                    std::thread::sleep(Duration::from_micros(hold - since));
-                    continue;
-                }
+            if let Some((sent, hold)) = &hold
+                && let Some(left) = hold_left(sent.load(Ordering::Acquire), unix_us(), *hold)
+            {
+                std::thread::sleep(left);
+                continue;
             }
             let timeout = if nap.is_zero() {
                 Duration::from_secs(60)
@@ -181,6 +179,14 @@ impl Receiver {
         // watcher's close would reach the server while it is still sending to the others).
         out
     }
+}
+
+/// How much longer the reader leaves its sockets alone: `hold` after the writer's latest send
+/// (`sent_us`, 0 before the first), as of `now_us`; `None` once it is over.
+fn hold_left(sent_us: u64, now_us: u64, hold: Duration) -> Option<Duration> {
+    let since = now_us.saturating_sub(sent_us);
+    let hold = u64::try_from(hold.as_micros()).unwrap_or(u64::MAX);
+    (since < hold).then(|| Duration::from_micros(hold - since))
 }
 
 /// One change seen by one watcher; times in µs since the Unix epoch.
@@ -375,9 +381,24 @@ fn change_t(payload: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{change_t, frame_at, recv_stamped, stamp_arrivals, take_frames, unix_us};
+    use super::{
+        change_t, frame_at, hold_left, recv_stamped, stamp_arrivals, take_frames, unix_us,
+    };
     use std::io::Write;
     use std::os::fd::AsRawFd;
+
+    /// The reader's hold: none before the first send, the rest of it after one, none once
+    /// it has passed.
+    #[test]
+    fn the_hold_runs_from_the_latest_send() {
+        let ms = std::time::Duration::from_millis;
+        let now = 1_000_000_000;
+        assert_eq!(hold_left(0, now, ms(20)), None, "nothing sent yet");
+        assert_eq!(hold_left(now - 5_000, now, ms(20)), Some(ms(15)));
+        assert_eq!(hold_left(now - 20_000, now, ms(20)), None, "just over");
+        assert_eq!(hold_left(now - 25_000, now, ms(20)), None);
+        assert_eq!(hold_left(now, now, ms(0)), None, "no hold");
+    }
 
     /// A segment's arrival time comes from the kernel: stamped when it reached the socket,
     /// so a read 30 ms later still reports the earlier time; without `SO_TIMESTAMPNS` there

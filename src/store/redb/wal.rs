@@ -262,7 +262,9 @@ impl Wal {
         let next = self.pos + self.buf.len() as u64;
         let next_start = next - next % BLOCK;
         let from = usize::try_from(next_start - start).map_err(std::io::Error::other)?;
-        self.tail = (next_start, run[from..end].to_vec());
+        self.tail.0 = next_start;
+        self.tail.1.clear();
+        self.tail.1.extend_from_slice(&run[from..end]);
         Ok(())
     }
 
@@ -387,6 +389,18 @@ fn parse(mut payload: &[u8]) -> Option<Vec<(u64, RowBytes)>> {
 mod tests {
     use super::*;
 
+    /// A data file in a fresh temp dir, with the table every Hearth file has (`init_schema`),
+    /// and where its log goes.
+    fn data_file() -> (tempfile::TempDir, Database, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap();
+        txn.commit().unwrap();
+        let log = dir.path().join("db.wal");
+        (dir, db, log)
+    }
+
     /// Opens the log and returns the seqs it would replay.
     fn reopen(db: &Database, path: &Path) -> (Wal, Vec<u64>) {
         let (wal, rows) = Wal::open(db, path, None).unwrap();
@@ -397,13 +411,7 @@ mod tests {
     /// never records from before a checkpoint.
     #[test]
     fn replays_whole_records_of_the_current_generation_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("db")).unwrap();
-        let log = dir.path().join("db.wal");
-        // The table every Hearth file has (`init_schema`).
-        let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap();
-        txn.commit().unwrap();
+        let (_dir, db, log) = data_file();
 
         let (mut wal, replayed) = reopen(&db, &log);
         assert!(replayed.is_empty());
@@ -454,12 +462,7 @@ mod tests {
     /// boundaries and after a retraction, comes back byte for byte.
     #[test]
     fn records_across_blocks_come_back_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("db")).unwrap();
-        let log = dir.path().join("db.wal");
-        let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap();
-        txn.commit().unwrap();
+        let (_dir, db, log) = data_file();
         let (mut wal, _) = reopen(&db, &log);
         if cfg!(target_os = "linux") && wal.direct.is_none() {
             eprintln!("note: this filesystem refuses O_DIRECT; testing buffered appends");
