@@ -58,6 +58,22 @@ impl Folding<'_> {
         dirty: &mut HashSet<String>,
         last_trim: &mut Instant,
     ) {
+        if self.journal.len() >= FOLD_AT {
+            self.fold(wal, dirty, false);
+        }
+        if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
+            self.fold(wal, dirty, true);
+            *last_trim = Instant::now();
+        }
+    }
+
+    /// Folds the journal into the change log and `docs` in one durable commit, which empties
+    /// the write-ahead log (a checkpoint), and marks the documents folded for trimming. With
+    /// `trim` (the half-second housekeeping) it first trims the logs that earlier folds fed
+    /// (trimming only ever sees folded entries) without an fsync, and the checkpoint, made
+    /// even with nothing to fold, carries that too: one durable commit per round. A failure
+    /// is logged and retried later: the log and the journal still hold every row.
+    pub(super) fn fold(&self, wal: &mut Wal, dirty: &mut HashSet<String>, trim: bool) {
         let Folding {
             db,
             journal,
@@ -65,12 +81,19 @@ impl Folding<'_> {
             metrics,
             cfg,
         } = *self;
-        if journal.len() >= FOLD_AT {
-            fold(db, journal, wal, latest, metrics, dirty, None);
+        let force = trim && trim_logs(db, dirty, cfg);
+        if journal.len() == 0 && !force && !wal.pending() {
+            return;
         }
-        if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
-            fold(db, journal, wal, latest, metrics, dirty, Some(cfg));
-            *last_trim = Instant::now();
+        let started = Instant::now();
+        match checkpoint(db, None, wal, journal, Vec::new(), latest) {
+            Ok(folded) => {
+                dirty.extend(folded);
+                metrics
+                    .checkpoint_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            Err(e) => tracing::warn!(error = %e, "folding the journal failed"),
         }
     }
 }
@@ -105,37 +128,6 @@ pub(super) fn checkpoint(
         journal.folded();
     }
     Ok(folded)
-}
-
-/// Folds the journal into the change log and `docs` in one durable commit, which empties the
-/// write-ahead log (a checkpoint), and marks the documents folded for trimming. With `trim`
-/// (the writer's half-second housekeeping) it first trims the logs that earlier folds fed
-/// (trimming only ever sees folded entries) without an fsync, and the checkpoint, made even
-/// with nothing to fold, carries that too: one durable commit per round. A failure is logged
-/// and retried later: the log and the journal still hold every row.
-pub(super) fn fold(
-    db: &Database,
-    journal: &Journal,
-    wal: &mut Wal,
-    latest: &LatestDoc,
-    metrics: &crate::metrics::Metrics,
-    dirty: &mut HashSet<String>,
-    trim: Option<&WriterConfig>,
-) {
-    let force = trim.is_some_and(|cfg| trim_logs(db, dirty, cfg));
-    if journal.len() == 0 && !force && !wal.pending() {
-        return;
-    }
-    let started = Instant::now();
-    match checkpoint(db, None, wal, journal, Vec::new(), latest) {
-        Ok(folded) => {
-            dirty.extend(folded);
-            metrics
-                .checkpoint_seconds
-                .observe(started.elapsed().as_secs_f64());
-        }
-        Err(e) => tracing::warn!(error = %e, "folding the journal failed"),
-    }
 }
 
 /// Trims the log of up to [`TRIM_BATCH`] dirty documents in one non-durable transaction (a

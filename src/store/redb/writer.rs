@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
-use super::housekeeping::{Folding, checkpoint, fold, trim_wait};
+use super::housekeeping::{Folding, checkpoint, trim_wait};
 use super::journal::{Journal, RowBytes};
 use super::publish::Unpublished;
 use super::tables::Tables;
@@ -92,7 +92,7 @@ pub(super) fn run(
                     unpublished.publish(hook, true);
                     // Shutting down: leave nothing for the next start to replay.
                     if housekeeping {
-                        fold(db, journal, wal, latest, metrics, &mut dirty, None);
+                        folding.fold(wal, &mut dirty, false);
                     }
                     return;
                 }
