@@ -7,6 +7,7 @@
 
 pub mod backup;
 mod blobs;
+mod direct;
 mod housekeeping;
 mod journal;
 mod publish;

@@ -16,12 +16,7 @@
 //! and `fdatasync` never has to commit a size change (measured: 0.145 ms against 0.187 ms for
 //! an append that grows the file).
 //!
-//! Appends bypass the page cache (`O_DIRECT`, whole 4 KiB blocks: the block the record starts
-//! in is rewritten with the bytes already there): a buffered append first copied the record
-//! into a page-cache page gone cold in the quiet since the last one, then had `fdatasync`
-//! start that page's writeback, ≈ 0.1 ms more per commit than handing the block to the device
-//! (pwrite + fdatasync after 50 ms of quiet: p50 0.44 against 0.58 ms, 250 alternated pairs).
-//! Where the filesystem refuses `O_DIRECT` (tmpfs on older kernels), appends are buffered.
+//! Appends bypass the page cache where the filesystem allows it (`direct.rs` says why).
 //!
 //! Record: `[payload length: u32][crc32: u32][file id: u64][generation: u64][payload]`, the
 //! crc over id, generation and payload; payload: `([seq: u64][length: u32][journal row])*`.
@@ -32,13 +27,14 @@
 //! them, and a torn record is the last one ever written (each is fsynced before the next).
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::META;
+use super::direct::Direct;
 use super::journal::RowBytes;
 use crate::store::error::StoreError;
 use crate::store::faults::Faults;
@@ -58,20 +54,11 @@ pub fn path(db_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The unit of a direct write: a multiple of every device's logical block size.
-const BLOCK: u64 = 4096;
-
 pub struct Wal {
     /// For reading at open, for erasing, and for every write when `direct` is `None`.
     file: File,
     /// The same file opened `O_DIRECT`, for appends.
-    direct: Option<File>,
-    /// The bytes of the block `pos` is in, from its start up to `pos`, as last written: a
-    /// direct write rewrites them. (`(block start, bytes)`; read back from the file when it
-    /// does not match, e.g. after `retract`.)
-    tail: (u64, Vec<u8>),
-    /// Room for an aligned block run (a direct write's buffer must start on a block).
-    blocks: Vec<u8>,
+    direct: Option<Direct>,
     id: u64,
     generation: u64,
     /// Where the next record goes; 0 when everything is checkpointed.
@@ -113,16 +100,9 @@ impl Wal {
             }
         }
         let (id, generation) = ids(db)?;
-        let direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-            .ok();
         let wal = Wal {
             file,
-            direct,
-            tail: (0, Vec::new()),
-            blocks: Vec::new(),
+            direct: Direct::open(path),
             id,
             generation,
             pos: 0,
@@ -210,6 +190,9 @@ impl Wal {
         if let Err(e) = result {
             // Make sure a restart does not find it (best effort: the disk is failing).
             let _ = self.file.write_all_at(&[0u8; 4], self.pos);
+            if let Some(direct) = &mut self.direct {
+                direct.forget();
+            }
             return Err(StoreError::Unavailable(format!("write-ahead log: {e}")));
         }
         self.last = self.pos;
@@ -219,8 +202,8 @@ impl Wal {
 
     /// Writes `buf` at `pos`: directly when the file allows it, else through the page cache.
     fn write_record(&mut self) -> std::io::Result<()> {
-        if self.direct.is_some() {
-            match self.write_direct() {
+        if let Some(direct) = &mut self.direct {
+            match direct.write(&self.file, self.pos, &self.buf) {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     // The filesystem takes O_DIRECT opens but not these writes: buffered it is.
                     tracing::warn!(error = %e, "write-ahead log: direct writes refused, buffering");
@@ -230,42 +213,6 @@ impl Wal {
             }
         }
         self.file.write_all_at(&self.buf, self.pos)
-    }
-
-    /// The blocks from the one `pos` is in through the record's end, the record after the
-    /// bytes before it in its first block and zeros after it in its last.
-    fn write_direct(&mut self) -> std::io::Result<()> {
-        let Some(direct) = &self.direct else {
-            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-        };
-        let block = BLOCK as usize;
-        let start = self.pos - self.pos % BLOCK;
-        let head = usize::try_from(self.pos - start).map_err(std::io::Error::other)?;
-        let end = head + self.buf.len();
-        let len = end.div_ceil(block) * block;
-        self.blocks.clear();
-        self.blocks.resize(len + block, 0);
-        let at = self.blocks.as_ptr().align_offset(block);
-        let run = self
-            .blocks
-            .get_mut(at..at + len)
-            .ok_or_else(|| std::io::Error::other("unaligned buffer"))?;
-        if head > 0 {
-            if self.tail.0 == start && self.tail.1.len() == head {
-                run[..head].copy_from_slice(&self.tail.1);
-            } else {
-                self.file.read_exact_at(&mut run[..head], start)?;
-            }
-        }
-        run[head..end].copy_from_slice(&self.buf);
-        direct.write_all_at(run, start)?;
-        let next = self.pos + self.buf.len() as u64;
-        let next_start = next - next % BLOCK;
-        let from = usize::try_from(next_start - start).map_err(std::io::Error::other)?;
-        self.tail.0 = next_start;
-        self.tail.1.clear();
-        self.tail.1.extend_from_slice(&run[from..end]);
-        Ok(())
     }
 
     /// The last record's batch failed to commit after all: erase it, so a restart does not
@@ -278,6 +225,9 @@ impl Wal {
             .write_all_at(&[0u8; 4], self.last)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| StoreError::Unavailable(format!("write-ahead log: {e}")))?;
+        if let Some(direct) = &mut self.direct {
+            direct.forget();
+        }
         self.pos = self.last;
         Ok(())
     }
@@ -304,7 +254,6 @@ impl Wal {
     pub fn checkpointed(&mut self, generation: u64) {
         self.generation = generation;
         self.pos = 0;
-        self.tail = (0, Vec::new());
     }
 }
 
