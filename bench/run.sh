@@ -62,8 +62,8 @@ run() { # run <label> <args...>: one scenario, tagged, into RESULTS
 # 50 ms interval: even at SCHED_IDLE this kernel gave it the fanout thread's core for 2–3 ms
 # at a time in 1 round of 10, and those rounds made c)'s p99 (BENCHMARKS.md, c)). The
 # "reader not held" row keeps that effect in view.
-C_READER=(--nap-us 1000 --idle-reader --warmup 20 --hold-ms 20)
 C_UNHELD=(--nap-us 1000 --idle-reader --warmup 20)
+C_READER=("${C_UNHELD[@]}" --hold-ms 20)
 
 for r in $(seq "$RUNS"); do
   DATA=$(mktemp -d)
