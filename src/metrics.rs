@@ -25,6 +25,8 @@ pub struct Metrics {
     pub commits: IntCounter,
     /// Writes folded into one durable transaction.
     pub batch_size: Histogram,
+    /// Updates committed on their caller's own thread, the writer being idle (redb).
+    pub commits_here: IntCounter,
     /// Seconds from the start of a write transaction to its durable commit.
     pub commit_seconds: Histogram,
     /// Seconds per checkpoint of the write-ahead log: folding the update journal into the
@@ -121,6 +123,10 @@ impl Metrics {
             frames_out: counter_vec("frames_out_total", "Replies sent, by frame type.", "type"),
             errors: counter_vec("errors_total", "Errors answered, by code.", "code"),
             commits: counter("commits_total", "Committed versions."),
+            commits_here: counter(
+                "commits_here_total",
+                "Updates committed on their caller's thread, the writer being idle.",
+            ),
             batch_size: histogram(
                 "commit_batch_size",
                 "Writes per durable transaction (group commit).",

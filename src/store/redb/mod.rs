@@ -3,7 +3,9 @@
 //! redb allows one write transaction at a time and each durable commit costs an fsync, so
 //! every pending write is drained into a single transaction: N updates, one fsync (see
 //! `writer.rs`). The writer is a plain OS thread because redb's API blocks; reads run on
-//! tokio's blocking pool.
+//! tokio's blocking pool. An update arriving while the writer is idle is committed by its
+//! caller instead, with the writer's own state, so that a lone update is not handed from
+//! thread to thread (`queue.rs`).
 
 pub mod backup;
 mod blobs;
@@ -11,27 +13,26 @@ mod direct;
 mod housekeeping;
 mod journal;
 mod publish;
+mod queue;
 mod spares;
 mod tables;
 pub mod wal;
 mod writer;
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde_json::{Map, Value};
-use tokio::sync::oneshot;
 
-use super::backend::{Backend, CommitHook, Committed, History, LatestDoc, StoreStats, Write};
+use super::backend::{Backend, CommitHook, History, LatestDoc, StoreStats, Write};
 use super::error::StoreError;
 use super::model::{
     BlobRecord, BlobRef, Document, Flag, LogEntry, SessionRecord, UserRecord, Version,
 };
+use queue::Outcome;
 pub use writer::WriterConfig;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -71,35 +72,6 @@ fn flag_table(flag: Flag) -> TableDefinition<'static, &'static str, ()> {
 /// build that does not replay it would lose them.
 const SCHEMA_VERSION: u64 = 3;
 
-/// Writes waiting for the writer beyond this make callers wait (backpressure, not memory).
-const QUEUE: usize = 4096;
-
-type Outcome = Result<Option<Arc<Committed>>, StoreError>;
-
-struct Job {
-    write: Write,
-    /// The outcome, and the version an update replaced.
-    reply: oneshot::Sender<(Outcome, Retired)>,
-    retired: Retired,
-}
-
-/// The version an update replaced, handed back to its caller. Why: freeing a document's
-/// tree was most of the writer thread's time on PUTs of 100-key documents (perf, g), and
-/// every commit waits for that one thread. The caller parks it for the document's next
-/// update to recycle ([`spares`]) or frees it, on its own thread.
-type Retired = Option<Arc<Document>>;
-
-/// The writer's answer to one job.
-async fn answer(rx: oneshot::Receiver<(Outcome, Retired)>, spares: Arc<spares::Spares>) -> Outcome {
-    let (outcome, retired) = rx
-        .await
-        .map_err(|_| StoreError::unavailable("writer stopped"))?;
-    if let (Ok(Some(next)), Some(old)) = (&outcome, retired) {
-        spares.park(old, next);
-    }
-    outcome
-}
-
 pub struct RedbBackend {
     path: std::path::PathBuf,
     /// Set by the writer after each commit attempt.
@@ -108,9 +80,7 @@ pub struct RedbBackend {
     /// still holds a `Store` clone; reads after that fail with `Unavailable`.
     db: Mutex<Option<Arc<Database>>>,
     journal: Arc<journal::Journal>,
-    tx: Mutex<Option<SyncSender<Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    spares: Arc<spares::Spares>,
+    writer: queue::Writer,
 }
 
 impl RedbBackend {
@@ -145,38 +115,28 @@ impl RedbBackend {
             other => StoreError::unavailable(other),
         })?;
         init_schema(&db)?;
-        let mut wal = recover(&db, path, faults)?;
+        let wal = recover(&db, path, faults)?;
         let journal = Arc::new(journal::Journal::default());
         let db = Arc::new(db);
-        let writer_journal = journal.clone();
-        let (tx, rx): (SyncSender<Job>, Receiver<Job>) = sync_channel(QUEUE);
-        let writer_db = db.clone();
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let writer_health = healthy.clone();
-        let writer = std::thread::Builder::new()
-            .name("hearth-writer".into())
-            .spawn(move || {
-                writer::run(
-                    &writer_db,
-                    &rx,
-                    &cfg,
-                    &hook,
-                    &latest,
-                    &writer_journal,
-                    &mut wal,
-                    &writer_health,
-                    &metrics,
-                );
-            })
-            .map_err(StoreError::unavailable)?;
+        let max_batch = cfg.max_batch;
+        let committer = writer::Committer::new(
+            db.clone(),
+            cfg,
+            hook,
+            latest,
+            journal.clone(),
+            wal,
+            healthy.clone(),
+            metrics,
+        );
+        let writer = queue::Writer::start(committer, max_batch)?;
         Ok(RedbBackend {
             path: path.to_owned(),
             healthy,
             db: Mutex::new(Some(db)),
             journal,
-            tx: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
-            spares: Arc::default(),
+            writer,
         })
     }
 
@@ -194,14 +154,6 @@ impl RedbBackend {
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(StoreError::unavailable)?
-    }
-
-    fn sender(&self) -> Result<SyncSender<Job>, StoreError> {
-        self.tx
-            .lock()
-            .map_err(StoreError::unavailable)?
-            .clone()
-            .ok_or_else(|| StoreError::unavailable("store is closed"))
     }
 }
 
@@ -327,7 +279,7 @@ impl Backend for RedbBackend {
         latest: &Arc<Document>,
         settle: &dyn Fn(),
     ) -> Option<Map<String, Value>> {
-        self.spares.take(name, latest, settle)
+        self.writer.spares.take(name, latest, settle)
     }
 
     fn document<'a>(
@@ -421,44 +373,11 @@ impl Backend for RedbBackend {
     }
 
     fn write(&self, write: Write) -> BoxFuture<'_, Outcome> {
-        async move {
-            let write = match self.submit(write) {
-                Ok(outcome) => return outcome.await,
-                Err(write) => *write,
-            };
-            let tx = self.sender()?;
-            let (reply, rx) = oneshot::channel();
-            let job = Job {
-                write,
-                reply,
-                retired: None,
-            };
-            // The queue was full: wait for room off the async workers.
-            tokio::task::spawn_blocking(move || tx.send(job).map_err(|_| ()))
-                .await
-                .map_err(StoreError::unavailable)?
-                .map_err(|_| StoreError::unavailable("writer stopped"))?;
-            answer(rx, self.spares.clone()).await
-        }
-        .boxed()
+        self.writer.write(write).boxed()
     }
 
     fn submit(&self, write: Write) -> Result<BoxFuture<'static, Outcome>, Box<Write>> {
-        let Ok(tx) = self.sender() else {
-            return Err(Box::new(write));
-        };
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            write,
-            reply,
-            retired: None,
-        };
-        match tx.try_send(job) {
-            Ok(()) => Ok(answer(rx, self.spares.clone()).boxed()),
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                Err(Box::new(job.write))
-            }
-        }
+        self.writer.submit(write)
     }
 
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
@@ -635,17 +554,7 @@ impl Backend for RedbBackend {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         async move {
-            // Dropping the sender lets the writer drain what is queued and then stop.
-            if let Ok(mut tx) = self.tx.lock() {
-                tx.take();
-            }
-            let handle = self.writer.lock().ok().and_then(|mut w| w.take());
-            if let Some(handle) = handle {
-                let joined = tokio::task::spawn_blocking(move || handle.join()).await;
-                if !matches!(joined, Ok(Ok(()))) {
-                    tracing::error!("writer thread ended abnormally");
-                }
-            }
+            self.writer.close().await;
             // Wait for reads in flight (each holds a clone for a few microseconds), then
             // drop the last handle: that closes the file and releases its lock.
             let db = self.db.lock().ok().and_then(|mut db| db.take());

@@ -8,7 +8,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table};
 
 use super::blobs::BlobTables;
 use super::journal::{self, Journal};
-use super::{DOCS, LOG, LOG_BASE, Outcome, REVOKED, SESSIONS, USERS, decode, flag_table};
+use super::queue::Outcome;
+use super::{DOCS, LOG, LOG_BASE, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply};
 use crate::store::backend::{Committed, LatestDoc, Write};
 use crate::store::error::StoreError;
