@@ -48,7 +48,7 @@ pub struct WriterConfig {
 
 /// What commits: the writer thread's state between batches. It sits behind a mutex so that a
 /// caller finding the writer idle can commit its own update on its own thread
-/// ([`super::RedbBackend::submit`] says why); whoever holds the lock is the writer.
+/// (`queue.rs` says when and why); whoever holds the lock is the writer.
 pub(super) struct Committer {
     db: Arc<Database>,
     cfg: WriterConfig,
@@ -182,7 +182,7 @@ impl Committer {
     }
 
     /// How long the writer may sleep before something is due; `None`: until a job comes.
-    pub(super) fn wait(&self) -> Option<Duration> {
+    fn wait(&self) -> Option<Duration> {
         let housekeeping = self.untidy();
         let publish_in = self.unpublished.due_in();
         if !housekeeping && publish_in.is_none() {
@@ -245,7 +245,7 @@ impl Committer {
 
     /// Commits `jobs` as one batch and answers each (emptying `jobs`); their watchers are
     /// told later ([`Unpublished`]).
-    pub(super) fn commit(&mut self, jobs: &mut Vec<Job>) {
+    fn commit(&mut self, jobs: &mut Vec<Job>) {
         let started = Instant::now();
         let outcomes = match commit_batch(
             &self.db,
