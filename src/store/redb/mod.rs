@@ -14,6 +14,7 @@ mod housekeeping;
 mod journal;
 mod publish;
 mod queue;
+mod schema;
 mod spares;
 mod tables;
 pub mod wal;
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::{Map, Value};
 
 use super::backend::{Backend, CommitHook, History, LatestDoc, StoreStats, Write};
@@ -33,44 +34,11 @@ use super::model::{
     BlobRecord, BlobRef, Document, Flag, LogEntry, SessionRecord, UserRecord, Version,
 };
 use queue::Outcome;
+use schema::{
+    ADMINS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META, REVOKED,
+    SCHEMA_VERSION, SESSIONS, USERS, decode, flag_table, init_schema, read_json, read_log,
+};
 pub use writer::WriterConfig;
-
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
-/// `(username, version) → LogEntry` JSON: every retained committed version.
-const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changelog");
-/// `username → Document` JSON: the document just before its oldest retained log entry, so
-/// every retained version can be rebuilt by replaying the log forward from here.
-const LOG_BASE: TableDefinition<&str, &[u8]> = TableDefinition::new("changelog_base");
-const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
-/// `username → ()`: disabled accounts, few, loaded at start.
-const DISABLED: TableDefinition<&str, ()> = TableDefinition::new("disabled_users");
-/// `(username, session id) → SessionRecord` JSON: issued sessions, for listing and revoking.
-const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
-/// `username → ()`: accounts made admins with `hearth user grant-admin`.
-const ADMINS: TableDefinition<&str, ()> = TableDefinition::new("admin_users");
-/// `sha256 → BlobRecord` JSON: every blob someone references.
-const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
-/// `(username, sha256) → size`: who holds which blob.
-const BLOB_REFS: TableDefinition<(&str, &str), u64> = TableDefinition::new("blob_refs");
-/// `username → bytes`: the sum of the sizes of the blobs an account references.
-const BLOB_USAGE: TableDefinition<&str, u64> = TableDefinition::new("blob_usage");
-
-/// The table holding accounts with `flag` set.
-fn flag_table(flag: Flag) -> TableDefinition<'static, &'static str, ()> {
-    match flag {
-        Flag::Disabled => DISABLED,
-        Flag::Admin => ADMINS,
-    }
-}
-
-/// Bumped when the on-disk layout changes; a newer file is refused rather than misread.
-/// 2: updates go to the journal first (`journal.rs`); a build that reads only `docs` would
-/// serve stale documents from such a file, so it must refuse it.
-/// 3: acknowledged updates may be only in the write-ahead log after a crash (`wal.rs`); a
-/// build that does not replay it would lose them.
-const SCHEMA_VERSION: u64 = 3;
 
 pub struct RedbBackend {
     path: std::path::PathBuf,
@@ -189,87 +157,6 @@ pub(crate) fn recover(
             .map_err(StoreError::unavailable)
     })?;
     Ok(wal)
-}
-
-fn init_schema(db: &Database) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(StoreError::unavailable)?;
-    {
-        let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
-        let found = meta
-            .get("schema_version")
-            .map_err(StoreError::unavailable)?
-            .map(|v| v.value());
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Unavailable(format!(
-                    "data file has schema version {v}; this build reads up to {SCHEMA_VERSION}"
-                )));
-            }
-            Some(v) if v == SCHEMA_VERSION => {}
-            // Older files only lack tables, which are created below.
-            Some(_) | None => {
-                meta.insert("schema_version", SCHEMA_VERSION)
-                    .map_err(StoreError::unavailable)?;
-            }
-        }
-        // Create every table up front so readers never meet a missing one.
-        txn.open_table(USERS).map_err(StoreError::unavailable)?;
-        txn.open_table(DOCS).map_err(StoreError::unavailable)?;
-        txn.open_table(LOG).map_err(StoreError::unavailable)?;
-        txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
-        txn.open_table(journal::JOURNAL)
-            .map_err(StoreError::unavailable)?;
-        txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
-        txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
-        txn.open_table(DISABLED).map_err(StoreError::unavailable)?;
-        txn.open_table(ADMINS).map_err(StoreError::unavailable)?;
-        txn.open_table(BLOBS).map_err(StoreError::unavailable)?;
-        txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?;
-        txn.open_table(BLOB_USAGE)
-            .map_err(StoreError::unavailable)?;
-    }
-    txn.commit().map_err(StoreError::unavailable)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Unavailable(format!("corrupt record {what}: {e}")))
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    db: &Database,
-    table: TableDefinition<&str, &[u8]>,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    let txn = db.begin_read().map_err(StoreError::unavailable)?;
-    let table = txn.open_table(table).map_err(StoreError::unavailable)?;
-    let Some(bytes) = table.get(key).map_err(StoreError::unavailable)? else {
-        return Ok(None);
-    };
-    decode(bytes.value(), key).map(Some)
-}
-
-/// Log entries of `name` in `from..=to`, oldest first, at most `limit`.
-fn read_log(
-    log: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
-    name: &str,
-    from: Version,
-    to: Version,
-    limit: usize,
-) -> Result<Vec<LogEntry>, StoreError> {
-    let mut entries = Vec::new();
-    if from > to {
-        return Ok(entries);
-    }
-    for row in log
-        .range((name, from)..=(name, to))
-        .map_err(StoreError::unavailable)?
-        .take(limit)
-    {
-        let (_, bytes) = row.map_err(StoreError::unavailable)?;
-        entries.push(decode(bytes.value(), name)?);
-    }
-    Ok(entries)
 }
 
 impl Backend for RedbBackend {
