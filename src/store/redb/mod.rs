@@ -88,16 +88,17 @@ impl RedbBackend {
         let db = Arc::new(db);
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let max_batch = cfg.max_batch;
-        let committer = writer::Committer::new(
-            db.clone(),
+        let committer = writer::Committer {
+            db: db.clone(),
             cfg,
             hook,
             latest,
-            journal.clone(),
+            journal: journal.clone(),
             wal,
-            healthy.clone(),
+            healthy: healthy.clone(),
             metrics,
-        );
+            books: writer::Books::default(),
+        };
         let writer = queue::Writer::start(committer, max_batch)?;
         Ok(RedbBackend {
             path: path.to_owned(),

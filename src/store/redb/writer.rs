@@ -50,19 +50,35 @@ pub struct WriterConfig {
 /// caller finding the writer idle can commit its own update on its own thread
 /// (`queue.rs` says when and why); whoever holds the lock is the writer.
 pub(super) struct Committer {
-    db: Arc<Database>,
-    cfg: WriterConfig,
-    hook: CommitHook,
-    latest: LatestDoc,
-    journal: Arc<Journal>,
-    wal: Wal,
-    healthy: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
+    pub db: Arc<Database>,
+    pub cfg: WriterConfig,
+    pub hook: CommitHook,
+    pub latest: LatestDoc,
+    pub journal: Arc<Journal>,
+    pub wal: Wal,
+    pub healthy: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+    pub books: Books,
+}
+
+/// What the writer keeps track of between batches.
+pub(super) struct Books {
     /// Documents folded into the change log since their log was last trimmed.
     dirty: HashSet<String>,
     last_trim: Instant,
     last_commit: Option<Instant>,
     unpublished: Unpublished,
+}
+
+impl Default for Books {
+    fn default() -> Self {
+        Books {
+            dirty: HashSet::new(),
+            last_trim: Instant::now(),
+            last_commit: None,
+            unpublished: Unpublished::default(),
+        }
+    }
 }
 
 /// How long after the last commit the writer counts as idle, so that a caller may commit
@@ -142,33 +158,6 @@ pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, Option<Committer>> {
 }
 
 impl Committer {
-    #[allow(clippy::too_many_arguments)] // everything it owns, passed once at start
-    pub(super) fn new(
-        db: Arc<Database>,
-        cfg: WriterConfig,
-        hook: CommitHook,
-        latest: LatestDoc,
-        journal: Arc<Journal>,
-        wal: Wal,
-        healthy: Arc<AtomicBool>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Committer {
-            db,
-            cfg,
-            hook,
-            latest,
-            journal,
-            wal,
-            healthy,
-            metrics,
-            dirty: HashSet::new(),
-            last_trim: Instant::now(),
-            last_commit: None,
-            unpublished: Unpublished::default(),
-        }
-    }
-
     /// Commits one update on its caller's thread, a tokio worker: `block_in_place` hands
     /// the worker's other tasks to another thread for the fsync's while.
     pub(super) fn commit_here(&mut self, job: Job) {
@@ -178,18 +167,18 @@ impl Committer {
 
     /// Whether no commit has ended for [`QUIET`].
     pub(super) fn quiet(&self) -> bool {
-        self.last_commit.is_none_or(|t| t.elapsed() >= QUIET)
+        self.books.last_commit.is_none_or(|t| t.elapsed() >= QUIET)
     }
 
     /// How long the writer may sleep before something is due; `None`: until a job comes.
     fn wait(&self) -> Option<Duration> {
         let housekeeping = self.untidy();
-        let publish_in = self.unpublished.due_in();
+        let publish_in = self.books.unpublished.due_in();
         if !housekeeping && publish_in.is_none() {
             return None;
         }
         let trim_in = if housekeeping {
-            trim_wait(self.last_trim, self.last_commit)
+            trim_wait(self.books.last_trim, self.books.last_commit)
         } else {
             Duration::MAX
         };
@@ -198,7 +187,7 @@ impl Committer {
 
     /// Whether anything is left to fold or trim.
     fn untidy(&self) -> bool {
-        !self.dirty.is_empty() || self.journal.len() > 0 || self.wal.pending()
+        !self.books.dirty.is_empty() || self.journal.len() > 0 || self.wal.pending()
     }
 
     /// What a fold reads, and the parts of the state it changes, borrowed apart.
@@ -210,8 +199,7 @@ impl Committer {
             journal,
             wal,
             metrics,
-            dirty,
-            last_trim,
+            books,
             ..
         } = self;
         let folding = Folding {
@@ -221,12 +209,12 @@ impl Committer {
             metrics,
             cfg,
         };
-        (folding, wal, dirty, last_trim)
+        (folding, wal, &mut books.dirty, &mut books.last_trim)
     }
 
     /// Shutting down: tell every watcher, and leave nothing for the next start to replay.
     fn stop(&mut self) {
-        self.unpublished.publish(&self.hook, true);
+        self.books.unpublished.publish(&self.hook, true);
         if self.untidy() {
             let (folding, wal, dirty, _) = self.folding();
             folding.fold(wal, dirty, false);
@@ -236,8 +224,8 @@ impl Committer {
     /// Publishes what is due and, once nothing waits, housekeeps: after each batch, after
     /// a timer, and when woken after someone else's commit.
     fn catch_up(&mut self) {
-        self.unpublished.publish(&self.hook, false);
-        if self.unpublished.due_in().is_none() {
+        self.books.unpublished.publish(&self.hook, false);
+        if self.books.unpublished.due_in().is_none() {
             let (folding, wal, dirty, last_trim) = self.folding();
             folding.housekeep(wal, dirty, last_trim);
         }
@@ -254,7 +242,7 @@ impl Committer {
             &self.latest,
             &self.journal,
             &mut self.wal,
-            &mut self.dirty,
+            &mut self.books.dirty,
         ) {
             Ok(outcomes) => {
                 self.metrics
@@ -281,8 +269,8 @@ impl Committer {
             // The caller may have gone away (its socket closed); the write stands regardless.
             let _ = job.reply.send((outcome, job.retired));
         }
-        self.last_commit = Some(Instant::now());
-        self.unpublished.add(committed);
+        self.books.last_commit = Some(Instant::now());
+        self.books.unpublished.add(committed);
     }
 }
 
