@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::Error;
-use crate::store::{Store, StoreError};
+use crate::store::{BlobAdd, Store, StoreError};
 
 /// An unfinished upload untouched this long is left over from a crash.
 const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -184,7 +184,13 @@ impl Blobs {
             sync_dir(parent).await;
         }
         let added = store
-            .blob_add(username, &sha, received.size, content_type, self.quota)
+            .blob_add(BlobAdd {
+                username: username.to_owned(),
+                sha256: sha.clone(),
+                size: received.size,
+                content_type: content_type.to_owned(),
+                quota: self.quota,
+            })
             .await;
         if let Err(e) = added {
             // Nobody references the bytes just placed: take them away again.

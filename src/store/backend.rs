@@ -34,6 +34,19 @@ impl std::fmt::Debug for Prepared {
 }
 
 /// A write for the backend's single writer.
+/// That `username` holds a reference to blob `sha256` (whose bytes are already durable in
+/// the blob directory). Recording it is a no-op if the account already does; it is refused
+/// with `QuotaExceeded` if the account's references would then add up to more than `quota`
+/// bytes.
+#[derive(Debug)]
+pub struct BlobAdd {
+    pub username: String,
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: String,
+    pub quota: u64,
+}
+
 #[derive(Debug)]
 pub enum Write {
     /// Create an account, its version-0 document and (optionally) its first session;
@@ -56,16 +69,8 @@ pub enum Write {
     },
     /// Replace an account's password hash; `Unauthorized` if there is no such user.
     SetPassword { username: String, hash: String },
-    /// Record that `username` holds a reference to blob `sha256` (whose bytes are already
-    /// durable in the blob directory). A no-op if it already does; `QuotaExceeded` if the
-    /// account's references would then add up to more than `quota` bytes.
-    BlobAdd {
-        username: String,
-        sha256: String,
-        size: u64,
-        content_type: String,
-        quota: u64,
-    },
+    /// Record a blob reference ([`BlobAdd`]).
+    BlobAdd(BlobAdd),
     /// Drop `username`'s reference to `sha256`; the blob's row goes with its last reference.
     /// `NotFound` if the account holds none.
     BlobRemove { username: String, sha256: String },

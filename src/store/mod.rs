@@ -27,7 +27,7 @@ use moka::sync::Cache;
 
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{
-    Backend, CommitHook, Committed, History, LatestDoc, Prepared, Stage, StoreStats, Write,
+    Backend, BlobAdd, CommitHook, Committed, History, LatestDoc, Prepared, Stage, StoreStats, Write,
 };
 pub use self::error::StoreError;
 pub use self::model::{

@@ -3,7 +3,8 @@
 //! commit hook live with documents (`mod.rs`).
 
 use super::{
-    BlobRecord, BlobRef, Flag, SessionRecord, Store, StoreError, StoreStats, UserRecord, Write,
+    BlobAdd, BlobRecord, BlobRef, Flag, SessionRecord, Store, StoreError, StoreStats, UserRecord,
+    Write,
 };
 
 impl Store {
@@ -38,25 +39,12 @@ impl Store {
         self.inner.backend.write(write).await.map(|_| ())
     }
 
-    /// Durably records that `username` references blob `sha256` (see [`Write::BlobAdd`]).
+    /// Durably records a blob reference (see [`BlobAdd`]).
     ///
     /// # Errors
     /// `QuotaExceeded`, `Unauthorized` for an unknown user, `Unavailable`.
-    pub async fn blob_add(
-        &self,
-        username: &str,
-        sha256: &str,
-        size: u64,
-        content_type: &str,
-        quota: u64,
-    ) -> Result<(), StoreError> {
-        let write = Write::BlobAdd {
-            username: username.to_owned(),
-            sha256: sha256.to_owned(),
-            size,
-            content_type: content_type.to_owned(),
-            quota,
-        };
+    pub async fn blob_add(&self, add: BlobAdd) -> Result<(), StoreError> {
+        let write = Write::BlobAdd(add);
         self.inner.backend.write(write).await.map(|_| ())
     }
 

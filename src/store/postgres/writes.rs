@@ -9,7 +9,7 @@ use deadpool_postgres::Transaction;
 use serde_json::json;
 
 use super::{PgBackend, decode, encode, flag_name, int, pg, uint};
-use crate::store::backend::{Committed, Stage, Write};
+use crate::store::backend::{BlobAdd, Committed, Stage, Write};
 use crate::store::error::StoreError;
 use crate::store::model::{BlobRecord, SessionRecord, UserRecord};
 
@@ -115,16 +115,7 @@ impl PgBackend {
                 .await
                 .map_err(pg)?;
             }
-            Write::BlobAdd {
-                username,
-                sha256,
-                size,
-                content_type,
-                quota,
-            } => {
-                self.blob_add(&tx, username, sha256, *size, content_type, *quota)
-                    .await?;
-            }
+            Write::BlobAdd(add) => self.blob_add(&tx, add).await?,
             Write::BlobRemove { username, sha256 } => {
                 self.blob_remove(&tx, username, sha256).await?
             }
@@ -170,15 +161,8 @@ impl PgBackend {
         Ok(())
     }
 
-    async fn blob_add(
-        &self,
-        tx: &Transaction<'_>,
-        username: &str,
-        sha256: &str,
-        size: u64,
-        content_type: &str,
-        quota: u64,
-    ) -> Result<(), StoreError> {
+    async fn blob_add(&self, tx: &Transaction<'_>, add: &BlobAdd) -> Result<(), StoreError> {
+        let (username, sha256, size) = (add.username.as_str(), add.sha256.as_str(), add.size);
         let s = &self.s;
         self.require_user(tx, username).await?;
         tx.execute(
@@ -210,8 +194,8 @@ impl PgBackend {
         if held {
             return Ok(());
         }
-        if used.saturating_add(size) > quota {
-            return Err(StoreError::QuotaExceeded { quota });
+        if used.saturating_add(size) > add.quota {
+            return Err(StoreError::QuotaExceeded { quota: add.quota });
         }
         let record = tx
             .query_opt(
@@ -228,7 +212,7 @@ impl PgBackend {
             }
             None => BlobRecord {
                 size,
-                content_type: content_type.to_owned(),
+                content_type: add.content_type.clone(),
                 refs: 1,
                 created_at: crate::store::model::now_rfc3339(),
             },

@@ -5,6 +5,7 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::{BLOB_REFS, BLOB_USAGE, BLOBS, decode};
+use crate::store::backend::BlobAdd;
 use crate::store::error::StoreError;
 use crate::store::model::{BlobRecord, BlobRef};
 
@@ -30,13 +31,10 @@ impl<'t> BlobTables<'t> {
     /// storage failure, the inner one a refusal (`QuotaExceeded`).
     pub(super) fn add(
         &mut self,
-        username: &str,
-        sha256: &str,
-        size: u64,
-        content_type: &str,
-        quota: u64,
+        add: &BlobAdd,
         now: &str,
     ) -> Result<Result<(), StoreError>, StoreError> {
+        let (username, sha256, size) = (add.username.as_str(), add.sha256.as_str(), add.size);
         let key = (username, sha256);
         if self
             .refs
@@ -47,8 +45,8 @@ impl<'t> BlobTables<'t> {
             return Ok(Ok(()));
         }
         let used = self.used(username)?;
-        if used.saturating_add(size) > quota {
-            return Ok(Err(StoreError::QuotaExceeded { quota }));
+        if used.saturating_add(size) > add.quota {
+            return Ok(Err(StoreError::QuotaExceeded { quota: add.quota }));
         }
         let record = match self.record(sha256)? {
             Some(mut record) => {
@@ -57,7 +55,7 @@ impl<'t> BlobTables<'t> {
             }
             None => BlobRecord {
                 size,
-                content_type: content_type.to_owned(),
+                content_type: add.content_type.clone(),
                 refs: 1,
                 created_at: now.to_owned(),
             },

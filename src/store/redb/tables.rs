@@ -167,20 +167,12 @@ impl<'t> Tables<'t> {
                     .map_err(StoreError::unavailable)?;
                 Ok(Ok(None))
             }
-            Write::BlobAdd {
-                username,
-                sha256,
-                size,
-                content_type,
-                quota,
-            } => {
-                if !self.user_exists(username)? {
+            Write::BlobAdd(add) => {
+                if !self.user_exists(&add.username)? {
                     return Ok(Err(StoreError::Unauthorized));
                 }
                 let now = self.now.clone();
-                let added =
-                    self.blobs()?
-                        .add(username, sha256, *size, content_type, *quota, &now)?;
+                let added = self.blobs()?.add(add, &now)?;
                 Ok(added.map(|()| None))
             }
             Write::BlobRemove { username, sha256 } => {
