@@ -70,6 +70,9 @@ for r in $(seq "$RUNS"); do
   start >/dev/null
   run "a) sequential, 2000 updates" --scenario sequential --n 2000
   run "b) 50 writers, ${SECS} s" --scenario writers --n 50 --secs "$SECS"
+  # The disk alone, in the server's data directory: a 4 KiB O_DIRECT write + fdatasync every
+  # 50 ms, what each of c)'s acks asks of it, with no server in the way (bench/src/disk.rs).
+  run "c) the disk alone, 200 quiet commits" --scenario disk --n 200 --dir "$DATA"
   # The same writer with a single watcher: the ack after 50 ms of quiet with no fanout to
   # compete with, so c)'s ack can be read as the fanout's doing or the commit's.
   run "c) reference, 1 watcher" --scenario fanout --n 1 --pid "$PID" "${C_READER[@]}"

@@ -3,6 +3,7 @@
 //! bench/run.sh to aggregate. Run it from a separate process.
 
 mod client;
+mod disk;
 mod fanout;
 mod scenarios;
 mod stats;
@@ -19,7 +20,7 @@ struct Args {
     #[arg(long, value_enum)]
     scenario: Scenario,
     /// Updates (sequential), clients (writers, rest), watchers (fanout, saturation),
-    /// connections (idle), documents (populate).
+    /// connections (idle), documents (populate), commits (disk).
     #[arg(long)]
     n: Option<usize>,
     /// Seconds for closed-loop scenarios.
@@ -35,7 +36,7 @@ struct Args {
     /// Source addresses to spread connections over (idle), e.g. 127.0.0.1,127.0.0.2.
     #[arg(long, default_value = "127.0.0.1")]
     sources: String,
-    /// For `fanout`: milliseconds between updates.
+    /// For `fanout`: milliseconds between updates; for `disk`, between commits.
     #[arg(long, default_value_t = 50)]
     interval_ms: u64,
     /// For `fanout`: send on a fixed schedule instead of waiting for each ack first.
@@ -68,6 +69,10 @@ struct Args {
     /// For `ready`: the Unix time in nanoseconds the server was started.
     #[arg(long)]
     since_ns: Option<u128>,
+    /// For `disk`: the directory to write in (the server's data directory, to measure its
+    /// disk).
+    #[arg(long, default_value = ".")]
+    dir: std::path::PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,6 +93,8 @@ pub enum Scenario {
     Ready,
     /// g) REST: concurrent GET and PUT on key paths.
     Rest,
+    /// The disk alone: quiet 4 KiB `O_DIRECT` writes + `fdatasync`, `--interval-ms` apart.
+    Disk,
 }
 
 #[tokio::main]
@@ -134,6 +141,13 @@ async fn main() {
         }
         Scenario::Ready => scenarios::ready(&args.addr, args.since_ns.unwrap_or(0)).await,
         Scenario::Rest => scenarios::rest(&args.addr, args.n.unwrap_or(50), args.secs).await,
+        Scenario::Disk => {
+            let interval = std::time::Duration::from_millis(args.interval_ms);
+            let (dir, n) = (args.dir.clone(), args.n.unwrap_or(200));
+            tokio::task::spawn_blocking(move || disk::quiet_commits(&dir, n, interval))
+                .await
+                .expect("disk scenario")
+        }
     };
     let name = clap::ValueEnum::to_possible_value(&args.scenario)
         .map(|v| v.get_name().to_owned())
