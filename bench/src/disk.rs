@@ -91,10 +91,11 @@ mod tests {
         assert!(ms("commit_p50_ms") <= ms("commit_p90_ms"));
         assert!(ms("commit_p90_ms") <= ms("commit_p99_ms"));
         assert!(ms("commit_p99_ms") <= ms("commit_max_ms"));
-        let left = std::fs::read_dir(dir)
-            .expect("list")
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("hearth-bench-disk-"));
+        let left = std::fs::read_dir(dir).expect("list").flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("hearth-bench-disk-")
+        });
         assert!(!left, "the scratch file is removed");
     }
 }
