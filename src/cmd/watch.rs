@@ -1,4 +1,5 @@
-//! `watch` and `unwatch`, and the forwarder that pushes each committed version to a watcher.
+//! `watch` and `unwatch`: starting a watch (the forwarder that then pushes each committed
+//! version is `fanout/watcher.rs`).
 //!
 //! Atomic start: subscribe to the hub first, then read the snapshot; changes at or below the
 //! snapshot's version are skipped. Since the writer updates the cache before it publishes,
@@ -6,25 +7,16 @@
 //! duplicate. Resuming (`since`) replays the change log up to that snapshot, then goes live
 //! from the same subscription.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use std::future::Future;
-
-use axum::extract::ws::Utf8Bytes;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::read::parse_fields;
-use crate::auth::Control;
-use crate::connection::{Outbound, QueueError, close};
 use crate::error::Error;
-use crate::fanout::{Change, Mode, Subscription, change_frame};
-use crate::frame::{ErrorBody, Reply, View, encode};
+pub use crate::fanout::watcher::{Output, Push, PushKind, WatchRequest, WatchSink, Watcher};
+use crate::fanout::{Mode, change_frame};
+use crate::frame::{Reply, View, encode};
 use crate::session::Session;
 use crate::state::AppState;
-use crate::store::{Access, Fields, Replay, Store, Version};
+use crate::store::{Access, Replay, Version};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,15 +50,6 @@ impl From<WatchMode> for Mode {
 pub struct Started<T> {
     pub reply: Reply,
     pub watcher: Watcher<T>,
-}
-
-/// A watch request, however it arrived (WebSocket `watch`, or an SSE stream).
-pub struct WatchRequest {
-    pub viewer: String,
-    pub target: String,
-    pub fields: Option<Fields>,
-    pub since: Option<Version>,
-    pub mode: Mode,
 }
 
 impl Watch {
@@ -169,14 +152,14 @@ pub async fn start<T: WatchSink>(
     };
     Ok(Started {
         reply,
-        watcher: Watcher {
+        watcher: Watcher::new(
             subscription,
             backlog,
-            last: current,
+            current,
             req,
             out,
-            store: state.store.clone(),
-        },
+            state.store.clone(),
+        ),
     })
 }
 
@@ -191,277 +174,5 @@ impl Unwatch {
         let (_, target) = session.target(self.target)?;
         session.watches.remove(&target);
         Ok(Reply::Unwatch { username: target })
-    }
-}
-
-/// One frame a watch sends, with what SSE needs to label it.
-pub struct Push {
-    pub frame: Utf8Bytes,
-    /// The document version it brings (the SSE event id).
-    pub version: Option<Version>,
-    pub kind: PushKind,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PushKind {
-    Change,
-    Resync,
-    /// The watch ended (access revoked); nothing follows.
-    Ended,
-}
-
-/// Where a watcher's frames go: a socket's queue, or an SSE stream's channel.
-pub trait WatchSink: Send + Sync + 'static {
-    /// Sends `pushes` in order, waiting at most `wait` for room for each.
-    fn push(
-        &self,
-        pushes: Vec<Push>,
-        wait: Duration,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send;
-}
-
-impl WatchSink for Outbound {
-    fn push(
-        &self,
-        pushes: Vec<Push>,
-        wait: Duration,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send {
-        self.send_now(pushes.into_iter().map(|p| p.frame), wait)
-    }
-}
-
-impl WatchSink for mpsc::Sender<Push> {
-    async fn push(&self, pushes: Vec<Push>, wait: Duration) -> Result<(), QueueError> {
-        for push in pushes {
-            self.send_timeout(push, wait).await.map_err(|e| match e {
-                SendTimeoutError::Timeout(_) => QueueError::Full,
-                SendTimeoutError::Closed(_) => QueueError::Closed,
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// Where a watcher's frames go, and what to do when that queue stays full.
-pub struct Output<T> {
-    pub sink: T,
-    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// Told to close the socket (4008) when the queue stays full; `None` simply ends the watch.
-    pub control: Option<crate::mailbox::Sender<Control>>,
-    pub slow: Duration,
-}
-
-/// Forwards one document's changes to one consumer until the watch ends.
-pub struct Watcher<T> {
-    subscription: Subscription,
-    /// Replayed history, sent before anything live.
-    backlog: Vec<Push>,
-    last: Version,
-    req: WatchRequest,
-    out: Output<T>,
-    store: Store,
-}
-
-enum Step {
-    Continue,
-    Stop,
-}
-
-impl<T: WatchSink> Watcher<T> {
-    pub fn target(&self) -> &str {
-        &self.req.target
-    }
-
-    pub async fn run(mut self) {
-        let backlog = std::mem::take(&mut self.backlog);
-        if let Step::Stop = self.push_all(backlog).await {
-            return;
-        }
-        let mut changes = Vec::new();
-        loop {
-            if self.subscription.recv_many(&mut changes).await.is_err() {
-                if let Step::Stop = self.resync().await {
-                    return;
-                }
-                continue;
-            }
-            if let Step::Stop = self.forward(&mut changes).await {
-                return;
-            }
-        }
-    }
-
-    /// Sends what `changes` brings this watcher, emptying it. The usual case, each the next
-    /// version with access unchanged, goes out as one batch (one socket write for a watcher
-    /// that fell behind); anything else takes the slow path after the batch so far.
-    async fn forward(&mut self, changes: &mut Vec<Arc<Change>>) -> Step {
-        let mut batch = Vec::new();
-        for change in changes.drain(..) {
-            let version = change.version();
-            if version <= self.last {
-                continue;
-            }
-            if version == self.last + 1
-                && let Some(push) = self.next(&change)
-            {
-                batch.push(push);
-                continue;
-            }
-            if let Step::Stop = self.push_all(std::mem::take(&mut batch)).await {
-                return Step::Stop;
-            }
-            let step = if version == self.last + 1 {
-                self.revoked().await // `next` refused it: it took this viewer's access
-            } else {
-                // Versions this watcher has not seen (in cluster mode, a notification that
-                // came late or was missed): read them from the change log, in order.
-                self.fill(&change).await
-            };
-            if let Step::Stop = step {
-                return Step::Stop;
-            }
-        }
-        self.push_all(batch).await
-    }
-
-    /// The frame for `change`, the version right after the last one sent, counted as sent;
-    /// `None` when that version took the viewer's access away.
-    fn next(&mut self, change: &Change) -> Option<Push> {
-        if change.changes_access() && change.doc().access(&self.req.viewer) < Access::Read {
-            return None;
-        }
-        self.last = change.version();
-        Some(Push {
-            frame: change.frame(self.req.fields.as_ref(), self.req.mode),
-            version: Some(self.last),
-            kind: PushKind::Change,
-        })
-    }
-
-    /// Sends the versions between the last one sent and `change` from the change log, then
-    /// `change`; a log trimmed past them means a resync instead.
-    async fn fill(&mut self, change: &Change) -> Step {
-        let upto = change.version() - 1;
-        let replay = self
-            .store
-            .replay(&self.req.target, self.last, upto, true)
-            .await;
-        let versions = match replay {
-            Ok(Replay::Versions(versions)) => versions,
-            Ok(Replay::Gap) => return self.resync().await,
-            Err(e) => {
-                tracing::error!(error = %e, target = %self.req.target, "reading missed versions failed");
-                return self.resync().await;
-            }
-        };
-        for (entry, doc) in versions {
-            let Some(doc) = doc else {
-                return self.resync().await;
-            };
-            let sets_access = entry.op.collaborators.is_some() || entry.op.readers.is_some();
-            if sets_access && doc.access(&self.req.viewer) < Access::Read {
-                return self.revoked().await;
-            }
-            let frame = change_frame(&doc, Some(&entry), self.req.fields.as_ref(), self.req.mode);
-            self.last = entry.version;
-            if let Step::Stop = self
-                .push(Push {
-                    frame,
-                    version: Some(self.last),
-                    kind: PushKind::Change,
-                })
-                .await
-            {
-                return Step::Stop;
-            }
-        }
-        if self.last + 1 == change.version() {
-            match self.next(change) {
-                Some(push) => self.push(push).await,
-                None => self.revoked().await,
-            }
-        } else {
-            self.resync().await
-        }
-    }
-
-    async fn resync(&mut self) -> Step {
-        self.subscription.skip_to_latest();
-        let doc = match self.store.document(&self.req.target).await {
-            Ok(Some(doc)) => doc,
-            Ok(None) => return self.revoked().await,
-            Err(e) => {
-                tracing::error!(error = %e, target = %self.req.target, "resync read failed");
-                return Step::Stop;
-            }
-        };
-        if doc.access(&self.req.viewer) < Access::Read {
-            return self.revoked().await;
-        }
-        // Never go backwards: a read that is not newer than what was sent has nothing to add,
-        // and the next change this watcher receives fills any gap from the change log.
-        if doc.version() <= self.last {
-            return Step::Continue;
-        }
-        self.last = doc.version();
-        let frame = encode(
-            None,
-            &Reply::resync(View::new(doc, self.req.fields.as_ref())),
-        );
-        self.push(Push {
-            frame,
-            version: Some(self.last),
-            kind: PushKind::Resync,
-        })
-        .await
-    }
-
-    /// The viewer lost access: end this watch with an error saying so.
-    async fn revoked(&mut self) -> Step {
-        self.out
-            .metrics
-            .errors
-            .with_label_values(&["unauthorized"])
-            .inc();
-        let mut body = ErrorBody::from(&Error::Unauthorized);
-        body.target = Some(self.req.target.clone());
-        body.detail = Some("access revoked".into());
-        let frame = encode(None, &Reply::Error(body));
-        self.push(Push {
-            frame,
-            version: None,
-            kind: PushKind::Ended,
-        })
-        .await;
-        Step::Stop
-    }
-
-    async fn push(&mut self, push: Push) -> Step {
-        self.push_all(vec![push]).await
-    }
-
-    /// Sends frames in order; a consumer whose queue stays full past the timeout is cut off.
-    async fn push_all(&mut self, pushes: Vec<Push>) -> Step {
-        if pushes.is_empty() {
-            return Step::Continue;
-        }
-        let count = |kind| pushes.iter().filter(|p| p.kind == kind).count() as u64;
-        let (changes, resyncs) = (count(PushKind::Change), count(PushKind::Resync));
-        match self.out.sink.push(pushes, self.out.slow).await {
-            Ok(()) => {
-                self.out.metrics.deliveries.inc_by(changes + resyncs);
-                self.out.metrics.resyncs.inc_by(resyncs);
-                Step::Continue
-            }
-            Err(QueueError::Full) => {
-                self.out.metrics.slow_consumers.inc();
-                if let Some(control) = &self.out.control {
-                    // If the control queue is full the socket is being closed already.
-                    let _ = control.try_send(Control::Close(close::SLOW_CONSUMER, "slow consumer"));
-                }
-                Step::Stop
-            }
-            Err(QueueError::Closed) => Step::Stop,
-        }
     }
 }

@@ -6,6 +6,7 @@
 //! serialization instead of 10,000.
 
 mod ring;
+pub mod watcher;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
