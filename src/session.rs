@@ -21,9 +21,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::auth::{Claims, Control, unix_now};
-use crate::cmd::{Command, watch::Watcher};
+use crate::cmd::Command;
 use crate::connection::{Outbound, close, write_loop};
 use crate::error::Error;
+use crate::fanout::watcher::Watcher;
 use crate::frame::{ErrorBody, Frame, Reply, encode};
 use crate::limits::{IpGuard, UserGuard};
 use crate::mailbox;

@@ -3,7 +3,13 @@
 //! watcher that fell behind and ending the watch when its access goes.
 //!
 //! Why here and not with the `watch` command: it runs for the watch's whole life on the
-//! output runtime and serves WebSocket and SSE alike; the command only starts it.
+//! output runtime and serves WebSocket and SSE alike (`start` too); the command only asks.
+//!
+//! Atomic start: subscribe to the hub first, then read the snapshot; changes at or below the
+//! snapshot's version are skipped. Since the writer updates the cache before it publishes,
+//! the snapshot is never older than a change published before the subscription: no gap, no
+//! duplicate. Resuming (`since`) replays the change log up to that snapshot, then goes live
+//! from the same subscription.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use crate::auth::Control;
 use crate::connection::{Outbound, QueueError, close};
 use crate::error::Error;
 use crate::frame::{ErrorBody, Reply, View, encode};
+use crate::state::AppState;
 use crate::store::{Access, Fields, Replay, Store, Version};
 
 /// A watch request, however it arrived (WebSocket `watch`, or an SSE stream).
@@ -27,6 +34,87 @@ pub struct WatchRequest {
     pub fields: Option<Fields>,
     pub since: Option<Version>,
     pub mode: Mode,
+}
+
+/// What a new watch starts with: the reply to send, then the forwarder to run.
+pub struct Started<T> {
+    pub reply: Reply,
+    pub watcher: Watcher<T>,
+}
+
+/// Subscribes, reads the snapshot, checks access and prepares any replay.
+///
+/// # Errors
+/// `Unauthorized` (no such user or no read access), `Unavailable`.
+pub async fn start<T: WatchSink>(
+    state: &AppState,
+    req: WatchRequest,
+    out: Output<T>,
+) -> Result<Started<T>, Error> {
+    let subscription = state.hub.subscribe(&req.target);
+    let doc = state
+        .store
+        .document(&req.target)
+        .await?
+        .filter(|d| d.access(&req.viewer) >= Access::Read)
+        .ok_or(Error::Unauthorized)?;
+    let current = doc.version();
+    let mut backlog = Vec::new();
+    let reply = match req.since {
+        None => Reply::data(View::new(doc, req.fields.as_ref()), true),
+        Some(since) => {
+            let with_data = req.mode == Mode::Full;
+            let replay = if since <= current {
+                state
+                    .store
+                    .replay(&req.target, since, current, with_data)
+                    .await?
+            } else {
+                Replay::Gap // the client is ahead of us (e.g. after a restore)
+            };
+            match replay {
+                Replay::Gap => {
+                    let mut reply = Reply::data(View::new(doc, req.fields.as_ref()), true);
+                    if let Reply::Data { resync, .. } = &mut reply {
+                        *resync = true;
+                    }
+                    reply
+                }
+                Replay::Versions(versions) => {
+                    for (entry, data) in versions {
+                        let frame = match &data {
+                            Some(d) => change_frame(d, Some(&entry), req.fields.as_ref(), req.mode),
+                            None => encode(
+                                None,
+                                &Reply::change(&req.target, Some(&entry), entry.version, None),
+                            ),
+                        };
+                        backlog.push(Push {
+                            frame,
+                            version: Some(entry.version),
+                            kind: PushKind::Change,
+                        });
+                    }
+                    Reply::Watching {
+                        username: req.target.clone(),
+                        since,
+                        version: current,
+                    }
+                }
+            }
+        }
+    };
+    Ok(Started {
+        reply,
+        watcher: Watcher {
+            subscription,
+            backlog,
+            last: current,
+            req,
+            out,
+            store: state.store.clone(),
+        },
+    })
 }
 
 /// One frame a watch sends, with what SSE needs to label it.
@@ -103,26 +191,6 @@ enum Step {
 }
 
 impl<T: WatchSink> Watcher<T> {
-    /// A forwarder that sends `backlog` (replayed history) first, then every change after
-    /// version `last` that `subscription` brings.
-    pub(crate) fn new(
-        subscription: Subscription,
-        backlog: Vec<Push>,
-        last: Version,
-        req: WatchRequest,
-        out: Output<T>,
-        store: Store,
-    ) -> Self {
-        Watcher {
-            subscription,
-            backlog,
-            last,
-            req,
-            out,
-            store,
-        }
-    }
-
     pub fn target(&self) -> &str {
         &self.req.target
     }

@@ -20,9 +20,9 @@ use super::data::readable;
 use super::error::ApiError;
 use crate::auth::{Auth, Control};
 use crate::cmd::read::parse_fields;
-use crate::cmd::watch::{self, Output, Push, PushKind, WatchRequest};
 use crate::error::Error;
 use crate::fanout::Mode;
+use crate::fanout::watcher::{self, Output, Push, PushKind, WatchRequest};
 use crate::frame::{Reply, encode};
 use crate::names;
 use crate::state::AppState;
@@ -126,7 +126,7 @@ pub async fn events(
         control: None,
         slow: state.limits.slow_consumer_timeout,
     };
-    let started = watch::start(&state, request, out).await?;
+    let started = watcher::start(&state, request, out).await?;
     let first = first_event(&started.reply);
     let forwarder = AbortOnDropHandle::new(state.output.spawn(started.watcher.run()));
 
