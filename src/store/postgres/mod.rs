@@ -10,10 +10,11 @@
 //! commit hook and reply. Because the notification is part of the transaction, a commit is
 //! never announced unless it happened and never happens unannounced, even if the node dies
 //! right after. Other writes (accounts, sessions, flags, blobs) are rare and short: one
-//! transaction each on the pool (`writes.rs`). What remains here is connecting and the
-//! reads: one short query each, one per `Backend` method.
+//! transaction each on the pool (`writes.rs`). Reads are one short query each (`reads.rs`);
+//! what remains here is connecting and wiring the `Backend` methods to both.
 
 mod committer;
+mod reads;
 mod schema;
 mod writes;
 
@@ -285,67 +286,8 @@ impl Backend for PgBackend {
         limit: usize,
         with_base: bool,
     ) -> BoxFuture<'a, Result<History, StoreError>> {
-        async move {
-            let s = &self.s;
-            let mut client = self.pool.get().await.map_err(pg)?;
-            // One snapshot: base and entries agree even while another node trims.
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(pg)?;
-            let (base, from) = if with_base {
-                let base: Option<Document> = match tx
-                    .query_opt(
-                        &format!("SELECT body FROM {s}.changelog_base WHERE username = $1"),
-                        &[&username],
-                    )
-                    .await
-                    .map_err(pg)?
-                {
-                    Some(row) => Some(decode(&row.get::<_, String>(0), username)?),
-                    None => None,
-                };
-                let start = base.as_ref().map_or(from, |b| b.version() + 1);
-                (base, start)
-            } else {
-                (None, from)
-            };
-            let oldest: Option<i64> = tx
-                .query_one(
-                    &format!("SELECT min(version) FROM {s}.changelog WHERE username = $1"),
-                    &[&username],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            let mut entries = Vec::new();
-            if from <= to {
-                let stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT entry FROM {s}.changelog WHERE username = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4"
-                    ))
-                    .await
-                    .map_err(pg)?;
-                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                for row in tx
-                    .query(&stmt, &[&username, &int(from), &int(to.min(i64::MAX as u64)), &limit])
-                    .await
-                    .map_err(pg)?
-                {
-                    entries.push(decode(&row.get::<_, String>(0), username)?);
-                }
-            }
-            tx.commit().await.map_err(pg)?;
-            Ok(History {
-                base,
-                oldest: oldest.map(uint),
-                entries,
-            })
-        }
-        .boxed()
+        self.select_history(username, from, to, limit, with_base)
+            .boxed()
     }
 
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>> {
@@ -411,18 +353,7 @@ impl Backend for PgBackend {
     }
 
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
-        async move {
-            let client = self.pool.get().await.map_err(pg)?;
-            let rows = client
-                .query(
-                    &format!("SELECT username FROM {}.flags WHERE flag = $1", self.s),
-                    &[&flag_name(flag)],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        }
-        .boxed()
+        self.select_flagged(flag).boxed()
     }
 
     fn blob<'a>(
@@ -444,21 +375,7 @@ impl Backend for PgBackend {
         sha256: &'a str,
         users: Vec<String>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        async move {
-            let client = self.pool.get().await.map_err(pg)?;
-            let row = client
-                .query_opt(
-                    &format!(
-                        "SELECT 1 FROM {}.blob_refs WHERE sha256 = $1 AND username = ANY($2) LIMIT 1",
-                        self.s
-                    ),
-                    &[&sha256, &users],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(row.is_some())
-        }
-        .boxed()
+        self.select_holds_blob(sha256, users).boxed()
     }
 
     fn user_blobs<'a>(
@@ -467,40 +384,7 @@ impl Backend for PgBackend {
         offset: usize,
         limit: usize,
     ) -> BoxFuture<'a, Result<(Vec<BlobRef>, u64), StoreError>> {
-        async move {
-            let s = &self.s;
-            let client = self.pool.get().await.map_err(pg)?;
-            let rows = client
-                .query(
-                    &format!(
-                        "SELECT sha256, size FROM {s}.blob_refs WHERE username = $1 ORDER BY sha256 OFFSET $2 LIMIT $3"
-                    ),
-                    &[
-                        &username,
-                        &i64::try_from(offset).unwrap_or(i64::MAX),
-                        &i64::try_from(limit).unwrap_or(i64::MAX),
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            let used = client
-                .query_opt(
-                    &format!("SELECT bytes FROM {s}.blob_usage WHERE username = $1"),
-                    &[&username],
-                )
-                .await
-                .map_err(pg)?
-                .map_or(0, |r| uint(r.get(0)));
-            let refs = rows
-                .iter()
-                .map(|r| BlobRef {
-                    sha256: r.get(0),
-                    size: uint(r.get(1)),
-                })
-                .collect();
-            Ok((refs, used))
-        }
-        .boxed()
+        self.select_user_blobs(username, offset, limit).boxed()
     }
 
     fn users(
@@ -508,103 +392,22 @@ impl Backend for PgBackend {
         offset: usize,
         limit: usize,
     ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
-        async move {
-            let s = &self.s;
-            let client = self.pool.get().await.map_err(pg)?;
-            let rows = client
-                .query(
-                    &format!("SELECT username, record FROM {s}.users ORDER BY username OFFSET $1 LIMIT $2"),
-                    &[
-                        &i64::try_from(offset).unwrap_or(i64::MAX),
-                        &i64::try_from(limit).unwrap_or(i64::MAX),
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            let total: i64 = client
-                .query_one(&format!("SELECT count(*) FROM {s}.users"), &[])
-                .await
-                .map_err(pg)?
-                .get(0);
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let name: String = row.get(0);
-                out.push(decode(&row.get::<_, String>(1), &name)?);
-            }
-            Ok((out, uint(total)))
-        }
-        .boxed()
+        self.select_users(offset, limit).boxed()
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {
-        async move {
-            let s = &self.s;
-            let client = self.pool.get().await.map_err(pg)?;
-            let row = client
-                .query_one(
-                    &format!(
-                        "SELECT (SELECT count(*) FROM {s}.users), (SELECT count(*) FROM {s}.docs),
-                                (SELECT count(*) FROM {s}.changelog), (SELECT count(*) FROM {s}.blobs),
-                                (SELECT coalesce(sum((record::json->>'size')::bigint), 0)::bigint FROM {s}.blobs),
-                                (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
-                                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                  WHERE n.nspname = '{s}' AND c.relkind = 'r')"
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(StoreStats {
-                users: uint(row.get(0)),
-                documents: uint(row.get(1)),
-                log_entries: uint(row.get(2)),
-                blobs: uint(row.get(3)),
-                blob_bytes: uint(row.get(4)),
-                data_bytes: uint(row.get(5)),
-            })
-        }
-        .boxed()
+        self.select_stats().boxed()
     }
 
     fn sessions<'a>(
         &'a self,
         username: &'a str,
     ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
-        async move {
-            let client = self.pool.get().await.map_err(pg)?;
-            let rows = client
-                .query(
-                    &format!(
-                        "SELECT record FROM {}.sessions WHERE username = $1 AND expires > $2 ORDER BY id",
-                        self.s
-                    ),
-                    &[&username, &int(crate::auth::unix_now())],
-                )
-                .await
-                .map_err(pg)?;
-            rows.iter()
-                .map(|r| decode(&r.get::<_, String>(0), username))
-                .collect()
-        }
-        .boxed()
+        self.select_sessions(username).boxed()
     }
 
     fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
-        async move {
-            let client = self.pool.get().await.map_err(pg)?;
-            let rows = client
-                .query(
-                    &format!(
-                        "SELECT sid, expires FROM {}.revoked WHERE expires > $1",
-                        self.s
-                    ),
-                    &[&int(crate::auth::unix_now())],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(rows.iter().map(|r| (r.get(0), uint(r.get(1)))).collect())
-        }
-        .boxed()
+        self.select_revoked().boxed()
     }
 
     fn backup(

@@ -1,0 +1,244 @@
+//! The reads behind the `Backend` methods: one short query each (a read-only snapshot
+//! for history), so that `mod.rs` holds connecting and the trait's wiring.
+
+use super::{PgBackend, decode, flag_name, int, pg, uint};
+use crate::store::backend::{History, StoreStats};
+use crate::store::error::StoreError;
+use crate::store::model::{BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
+
+impl PgBackend {
+    pub(super) async fn select_history(
+        &self,
+        username: &str,
+        from: Version,
+        to: Version,
+        limit: usize,
+        with_base: bool,
+    ) -> Result<History, StoreError> {
+        let s = &self.s;
+        let mut client = self.pool.get().await.map_err(pg)?;
+        // One snapshot: base and entries agree even while another node trims.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let (base, from) = if with_base {
+            let base: Option<Document> = match tx
+                .query_opt(
+                    &format!("SELECT body FROM {s}.changelog_base WHERE username = $1"),
+                    &[&username],
+                )
+                .await
+                .map_err(pg)?
+            {
+                Some(row) => Some(decode(&row.get::<_, String>(0), username)?),
+                None => None,
+            };
+            let start = base.as_ref().map_or(from, |b| b.version() + 1);
+            (base, start)
+        } else {
+            (None, from)
+        };
+        let oldest: Option<i64> = tx
+            .query_one(
+                &format!("SELECT min(version) FROM {s}.changelog WHERE username = $1"),
+                &[&username],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let mut entries = Vec::new();
+        if from <= to {
+            let stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT entry FROM {s}.changelog WHERE username = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4"
+                ))
+                .await
+                .map_err(pg)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            for row in tx
+                .query(
+                    &stmt,
+                    &[&username, &int(from), &int(to.min(i64::MAX as u64)), &limit],
+                )
+                .await
+                .map_err(pg)?
+            {
+                entries.push(decode(&row.get::<_, String>(0), username)?);
+            }
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(History {
+            base,
+            oldest: oldest.map(uint),
+            entries,
+        })
+    }
+
+    pub(super) async fn select_flagged(&self, flag: Flag) -> Result<Vec<String>, StoreError> {
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!("SELECT username FROM {}.flags WHERE flag = $1", self.s),
+                &[&flag_name(flag)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub(super) async fn select_holds_blob(
+        &self,
+        sha256: &str,
+        users: Vec<String>,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(pg)?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT 1 FROM {}.blob_refs WHERE sha256 = $1 AND username = ANY($2) LIMIT 1",
+                    self.s
+                ),
+                &[&sha256, &users],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.is_some())
+    }
+
+    pub(super) async fn select_user_blobs(
+        &self,
+        username: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<BlobRef>, u64), StoreError> {
+        let s = &self.s;
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT sha256, size FROM {s}.blob_refs WHERE username = $1 ORDER BY sha256 OFFSET $2 LIMIT $3"
+                ),
+                &[
+                    &username,
+                    &i64::try_from(offset).unwrap_or(i64::MAX),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        let used = client
+            .query_opt(
+                &format!("SELECT bytes FROM {s}.blob_usage WHERE username = $1"),
+                &[&username],
+            )
+            .await
+            .map_err(pg)?
+            .map_or(0, |r| uint(r.get(0)));
+        let refs = rows
+            .iter()
+            .map(|r| BlobRef {
+                sha256: r.get(0),
+                size: uint(r.get(1)),
+            })
+            .collect();
+        Ok((refs, used))
+    }
+
+    pub(super) async fn select_users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<UserRecord>, u64), StoreError> {
+        let s = &self.s;
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT username, record FROM {s}.users ORDER BY username OFFSET $1 LIMIT $2"
+                ),
+                &[
+                    &i64::try_from(offset).unwrap_or(i64::MAX),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        let total: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {s}.users"), &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.get(0);
+            out.push(decode(&row.get::<_, String>(1), &name)?);
+        }
+        Ok((out, uint(total)))
+    }
+
+    pub(super) async fn select_stats(&self) -> Result<StoreStats, StoreError> {
+        let s = &self.s;
+        let client = self.pool.get().await.map_err(pg)?;
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {s}.users), (SELECT count(*) FROM {s}.docs),
+                            (SELECT count(*) FROM {s}.changelog), (SELECT count(*) FROM {s}.blobs),
+                            (SELECT coalesce(sum((record::json->>'size')::bigint), 0)::bigint FROM {s}.blobs),
+                            (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                              WHERE n.nspname = '{s}' AND c.relkind = 'r')"
+                ),
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(StoreStats {
+            users: uint(row.get(0)),
+            documents: uint(row.get(1)),
+            log_entries: uint(row.get(2)),
+            blobs: uint(row.get(3)),
+            blob_bytes: uint(row.get(4)),
+            data_bytes: uint(row.get(5)),
+        })
+    }
+
+    pub(super) async fn select_sessions(
+        &self,
+        username: &str,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT record FROM {}.sessions WHERE username = $1 AND expires > $2 ORDER BY id",
+                    self.s
+                ),
+                &[&username, &int(crate::auth::unix_now())],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| decode(&r.get::<_, String>(0), username))
+            .collect()
+    }
+
+    pub(super) async fn select_revoked(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT sid, expires FROM {}.revoked WHERE expires > $1",
+                    self.s
+                ),
+                &[&int(crate::auth::unix_now())],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(|r| (r.get(0), uint(r.get(1)))).collect())
+    }
+}
