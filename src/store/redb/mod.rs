@@ -14,6 +14,7 @@ mod housekeeping;
 mod journal;
 mod publish;
 mod queue;
+mod reads;
 mod schema;
 mod spares;
 mod tables;
@@ -25,14 +26,12 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase};
 use serde_json::{Map, Value};
 
 use super::backend::{Backend, CommitHook, History, LatestDoc, StoreStats, Write};
 use super::error::StoreError;
-use super::model::{
-    BlobRecord, BlobRef, Document, Flag, LogEntry, SessionRecord, UserRecord, Version,
-};
+use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 use queue::Outcome;
 use schema::{
     ADMINS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META, REVOKED,
@@ -207,57 +206,8 @@ impl Backend for RedbBackend {
     ) -> BoxFuture<'a, Result<History, StoreError>> {
         let name = username.to_owned();
         let journal = self.journal.clone();
-        self.read(move |db| {
-            // One read transaction: base and entries agree even while the writer trims.
-            let (txn, unfolded) = journal.snapshot(db, &name)?;
-            let log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
-            let (base, from) = if with_base {
-                let bases = txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
-                let base: Option<Document> =
-                    match bases.get(name.as_str()).map_err(StoreError::unavailable)? {
-                        Some(bytes) => Some(decode(bytes.value(), &name)?),
-                        None => None,
-                    };
-                let start = base.as_ref().map_or(from, |b| b.version() + 1);
-                (base, start)
-            } else {
-                (None, from)
-            };
-            let mut logged = log
-                .range((name.as_str(), 0)..=(name.as_str(), u64::MAX))
-                .map_err(StoreError::unavailable)?;
-            let oldest = logged
-                .next()
-                .transpose()
-                .map_err(StoreError::unavailable)?
-                .map(|(k, _)| k.value().1);
-            let newest = match logged.next_back() {
-                Some(row) => Some(row.map_err(StoreError::unavailable)?.0.value().1),
-                None => oldest,
-            };
-            drop(logged);
-            let mut entries = read_log(&log, &name, from, to, limit)?;
-            // Entries not folded yet are newer than every logged one; any the snapshot also
-            // holds (a fold committed meanwhile) are skipped.
-            let unfolded: Vec<LogEntry> = unfolded
-                .into_iter()
-                .filter(|e| newest.is_none_or(|n| e.version > n))
-                .collect();
-            let oldest = oldest.or_else(|| unfolded.first().map(|e| e.version));
-            let room = limit.saturating_sub(entries.len());
-            entries.extend(
-                unfolded
-                    .into_iter()
-                    .filter(|e| e.version >= from && e.version <= to)
-                    .take(room),
-            );
-            Ok(History {
-                base,
-                oldest,
-                entries,
-            })
-        })
-        .boxed()
+        self.read(move |db| reads::history(db, &journal, &name, from, to, limit, with_base))
+            .boxed()
     }
 
     fn write(&self, write: Write) -> BoxFuture<'_, Outcome> {
@@ -269,18 +219,7 @@ impl Backend for RedbBackend {
     }
 
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let table = txn
-                .open_table(flag_table(flag))
-                .map_err(StoreError::unavailable)?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(StoreError::unavailable)? {
-                out.push(row.map_err(StoreError::unavailable)?.0.value().to_owned());
-            }
-            Ok(out)
-        })
-        .boxed()
+        self.read(move |db| reads::flagged(db, flag)).boxed()
     }
 
     fn blob<'a>(
@@ -323,58 +262,14 @@ impl Backend for RedbBackend {
         offset: usize,
         limit: usize,
     ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let table = txn.open_table(USERS).map_err(StoreError::unavailable)?;
-            let total = table.len().map_err(StoreError::unavailable)?;
-            let mut out = Vec::new();
-            for row in table
-                .iter()
-                .map_err(StoreError::unavailable)?
-                .skip(offset)
-                .take(limit)
-            {
-                let (name, bytes) = row.map_err(StoreError::unavailable)?;
-                out.push(decode(bytes.value(), name.value())?);
-            }
-            Ok((out, total))
-        })
-        .boxed()
+        self.read(move |db| reads::users(db, offset, limit)).boxed()
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {
         let path = self.path.clone();
         let journal = self.journal.clone();
-        self.read(move |db| {
-            let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let count = |n: Result<u64, redb::StorageError>| n.map_err(StoreError::unavailable);
-            Ok(StoreStats {
-                users: count(
-                    txn.open_table(USERS)
-                        .map_err(StoreError::unavailable)?
-                        .len(),
-                )?,
-                documents: count(txn.open_table(DOCS).map_err(StoreError::unavailable)?.len())?,
-                log_entries: count(txn.open_table(LOG).map_err(StoreError::unavailable)?.len())?
-                    + journal.len() as u64,
-                blobs: count(
-                    txn.open_table(BLOBS)
-                        .map_err(StoreError::unavailable)?
-                        .len(),
-                )?,
-                blob_bytes: {
-                    let blobs = txn.open_table(BLOBS).map_err(StoreError::unavailable)?;
-                    let mut sum = 0u64;
-                    for row in blobs.iter().map_err(StoreError::unavailable)? {
-                        let (sha, bytes) = row.map_err(StoreError::unavailable)?;
-                        sum += decode::<BlobRecord>(bytes.value(), sha.value())?.size;
-                    }
-                    sum
-                },
-                data_bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
-            })
-        })
-        .boxed()
+        self.read(move |db| reads::stats(db, &journal, &path))
+            .boxed()
     }
 
     fn sessions<'a>(
@@ -382,44 +277,11 @@ impl Backend for RedbBackend {
         username: &'a str,
     ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
         let name = username.to_owned();
-        self.read(move |db| {
-            let now = crate::auth::unix_now();
-            let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let table = txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
-            let mut out = Vec::new();
-            for row in table
-                .range((name.as_str(), "")..)
-                .map_err(StoreError::unavailable)?
-            {
-                let (key, bytes) = row.map_err(StoreError::unavailable)?;
-                if key.value().0 != name {
-                    break;
-                }
-                let session: SessionRecord = decode(bytes.value(), &name)?;
-                if session.expires > now {
-                    out.push(session);
-                }
-            }
-            Ok(out)
-        })
-        .boxed()
+        self.read(move |db| reads::sessions(db, &name)).boxed()
     }
 
     fn revoked(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
-        self.read(|db| {
-            let now = crate::auth::unix_now();
-            let txn = db.begin_read().map_err(StoreError::unavailable)?;
-            let table = txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(StoreError::unavailable)? {
-                let (sid, exp) = row.map_err(StoreError::unavailable)?;
-                if exp.value() > now {
-                    out.push((sid.value().to_owned(), exp.value()));
-                }
-            }
-            Ok(out)
-        })
-        .boxed()
+        self.read(reads::revoked).boxed()
     }
 
     fn backup(
