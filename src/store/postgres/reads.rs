@@ -58,7 +58,7 @@ impl PgBackend {
                 ))
                 .await
                 .map_err(pg)?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let limit = bound(limit);
             for row in tx
                 .query(
                     &stmt,
@@ -124,8 +124,8 @@ impl PgBackend {
                 ),
                 &[
                     &username,
-                    &i64::try_from(offset).unwrap_or(i64::MAX),
-                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                    &bound(offset),
+                    &bound(limit),
                 ],
             )
             .await
@@ -160,10 +160,7 @@ impl PgBackend {
                 &format!(
                     "SELECT username, record FROM {s}.users ORDER BY username OFFSET $1 LIMIT $2"
                 ),
-                &[
-                    &i64::try_from(offset).unwrap_or(i64::MAX),
-                    &i64::try_from(limit).unwrap_or(i64::MAX),
-                ],
+                &[&bound(offset), &bound(limit)],
             )
             .await
             .map_err(pg)?;
@@ -241,4 +238,10 @@ impl PgBackend {
             .map_err(pg)?;
         Ok(rows.iter().map(|r| (r.get(0), uint(r.get(1)))).collect())
     }
+}
+
+/// An offset or limit as PostgreSQL's `bigint`: `usize::MAX` (no limit) saturates instead
+/// of wrapping negative, which `int` would do.
+fn bound(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
