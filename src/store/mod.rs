@@ -1,12 +1,11 @@
 //! The store: committed documents, accounts and revocations, with a cache in front.
 //!
-//! `Store` is what commands and HTTP handlers call. It owns the cache and the commit hook;
-//! where bytes live is the [`Backend`]'s business. The cache never holds anything that did not
-//! commit and never goes back in time: the writer inserts each committed version, and a reader
-//! that loaded a document from disk inserts it only if no commit happened meanwhile.
+//! `Store` is what commands and HTTP handlers call. It owns the cache and the commit hook
+//! (`cache.rs`); where bytes live is the [`Backend`]'s business.
 
 pub mod apply;
 pub mod backend;
+mod cache;
 pub mod error;
 pub mod faults;
 pub mod model;
@@ -16,19 +15,16 @@ mod records;
 pub mod redb;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use moka::ops::compute::Op as CacheOp;
-use moka::sync::Cache;
-
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{
     Backend, BlobAdd, CommitHook, Committed, History, LatestDoc, Prepared, Stage, StoreStats, Write,
 };
+use self::cache::DocCache;
 pub use self::error::StoreError;
 pub use self::model::{
     Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord, Update,
@@ -62,63 +58,6 @@ pub struct PgSettings {
     pub pool_size: usize,
 }
 
-/// What `Store::open` builds before the backend exists: the cache, the epoch and the commit
-/// hook that keeps both right, shared by every backend.
-struct Parts {
-    cache: Cache<String, Arc<Document>>,
-    epoch: Arc<AtomicU64>,
-    hook: CommitHook,
-    limits: Limits,
-}
-
-impl Parts {
-    fn new(
-        cfg: &StoreConfig,
-        on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
-    ) -> Parts {
-        let cache: Cache<String, Arc<Document>> = Cache::builder()
-            .max_capacity(cfg.cache_size)
-            .time_to_idle(cfg.cache_max_age)
-            .build();
-        let epoch = Arc::new(AtomicU64::new(0));
-        let hook: CommitHook = {
-            let cache = cache.clone();
-            let epoch = epoch.clone();
-            Arc::new(
-                move |committed: &Arc<Committed>, stage: Stage| match stage {
-                    Stage::Durable => {
-                        // A plain insert, not `put_newer`'s per-key compute: one writer commits
-                        // in version order, and a reader's older copy cannot stick (it
-                        // checks the epoch after its insert). The compute was a tenth of
-                        // the writer thread's CPU under 50 writers (perf, b).
-                        epoch.fetch_add(1, Ordering::SeqCst);
-                        cache.insert(committed.doc.owner().to_owned(), committed.doc.clone());
-                    }
-                    Stage::Answered => on_commit(committed),
-                },
-            )
-        };
-        Parts {
-            cache,
-            epoch,
-            hook,
-            limits: cfg.limits,
-        }
-    }
-
-    fn into_store(self, backend: Box<dyn Backend>, metrics: Arc<crate::metrics::Metrics>) -> Store {
-        Store {
-            inner: Arc::new(Inner {
-                limits: self.limits,
-                backend,
-                cache: self.cache,
-                epoch: self.epoch,
-                metrics,
-            }),
-        }
-    }
-}
-
 /// What a resuming watcher gets: every version after the one it saw, or word that the log
 /// no longer reaches back that far.
 #[derive(Debug)]
@@ -137,10 +76,7 @@ pub struct Store {
 struct Inner {
     backend: Box<dyn Backend>,
     limits: Limits,
-    cache: Cache<String, Arc<Document>>,
-    /// Bumped by the writer after each durable commit, before it touches the cache. A reader
-    /// that saw the same value before and after its disk read knows its copy is not stale.
-    epoch: Arc<AtomicU64>,
+    cache: DocCache,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -154,7 +90,7 @@ impl Store {
         cfg: &StoreConfig,
         on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
     ) -> Result<Store, StoreError> {
-        let parts = Parts::new(cfg, on_commit);
+        let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
         let backend = RedbBackend::open(
             &cfg.path,
             WriterConfig {
@@ -163,15 +99,12 @@ impl Store {
                 retain: cfg.changelog_retain.max(1),
                 max_age: cfg.changelog_max_age,
             },
-            parts.hook.clone(),
-            {
-                let cache = parts.cache.clone();
-                Arc::new(move |name: &str| cache.get(name)) as LatestDoc
-            },
+            cache.hook(on_commit),
+            cache.latest(),
             cfg.faults.clone(),
             cfg.metrics.clone(),
         )?;
-        Ok(parts.into_store(Box::new(backend), cfg.metrics.clone()))
+        Ok(Store::assemble(cfg, cache, Box::new(backend)))
     }
 
     /// Connects to PostgreSQL (cluster mode) and migrates its schema. Also returns the JWT
@@ -184,7 +117,7 @@ impl Store {
         pg: &PgSettings,
         on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
     ) -> Result<(Store, String), StoreError> {
-        let parts = Parts::new(cfg, on_commit);
+        let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
         let backend = postgres::PgBackend::connect(
             postgres::PgConfig {
                 url: pg.url.clone(),
@@ -193,27 +126,33 @@ impl Store {
                 limits: cfg.limits,
                 retain: cfg.changelog_retain.max(1),
             },
-            parts.hook.clone(),
+            cache.hook(on_commit),
             cfg.metrics.clone(),
         )
         .await?;
         let secret = backend.shared_secret().await?;
-        Ok((
-            parts.into_store(Box::new(backend), cfg.metrics.clone()),
-            secret,
-        ))
+        Ok((Store::assemble(cfg, cache, Box::new(backend)), secret))
+    }
+
+    fn assemble(cfg: &StoreConfig, cache: DocCache, backend: Box<dyn Backend>) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                backend,
+                limits: cfg.limits,
+                cache,
+                metrics: cfg.metrics.clone(),
+            }),
+        }
     }
 
     /// Another node committed `version` of `username`: forget any older cached copy, and make
     /// sure a read that started before now cannot put one back (the epoch rule).
     pub fn invalidate_older(&self, username: &str, version: Version) {
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
-        forget_older(&self.inner.cache, username, version);
+        self.inner.cache.invalidate_older(username, version);
     }
 
     /// Forgets every cached document (after missing notifications for a while).
     pub fn invalidate_all(&self) {
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate_all();
     }
 
@@ -243,22 +182,11 @@ impl Store {
             }
         }
         self.inner.metrics.cache_misses.inc();
-        let before = self.inner.epoch.load(Ordering::SeqCst);
-        let Some(doc) = self.inner.backend.document(username).await? else {
-            return Ok(None);
-        };
-        let doc = Arc::new(doc);
-        let epoch = &self.inner.epoch;
-        put_newer(&self.inner.cache, &doc, || {
-            epoch.load(Ordering::SeqCst) == before
-        });
-        // The writer inserts without the per-key lock, so a commit may have landed between
-        // the check above and this copy's insert: then take the copy back out (a newer one
-        // that goes with it only costs a miss).
-        if epoch.load(Ordering::SeqCst) != before {
-            forget_older(&self.inner.cache, username, doc.version() + 1);
-        }
-        Ok(Some(doc))
+        let backend = &self.inner.backend;
+        self.inner
+            .cache
+            .load(username, || backend.document(username))
+            .await
     }
 
     /// # Errors
@@ -298,7 +226,7 @@ impl Store {
         let base = self.inner.cache.get(&update.target)?;
         // The cache lets go of a replaced version only in its housekeeping, which it runs
         // every few dozen writes; `spare` asks for it when that is what holds a large one.
-        let settle = || self.inner.cache.run_pending_tasks();
+        let settle = || self.inner.cache.settle();
         let working = self.inner.backend.spare(&update.target, &base, &settle);
         let now = model::now_rfc3339();
         // A panic in `apply` (or a patch library) must not take the session down; the writer
@@ -445,32 +373,4 @@ impl Store {
     pub async fn close(&self) {
         self.inner.backend.close().await;
     }
-}
-
-/// Removes `username`'s cached copy if it is older than `version`, under the per-key lock.
-fn forget_older(cache: &Cache<String, Arc<Document>>, username: &str, version: Version) {
-    cache
-        .entry_by_ref(username)
-        .and_compute_with(|cached| match cached {
-            Some(c) if c.value().version() < version => CacheOp::Remove,
-            _ => CacheOp::Nop,
-        });
-}
-
-/// Inserts `doc` unless the cache already holds the same or a newer version, or `still_fresh`
-/// says a commit may have made `doc` stale. Runs under the cache's per-key lock; the writer's
-/// inserts do not take it, which is why `Store::document` checks the epoch again after.
-fn put_newer(
-    cache: &Cache<String, Arc<Document>>,
-    doc: &Arc<Document>,
-    still_fresh: impl FnOnce() -> bool,
-) {
-    cache.entry_by_ref(doc.owner()).and_compute_with(|cached| {
-        let newer = cached.is_none_or(|c| c.value().version() < doc.version());
-        if newer && still_fresh() {
-            CacheOp::Put(doc.clone())
-        } else {
-            CacheOp::Nop
-        }
-    });
 }
