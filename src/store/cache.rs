@@ -149,29 +149,11 @@ impl DocCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::apply::{Limits, apply};
-    use crate::store::model::{Edit, Update};
-
-    const LIMITS: Limits = Limits {
-        max_doc_bytes: 10_000,
-        max_depth: 8,
-    };
+    use crate::store::testing::merged;
+    use serde_json::json;
 
     fn next(doc: &Document) -> Arc<Committed> {
-        let update = Update {
-            target: "ann".into(),
-            by: "ann".into(),
-            base: Some(doc.version()),
-            edit: Some(Edit::Merge(serde_json::Map::new())),
-            collaborators: None,
-            readers: None,
-        };
-        let applied = apply(doc, &update, &LIMITS, "t").expect("applies");
-        Arc::new(Committed {
-            doc: Arc::new(applied.doc),
-            entry: Some(applied.entry),
-            created: false,
-        })
+        merged(doc, &json!({}))
     }
 
     fn cache() -> DocCache {

@@ -13,6 +13,8 @@ pub mod paths;
 pub mod postgres;
 mod records;
 pub mod redb;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -113,30 +113,11 @@ impl Spares {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::apply::{Limits, apply};
-    use crate::store::model::{Edit, Update};
+    use crate::store::testing::merged;
     use serde_json::json;
 
-    const LIMITS: Limits = Limits {
-        max_doc_bytes: 10_000,
-        max_depth: 8,
-    };
-
     fn commit(doc: &Document, patch: Value) -> Arc<Committed> {
-        let update = Update {
-            target: "ann".into(),
-            by: "ann".into(),
-            base: Some(doc.version()),
-            edit: Some(Edit::Merge(patch.as_object().cloned().unwrap_or_default())),
-            collaborators: None,
-            readers: None,
-        };
-        let applied = apply(doc, &update, &LIMITS, "t").expect("applies");
-        Arc::new(Committed {
-            doc: Arc::new(applied.doc),
-            entry: Some(applied.entry),
-            created: false,
-        })
+        merged(doc, &patch)
     }
 
     /// A parked version comes back as exactly the latest one, once; one someone still holds,
