@@ -33,7 +33,6 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-/// A write for the backend's single writer.
 /// That `username` holds a reference to blob `sha256` (whose bytes are already durable in
 /// the blob directory). Recording it is a no-op if the account already does; it is refused
 /// with `QuotaExceeded` if the account's references would then add up to more than `quota`
@@ -47,6 +46,7 @@ pub struct BlobAdd {
     pub quota: u64,
 }
 
+/// A write for the backend's single writer.
 #[derive(Debug)]
 pub enum Write {
     /// Create an account, its version-0 document and (optionally) its first session;
