@@ -6,7 +6,6 @@
 //! (0.4 to 1.2 ms at the p50 across sessions here), and c)'s ack p99 is mostly this. Read
 //! side by side in one run, the two say how much the server adds.
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,33 +14,14 @@ use crate::scenarios::{Metrics, metrics};
 use crate::stats::Stats;
 
 const BLOCK: usize = 4096;
+/// Blocks the commits cycle over: the log rewrites its tail block in place and moves on
+/// every 4 KiB.
+const BLOCKS: usize = 16;
 
-/// A zeroed, block-aligned buffer, as `O_DIRECT` requires.
-struct Aligned(*mut u8, Layout);
-
-impl Aligned {
-    fn new() -> Aligned {
-        let layout = Layout::from_size_align(BLOCK, BLOCK).expect("layout");
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory");
-        Aligned(ptr, layout)
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `new` allocated BLOCK bytes, zeroed, owned by self until drop.
-        unsafe { std::slice::from_raw_parts(self.0, BLOCK) }
-    }
-}
-
-impl Drop for Aligned {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed once.
-        unsafe { dealloc(self.0, self.1) }
-    }
-}
-
-/// `n` quiet commits in a scratch file in `dir`, which is removed afterwards.
+/// `n` quiet commits in a scratch file in `dir`, which is removed afterwards. The file is
+/// written out and made durable before the first timed commit, as the server's log is
+/// zero-filled when created: a write that grows a file also commits its new size, which
+/// the log's never do.
 pub fn quiet_commits(dir: &Path, n: usize, interval: Duration) -> Metrics {
     let path = dir.join(format!("hearth-bench-disk-{}", std::process::id()));
     let file = std::fs::OpenOptions::new()
@@ -52,16 +32,22 @@ pub fn quiet_commits(dir: &Path, n: usize, interval: Duration) -> Metrics {
         .custom_flags(libc::O_DIRECT)
         .open(&path)
         .expect("open the scratch file with O_DIRECT");
-    let block = Aligned::new();
+    // O_DIRECT wants a block-aligned buffer: one block of a two-block allocation.
+    let room = vec![0u8; 2 * BLOCK];
+    let at = room.as_ptr().align_offset(BLOCK);
+    let block = &room[at..at + BLOCK];
+    for i in 0..BLOCKS {
+        file.write_all_at(block, (i * BLOCK) as u64).expect("write");
+    }
+    file.sync_all().expect("fsync");
     let mut took = Stats::default();
-    // The log rewrites its tail block in place and moves on every 4 KiB: cycle over a few.
     for i in 0..n {
-        let offset = (i % 16 * BLOCK) as u64;
+        let offset = (i % BLOCKS * BLOCK) as u64;
+        std::thread::sleep(interval);
         let t = Instant::now();
-        file.write_all_at(block.bytes(), offset).expect("write");
+        file.write_all_at(block, offset).expect("write");
         file.sync_data().expect("fdatasync");
         took.add(t.elapsed());
-        std::thread::sleep(interval);
     }
     drop(file);
     let _ = std::fs::remove_file(&path);
