@@ -55,6 +55,9 @@ pub async fn signup(
         (None, None) => {
             for _ in 0..NAME_ATTEMPTS {
                 let name = names::generate();
+                if state.auth.is_configured_admin(&name) {
+                    continue;
+                }
                 let (token, claims) = state.auth.issue(&name, scope)?;
                 let session = Some(session_record(&claims));
                 match state
@@ -77,6 +80,12 @@ pub async fn signup(
         }
         (Some(name), Some(password)) => {
             names::validate(&name).map_err(Error::BadRequest)?;
+            // A name in ADMIN_USERS carries the admin API (and backups carry the JWT secret):
+            // it is reserved for `hearth user create` until that account exists, never
+            // claimed by whoever signs up first. Answered as a taken name, which it is.
+            if state.auth.is_configured_admin(&name) {
+                return Err(Error::UsernameTaken);
+            }
             check_password(&password)?;
             let hash = state.auth.hash_password(password).await?;
             let (token, claims) = state.auth.issue(&name, scope)?;
@@ -151,14 +160,20 @@ pub async fn login(
     })
 }
 
-/// Verifies a token, including that its user still exists.
+/// Verifies a token, including that its user exists: a validly signed token of an account
+/// that was deleted (or never existed here: another data dir with the same secret) is refused
+/// on every surface. The account is looked up once per token; deleting an account revokes
+/// its sessions, which `verify` checks every time.
 ///
 /// # Errors
 /// `InvalidToken`, `Unavailable`.
 pub async fn check_token(state: &AppState, token: &str) -> Result<Claims, Error> {
-    let claims = state.auth.verify(token)?;
-    if state.store.document(&claims.sub).await?.is_none() {
-        return Err(Error::InvalidToken);
+    let (claims, known) = state.auth.verify(token)?;
+    if !known {
+        if !names::plausible(&claims.sub) || state.store.user(&claims.sub).await?.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        state.auth.remember(token, &claims);
     }
     Ok(claims)
 }
@@ -175,6 +190,7 @@ pub async fn revoke(
     expires: u64,
     except: u64,
 ) -> Result<(), Error> {
+    let expires = state.auth.revoked_until(expires);
     state.auth.revoke(sid, expires, except);
     state.store.revoke(username, sid, expires).await?;
     Ok(())
@@ -265,4 +281,80 @@ pub async fn reset_password(
         store.revoke(name, &session.id, session.expires).await?;
     }
     Ok(sessions.len())
+}
+
+/// A new token for the caller's session, valid `TOKEN_TTL` from now (`refresh`, `POST
+/// /v1/refresh`): clients renew before expiry instead of signing in again. The session
+/// record keeps its id and creation time and takes the new expiry.
+///
+/// # Errors
+/// `Internal`, `Unavailable`.
+pub async fn refresh(state: &AppState, claims: &Claims) -> Result<Issued, Error> {
+    let (token, fresh) = state.auth.reissue(claims)?;
+    let mut record = session_record(&fresh);
+    if let Some(old) = state
+        .store
+        .sessions(&claims.sub)
+        .await?
+        .into_iter()
+        .find(|s| s.id == claims.sid)
+    {
+        record.created_at = old.created_at;
+    }
+    state.store.add_session(record).await?;
+    Ok(Issued {
+        username: fresh.sub.clone(),
+        token,
+        claims: fresh,
+    })
+}
+
+/// The caller changes their own password (`POST /v1/me/password`, the `password` frame).
+/// `old` must match; an account that never had a password (a generated name) may set its
+/// first one without. Every other session of the account ends, since whoever knew the old
+/// password may hold them; the caller's own stays. Attempts count against the login limits,
+/// so this is no side door for guessing. Returns how many sessions ended.
+///
+/// # Errors
+/// `RateLimited`, `InvalidCredentials` (wrong `old`), `BadRequest` (new password out of
+/// bounds), `Forbidden` (read-only token), `Unavailable`.
+pub async fn change_password(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    claims: &Claims,
+    old: Option<String>,
+    new: String,
+) -> Result<usize, Error> {
+    claims.can_write()?;
+    check_password(&new)?;
+    state.limiters.login(ip, &claims.sub)?;
+    let user = state
+        .store
+        .user(&claims.sub)
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    let current = user.password_hash.clone();
+    if current.is_some() || old.is_some() {
+        let old: String = old.unwrap_or_default().chars().take(MAX_PASSWORD).collect();
+        if !state.auth.verify_password(current.clone(), old).await {
+            return Err(Error::InvalidCredentials);
+        }
+    }
+    let hash = state.auth.hash_password(new).await?;
+    state
+        .store
+        .set_password(&claims.sub, hash)
+        .await
+        .map_err(|e| match e {
+            StoreError::Unauthorized => Error::InvalidToken,
+            other => other.into(),
+        })?;
+    let mut ended = 0;
+    for session in state.store.sessions(&claims.sub).await? {
+        if session.id != claims.sid {
+            revoke(state, &claims.sub, &session.id, session.expires, 0).await?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }

@@ -63,10 +63,9 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    /// Tokens whose signature checked out, with their claims. Why: REST sends the token with
-    /// every request, and decoding it (base64, HMAC, JSON) was 9% of the server's CPU on GETs
-    /// (perf, g). Only the signature check is remembered: expiry, revocation and disabled
-    /// accounts are checked on every call, so nothing here can outlive a logout.
+    /// Tokens whose signature checked out and whose account exists, with their claims
+    /// ([`Auth::remember`]). Why: REST sends the token with every request, and decoding it
+    /// (base64, HMAC, JSON) was 9% of the server's CPU on GETs (BENCHMARKS.md, g).
     verified: moka::sync::Cache<Box<str>, Arc<Claims>>,
     ttl: u64,
     /// sid → expiry (Unix seconds); entries are useless after expiry and are skipped at load.
@@ -137,15 +136,43 @@ impl Auth {
         Ok((token, claims))
     }
 
-    /// Checks signature, algorithm (HS256 only), expiry and revocation.
+    /// A fresh token for the session `claims` belongs to: same session id and scope, a new
+    /// expiry `TOKEN_TTL` from now (`refresh`). Revoking the session ends both tokens.
+    ///
+    /// # Errors
+    /// `Internal` if signing fails.
+    pub fn reissue(&self, claims: &Claims) -> Result<(String, Claims), Error> {
+        let now = unix_now();
+        let claims = Claims {
+            iat: now,
+            exp: now + self.ttl,
+            ..claims.clone()
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            Error::Internal
+        })?;
+        Ok((token, claims))
+    }
+
+    /// How long a revocation made now must be kept: until every token of the session could
+    /// have expired, including one refreshed a moment ago.
+    pub fn revoked_until(&self, expires: u64) -> u64 {
+        expires.max(unix_now() + self.ttl + self.validation.leeway)
+    }
+
+    /// Checks signature, algorithm (HS256 only), expiry and revocation. The second value says
+    /// whether the token was seen before ([`Auth::remember`]); a new one must still be
+    /// checked against the store (its account may not exist) before it is remembered.
     ///
     /// # Errors
     /// `InvalidToken`.
-    pub fn verify(&self, token: &str) -> Result<Claims, Error> {
-        let claims = match self.verified.get(token) {
+    pub fn verify(&self, token: &str) -> Result<(Claims, bool), Error> {
+        let (claims, known) = match self.verified.get(token) {
             // The same expiry rule as `validation` (exp plus leeway must not be past).
             Some(claims) if claims.exp.saturating_add(self.validation.leeway) >= unix_now() => {
-                claims
+                (claims, true)
             }
             Some(_) => {
                 self.verified.invalidate(token);
@@ -154,15 +181,21 @@ impl Auth {
             None => {
                 let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
                     .map_err(|_| Error::InvalidToken)?;
-                let claims = Arc::new(data.claims);
-                self.verified.insert(token.into(), claims.clone());
-                claims
+                (Arc::new(data.claims), false)
             }
         };
         if self.revoked.contains_key(&claims.sid) || self.disabled.contains(&claims.sub) {
             return Err(Error::InvalidToken);
         }
-        Ok(Claims::clone(&claims))
+        Ok((Claims::clone(&claims), known))
+    }
+
+    /// Remembers that `token`'s signature checked out and its account exists, so later
+    /// requests skip both. Only the signature and the account's existence are remembered:
+    /// expiry, revocation and disabled accounts are checked on every call, and deleting an
+    /// account revokes its sessions, so nothing here can outlive a logout or a deletion.
+    pub fn remember(&self, token: &str, claims: &Claims) {
+        self.verified.insert(token.into(), Arc::new(claims.clone()));
     }
 
     /// True if the session was logged out or revoked.
@@ -390,13 +423,15 @@ mod tests {
     fn tokens_round_trip_and_revoke() {
         let auth = Auth::new(b"secret", 60, vec![]);
         let (token, claims) = auth.issue("ann", Scope::Full).unwrap();
-        assert_eq!(auth.verify(&token).unwrap(), claims);
+        assert_eq!(auth.verify(&token).unwrap(), (claims.clone(), false));
+        auth.remember(&token, &claims);
+        assert_eq!(auth.verify(&token).unwrap(), (claims.clone(), true));
         assert_eq!(
-            Auth::new(b"other", 60, vec![]).verify(&token),
+            Auth::new(b"other", 60, vec![]).verify(&token).map(|v| v.0),
             Err(Error::InvalidToken)
         );
         auth.revoke(&claims.sid, claims.exp, 0);
-        assert_eq!(auth.verify(&token), Err(Error::InvalidToken));
+        assert_eq!(auth.verify(&token).map(|v| v.0), Err(Error::InvalidToken));
     }
 
     /// A remembered signature does not make a token outlive its expiry.
@@ -408,7 +443,7 @@ mod tests {
         claims.exp = unix_now() - 10;
         auth.verified
             .insert(token.as_str().into(), Arc::new(claims));
-        assert_eq!(auth.verify(&token), Err(Error::InvalidToken));
+        assert_eq!(auth.verify(&token).map(|v| v.0), Err(Error::InvalidToken));
     }
 
     #[test]
@@ -417,7 +452,7 @@ mod tests {
         let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
         let body = "eyJzdWIiOiJhbm4iLCJzaWQiOiJ4IiwiaWF0IjoxLCJleHAiOjk5OTk5OTk5OTl9";
         assert_eq!(
-            auth.verify(&format!("{header}.{body}.")),
+            auth.verify(&format!("{header}.{body}.")).map(|v| v.0),
             Err(Error::InvalidToken)
         );
     }

@@ -81,9 +81,20 @@ pub struct Config {
     #[arg(long, env = "LOGINS_PER_IP", default_value_t = default::LOGINS_PER_IP)]
     pub logins_per_ip: u32,
 
-    /// Logins per minute for one username, from anywhere.
+    /// Logins per minute for one username from one address: the tight limit on guessing.
+    #[arg(long, env = "LOGINS_PER_IP_USER", default_value_t = default::LOGINS_PER_IP_USER)]
+    pub logins_per_ip_user: u32,
+
+    /// Logins per minute for one username from all addresses together: loose, so that one
+    /// address guessing (held to LOGINS_PER_IP_USER) cannot lock the owner out.
     #[arg(long, env = "LOGINS_PER_USER", default_value_t = default::LOGINS_PER_USER)]
     pub logins_per_user: u32,
+
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client, as
+    /// comma-separated addresses or CIDR ranges (`127.0.0.1,10.0.0.0/8`). Only requests from
+    /// these peers have the headers read; unset, they are never read.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::proxies::Cidr>,
 
     /// Milliseconds between server pings on an otherwise quiet socket.
     #[arg(long, env = "PING_INTERVAL", default_value_t = default::PING_INTERVAL)]
@@ -210,7 +221,9 @@ impl Config {
             max_requests_per_second: default::MAX_REQUESTS_PER_SECOND,
             signups_per_ip: default::SIGNUPS_PER_IP,
             logins_per_ip: default::LOGINS_PER_IP,
+            logins_per_ip_user: default::LOGINS_PER_IP_USER,
             logins_per_user: default::LOGINS_PER_USER,
+            trusted_proxies: Vec::new(),
             ping_interval: default::PING_INTERVAL,
             idle_timeout: default::IDLE_TIMEOUT,
             allowed_origins: None,
@@ -335,7 +348,8 @@ pub mod default {
     pub const MAX_REQUESTS_PER_SECOND: u32 = 200;
     pub const SIGNUPS_PER_IP: u32 = 30;
     pub const LOGINS_PER_IP: u32 = 60;
-    pub const LOGINS_PER_USER: u32 = 10;
+    pub const LOGINS_PER_IP_USER: u32 = 10;
+    pub const LOGINS_PER_USER: u32 = 100;
     pub const PING_INTERVAL: u64 = 30_000;
     pub const IDLE_TIMEOUT: u64 = 75_000;
     pub const WATCH_BUFFER: usize = 1024;

@@ -22,6 +22,9 @@ pub enum Error {
     AuthRequired,
     #[error("username taken")]
     UsernameTaken,
+    /// An access list names accounts that do not exist (listed, so the client can say which).
+    #[error("no such users: {}", .0.join(", "))]
+    UnknownUsers(Vec<String>),
     /// No such user, or not allowed: deliberately the same so existence is never revealed.
     #[error("unauthorized")]
     Unauthorized,
@@ -42,6 +45,9 @@ pub enum Error {
     TooManyWatches(usize),
     #[error("too many connections")]
     TooManyConnections,
+    /// The HTTP route exists, but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Slow down; retrying after `retry_after` seconds will work.
     #[error("rate limited: retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
@@ -61,6 +67,7 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::AuthRequired => "auth_required",
             Error::UsernameTaken => "username_taken",
+            Error::UnknownUsers(_) => "unknown_users",
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
             Error::NotFound => "not_found",
@@ -69,6 +76,7 @@ impl Error {
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::TooManyWatches(_) => "too_many_watches",
             Error::TooManyConnections => "too_many_connections",
+            Error::MethodNotAllowed => "method_not_allowed",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable => "unavailable",
             Error::Internal => "internal",

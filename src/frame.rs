@@ -137,6 +137,11 @@ pub enum Reply {
     },
     /// Reply to `logout`.
     Logout {},
+    /// Reply to `password`: the new password is in force and `ended` other sessions of the
+    /// account were signed out.
+    Password {
+        ended: usize,
+    },
     /// Reply to `unwatch`.
     Unwatch {
         username: String,
@@ -154,6 +159,7 @@ impl Reply {
             Reply::Watching { .. } => "watching",
             Reply::Change { .. } => "change",
             Reply::Logout {} => "logout",
+            Reply::Password { .. } => "password",
             Reply::Unwatch { .. } => "unwatch",
             Reply::Error(_) => "error",
         }
@@ -218,6 +224,9 @@ pub struct ErrorBody {
     /// Why, when the code alone does not say (`token revoked`, `access revoked`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The names that do not exist, with `unknown_users`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
 }
 
 impl From<&Error> for ErrorBody {
@@ -235,6 +244,10 @@ impl From<&Error> for ErrorBody {
             },
             target: None,
             detail: None,
+            users: match e {
+                Error::UnknownUsers(names) => Some(names.clone()),
+                _ => None,
+            },
         }
     }
 }

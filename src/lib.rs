@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod output;
+pub mod proxies;
 pub mod server;
 pub mod session;
 pub mod shutdown;

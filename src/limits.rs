@@ -15,6 +15,7 @@ use crate::error::Error;
 pub struct Limiters {
     signup_per_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    login_per_ip_user: DefaultKeyedRateLimiter<(IpAddr, String)>,
     login_per_user: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     per_ip: DashMap<IpAddr, usize>,
@@ -32,6 +33,7 @@ impl Limiters {
         Limiters {
             signup_per_ip: RateLimiter::keyed(per_minute(config.signups_per_ip)),
             login_per_ip: RateLimiter::keyed(per_minute(config.logins_per_ip)),
+            login_per_ip_user: RateLimiter::keyed(per_minute(config.logins_per_ip_user)),
             login_per_user: RateLimiter::keyed(per_minute(config.logins_per_user)),
             clock: DefaultClock::default(),
             per_ip: DashMap::new(),
@@ -60,13 +62,18 @@ impl Limiters {
         self.limited(&self.signup_per_ip, &ip)
     }
 
-    /// Per address and per username, so neither spraying names from one address nor one
-    /// name from many addresses gets far.
+    /// Per address (spraying many names), tightly per address and username (guessing one
+    /// password), and loosely per username from everywhere (many addresses guessing). The
+    /// per-username limit is loose on purpose: a tight one let ten wrong passwords from one
+    /// address lock the owner out from every address. The per-username bucket is only
+    /// charged once the tighter ones let the attempt through, so an address that is already
+    /// held back does not drain it.
     ///
     /// # Errors
     /// `RateLimited`.
     pub fn login(&self, ip: IpAddr, username: &str) -> Result<(), Error> {
         self.limited(&self.login_per_ip, &ip)?;
+        self.limited(&self.login_per_ip_user, &(ip, username.to_owned()))?;
         self.limited(&self.login_per_user, &username.to_owned())
     }
 
@@ -75,6 +82,7 @@ impl Limiters {
     pub fn sweep(&self) {
         self.signup_per_ip.retain_recent();
         self.login_per_ip.retain_recent();
+        self.login_per_ip_user.retain_recent();
         self.login_per_user.retain_recent();
     }
 

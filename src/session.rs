@@ -112,12 +112,15 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
     session.state.metrics.connections.inc();
 
     let close_with: Option<(u16, &'static str)> = loop {
-        let idle = tokio::time::sleep_until(last_heard + idle_after);
+        // One timer for both deadlines, so an idle socket's task stays small (e).
+        let idle_at = last_heard + idle_after;
+        let expires_at = session.expires_at();
+        let wake = tokio::time::sleep_until(expires_at.map_or(idle_at, |e| e.min(idle_at)));
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
             Some(ctl) = control_rx.recv() => match ctl {
-                Control::Revoked => Box::pin(session.revoked()).await,
+                Control::Revoked => Box::pin(session.signed_out("token revoked")).await,
                 Control::Close(code, reason) => break Some((code, reason)),
             },
             Some(answer) = next_answer(&mut inflight), if !inflight.is_empty() => {
@@ -149,7 +152,14 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
                 }
             }
             _ = ping.tick() => session.out.try_send_control(Message::Ping(Default::default())),
-            () = idle => break Some((close::IDLE, "idle timeout")),
+            () = wake => {
+                // Read again: a `refresh` since the timer was set moves the expiry.
+                if session.expires_at().is_some_and(|e| e <= Instant::now()) {
+                    Box::pin(session.signed_out("token expired")).await;
+                } else if last_heard + idle_after <= Instant::now() {
+                    break Some((close::IDLE, "idle timeout"));
+                }
+            }
         }
     };
 
@@ -394,15 +404,30 @@ impl Session {
         self.watches.clear();
     }
 
-    /// Another socket logged this token out: sign out and say why.
-    async fn revoked(&mut self) {
+    /// When the signed-in token expires, if the socket is signed in.
+    fn expires_at(&self) -> Option<Instant> {
+        let exp = self.user.as_ref()?.exp;
+        Some(Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now())))
+    }
+
+    /// The token stopped being good (revoked elsewhere, or expired): sign out, ending every
+    /// watch it opened, and say why with a pushed `invalid_token`.
+    async fn signed_out(&mut self, why: &str) {
         if self.user.is_none() {
             return;
         }
         self.unauthenticate();
         let mut body = ErrorBody::from(&Error::InvalidToken);
-        body.detail = Some("token revoked".into());
+        body.detail = Some(why.into());
         self.send(None, &Reply::Error(body)).await;
+    }
+
+    /// The socket's token was refreshed (`refresh`): same session, later expiry.
+    pub fn refreshed(&mut self, claims: Claims) {
+        if let Some(user) = &mut self.user {
+            user.exp = claims.exp;
+            user.iat = claims.iat;
+        }
     }
 
     fn end(&mut self) {

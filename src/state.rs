@@ -31,6 +31,8 @@ pub struct SessionLimits {
     pub origins: Option<Vec<String>>,
     /// Serve `/echo` for conformance runs.
     pub ws_echo: bool,
+    /// Peers whose forwarding headers name the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<crate::proxies::Cidr>,
 }
 
 /// Where snapshots go, and the secret that travels with them.
@@ -117,6 +119,7 @@ impl AppState {
                 idle_timeout: config.idle_timeout(),
                 origins: config.origins(),
                 ws_echo: config.ws_echo,
+                trusted_proxies: config.trusted_proxies.clone(),
             }),
             limiters: Arc::new(Limiters::new(config)),
             metrics,

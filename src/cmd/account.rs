@@ -93,3 +93,38 @@ impl Logout {
         Ok(Reply::Logout {})
     }
 }
+
+/// `refresh`: a new token for this socket's session, before the old one expires.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {}
+
+impl Refresh {
+    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
+        let claims = session.user()?.clone();
+        let issued = accounts::refresh(&session.state, &claims).await?;
+        session.refreshed(issued.claims);
+        Ok(Reply::Auth {
+            username: issued.username,
+            token: issued.token,
+        })
+    }
+}
+
+/// `password`: change the signed-in account's password; its other sessions end.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Password {
+    old: Option<String>,
+    new: String,
+}
+
+impl Password {
+    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
+        let claims = session.user()?.clone();
+        let ended =
+            accounts::change_password(&session.state, session.ip, &claims, self.old, self.new)
+                .await?;
+        Ok(Reply::Password { ended })
+    }
+}

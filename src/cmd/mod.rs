@@ -21,6 +21,8 @@ pub enum Command {
     Login(account::Login),
     Auth(account::AuthCmd),
     Logout(account::Logout),
+    Refresh(account::Refresh),
+    Password(account::Password),
     Update(update::UpdateCmd),
     Fetch(read::Fetch),
     Watch(watch::Watch),
@@ -37,6 +39,8 @@ impl Command {
             "login" => Command::Login(args(body)?),
             "auth" => Command::Auth(args(body)?),
             "logout" => Command::Logout(args(body)?),
+            "refresh" => Command::Refresh(args(body)?),
+            "password" => Command::Password(args(body)?),
             "update" => Command::Update(args(body)?),
             "fetch" => Command::Fetch(args(body)?),
             "watch" => Command::Watch(args(body)?),
@@ -47,7 +51,7 @@ impl Command {
                     shown.push('…');
                 }
                 return Err(Error::BadRequest(format!(
-                    "unknown type {shown:?}; expected signup, login, auth, logout, update, fetch, watch or unwatch"
+                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch or unwatch"
                 )));
             }
         })
@@ -60,6 +64,8 @@ impl Command {
             Command::Login(_) => "login",
             Command::Auth(_) => "auth",
             Command::Logout(_) => "logout",
+            Command::Refresh(_) => "refresh",
+            Command::Password(_) => "password",
             Command::Update(_) => "update",
             Command::Fetch(_) => "fetch",
             Command::Watch(_) => "watch",
@@ -75,6 +81,8 @@ impl Command {
             Command::Login(c) => c.apply(session).await,
             Command::Auth(c) => c.apply(session).await,
             Command::Logout(c) => c.apply(session).await,
+            Command::Refresh(c) => c.apply(session).await,
+            Command::Password(c) => c.apply(session).await,
             Command::Update(c) => c.apply(session).await,
             Command::Fetch(c) => c.apply(session).await,
             Command::Watch(c) => c.apply(session).await,

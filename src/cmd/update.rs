@@ -79,6 +79,24 @@ impl UpdateCmd {
     pub fn submit(self, session: &mut Session) -> Result<(bool, Pending), Error> {
         let update = self.check(session)?;
         let target = update.target.clone();
+        // Only the owner may change the lists (the store refuses anyone else, and that
+        // refusal comes first: strangers learn nothing about which names exist).
+        if update.target == update.by
+            && (update.collaborators.is_some() || update.readers.is_some())
+        {
+            // Sharing is rare; checking the names needs the store, so such an update is
+            // committed on its own rather than queued.
+            let store = session.state.store.clone();
+            let reply = async move {
+                known_accounts(&store, &update).await?;
+                let committed = store.commit(update).await?;
+                Ok(Reply::Version {
+                    username: target,
+                    version: committed.doc.version(),
+                })
+            };
+            return Ok((false, reply.boxed()));
+        }
         let (queued, outcome) = session.state.store.submit(update);
         let reply = async move {
             let committed = outcome.await?;
@@ -151,4 +169,25 @@ fn access_list(name: &str, list: Option<Vec<String>>) -> Result<Option<Vec<Strin
         names::validate(user).map_err(|why| Error::BadRequest(format!("{name}: {why}")))?;
     }
     Ok(Some(list))
+}
+
+/// Access lists name existing accounts only: otherwise whoever later signs up under a
+/// mistyped name (`typo-friend-92157`) would read or write the document.
+///
+/// # Errors
+/// `UnknownUsers` naming each missing account; `Unavailable`.
+async fn known_accounts(store: &crate::store::Store, update: &Update) -> Result<(), Error> {
+    let mut listed: Vec<String> = update.collaborators.clone().unwrap_or_default();
+    listed.extend(update.readers.clone().unwrap_or_default());
+    let mut unknown: Vec<String> = Vec::new();
+    for name in &listed {
+        if !unknown.contains(name) && store.user(name).await?.is_none() {
+            unknown.push(name.clone());
+        }
+    }
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnknownUsers(unknown))
+    }
 }

@@ -4,9 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -14,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{Caller, ClientIp};
 use super::body;
 use super::error::ApiError;
 use crate::accounts;
@@ -94,19 +92,12 @@ fn issued(status: StatusCode, issued: accounts::Issued) -> Response {
     responses((status = 201, body = TokenBody), (status = 400), (status = 409, description = "username_taken")), tag = "sessions")]
 pub async fn signup(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let creds = credentials(&headers, raw, state.limits.max_message_size)?;
-    let out = accounts::signup(
-        &state,
-        peer.ip(),
-        creds.username,
-        creds.password,
-        creds.scope,
-    )
-    .await?;
+    let out = accounts::signup(&state, ip, creds.username, creds.password, creds.scope).await?;
     Ok(issued(StatusCode::CREATED, out))
 }
 
@@ -115,7 +106,7 @@ pub async fn signup(
     responses((status = 200, body = TokenBody), (status = 401, description = "invalid_credentials")), tag = "sessions")]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -123,7 +114,7 @@ pub async fn login(
     let (Some(user), Some(pass)) = (creds.username, creds.password) else {
         return Err(Error::InvalidCredentials.into());
     };
-    let out = accounts::login(&state, peer.ip(), &user, &pass, creds.scope).await?;
+    let out = accounts::login(&state, ip, &user, &pass, creds.scope).await?;
     Ok(issued(StatusCode::OK, out))
 }
 
@@ -131,11 +122,11 @@ pub async fn login(
 #[utoipa::path(get, path = "/login", responses((status = 200, body = TokenBody), (status = 401)), tag = "rivet")]
 pub async fn rivet_login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (user, pass) = basic(&headers).ok_or(Error::InvalidCredentials)?;
-    let out = accounts::login(&state, peer.ip(), &user, &pass, Scope::Full).await?;
+    let out = accounts::login(&state, ip, &user, &pass, Scope::Full).await?;
     Ok(issued(StatusCode::OK, out))
 }
 
@@ -154,18 +145,18 @@ pub async fn logout(
 #[utoipa::path(get, path = "/logout", responses((status = 204), (status = 401)), tag = "rivet")]
 pub async fn rivet_logout(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     if let Some((user, pass)) = basic(&headers) {
         // Checking the password opens a session too; it is revoked with the rest.
-        accounts::login(&state, peer.ip(), &user, &pass, Scope::Full).await?;
+        accounts::login(&state, ip, &user, &pass, Scope::Full).await?;
         for session in state.store.sessions(&user).await? {
             accounts::revoke(&state, &user, &session.id, session.expires, 0).await?;
         }
         return Ok(StatusCode::NO_CONTENT);
     }
-    let claims = super::auth::caller(&state, &headers, None)?;
+    let claims = super::auth::caller(&state, &headers, None).await?;
     accounts::revoke(&state, &claims.sub, &claims.sid, claims.exp, 0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -220,4 +211,39 @@ pub async fn delete_session(
         .ok_or(Error::NotFound)?;
     accounts::revoke(&state, &claims.sub, &session.id, session.expires, 0).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new token for the presented one's session, valid `TOKEN_TTL` from now.
+#[utoipa::path(post, path = "/v1/refresh", responses((status = 200, body = TokenBody), (status = 401)), tag = "sessions")]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Response, ApiError> {
+    let out = accounts::refresh(&state, &claims).await?;
+    Ok(issued(StatusCode::OK, out))
+}
+
+/// `POST /v1/me/password`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The current password; may be left out only by an account that has none.
+    old: Option<String>,
+    new: String,
+}
+
+/// Change one's own password; every other session of the account ends.
+#[utoipa::path(post, path = "/v1/me/password", request_body = PasswordChange,
+    responses((status = 200, description = "{ended}: other sessions signed out"), (status = 400), (status = 401, description = "invalid_credentials: wrong old password"), (status = 429)), tag = "sessions")]
+pub async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Caller(claims): Caller,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bytes = body::raw(raw, state.limits.max_message_size)?;
+    let change: PasswordChange = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))?;
+    let ended = accounts::change_password(&state, ip, &claims, change.old, change.new).await?;
+    Ok(Json(json!({ "ended": ended })))
 }

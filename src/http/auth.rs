@@ -2,7 +2,9 @@
 //! Rivet's clients send it) or `?token=` (for EventSource, which cannot set headers; URLs end
 //! up in logs, so prefer a header everywhere else).
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
@@ -14,19 +16,43 @@ use crate::state::AppState;
 /// A verified caller.
 pub struct Caller(pub Claims);
 
+/// The client's address for per-address limits and logs: the peer, or the address a trusted
+/// proxy forwarded for (`proxies.rs`).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or(Error::Internal)?;
+        Ok(ClientIp(crate::proxies::client_ip(
+            &state.limits.trusted_proxies,
+            peer,
+            &parts.headers,
+        )))
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        caller(state, &parts.headers, parts.uri.query()).map(Caller)
+        caller(state, &parts.headers, parts.uri.query())
+            .await
+            .map(Caller)
     }
 }
 
 /// The verified claims of the token the request carries.
 ///
 /// # Errors
-/// `auth_required` without a token, `invalid_token` with a bad one.
-pub fn caller(
+/// `auth_required` without a token, `invalid_token` with a bad one or one whose account does
+/// not exist.
+pub async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -41,7 +67,7 @@ pub fn caller(
         .map(str::to_owned)
         .or_else(|| query_token(query));
     let token = token.ok_or(Error::AuthRequired)?;
-    Ok(state.auth.verify(token.trim())?)
+    Ok(crate::accounts::check_token(state, token.trim()).await?)
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

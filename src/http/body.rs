@@ -70,7 +70,6 @@ pub fn etag(version: Version) -> HeaderValue {
 pub fn key_path(raw: &str) -> Result<Vec<String>, ApiError> {
     const MAX_SEGMENTS: usize = 64;
     const MAX_BYTES: usize = 1024;
-    let raw = raw.trim_end_matches('/');
     if raw.is_empty() {
         return Ok(Vec::new());
     }

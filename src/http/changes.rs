@@ -139,12 +139,16 @@ pub async fn events(
         state.next_conn_id(),
         control,
     );
+    // So does the token's expiry: a stream must not outlive the token that opened it.
+    let expires_in =
+        std::time::Duration::from_secs(claims.exp.saturating_sub(crate::auth::unix_now()));
     let ended = {
         let shutdown = state.shutdown.clone();
         async move {
             tokio::select! {
                 () = shutdown.cancelled() => {},
                 _ = control_rx.recv() => {},
+                () = tokio::time::sleep(expires_in) => {},
             }
         }
     };

@@ -28,6 +28,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/login", post(account::login))
         .route("/v1/logout", post(account::logout))
         .route("/v1/me", get(account::me))
+        .route("/v1/refresh", post(account::refresh))
+        .route("/v1/me/password", post(account::change_password))
         .route("/v1/sessions", get(account::sessions))
         .route("/v1/sessions/{id}", delete(account::delete_session))
         .route("/v1/users/{user}", get(data::document))
@@ -151,13 +153,13 @@ async fn metrics(
     )
 }
 
-/// Counts HTTP error responses by code (left in the response by `ApiError`).
+/// Gives every HTTP error the JSON shape (`error::as_json`) and counts them by code.
 async fn count_errors(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let response = next.run(request).await;
+    let response = error::as_json(next.run(request).await).await;
     if let Some(error::ErrorCode(code)) = response.extensions().get::<error::ErrorCode>() {
         state.metrics.errors.with_label_values(&[code]).inc();
     }

@@ -1,10 +1,10 @@
 //! The WebSocket upgrade: refuse during shutdown, set the socket's size limits, and hand the
 //! socket to a tracked session task.
 
-use std::net::SocketAddr;
-
+use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+
+use super::auth::ClientIp;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +29,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -40,7 +40,7 @@ pub async fn upgrade(
         // Cross-site WebSocket hijacking: a page elsewhere riding on a user's session.
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
-    let ip_slot = match state.limiters.connect_ip(peer.ip()) {
+    let ip_slot = match state.limiters.connect_ip(ip) {
         Ok(slot) => slot,
         Err(e) => return crate::http::error::ApiError(e).into_response(),
     };
@@ -51,7 +51,7 @@ pub async fn upgrade(
         .max_frame_size(max)
         .on_upgrade(move |socket| {
             let tracker = state.tracker.clone();
-            tracker.track_future(session::run(state, socket, peer.ip(), ip_slot))
+            tracker.track_future(session::run(state, socket, ip, ip_slot))
         })
 }
 

@@ -106,11 +106,21 @@ impl TestServer {
     }
 
     /// A client signed up as `name` (password "correct horse"), and its token.
+    /// A name in `ADMIN_USERS` cannot be signed up for; it is created as an operator would
+    /// (`hearth user create`), then signed in.
     pub async fn named_user(&self, name: &str) -> (Client, String) {
         let mut c = self.client().await;
-        let reply = c
-            .request(json!({"type": "signup", "username": name, "password": "correct horse"}))
-            .await;
+        let reply = if self.config.admins().iter().any(|a| a == name) {
+            let state = self.state();
+            hearth::accounts::create(&state.store, &state.auth, name, "correct horse".into())
+                .await
+                .expect("create an admin account");
+            c.request(json!({"type": "login", "username": name, "password": "correct horse"}))
+                .await
+        } else {
+            c.request(json!({"type": "signup", "username": name, "password": "correct horse"}))
+                .await
+        };
         assert_eq!(reply["type"], "auth", "{reply}");
         let token = reply["token"].as_str().expect("token").to_owned();
         (c, token)

@@ -13,6 +13,7 @@ mod crash;
 mod durability;
 mod events;
 mod faults;
+mod holes;
 mod hostile;
 mod limits;
 mod metrics;
