@@ -236,12 +236,25 @@ impl Auth {
     /// persists the flag.
     pub fn disable(&self, username: &str) {
         self.disabled.insert(username.to_owned());
+        self.close_sockets(username, Control::Close(4003, "account disabled"));
+    }
+
+    /// Tells every signed-in socket and stream of `username` (and closes them, with a
+    /// `Close`).
+    pub fn close_sockets(&self, username: &str, control: Control) {
         if let Some(sockets) = self.by_user.get(username) {
             for tx in sockets.values() {
                 // A full or closed control queue means that socket is going away anyway.
-                let _ = tx.try_send(Control::Close(4003, "account disabled"));
+                let _ = tx.try_send(control.clone());
             }
         }
+    }
+
+    /// The account was deleted: its flags go with it, so a later account of the same name
+    /// starts plain.
+    pub fn forget_account(&self, username: &str) {
+        self.disabled.remove(username);
+        self.granted.remove(username);
     }
 
     pub fn enable(&self, username: &str) {

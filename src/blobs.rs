@@ -227,6 +227,23 @@ impl Blobs {
     }
 }
 
+impl Blobs {
+    /// Removes the files of those of `hashes` that nobody references any more (after an
+    /// account and its references were deleted).
+    pub async fn drop_unreferenced(&self, store: &Store, hashes: &[String]) {
+        let _guard = self.lock.lock().await;
+        for sha256 in hashes {
+            if matches!(store.blob(sha256).await, Ok(None)) {
+                match tokio::fs::remove_file(self.path(sha256)).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(error = %e, sha256, "removing a blob file failed"),
+                }
+            }
+        }
+    }
+}
+
 /// Makes a rename in `dir` durable. Best effort: some filesystems refuse to sync a directory.
 async fn sync_dir(dir: PathBuf) {
     let _ = tokio::task::spawn_blocking(move || {

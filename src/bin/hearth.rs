@@ -85,6 +85,9 @@ enum UserCommand {
     GrantAdmin { name: String },
     /// Withdraw `grant-admin` (accounts named in ADMIN_USERS stay admins).
     RevokeAdmin { name: String },
+    /// Delete the account: its document, change log, sessions and blob references; its
+    /// sockets close and its name leaves every access list.
+    Delete { name: String },
 }
 
 /// The password to set: stdin's first line, or a generated one that is printed.
@@ -124,6 +127,7 @@ fn user_action(command: UserCommand) -> Result<hearth::ops::users::Action, Strin
         },
         UserCommand::GrantAdmin { name } => Action::GrantAdmin(name),
         UserCommand::RevokeAdmin { name } => Action::RevokeAdmin(name),
+        UserCommand::Delete { name } => Action::Delete(name),
     })
 }
 

@@ -247,3 +247,103 @@ pub async fn change_password(
     let ended = accounts::change_password(&state, ip, &claims, change.old, change.new).await?;
     Ok(Json(json!({ "ended": ended })))
 }
+
+/// `DELETE /v1/me`'s body: the password, when the account has one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    password: Option<String>,
+}
+
+/// Delete one's own account: document, change log, sessions and blob references go, the
+/// name leaves every access list, live sockets are closed (4004). An account with a
+/// password must give it (JSON body or HTTP Basic); attempts count as logins.
+#[utoipa::path(delete, path = "/v1/me", request_body(content = Confirm, description = "or HTTP Basic"),
+    responses((status = 200, description = "{sessions, blobs, unshared}"), (status = 401, description = "invalid_credentials"), (status = 403), (status = 429)), tag = "sessions")]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Caller(claims): Caller,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<accounts::Deleted>, ApiError> {
+    claims.can_write()?;
+    let bytes = body::raw(raw, state.limits.max_message_size)?;
+    let mut confirm: Confirm = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Confirm::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))))?
+    };
+    if let Some((_, pass)) = basic(&headers) {
+        confirm.password.get_or_insert(pass);
+    }
+    let hash = state
+        .store
+        .user(&claims.sub)
+        .await?
+        .ok_or(Error::InvalidToken)?
+        .password_hash;
+    if hash.is_some() {
+        state.limiters.login(ip, &claims.sub)?;
+        let given: String = confirm
+            .password
+            .unwrap_or_default()
+            .chars()
+            .take(crate::auth::MAX_PASSWORD)
+            .collect();
+        if !state.auth.verify_password(hash, given).await {
+            return Err(Error::InvalidCredentials.into());
+        }
+    }
+    let report =
+        accounts::delete_account(&state.store, &state.auth, Some(&state.blobs), &claims.sub)
+            .await?;
+    Ok(Json(report))
+}
+
+/// Everything the account holds, as one JSON download: the document, its retained change
+/// log, its sessions and the list of its blobs (fetch each from `/v1/blobs/{sha256}`).
+#[utoipa::path(get, path = "/v1/me/export", responses((status = 200, description = "{username, createdAt, exportedAt, document, changes, oldestRetained, sessions, blobs}"), (status = 401)), tag = "sessions")]
+pub async fn export(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Response, ApiError> {
+    let name = claims.sub.as_str();
+    let user = state.store.user(name).await?.ok_or(Error::InvalidToken)?;
+    let doc = state
+        .store
+        .document(name)
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    let history = state
+        .store
+        .changes(name, 0, doc.version(), usize::MAX)
+        .await?;
+    let mut blobs = Vec::new();
+    loop {
+        let (page, _) = state.store.user_blobs(name, blobs.len(), 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        blobs.extend(page);
+    }
+    let sessions = state.store.sessions(name).await?;
+    let body = json!({
+        "username": name,
+        "createdAt": user.created_at,
+        "exportedAt": crate::store::model::now_rfc3339(),
+        "document": &*doc,
+        "oldestRetained": history.oldest,
+        "changes": history.entries,
+        "sessions": sessions,
+        "blobs": blobs,
+    });
+    let mut response = Json(body).into_response();
+    if let Ok(v) = format!("attachment; filename=\"hearth-{name}.json\"").parse() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}

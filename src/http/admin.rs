@@ -156,6 +156,20 @@ pub async fn disable(
     set_disabled(&state, &claims, &user, true).await
 }
 
+/// Deletes an account and everything it owns; its sockets close (4004) and its name leaves
+/// every access list.
+#[utoipa::path(delete, path = "/v1/admin/users/{user}", params(("user" = String, Path)), responses((status = 200, description = "{sessions, blobs, unshared}"), (status = 403), (status = 404)), tag = "admin")]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(user): Path<String>,
+) -> Result<Json<accounts::Deleted>, ApiError> {
+    require_admin(&state, &claims)?;
+    let report =
+        accounts::delete_account(&state.store, &state.auth, Some(&state.blobs), &user).await?;
+    Ok(Json(report))
+}
+
 /// Enables a disabled account again.
 #[utoipa::path(post, path = "/v1/admin/users/{user}/enable", params(("user" = String, Path)), responses((status = 204), (status = 403), (status = 404)), tag = "admin")]
 pub async fn enable(

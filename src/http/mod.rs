@@ -27,7 +27,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/signup", post(account::signup))
         .route("/v1/login", post(account::login))
         .route("/v1/logout", post(account::logout))
-        .route("/v1/me", get(account::me))
+        .route("/v1/me", get(account::me).delete(account::delete_me))
+        .route("/v1/me/export", get(account::export))
         .route("/v1/refresh", post(account::refresh))
         .route("/v1/me/password", post(account::change_password))
         .route("/v1/sessions", get(account::sessions))
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
             post(admin::grant_admin).delete(admin::revoke_admin),
         )
         .route("/v1/admin/users/{user}/enable", post(admin::enable))
+        .route("/v1/admin/users/{user}", delete(admin::delete_user))
         // Rivet's paths, onto the same handlers.
         .route("/login", get(account::rivet_login))
         .route("/logout", get(account::rivet_logout))

@@ -1,4 +1,4 @@
-//! `hearth user create|list|disable|enable|reset-password|grant-admin|revoke-admin`.
+//! `hearth user create|list|disable|enable|reset-password|grant-admin|revoke-admin|delete`.
 //!
 //! Each works two ways: through a running server (`--url`/`HEARTH_URL` and an admin's
 //! `--token`/`HEARTH_TOKEN`, calling `/v1/admin/...`), or on a stopped server's data dir, by
@@ -26,6 +26,7 @@ pub enum Action {
     ResetPassword { name: String, password: String },
     GrantAdmin(String),
     RevokeAdmin(String),
+    Delete(String),
 }
 
 /// Where to do it.
@@ -74,12 +75,20 @@ async fn offline(action: Action, config: &Config) -> Result<String, String> {
         (store, String::from_utf8_lossy(&secret).into_owned())
     };
     let auth = Auth::new(secret.as_bytes(), config.token_ttl, config.admins());
-    let result = offline_action(action, &store, &auth).await;
+    let blobs =
+        crate::blobs::Blobs::open(config.blob_dir(), config.blob_max_size, config.blob_quota)
+            .map_err(|e| format!("blob directory: {e}"))?;
+    let result = offline_action(action, &store, &auth, &blobs).await;
     store.close().await;
     result.map_err(|e| e.to_string())
 }
 
-async fn offline_action(action: Action, store: &Store, auth: &Auth) -> Result<String, Error> {
+async fn offline_action(
+    action: Action,
+    store: &Store,
+    auth: &Auth,
+    blobs: &crate::blobs::Blobs,
+) -> Result<String, Error> {
     Ok(match action {
         Action::Create { name, password } => {
             accounts::create(store, auth, &name, password).await?;
@@ -127,7 +136,17 @@ async fn offline_action(action: Action, store: &Store, auth: &Auth) -> Result<St
             accounts::set_admin(store, auth, &name, false).await?;
             admin_note(&name, auth.is_configured_admin(&name))
         }
+        Action::Delete(name) => {
+            let report = accounts::delete_account(store, auth, Some(blobs), &name).await?;
+            deleted_note(&name, report.sessions, report.blobs, report.unshared)
+        }
     })
+}
+
+fn deleted_note(name: &str, sessions: usize, blobs: usize, unshared: usize) -> String {
+    format!(
+        "deleted {name}: {sessions} sessions revoked, {blobs} blob references dropped, removed from {unshared} access lists"
+    )
 }
 
 fn admin_note(name: &str, configured: bool) -> String {
@@ -203,6 +222,11 @@ async fn online(action: Action, url: &str, token: &str) -> Result<String, String
         Action::RevokeAdmin(name) => {
             call("DELETE", format!("/v1/admin/users/{name}/admin"), None).await?;
             format!("{name} is no longer granted admin (ADMIN_USERS still counts)")
+        }
+        Action::Delete(name) => {
+            let r = call("DELETE", format!("/v1/admin/users/{name}"), None).await?;
+            let n = |k: &str| usize::try_from(r[k].as_u64().unwrap_or(0)).unwrap_or(0);
+            deleted_note(&name, n("sessions"), n("blobs"), n("unshared"))
         }
     })
 }

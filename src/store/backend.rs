@@ -74,6 +74,12 @@ pub enum Write {
     /// Drop `username`'s reference to `sha256`; the blob's row goes with its last reference.
     /// `NotFound` if the account holds none.
     BlobRemove { username: String, sha256: String },
+    /// Remove an account and everything it owns: its record, document, change log,
+    /// sessions, flags and blob references (a blob's row goes with its last reference).
+    /// `NotFound` if there is no such user. The caller revokes its sessions first and stops
+    /// updates to it (`Store::delete_user`); the backend makes sure no update committed
+    /// before it survives it.
+    DeleteUser { username: String },
     /// Forget a session and remember its id as revoked until its token would have expired.
     Revoke {
         username: String,

@@ -84,6 +84,13 @@ impl DocCache {
         self.forget_older(username, version);
     }
 
+    /// Forgets `username`'s document outright (its account was deleted), so that no read
+    /// that started before now can put it back either.
+    pub(super) fn forget(&self, username: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.docs.invalidate(username);
+    }
+
     pub(super) fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.docs.invalidate_all();

@@ -80,6 +80,11 @@ struct Inner {
     limits: Limits,
     cache: DocCache,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Accounts being deleted: updates to them are refused from the moment the deletion
+    /// starts, so none can reach the writer after it (`delete_user`).
+    deleting: dashmap::DashSet<String>,
+    /// How many are being deleted: updates check the set only when this is not zero.
+    deletions: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -143,6 +148,8 @@ impl Store {
                 limits: cfg.limits,
                 cache,
                 metrics: cfg.metrics.clone(),
+                deleting: dashmap::DashSet::new(),
+                deletions: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -172,10 +179,8 @@ impl Store {
             // the version keeps reads current (a fetch after an ack on any node sees it)
             // without moving the document itself.
             match self.inner.backend.version(username).await? {
-                None => {
-                    self.inner.metrics.cache_hits.inc();
-                    return Ok(Some(doc));
-                }
+                // Deleted on another node.
+                None => self.inner.cache.forget(username),
                 Some(v) if v == doc.version() => {
                     self.inner.metrics.cache_hits.inc();
                     return Ok(Some(doc));
@@ -260,6 +265,15 @@ impl Store {
         &self,
         update: Update,
     ) -> (bool, BoxFuture<'static, Result<Arc<Committed>, StoreError>>) {
+        if self
+            .inner
+            .deletions
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+            && self.inner.deleting.contains(&update.target)
+        {
+            return (true, async { Err(StoreError::Unauthorized) }.boxed());
+        }
         let prepared = self.prepare(&update);
         let (queued, outcome) = match self.inner.backend.submit(Write::Update(update, prepared)) {
             Ok(outcome) => (true, outcome),
@@ -277,6 +291,34 @@ impl Store {
                 .ok_or_else(|| StoreError::unavailable("update returned no document"))
         };
         (queued, outcome.boxed())
+    }
+
+    /// Deletes an account and everything it owns ([`Write::DeleteUser`]). Updates to it are
+    /// refused from now on, before the deletion is queued: the writer applies writes in the
+    /// order they were queued, so none can land after it, and the cache forgets the document
+    /// before the refusal lifts.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    pub async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Counted before the name is added, and uncounted after it is removed, so a reader
+        // of a zero count never misses a name in the set.
+        self.inner.deletions.fetch_add(1, SeqCst);
+        self.inner.deleting.insert(username.to_owned());
+        let result = self
+            .inner
+            .backend
+            .write(Write::DeleteUser {
+                username: username.to_owned(),
+            })
+            .await;
+        if result.is_ok() {
+            self.inner.cache.forget(username);
+        }
+        self.inner.deleting.remove(username);
+        self.inner.deletions.fetch_sub(1, SeqCst);
+        result.map(|_| ())
     }
 
     /// The versions after `since` up to `upto`, for a watcher resuming from `since`. With

@@ -3,6 +3,7 @@
 mod common;
 
 mod access;
+mod account_life;
 mod accounts;
 mod admin;
 mod backup;

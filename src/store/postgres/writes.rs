@@ -115,6 +115,7 @@ impl PgBackend {
                 .await
                 .map_err(pg)?;
             }
+            Write::DeleteUser { username } => self.delete_user(&tx, username).await?,
             Write::BlobAdd(add) => self.blob_add(&tx, add).await?,
             Write::BlobRemove { username, sha256 } => {
                 self.blob_remove(&tx, username, sha256).await?
@@ -129,6 +130,52 @@ impl PgBackend {
             (self.hook)(c, Stage::Answered);
         }
         Ok(created)
+    }
+
+    /// Every row of `name`, in the deletion's transaction. Other nodes learn of it from
+    /// their next read (the document's version is gone) and from the flag notifications.
+    async fn delete_user(&self, tx: &Transaction<'_>, name: &String) -> Result<(), StoreError> {
+        let s = &self.s;
+        let removed = tx
+            .execute(
+                &format!("DELETE FROM {s}.users WHERE username = $1"),
+                &[name],
+            )
+            .await
+            .map_err(pg)?;
+        if removed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for table in ["docs", "changelog", "changelog_base", "sessions", "flags"] {
+            tx.execute(
+                &format!("DELETE FROM {s}.{table} WHERE username = $1"),
+                &[name],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        let held = tx
+            .query(
+                &format!("SELECT sha256 FROM {s}.blob_refs WHERE username = $1"),
+                &[name],
+            )
+            .await
+            .map_err(pg)?;
+        for row in held {
+            let sha256: String = row.get(0);
+            self.blob_remove(tx, name, &sha256).await?;
+        }
+        tx.execute(
+            &format!("DELETE FROM {s}.blob_usage WHERE username = $1"),
+            &[name],
+        )
+        .await
+        .map_err(pg)?;
+        for flag in ["disabled", "admin"] {
+            self.notify(tx, json!({"f": flag, "u": name, "on": false}))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn require_user(&self, tx: &Transaction<'_>, name: &str) -> Result<(), StoreError> {

@@ -101,6 +101,28 @@ impl<'t> BlobTables<'t> {
         Ok(Ok(()))
     }
 
+    /// The blobs `username` holds a reference to.
+    pub(super) fn held_by(&self, username: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for row in self
+            .refs
+            .range((username, "")..=(username, "\u{10ffff}"))
+            .map_err(StoreError::unavailable)?
+        {
+            let (key, _) = row.map_err(StoreError::unavailable)?;
+            out.push(key.value().1.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Drops `username`'s usage row (an account being deleted, its references gone).
+    pub(super) fn forget_usage(&mut self, username: &str) -> Result<(), StoreError> {
+        self.usage
+            .remove(username)
+            .map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
     fn used(&self, username: &str) -> Result<u64, StoreError> {
         Ok(self
             .usage

@@ -13,7 +13,7 @@ use super::{DOCS, LOG, LOG_BASE, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply};
 use crate::store::backend::{Committed, LatestDoc, Write};
 use crate::store::error::StoreError;
-use crate::store::model::{Document, UserRecord};
+use crate::store::model::{Document, Flag, UserRecord};
 
 /// The batch's tables, opened on first use: an update to a cached document touches none of
 /// them (opening and closing all ten per batch was about a sixth of the writer's CPU per
@@ -36,6 +36,9 @@ pub(super) struct Tables<'t> {
     pub(super) blobs: Option<BlobTables<'t>>,
     /// Documents as left by earlier writes of this batch (saves re-parsing them).
     pub(super) latest: HashMap<String, Arc<Document>>,
+    /// Accounts deleted by earlier writes of this batch: the cache still holds their
+    /// documents until the batch's commit hook runs, so updates must not look there.
+    pub(super) deleted: std::collections::HashSet<String>,
     /// Committed documents kept in memory by the store: parsing a document from its bytes
     /// for every update was most of the writer's time.
     pub(super) cached: &'t LatestDoc,
@@ -182,6 +185,7 @@ impl<'t> Tables<'t> {
                 self.put_session(session)?;
                 Ok(Ok(None))
             }
+            Write::DeleteUser { username } => self.delete_user(username),
             Write::Revoke {
                 username,
                 sid,
@@ -196,6 +200,52 @@ impl<'t> Tables<'t> {
                 Ok(Ok(None))
             }
         }
+    }
+
+    /// Removes an account's every row. Its journal rows must have been folded first (the
+    /// writer folds before a batch with a deletion): rows left in memory would otherwise
+    /// replay onto a later account of the same name. This batch's own rows for it go.
+    fn delete_user(&mut self, name: &str) -> Result<Outcome, StoreError> {
+        if !self.user_exists(name)? {
+            return Ok(Err(StoreError::NotFound));
+        }
+        if !self.journal.entries(name)?.is_empty() {
+            return Ok(Err(StoreError::unavailable(
+                "the journal could not be folded before a deletion",
+            )));
+        }
+        self.rows.retain(|(n, _, _)| n != name);
+        self.latest.remove(name);
+        self.deleted.insert(name.to_owned());
+        let txn = write_txn(self.txn)?;
+        open(self.txn, &mut self.users, USERS)?
+            .remove(name)
+            .map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.docs, DOCS)?
+            .remove(name)
+            .map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.bases, LOG_BASE)?
+            .remove(name)
+            .map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.log, LOG)?
+            .retain_in((name, 0)..=(name, u64::MAX), |_, _| false)
+            .map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.sessions, SESSIONS)?
+            .retain_in((name, "")..=(name, "\u{10ffff}"), |_, _| false)
+            .map_err(StoreError::unavailable)?;
+        for flag in [Flag::Disabled, Flag::Admin] {
+            txn.open_table(flag_table(flag))
+                .map_err(StoreError::unavailable)?
+                .remove(name)
+                .map_err(StoreError::unavailable)?;
+        }
+        let held = self.blobs()?.held_by(name)?;
+        for sha256 in held {
+            // Refused only if the reference vanished meanwhile, which is the goal anyway.
+            let _ = self.blobs()?.remove(name, &sha256)?;
+        }
+        self.blobs()?.forget_usage(name)?;
+        Ok(Ok(None))
     }
 
     fn blobs(&mut self) -> Result<&mut BlobTables<'t>, StoreError> {
@@ -240,6 +290,9 @@ impl<'t> Tables<'t> {
     }
 
     fn current(&mut self, name: &str) -> Result<Option<Arc<Document>>, StoreError> {
+        if self.deleted.contains(name) {
+            return Ok(None);
+        }
         if let Some(doc) = self.latest.get(name) {
             return Ok(Some(doc.clone()));
         }
