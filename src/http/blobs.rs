@@ -284,8 +284,13 @@ async fn may_read(
     if !doc.userdata.values().any(|v| mentions(v, sha256)) {
         return Ok(false);
     }
-    let mut writers = doc.metadata.collaborators.clone();
-    writers.push(doc.owner().to_owned());
+    // Only a holder's own act shares a blob: someone who holds it wrote its hash into this
+    // document. Being a writer of the document is not enough (its owner can make anyone a
+    // collaborator without their consent), nor is knowing the hash.
+    let writers = state.store.mentioned_by(doc.owner(), sha256).await?;
+    if writers.is_empty() {
+        return Ok(false);
+    }
     Ok(state.store.holds_blob(sha256, writers).await?)
 }
 

@@ -71,6 +71,13 @@ pub enum Write {
     SetPassword { username: String, hash: String },
     /// Record a blob reference ([`BlobAdd`]).
     BlobAdd(BlobAdd),
+    /// Record that `by` wrote the hash `sha256` into `doc`: what lets readers of `doc` read
+    /// the blob (PROTOCOL.md "Blobs"). `NotFound` unless `by` holds a reference to it.
+    BlobMention {
+        doc: String,
+        sha256: String,
+        by: String,
+    },
     /// Drop `username`'s reference to `sha256`; the blob's row goes with its last reference.
     /// `NotFound` if the account holds none.
     BlobRemove { username: String, sha256: String },
@@ -228,6 +235,13 @@ pub trait Backend: Send + Sync + 'static {
         sha256: &'a str,
         users: Vec<String>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Who recorded writing `sha256` into `doc` ([`Write::BlobMention`]).
+    fn mentioned_by<'a>(
+        &'a self,
+        doc: &'a str,
+        sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
     /// The blobs `username` references, in hash order from `offset`, at most `limit`, and the
     /// bytes they add up to (what counts against the quota).

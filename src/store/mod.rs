@@ -8,6 +8,7 @@ pub mod backend;
 mod cache;
 pub mod error;
 pub mod faults;
+pub mod mentions;
 pub mod model;
 pub mod paths;
 pub mod postgres;
@@ -274,6 +275,52 @@ impl Store {
         {
             return (true, async { Err(StoreError::Unauthorized) }.boxed());
         }
+        let hashes = update
+            .edit
+            .as_ref()
+            .map(mentions::blob_hashes)
+            .unwrap_or_default();
+        if !hashes.is_empty() {
+            // A writer sharing a blob it holds: recorded before the update commits, so that
+            // a reader never sees the hash without the right to fetch it. Rare (attaching a
+            // file), so such an update is not queued.
+            let store = self.clone();
+            let outcome = async move {
+                store.record_mentions(&update, hashes).await?;
+                store.submit_plain(update).1.await
+            };
+            return (false, outcome.boxed());
+        }
+        self.submit_plain(update)
+    }
+
+    /// Records, for each of `hashes` that `update.by` holds, that they wrote it into the
+    /// document.
+    async fn record_mentions(
+        &self,
+        update: &Update,
+        hashes: Vec<String>,
+    ) -> Result<(), StoreError> {
+        for sha256 in hashes {
+            let mention = Write::BlobMention {
+                doc: update.target.clone(),
+                sha256,
+                by: update.by.clone(),
+            };
+            match self.inner.backend.write(mention).await {
+                // Not the writer's blob: a mention by anyone else shares nothing.
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Store::submit`] once mentions are recorded.
+    fn submit_plain(
+        &self,
+        update: Update,
+    ) -> (bool, BoxFuture<'static, Result<Arc<Committed>, StoreError>>) {
         let prepared = self.prepare(&update);
         let (queued, outcome) = match self.inner.backend.submit(Write::Update(update, prepared)) {
             Ok(outcome) => (true, outcome),

@@ -66,6 +66,14 @@ impl Store {
         self.inner.backend.blob(sha256).await
     }
 
+    /// Who, holding `sha256`, recorded writing it into `doc`.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn mentioned_by(&self, doc: &str, sha256: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.backend.mentioned_by(doc, sha256).await
+    }
+
     /// Whether any of `users` references `sha256`.
     ///
     /// # Errors

@@ -332,6 +332,54 @@ async fn readers_of_a_document_that_mentions_a_writers_blob_may_read_it() {
     assert_eq!(http.get(&bob, &via_ann).await.status(), 404);
 }
 
+/// The laundering case of issue 25: eve lists ann as a collaborator of eve's own document
+/// (no consent needed) and writes the hash of ann's private blob into it. Being listed as a
+/// writer is not ann's act, so eve gets nothing; a collaborator who writes their own blob
+/// into someone's document does share it with that document's readers.
+#[tokio::test]
+async fn a_blob_is_shared_only_by_its_holders_own_act() {
+    let server = TestServer::start().await;
+    let http = Http::new(&server);
+    let (mut ann_ws, ann) = server.named_user("ann").await;
+    let (mut eve_ws, eve) = server.named_user("eve").await;
+    let (_r, reader) = server.named_user("reader").await;
+
+    let private = b"ann's private scan".to_vec();
+    let hash = sha(&private);
+    assert_eq!(http.put(&ann, "/v1/blobs", private).await.0, 201);
+
+    let r = eve_ws
+        .request(json!({"type": "update", "data": {"metadata": {"version": 0,
+            "collaborators": ["ann"], "readers": ["reader"]}, "userdata": {"loot": format!("blob:{hash}")}}}))
+        .await;
+    assert_eq!(r["version"], 1, "{r}");
+    let via_eve = format!("/v1/blobs/{hash}?doc=eve");
+    assert_eq!(http.get(&eve, &via_eve).await.status(), 404, "laundered");
+    assert_eq!(http.get(&reader, &via_eve).await.status(), 404);
+
+    // ann, a collaborator of eve's document, writes her own blob into it herself: that is
+    // her act, and eve's readers (and eve) may read it now.
+    let mine = b"ann's shared photo".to_vec();
+    let shared = sha(&mine);
+    assert_eq!(http.put(&ann, "/v1/blobs", mine).await.0, 201);
+    let r = ann_ws
+        .request(json!({"type": "update", "target": "eve", "patch": true,
+            "data": {"metadata": {"version": 1}, "userdata": {"photo": format!("blob:{shared}")}}}))
+        .await;
+    assert_eq!(r["version"], 2, "{r}");
+    let via_eve_shared = format!("/v1/blobs/{shared}?doc=eve");
+    assert_eq!(http.get(&reader, &via_eve_shared).await.status(), 200);
+    assert_eq!(http.get(&eve, &via_eve_shared).await.status(), 200);
+    // Still nothing for the private one, though ann has now written to eve's document.
+    assert_eq!(http.get(&eve, &via_eve).await.status(), 404);
+    // ann drops her reference: the share ends with it.
+    assert_eq!(
+        http.delete(&ann, &format!("/v1/blobs/{shared}")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(http.get(&reader, &via_eve_shared).await.status(), 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_uploads_and_deletes_never_leave_a_reference_without_its_bytes() {
     let server = TestServer::start().await;

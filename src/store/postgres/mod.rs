@@ -378,6 +378,14 @@ impl Backend for PgBackend {
         self.select_holds_blob(sha256, users).boxed()
     }
 
+    fn mentioned_by<'a>(
+        &'a self,
+        doc: &'a str,
+        sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.select_mentioned_by(doc, sha256).boxed()
+    }
+
     fn user_blobs<'a>(
         &'a self,
         username: &'a str,

@@ -109,6 +109,25 @@ impl PgBackend {
         Ok(row.is_some())
     }
 
+    pub(super) async fn select_mentioned_by(
+        &self,
+        doc: &str,
+        sha256: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT by_user FROM {}.blob_mentions WHERE doc = $1 AND sha256 = $2",
+                    self.s
+                ),
+                &[&doc, &sha256],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
     pub(super) async fn select_user_blobs(
         &self,
         username: &str,

@@ -3,11 +3,12 @@
 //! Hearth clusters (or test runs) can share one database.
 
 /// Bumped when the layout changes; a newer schema is refused rather than misread.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. `{s}`
 /// is the schema name.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE IF NOT EXISTS {s}.users (username text PRIMARY KEY, record text NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.docs (username text PRIMARY KEY, version bigint NOT NULL, body text NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.changelog (
@@ -24,7 +25,13 @@ CREATE TABLE IF NOT EXISTS {s}.blob_refs (
     username text NOT NULL, sha256 text NOT NULL, size bigint NOT NULL,
     PRIMARY KEY (username, sha256));
 CREATE TABLE IF NOT EXISTS {s}.blob_usage (username text PRIMARY KEY, bytes bigint NOT NULL);
-"];
+",
+    r"
+CREATE TABLE IF NOT EXISTS {s}.blob_mentions (
+    doc text NOT NULL, sha256 text NOT NULL, by_user text NOT NULL,
+    PRIMARY KEY (doc, sha256, by_user));
+",
+];
 
 /// A schema name we are willing to paste into SQL: a plain lowercase identifier.
 pub fn valid_schema(name: &str) -> bool {

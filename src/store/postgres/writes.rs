@@ -116,6 +116,34 @@ impl PgBackend {
                 .map_err(pg)?;
             }
             Write::DeleteUser { username } => self.delete_user(&tx, username).await?,
+            Write::BlobMention { doc, sha256, by } => {
+                let recorded = tx
+                    .execute(
+                        &format!(
+                            "INSERT INTO {s}.blob_mentions (doc, sha256, by_user)
+                             SELECT $1, $2, $3 WHERE EXISTS (
+                                 SELECT 1 FROM {s}.blob_refs WHERE username = $3 AND sha256 = $2)
+                             ON CONFLICT DO NOTHING"
+                        ),
+                        &[doc, sha256, by],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if recorded == 0 {
+                    let held = tx
+                        .query_opt(
+                            &format!(
+                                "SELECT 1 FROM {s}.blob_refs WHERE username = $1 AND sha256 = $2"
+                            ),
+                            &[by, sha256],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    if held.is_none() {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+            }
             Write::BlobAdd(add) => self.blob_add(&tx, add).await?,
             Write::BlobRemove { username, sha256 } => {
                 self.blob_remove(&tx, username, sha256).await?
@@ -167,6 +195,12 @@ impl PgBackend {
         }
         tx.execute(
             &format!("DELETE FROM {s}.blob_usage WHERE username = $1"),
+            &[name],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!("DELETE FROM {s}.blob_mentions WHERE doc = $1 OR by_user = $1"),
             &[name],
         )
         .await

@@ -10,8 +10,8 @@ use redb::{Database, Key, ReadableDatabase, ReadableTable, TableDefinition, Valu
 
 use super::journal::{JOURNAL, Journal};
 use super::{
-    ADMINS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META, REVOKED, SESSIONS,
-    USERS,
+    ADMINS, BLOB_MENTIONS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META,
+    REVOKED, SESSIONS, USERS,
 };
 use crate::store::error::StoreError;
 
@@ -85,6 +85,7 @@ pub fn snapshot(
         rows += copy(&read, &write, BLOBS)?;
         rows += copy(&read, &write, BLOB_REFS)?;
         rows += copy(&read, &write, BLOB_USAGE)?;
+        rows += copy(&read, &write, BLOB_MENTIONS)?;
         {
             let mut facts = write
                 .open_table(BACKUP_INFO)

@@ -4,7 +4,7 @@
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::{BLOB_REFS, BLOB_USAGE, BLOBS, decode};
+use super::{BLOB_MENTIONS, BLOB_REFS, BLOB_USAGE, BLOBS, decode};
 use crate::store::backend::BlobAdd;
 use crate::store::error::StoreError;
 use crate::store::model::{BlobRecord, BlobRef};
@@ -14,6 +14,7 @@ pub(super) struct BlobTables<'t> {
     blobs: Table<'t, &'static str, &'static [u8]>,
     refs: Table<'t, (&'static str, &'static str), u64>,
     usage: Table<'t, &'static str, u64>,
+    mentions: Table<'t, (&'static str, &'static str, &'static str), ()>,
 }
 
 impl<'t> BlobTables<'t> {
@@ -24,7 +25,42 @@ impl<'t> BlobTables<'t> {
             usage: txn
                 .open_table(BLOB_USAGE)
                 .map_err(StoreError::unavailable)?,
+            mentions: txn
+                .open_table(BLOB_MENTIONS)
+                .map_err(StoreError::unavailable)?,
         })
+    }
+
+    /// Records that `by` wrote `sha256` into `doc`; refused (`NotFound`) unless `by` holds
+    /// the blob: only a holder's own act can share it.
+    pub(super) fn mention(
+        &mut self,
+        doc: &str,
+        sha256: &str,
+        by: &str,
+    ) -> Result<Result<(), StoreError>, StoreError> {
+        if self
+            .refs
+            .get((by, sha256))
+            .map_err(StoreError::unavailable)?
+            .is_none()
+        {
+            return Ok(Err(StoreError::NotFound));
+        }
+        self.mentions
+            .insert((doc, sha256, by), ())
+            .map_err(StoreError::unavailable)?;
+        Ok(Ok(()))
+    }
+
+    /// Forgets what was written into `doc` (its account is being deleted).
+    pub(super) fn forget_mentions(&mut self, doc: &str) -> Result<(), StoreError> {
+        self.mentions
+            .retain_in((doc, "", "")..=(doc, "\u{10ffff}", "\u{10ffff}"), |_, _| {
+                false
+            })
+            .map_err(StoreError::unavailable)?;
+        Ok(())
     }
 
     /// Records that `username` holds `sha256` (a no-op if it does). The outer `Err` is a
@@ -164,6 +200,26 @@ pub(super) fn holds(
         }
     }
     Ok(false)
+}
+
+/// Who recorded writing `sha256` into `doc`.
+pub(super) fn mentioned_by(
+    txn: &redb::ReadTransaction,
+    doc: &str,
+    sha256: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mentions = txn
+        .open_table(BLOB_MENTIONS)
+        .map_err(StoreError::unavailable)?;
+    let mut out = Vec::new();
+    for row in mentions
+        .range((doc, sha256, "")..=(doc, sha256, "\u{10ffff}"))
+        .map_err(StoreError::unavailable)?
+    {
+        let (key, _) = row.map_err(StoreError::unavailable)?;
+        out.push(key.value().2.to_owned());
+    }
+    Ok(out)
 }
 
 /// `name`'s references in hash order from `offset`, at most `limit`, and its usage.

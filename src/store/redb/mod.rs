@@ -34,8 +34,8 @@ use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 use queue::Outcome;
 use schema::{
-    ADMINS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META, REVOKED,
-    SCHEMA_VERSION, SESSIONS, USERS, decode, flag_table, init_schema, read_json, read_log,
+    ADMINS, BLOB_MENTIONS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META,
+    REVOKED, SCHEMA_VERSION, SESSIONS, USERS, decode, flag_table, init_schema, read_json, read_log,
 };
 pub use writer::WriterConfig;
 
@@ -239,6 +239,19 @@ impl Backend for RedbBackend {
         self.read(move |db| {
             let txn = db.begin_read().map_err(StoreError::unavailable)?;
             blobs::holds(&txn, &sha, &users)
+        })
+        .boxed()
+    }
+
+    fn mentioned_by<'a>(
+        &'a self,
+        doc: &'a str,
+        sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        let (doc, sha) = (doc.to_owned(), sha256.to_owned());
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            blobs::mentioned_by(&txn, &doc, &sha)
         })
         .boxed()
     }

@@ -28,6 +28,10 @@ pub(super) const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blo
 pub(super) const BLOB_REFS: TableDefinition<(&str, &str), u64> = TableDefinition::new("blob_refs");
 /// `username → bytes`: the sum of the sizes of the blobs an account references.
 pub(super) const BLOB_USAGE: TableDefinition<&str, u64> = TableDefinition::new("blob_usage");
+/// `(document, sha256, by) → ()`: `by`, holding the blob, wrote its hash into `document`
+/// (the blob read rule, PROTOCOL.md "Blobs").
+pub(super) const BLOB_MENTIONS: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("blob_mentions");
 
 /// The table holding accounts with `flag` set.
 pub(super) fn flag_table(flag: Flag) -> TableDefinition<'static, &'static str, ()> {
@@ -79,6 +83,8 @@ pub(super) fn init_schema(db: &Database) -> Result<(), StoreError> {
         txn.open_table(BLOBS).map_err(StoreError::unavailable)?;
         txn.open_table(BLOB_REFS).map_err(StoreError::unavailable)?;
         txn.open_table(BLOB_USAGE)
+            .map_err(StoreError::unavailable)?;
+        txn.open_table(BLOB_MENTIONS)
             .map_err(StoreError::unavailable)?;
     }
     txn.commit().map_err(StoreError::unavailable)

@@ -186,6 +186,9 @@ impl<'t> Tables<'t> {
                 Ok(Ok(None))
             }
             Write::DeleteUser { username } => self.delete_user(username),
+            Write::BlobMention { doc, sha256, by } => {
+                Ok(self.blobs()?.mention(doc, sha256, by)?.map(|()| None))
+            }
             Write::Revoke {
                 username,
                 sid,
@@ -245,6 +248,7 @@ impl<'t> Tables<'t> {
             let _ = self.blobs()?.remove(name, &sha256)?;
         }
         self.blobs()?.forget_usage(name)?;
+        self.blobs()?.forget_mentions(name)?;
         Ok(Ok(None))
     }
 
