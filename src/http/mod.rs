@@ -10,104 +10,117 @@ mod changes;
 mod data;
 mod demo;
 pub mod error;
+mod health;
 mod openapi;
 mod rivet;
+mod root;
 mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::state::AppState;
 
+/// Declares routes and, beside them, the table of what was declared
+/// ([`documented_routes`]), so the OpenAPI test compares the document with the router itself.
+macro_rules! routes {
+    ($name:ident { $($method:ident $path:literal => $handler:path,)* }) => {
+        fn $name() -> (Router<AppState>, Vec<(&'static str, &'static str)>) {
+            let mut router = Router::new();
+            let mut table = Vec::new();
+            $(
+                router = router.route($path, axum::routing::$method($handler));
+                table.push((stringify!($method), $path));
+            )*
+            (router, table)
+        }
+    };
+}
+
+routes!(api_routes {
+    post "/v1/signup" => account::signup,
+    post "/v1/login" => account::login,
+    post "/v1/logout" => account::logout,
+    post "/v1/refresh" => account::refresh,
+    get "/v1/me" => account::me,
+    delete "/v1/me" => account::delete_me,
+    post "/v1/me/password" => account::change_password,
+    get "/v1/me/export" => account::export,
+    get "/v1/sessions" => account::sessions,
+    delete "/v1/sessions/{id}" => account::delete_session,
+    get "/v1/users/{user}" => data::document,
+    get "/v1/users/{user}/data" => data::get_root,
+    put "/v1/users/{user}/data" => root::put,
+    patch "/v1/users/{user}/data" => root::patch,
+    delete "/v1/users/{user}/data" => root::delete,
+    get "/v1/users/{user}/data/{*path}" => data::get_data,
+    put "/v1/users/{user}/data/{*path}" => data::put_data,
+    patch "/v1/users/{user}/data/{*path}" => data::patch_data,
+    delete "/v1/users/{user}/data/{*path}" => data::delete_data,
+    get "/v1/users/{user}/keys" => root::keys,
+    get "/v1/users/{user}/keys/{*path}" => data::keys,
+    post "/v1/users/{user}/batch" => data::batch,
+    get "/v1/users/{user}/changes" => changes::changes,
+    get "/v1/users/{user}/events" => changes::events,
+    get "/v1/openapi.json" => openapi::document,
+    get "/v1/admin/stats" => admin::stats,
+    get "/v1/admin/users" => admin::users,
+    post "/v1/admin/users" => admin::create_user,
+    delete "/v1/admin/users/{user}" => admin::delete_user,
+    get "/v1/admin/backup" => admin::backup_download,
+    post "/v1/admin/backup" => admin::backup_to_dir,
+    post "/v1/admin/users/{user}/disable" => admin::disable,
+    post "/v1/admin/users/{user}/enable" => admin::enable,
+    post "/v1/admin/users/{user}/password" => admin::reset_password,
+    post "/v1/admin/users/{user}/admin" => admin::grant_admin,
+    delete "/v1/admin/users/{user}/admin" => admin::revoke_admin,
+    // Rivet's paths, onto the same handlers.
+    get "/login" => account::rivet_login,
+    get "/logout" => account::rivet_logout,
+    get "/store/{user}" => rivet::store_list,
+    get "/store/{user}/{*key}" => rivet::store_get,
+    put "/store/{user}/{*key}" => rivet::store_put,
+    post "/store/{user}/{*key}" => rivet::store_post,
+    delete "/store/{user}/{*key}" => rivet::store_delete,
+    get "/healthz" => health::live,
+    get "/readyz" => health::ready,
+    get "/metrics" => health::metrics,
+    get "/ws" => ws::upgrade,
+});
+
+// Blob uploads stream to disk under their own limits (`BLOB_MAX_SIZE`, `BLOB_QUOTA`).
+routes!(blob_routes {
+    get "/v1/blobs" => blobs::list,
+    put "/v1/blobs" => blobs::upload,
+    get "/v1/blobs/{sha256}" => blobs::download,
+    put "/v1/blobs/{sha256}" => blobs::upload_named,
+    delete "/v1/blobs/{sha256}" => blobs::delete,
+});
+
+/// Every route the OpenAPI document must describe, as `(method, path)` in axum's syntax:
+/// all but the demo page's static files and the conformance-only `/echo`.
+pub fn documented_routes() -> Vec<(&'static str, &'static str)> {
+    let mut table = api_routes().1;
+    table.extend(blob_routes().1);
+    table
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/v1/signup", post(account::signup))
-        .route("/v1/login", post(account::login))
-        .route("/v1/logout", post(account::logout))
-        .route("/v1/me", get(account::me).delete(account::delete_me))
-        .route("/v1/me/export", get(account::export))
-        .route("/v1/refresh", post(account::refresh))
-        .route("/v1/me/password", post(account::change_password))
-        .route("/v1/sessions", get(account::sessions))
-        .route("/v1/sessions/{id}", delete(account::delete_session))
-        .route("/v1/users/{user}", get(data::document))
-        .route(
-            "/v1/users/{user}/data",
-            get(data::get_root)
-                .put(data::put_data)
-                .patch(data::patch_data)
-                .delete(data::delete_data),
-        )
-        .route(
-            "/v1/users/{user}/data/{*path}",
-            get(data::get_data)
-                .put(data::put_data)
-                .patch(data::patch_data)
-                .delete(data::delete_data),
-        )
-        .route("/v1/users/{user}/keys", get(data::keys))
-        .route("/v1/users/{user}/keys/{*path}", get(data::keys))
-        .route("/v1/users/{user}/batch", post(data::batch))
-        .route("/v1/users/{user}/changes", get(changes::changes))
-        .route("/v1/users/{user}/events", get(changes::events))
-        .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/admin/stats", get(admin::stats))
-        .route(
-            "/v1/admin/users",
-            get(admin::users).post(admin::create_user),
-        )
-        .route(
-            "/v1/admin/backup",
-            get(admin::backup_download).post(admin::backup_to_dir),
-        )
-        .route("/v1/admin/users/{user}/disable", post(admin::disable))
-        .route(
-            "/v1/admin/users/{user}/password",
-            post(admin::reset_password),
-        )
-        .route(
-            "/v1/admin/users/{user}/admin",
-            post(admin::grant_admin).delete(admin::revoke_admin),
-        )
-        .route("/v1/admin/users/{user}/enable", post(admin::enable))
-        .route("/v1/admin/users/{user}", delete(admin::delete_user))
-        // Rivet's paths, onto the same handlers.
-        .route("/login", get(account::rivet_login))
-        .route("/logout", get(account::rivet_logout))
-        .route("/store/{user}", get(rivet::store_list))
-        .route(
-            "/store/{user}/{*key}",
-            get(rivet::store_get)
-                .put(rivet::store_put)
-                .post(rivet::store_put)
-                .delete(rivet::store_delete),
-        )
+    let api = api_routes()
+        .0
         .layer(DefaultBodyLimit::max(state.limits.max_message_size));
-    // Blob uploads stream to disk under their own limits (BLOB_MAX_SIZE, BLOB_QUOTA).
-    let blob_routes = Router::new()
-        .route("/v1/blobs", get(blobs::list).put(blobs::upload))
-        .route(
-            "/v1/blobs/{sha256}",
-            get(blobs::download)
-                .put(blobs::upload_named)
-                .delete(blobs::delete),
-        )
-        .layer(DefaultBodyLimit::disable());
+    let blobs = blob_routes().0.layer(DefaultBodyLimit::disable());
 
     let mut app = Router::new()
         .route("/", get(demo::index))
         .route("/app.js", get(demo::app))
         .route("/style.css", get(demo::style))
         .route("/hearth-client.js", get(demo::client))
-        .route("/ws", get(ws::upgrade))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
         .merge(api)
-        .merge(blob_routes)
+        .merge(blobs)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });
     if state.limits.ws_echo {
         app = app.route("/echo", get(ws::echo));
@@ -120,39 +133,6 @@ pub fn router(state: AppState) -> Router {
         app = app.layer(cors(origins));
     }
     app.with_state(state)
-}
-
-/// Ready to take traffic: not shutting down, and storage accepting commits. Load balancers
-/// stop sending traffic on 503; `/healthz` only says the process is alive.
-async fn ready(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, &'static str) {
-    if state.shutdown.is_cancelled() {
-        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    } else if !state.store.healthy() {
-        (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "storage failing",
-        )
-    } else {
-        (axum::http::StatusCode::OK, "ready")
-    }
-}
-
-/// Prometheus text format. Public like `/healthz`: it holds counts, never data; keep the
-/// port off the open internet or filter `/metrics` at the proxy if that matters.
-async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> impl axum::response::IntoResponse {
-    #[allow(clippy::cast_possible_wrap)] // watcher counts are far below i64::MAX
-    state.metrics.watches.set(state.hub.watchers() as i64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
 }
 
 /// Gives every HTTP error the JSON shape (`error::as_json`) and counts them by code.

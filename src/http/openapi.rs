@@ -4,25 +4,28 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{account, admin, blobs, changes, data, rivet};
+use super::{account, admin, blobs, changes, data, health, rivet, root, ws};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hearth", description = "The REST view of Hearth's documents. Errors are JSON {code, message}; see PROTOCOL.md."),
     paths(
-        account::signup, account::login, account::logout, account::me, account::sessions,
+        account::signup, account::login, account::logout, account::refresh, account::me,
+        account::delete_me, account::change_password, account::export, account::sessions,
         account::delete_session, account::rivet_login, account::rivet_logout,
         data::document, data::get_root, data::get_data, data::put_data, data::patch_data,
-        data::delete_data, data::batch, data::keys, rivet::store_list, rivet::store_get,
-        rivet::store_put, rivet::store_delete,
-        changes::changes, changes::events,
+        data::delete_data, data::batch, data::keys, root::put, root::patch, root::delete,
+        root::keys, rivet::store_list, rivet::store_get, rivet::store_put, rivet::store_post,
+        rivet::store_delete,
+        changes::changes, changes::events, document,
         admin::stats, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
-        admin::backup_download, admin::create_user, admin::reset_password, admin::grant_admin,
-        admin::revoke_admin,
+        admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
+        admin::grant_admin, admin::revoke_admin,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,
+        health::live, health::ready, health::metrics, ws::upgrade,
     ),
-    components(schemas(account::Credentials, account::TokenBody, data::BatchOp, admin::NewUser,
-        admin::NewPassword)),
+    components(schemas(account::Credentials, account::TokenBody, account::PasswordChange,
+        account::Confirm, data::BatchOp, admin::NewUser, admin::NewPassword)),
     modifiers(&Security),
     security(("bearer" = []), ("session_token" = [])),
 )]
@@ -52,6 +55,8 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI 3")), security(()), tag = "operations")]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

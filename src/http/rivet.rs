@@ -60,6 +60,19 @@ pub async fn store_get(
     Ok(response)
 }
 
+/// Rivet's POST: the same write as PUT.
+#[utoipa::path(post, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), request_body = String,
+    responses((status = 200), (status = 201), (status = 400), (status = 403), (status = 404)), tag = "rivet")]
+pub async fn store_post(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    store_put(state, caller, path, headers, raw).await
+}
+
 /// Rivet's write (PUT or POST): a JSON body (`Content-Type: application/json`) is stored as
 /// JSON, anything else as a UTF-8 string. 201 when the key did not exist.
 #[utoipa::path(put, path = "/store/{user}/{key}", params(("user" = String, Path), ("key" = String, Path)), request_body = String,

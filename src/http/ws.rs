@@ -27,6 +27,8 @@ const READ_BUFFER: usize = 1024;
 /// `OUTBOUND_BUFFER` its queue may already hold.
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// The WebSocket endpoint: the whole protocol (PROTOCOL.md) runs over one socket.
+#[utoipa::path(get, path = "/ws", responses((status = 101, description = "switching to the WebSocket protocol"), (status = 403, description = "origin not allowed"), (status = 429, description = "too_many_connections"), (status = 503)), security(()), tag = "websocket")]
 pub async fn upgrade(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
