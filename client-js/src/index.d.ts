@@ -86,11 +86,14 @@ export interface Options {
   requestTimeout?: number;
   /** Backoff in ms (default {min: 250, max: 10000, factor: 2}), or false to not reconnect. */
   reconnect?: { min: number; max: number; factor: number } | false;
-  /** Keep the token in localStorage (true) or in any Storage-like object. */
-  persist?: boolean | Pick<Storage, "getItem" | "setItem" | "removeItem">;
+  /** Keep the token in localStorage (true, browsers only: Node throws), in a JSON file
+   * (a path, Node only) or in any Storage-like object. */
+  persist?: boolean | string | Pick<Storage, "getItem" | "setItem" | "removeItem">;
   storageKey?: string;
   /** Retries of `transact` on version mismatch (default 20). */
   transactRetries?: number;
+  /** Renew the token when this share of its lifetime is left (default 0.2), or false. */
+  refreshBefore?: number | false;
 }
 
 export interface WatchOptions {
@@ -139,6 +142,14 @@ export class Hearth {
   login(username: string, password: string): Promise<Auth>;
   auth(token: string): Promise<Auth>;
   logout(): Promise<void>;
+  /** A new token for this session (done by itself before expiry; see `refreshBefore`). */
+  refresh(): Promise<Auth>;
+  /** Changes the password; other sessions end. Resolves to how many ended. */
+  changePassword(oldPassword: string | undefined, newPassword: string): Promise<number>;
+  /** Deletes the account and everything it owns; the client is signed out. */
+  deleteAccount(password?: string): Promise<{ sessions: number; blobs: number; unshared: number }>;
+  /** Everything the account holds (document, change log, sessions, blobs). */
+  exportData(): Promise<Record<string, unknown>>;
   fetch(target?: string, fields?: string[]): Promise<Fetched>;
   fetch(fields: string[]): Promise<Fetched>;
   update(data: Userdata | JSONValue[], version: number, patch?: Patch): Promise<number>;

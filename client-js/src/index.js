@@ -24,6 +24,9 @@ const DEFAULTS = {
   persist: false,
   storageKey: "hearth.token",
   transactRetries: 20,
+  // Renew the token this long before it expires (`refresh`), so a long-lived app stays
+  // signed in; false turns it off.
+  refreshBefore: 0.2,
 };
 
 /** Connects to a Hearth server: `connect("ws://127.0.0.1:8080/ws", { token })`. */
@@ -51,7 +54,8 @@ export class Hearth {
     this._attempt = 0;
     this._closed = false;
     this._ready = null; // resolves when connected (and re-authenticated)
-    this._readyResolve = null;
+    this._readyResolve = null; // null once resolved: the next disconnect makes a new promise
+    this._refreshTimer = null;
     this._resetReady();
     this._open();
   }
@@ -104,16 +108,61 @@ export class Hearth {
     this._forget();
   }
 
+  /** A new token for this session, valid for the server's TOKEN_TTL from now. The client
+   * does this by itself before the token expires (`refreshBefore`). */
+  async refresh() {
+    return this._signedIn(await this._request({ type: "refresh" }));
+  }
+
+  /** Changes this account's password (`old` may be left out by an account without one);
+   * every other session of the account ends. Resolves to how many ended. */
+  async changePassword(oldPassword, newPassword) {
+    const reply = await this._request(omitUndefined({ type: "password", old: oldPassword ?? undefined, new: newPassword }));
+    return reply.ended;
+  }
+
+  /** Deletes this account and everything it owns (the password is needed when it has one).
+   * Resolves to `{ sessions, blobs, unshared }`; the client is signed out. */
+  async deleteAccount(password) {
+    const body = JSON.stringify(password === undefined ? {} : { password });
+    const res = await this._http("DELETE", "/v1/me", body, { "Content-Type": "application/json" });
+    const report = await res.json();
+    this._forget();
+    return report;
+  }
+
+  /** Everything this account holds, as the server's export: `{ document, changes, blobs, … }`. */
+  async exportData() {
+    return (await this._http("GET", "/v1/me/export")).json();
+  }
+
   _signedIn(reply) {
     this.token = reply.token;
     this.username = reply.username;
     this.storage?.setItem(this.options.storageKey, reply.token);
+    this._scheduleRefresh();
     const auth = { username: reply.username, token: reply.token };
     this._emit("auth", auth);
     return auth;
   }
 
+  /** Renews the token when `refreshBefore` of its lifetime is left. */
+  _scheduleRefresh() {
+    clearTimeout(this._refreshTimer);
+    const claims = tokenClaims(this.token);
+    if (!claims?.exp || !claims.iat || this.options.refreshBefore === false) return;
+    const lifetime = (claims.exp - claims.iat) * 1000;
+    const at = claims.exp * 1000 - lifetime * this.options.refreshBefore;
+    const wait = Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1));
+    this._refreshTimer = setTimeout(() => {
+      if (!this.ready || this._closed) return; // a reconnect signs in and schedules again
+      this.refresh().catch((e) => this._emit("error", e));
+    }, wait);
+    this._refreshTimer.unref?.();
+  }
+
   _forget() {
+    clearTimeout(this._refreshTimer);
     this.token = null;
     this.username = null;
     this.storage?.removeItem(this.options.storageKey);
@@ -213,12 +262,13 @@ export class Hearth {
   async transact(target, fn) {
     if (typeof target === "function") [target, fn] = [undefined, target];
     for (let attempt = 0; attempt <= this.options.transactRetries; attempt++) {
-      const { version, data } = await this.fetch(target);
-      const next = await fn(structuredClone(data.userdata));
       try {
+        const { version, data } = await this.fetch(target);
+        const next = await fn(structuredClone(data.userdata));
         const v = await this.update(target, next, version, false);
         return { version: v, userdata: next };
       } catch (e) {
+        // Told to slow down (the fetch or the write): wait as long as the server says.
         if (e.code === "rate_limited") {
           await sleep((e.retryAfter ?? 1) * 1000);
           continue;
@@ -298,14 +348,23 @@ export class Hearth {
   close() {
     this._closed = true;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._refreshTimer);
     this._failPending(new HearthError("closed", "client closed"));
     this.ws?.close(1000);
   }
 
   // ---- transport ---------------------------------------------------------------------
 
+  // One promise for the whole time the client is not ready: failed reconnect attempts keep
+  // it, so a request waiting on it is answered by whichever attempt succeeds.
   _resetReady() {
+    if (this._ready && this._readyResolve) return; // still waiting: keep the same promise
     this._ready = new Promise((resolve) => (this._readyResolve = resolve));
+  }
+
+  _markReady() {
+    this._readyResolve?.();
+    this._readyResolve = null;
   }
 
   _open() {
@@ -336,7 +395,7 @@ export class Hearth {
     }
     this.ready = true;
     this._emit("connected");
-    this._readyResolve();
+    this._markReady();
     for (const record of this._watches.values()) this._startWatch(record).catch(() => {});
   }
 
@@ -469,6 +528,45 @@ function sleep(ms) {
 
 function resolveStorage(persist) {
   if (!persist) return null;
-  if (persist === true) return globalThis.localStorage ?? null;
+  if (persist === true) {
+    if (globalThis.localStorage) return globalThis.localStorage;
+    throw new TypeError(
+      "persist: true keeps the token in localStorage, which this runtime lacks; in Node pass persist: \"path/to/file.json\" or an object with getItem/setItem/removeItem",
+    );
+  }
+  if (typeof persist === "string") return fileStorage(persist);
   return persist; // anything with getItem/setItem/removeItem
+}
+
+/** A Storage kept in a JSON file (mode 0600): `persist: "path"` in Node. */
+function fileStorage(path) {
+  const fs = globalThis.process?.getBuiltinModule?.("node:fs");
+  if (!fs) throw new TypeError("persist: a file path works in Node (>= 20.16) only");
+  const read = () => {
+    try {
+      return JSON.parse(fs.readFileSync(path, "utf8"));
+    } catch {
+      return {};
+    }
+  };
+  const write = (data) => fs.writeFileSync(path, JSON.stringify(data), { mode: 0o600 });
+  return {
+    getItem: (k) => read()[k] ?? null,
+    setItem: (k, v) => write({ ...read(), [k]: String(v) }),
+    removeItem: (k) => {
+      const data = read();
+      delete data[k];
+      write(data);
+    },
+  };
+}
+
+/** A JWT's payload (`exp`, `iat`, `sub`, …), or null. Not verified: only for timing. */
+function tokenClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
+  } catch {
+    return null;
+  }
 }

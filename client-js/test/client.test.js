@@ -231,3 +231,69 @@ describe("resilience", () => {
     }
   });
 });
+
+describe("sessions and the network (issue 25)", () => {
+  test("a request made while disconnected is answered after the reconnect", async () => {
+    let own = await startServer();
+    const c = connect(own.url, { WebSocket, requestTimeout: 8000, reconnect: { min: 100, max: 400, factor: 2 } });
+    try {
+      await c.signup();
+      await own.stop();
+      await until(() => !c.connected, 5000, "the disconnect");
+      const pending = c.fetch();
+      // Several failed reconnect attempts happen while the request waits.
+      await new Promise((r) => setTimeout(r, 1200));
+      own = await startServer({ dataDir: own.dataDir, port: own.port });
+      const reply = await pending;
+      assert.equal(reply.username, c.username);
+      assert.equal(reply.version, 0);
+    } finally {
+      c.close();
+      await own.cleanup();
+    }
+  });
+
+  test("the client renews its token before it expires", async () => {
+    const own = await startServer({ env: { TOKEN_TTL: "3" } });
+    const c = connect(own.url, { WebSocket, requestTimeout: 5000, refreshBefore: 0.5 });
+    try {
+      const first = (await c.signup()).token;
+      const seen = [];
+      c.on("error", (e) => seen.push(e.code));
+      await new Promise((r) => setTimeout(r, 4500));
+      assert.notEqual(c.token, first, "a new token");
+      assert.equal((await c.fetch()).version, 0, "still signed in past the first token's expiry");
+      assert.deepEqual(seen, []);
+    } finally {
+      c.close();
+      await own.cleanup();
+    }
+  });
+
+  test("transact waits out rate limits", async () => {
+    const own = await startServer({ env: { MAX_REQUESTS_PER_SECOND: "2" } });
+    const c = connect(own.url, { WebSocket, requestTimeout: 5000 });
+    try {
+      await c.signup();
+      let last;
+      for (let i = 0; i < 4; i++) last = await c.transact((d) => ({ n: (d.n ?? 0) + 1 }));
+      assert.deepEqual(last.userdata, { n: 4 });
+      assert.equal(last.version, 4, "each transaction committed once");
+    } finally {
+      c.close();
+      await own.cleanup();
+    }
+  });
+
+  test("persist: true in Node says what it needs; a file path works", async () => {
+    assert.throws(() => connect(server.url, { WebSocket, persist: true }), /localStorage.*persist: "path/);
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const file = `${await mkdtemp(`${tmpdir()}/hearth-token-`)}/token.json`;
+    const a = client({ persist: file });
+    const { token } = await a.signup();
+    const b = client({ persist: file });
+    assert.equal(b.token, token);
+    await until(() => b.username !== null, 5000, "sign-in from the file");
+  });
+});
