@@ -7,6 +7,10 @@ const hearth = connect(wsUrl, { persist: true });
 
 let doc = null; // the latest change of my own document: { version, data }
 let dirty = false; // the editor holds text the user has not saved
+// What the editor's text was loaded from: a save is a write at this version, so a version
+// saved meanwhile (by a collaborator, or by this user in another tab) is never overwritten
+// without a word.
+let base = null; // { version, userdata }
 let stopOwn = null;
 let stopOther = null;
 
@@ -83,8 +87,11 @@ function renderOwn(change) {
     metadata.version === 0 ? `Created ${when}` : `Version ${metadata.version} saved by ${metadata.lastUpdate.by}, ${when}`;
   if (!dirty) {
     $("editor").value = JSON.stringify(userdata, null, 2);
-  } else if (!change.snapshot && metadata.lastUpdate.by !== hearth.username) {
-    say(`${metadata.lastUpdate.by} saved v${metadata.version}. Save to overwrite it, or discard your edits to see it.`);
+    base = { version: metadata.version, userdata };
+    hideConflict();
+  } else if (!change.snapshot && base && metadata.version > base.version) {
+    const who = metadata.lastUpdate.by === hearth.username ? "you, in another tab or device," : metadata.lastUpdate.by;
+    showConflict(`v${metadata.version} was saved by ${who} while you were editing v${base.version}.`);
   }
   renderChips("collaborators", metadata.collaborators);
   renderChips("readers", metadata.readers);
@@ -165,6 +172,52 @@ function say(text) {
   $("save-status").textContent = text;
 }
 
+// ---- conflicts: a newer version than the one being edited --------------------------------
+
+function showConflict(text) {
+  $("conflict-text").textContent = text;
+  $("conflict").hidden = false;
+}
+
+function hideConflict() {
+  $("conflict").hidden = true;
+}
+
+/** The RFC 7386 merge patch that turns `from` into `to` (objects; arrays and scalars whole). */
+function mergeDiff(from, to) {
+  const patch = {};
+  for (const key of Object.keys(from)) if (!(key in to)) patch[key] = null;
+  for (const [key, value] of Object.entries(to)) {
+    const old = from[key];
+    if (JSON.stringify(old) === JSON.stringify(value)) continue;
+    const bothObjects = [old, value].every((v) => v && typeof v === "object" && !Array.isArray(v));
+    patch[key] = bothObjects ? mergeDiff(old, value) : value;
+  }
+  return patch;
+}
+
+/** The edit as it would apply to the newest version: my changes since `base`, as a merge
+ * patch, or the patch I typed. Keys only the other side changed keep their value. */
+function myChanges() {
+  const value = JSON.parse($("editor").value);
+  const mode = $("mode").value;
+  if (mode === "false") return { value: mergeDiff(base.userdata, value), patch: "merge" };
+  return { value, patch: mode };
+}
+
+$("conflict-reload").onclick = () => {
+  dirty = false;
+  $("mode").value = "false";
+  if (doc) renderOwn({ ...doc, snapshot: true });
+  say("Showing the newest version; your edits were discarded.");
+};
+$("conflict-merge").onclick = () => save(() => ({ ...myChanges(), version: doc.version }), "Merged your edits into");
+$("conflict-overwrite").onclick = () => {
+  const value = JSON.parse($("editor").value);
+  const mode = $("mode").value;
+  save(() => ({ value, patch: mode === "false" ? false : mode, version: doc.version }), "Overwrote with your text as");
+};
+
 $("editor").oninput = () => {
   dirty = true;
 };
@@ -185,26 +238,33 @@ $("reload").onclick = () => {
   if (doc) renderOwn({ ...doc, snapshot: true });
   say("");
 };
-$("save").onclick = async () => {
-  if (!doc) return;
-  let value;
+$("save").onclick = () => {
+  const mode = $("mode").value;
+  return save((value) => ({ value, patch: mode === "false" ? false : mode, version: base.version }), "Saved as");
+};
+
+/** Writes what `edit(parsedEditor)` says, at its version; a stale one shows the conflict. */
+async function save(edit, done) {
+  if (!doc || !base) return;
+  let write;
   try {
-    value = JSON.parse($("editor").value);
+    write = edit(JSON.parse($("editor").value));
   } catch (e) {
     return say(`Not valid JSON: ${e.message}`);
   }
-  const mode = $("mode").value;
-  const patch = mode === "false" ? false : mode;
   try {
-    const version = await hearth.update(value, doc.version, patch);
+    const version = await hearth.update(write.value, write.version, write.patch);
     dirty = false;
     $("mode").value = "false";
-    say(`Saved as v${version}.`);
+    hideConflict();
+    say(`${done} v${version}.`);
     if (doc.version >= version) renderOwn({ ...doc, snapshot: true });
   } catch (e) {
-    say(e.code === "version_mismatch" ? `Someone saved v${e.version} first. Save again to overwrite it.` : e.message);
+    if (e.code !== "version_mismatch") return say(e.message);
+    say("");
+    showConflict(`v${e.version} was saved after the v${write.version} you were editing; nothing was written.`);
   }
-};
+}
 
 // ---- sharing --------------------------------------------------------------------------
 
@@ -229,8 +289,18 @@ function renderChips(list, names) {
   }
 }
 
-function setAccess(list, names) {
-  return attempt($("share-error"), () => hearth.share({ [list]: names }, doc.version));
+async function setAccess(list, names) {
+  $("share-error").textContent = "";
+  try {
+    await hearth.share({ [list]: names }, doc.version);
+    return true;
+  } catch (e) {
+    $("share-error").textContent =
+      e.code === "unknown_users"
+        ? `No account named ${e.users.join(", ")}. Check the spelling; they need to sign up first.`
+        : e.message;
+    return false;
+  }
 }
 
 for (const form of document.querySelectorAll("form.add")) {
@@ -241,7 +311,9 @@ for (const form of document.querySelectorAll("form.add")) {
     const list = form.dataset.list;
     if (!name || !doc) return;
     const current = doc.data.metadata[list];
-    setAccess(list, current.includes(name) ? current : [...current, name]).then(() => (input.value = ""));
+    setAccess(list, current.includes(name) ? current : [...current, name]).then((ok) => {
+      if (ok) input.value = "";
+    });
   };
 }
 

@@ -6,6 +6,8 @@ export type ErrorCode =
   | "invalid_token"
   | "invalid_credentials"
   | "username_taken"
+  | "unknown_users"
+  | "method_not_allowed"
   | "unauthorized"
   | "version_mismatch"
   | "too_large"
@@ -33,6 +35,8 @@ export class HearthError extends Error {
   readonly detail?: string;
   /** Seconds to wait, with `rate_limited`. */
   readonly retryAfter?: number;
+  /** With `unknown_users`: the names that have no account. */
+  readonly users?: string[];
 }
 
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };

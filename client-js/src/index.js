@@ -15,6 +15,7 @@ export class HearthError extends Error {
     if (extra.target !== undefined) this.target = extra.target;
     if (extra.detail !== undefined) this.detail = extra.detail;
     if (extra.retryAfter !== undefined) this.retryAfter = extra.retryAfter;
+    if (extra.users !== undefined) this.users = extra.users;
   }
 }
 

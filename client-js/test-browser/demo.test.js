@@ -92,3 +92,53 @@ test("an edit in one browser appears live in another", async () => {
   assert.deepEqual(ann.errors, []);
   assert.deepEqual(bob.errors, []);
 });
+
+test("a stale edit is never saved without a word, and unknown names are named", async () => {
+  // One person, two tabs (one browser context: the same stored token).
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const first = await context.newPage();
+  const errors = [];
+  first.on("pageerror", (e) => errors.push(e));
+  await first.goto(server.httpUrl);
+  await first.click("#guest");
+  await first.waitForSelector("#status.online");
+  await first.waitForFunction(() => document.getElementById("me").textContent.length > 0);
+  const second = await context.newPage();
+  second.on("pageerror", (e) => errors.push(e));
+  await second.goto(server.httpUrl);
+  await second.waitForSelector("#status.online");
+  await second.waitForFunction(() => document.getElementById("version").textContent === "v0");
+
+  // The first tab starts editing v0; the second saves v1 meanwhile.
+  await first.fill("#editor", JSON.stringify({ list: ["milk"], note: "first tab" }, null, 2));
+  await second.fill("#editor", JSON.stringify({ list: ["eggs"], owner: "second tab" }, null, 2));
+  await second.click("#save");
+  await second.waitForSelector('#save-status:has-text("Saved as v1")');
+
+  // The first tab is told at once, before it saves.
+  await first.waitForSelector("#conflict:not([hidden])");
+  assert.match(await first.textContent("#conflict-text"), /v1 was saved by you, in another tab/);
+  await first.screenshot({ path: `${ARTIFACTS}demo-conflict.png`, fullPage: true });
+
+  // Saving anyway is refused (the write is at v0), not silently applied over v1.
+  await first.click("#save");
+  await first.waitForSelector('#conflict-text:has-text("nothing was written")');
+  assert.match(await second.inputValue("#editor"), /second tab/);
+
+  // Merging keeps the second tab's key and applies the first tab's changes on top.
+  await first.click("#conflict-merge");
+  await first.waitForSelector('#save-status:has-text("Merged your edits into v2")');
+  await first.waitForSelector("#conflict", { state: "hidden" });
+  await second.waitForFunction(() => document.getElementById("version").textContent === "v2");
+  const merged = JSON.parse(await second.inputValue("#editor"));
+  assert.deepEqual(merged, { list: ["milk"], note: "first tab", owner: "second tab" });
+
+  // Sharing with a name nobody has: the page says which.
+  await first.fill('form[data-list="readers"] input', "typo-friend-92157");
+  await first.click('form[data-list="readers"] button');
+  await first.waitForSelector('#share-error:has-text("No account named typo-friend-92157")');
+  assert.equal(await first.inputValue('form[data-list="readers"] input'), "typo-friend-92157", "kept for fixing");
+  await first.screenshot({ path: `${ARTIFACTS}demo-unknown-name.png`, fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
