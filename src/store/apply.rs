@@ -97,8 +97,12 @@ pub fn apply_to(
         Some(Edit::JsonPatch(patch)) => {
             op.json_patch = Some(patch.clone());
             let mut value = Value::Object(userdata_copy());
-            json_patch::patch_unsafe(&mut value, patch)
-                .map_err(|e| StoreError::Invalid(format!("json patch failed: {e}")))?;
+            patch_within(
+                &mut value,
+                patch,
+                current.bounds.bytes(),
+                limits.max_doc_bytes,
+            )?;
             into_object(value)?
         }
         Some(Edit::Paths(edits)) => {
@@ -149,6 +153,49 @@ pub fn apply_to(
         entry_json,
         created,
     })
+}
+
+/// Applies a JSON Patch one operation at a time, refusing it (`TooLarge`) as soon as the
+/// document would outgrow `limit`, not after. Why: each `copy` of `/a` into `/a/k{i}` doubles
+/// the document, so a dozen operations in a 600-byte frame asked for hundreds of megabytes and
+/// most of a second before the size check at the end. Here a running upper bound grows by
+/// each operation's value (a `copy`: the value it copies, measured); only when the bound passes
+/// `limit` is the document measured, and refused if it really is over. So work and memory stay
+/// within a few times `limit` per operation, whatever the patch. `start`: a bound on the size
+/// before the patch, if the document carries one.
+fn patch_within(
+    value: &mut Value,
+    patch: &json_patch::Patch,
+    start: Option<usize>,
+    limit: usize,
+) -> Result<(), StoreError> {
+    use json_patch::PatchOperation as P;
+    let too_large = |size| StoreError::TooLarge { size, limit };
+    let mut bound = match start {
+        Some(b) => b,
+        None => serialized_len(&*value)?,
+    };
+    for (i, operation) in patch.iter().enumerate() {
+        let grows = match operation {
+            P::Add(o) => serialized_len(&o.value)?,
+            P::Replace(o) => serialized_len(&o.value)?,
+            P::Copy(o) => value
+                .pointer(o.from.as_str())
+                .map_or(Ok(0), serialized_len)?,
+            P::Remove(_) | P::Move(_) | P::Test(_) => 0,
+        };
+        if bound.saturating_add(grows) > limit {
+            // Measure before growing: a copy that would pass the limit is refused unmade.
+            bound = serialized_len(&*value)?;
+            if bound.saturating_add(grows) > limit {
+                return Err(too_large(bound.saturating_add(grows)));
+            }
+        }
+        bound += grows;
+        json_patch::patch_unsafe(value, std::slice::from_ref(operation))
+            .map_err(|e| StoreError::Invalid(format!("json patch failed at operation {i}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Checks `doc`, the next version of `current` made by `edit`, against the limits: from the

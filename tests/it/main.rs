@@ -14,6 +14,7 @@ mod crash;
 mod durability;
 mod events;
 mod faults;
+mod faults_bounded;
 mod holes;
 mod hostile;
 mod limits;
