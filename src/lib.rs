@@ -36,6 +36,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod http;
 pub mod limits;
+pub mod logging;
 pub mod mailbox;
 pub mod metrics;
 pub mod names;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Committed versions (including signups' version 0).
     pub commits: IntCounter,
+    /// Log lines dropped because the output could not take them (`logging.rs`).
+    pub log_dropped: IntCounter,
     /// Writes folded into one durable transaction.
     pub batch_size: Histogram,
     /// Updates committed on their caller's own thread, the writer being idle (redb).
@@ -123,6 +125,10 @@ impl Metrics {
             frames_out: counter_vec("frames_out_total", "Replies sent, by frame type.", "type"),
             errors: counter_vec("errors_total", "Errors answered, by code.", "code"),
             commits: counter("commits_total", "Committed versions."),
+            log_dropped: counter(
+                "log_lines_dropped_total",
+                "Log lines that could not be written (full disk, closed output).",
+            ),
             commits_here: counter(
                 "commits_here_total",
                 "Updates committed on their caller's thread, the writer being idle.",
@@ -162,6 +168,9 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        let dropped = crate::logging::dropped();
+        self.log_dropped
+            .inc_by(dropped.saturating_sub(self.log_dropped.get()));
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics failed");

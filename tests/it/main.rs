@@ -18,6 +18,7 @@ mod faults_bounded;
 mod holes;
 mod hostile;
 mod limits;
+mod log_output;
 mod metrics;
 mod protocol;
 mod rest;
