@@ -281,6 +281,26 @@ impl Client {
         self.ws.send(msg).await.expect("send");
     }
 
+    /// Sends, and says whether the send went through (the server may close mid-message).
+    pub async fn try_send_raw(&mut self, msg: Message) -> bool {
+        self.ws.send(msg).await.is_ok()
+    }
+
+    /// The close code the server sent, or what went wrong instead (a reset, an end without
+    /// a close frame).
+    pub async fn close_code(&mut self) -> Result<u16, String> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => return Err("timed out".into()),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => return Ok(u16::from(frame.code)),
+                Ok(Some(Ok(Message::Close(None)))) => return Ok(1005),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(None) => return Err("ended without a close frame".into()),
+            }
+        }
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.send_raw(Message::text(frame.to_string())).await;
     }

@@ -44,3 +44,27 @@ async fn a_json_patch_copy_bomb_is_refused_as_it_grows() {
         json!({"a": {"s": "y", "c": {"s": "y"}}, "b": {"s": "y"}})
     );
 }
+
+/// An oversize message is closed with 1009, and the client sees that code rather than a reset
+/// (closing with unread bytes makes the kernel reset the connection, and a reset loses the
+/// close frame). A guard: with tokio-tungstenite clients this held before issue 26 too; the
+/// 1006s the probes saw are not reproduced here yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_sending_an_oversize_message_sees_1009() {
+    let server = TestServer::start_with(|c| c.max_message_size = 64 * 1024).await;
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        clients.push(server.client().await);
+    }
+    let big = json!({"type": "fetch", "pad": "x".repeat(3 * 1024 * 1024)}).to_string();
+    let results = futures_util::future::join_all(clients.into_iter().map(|mut c| {
+        let big = big.clone();
+        async move {
+            c.try_send_raw(tokio_tungstenite::tungstenite::Message::text(big))
+                .await;
+            c.close_code().await
+        }
+    }))
+    .await;
+    assert!(results.iter().all(|code| *code == Ok(1009)), "{results:?}");
+}
