@@ -116,6 +116,12 @@ pub struct Config {
     #[arg(long, env = "WATCH_BUFFER", default_value_t = default::WATCH_BUFFER)]
     pub watch_buffer: usize,
 
+    /// Bytes of changes (their documents' serialized size) a watcher may fall behind by
+    /// before it gets a resync instead, whatever WATCH_BUFFER says: what one stalled watcher
+    /// of a large document can cost (default 16 MiB).
+    #[arg(long, env = "WATCH_BUFFER_BYTES", default_value_t = default::WATCH_BUFFER_BYTES)]
+    pub watch_buffer_bytes: usize,
+
     /// Milliseconds a socket's full queue is tolerated before it is closed (4008).
     #[arg(long, env = "SLOW_CONSUMER_TIMEOUT", default_value_t = default::SLOW_CONSUMER_TIMEOUT)]
     pub slow_consumer_timeout: u64,
@@ -229,6 +235,7 @@ impl Config {
             allowed_origins: None,
             output_threads: 0,
             watch_buffer: default::WATCH_BUFFER,
+            watch_buffer_bytes: default::WATCH_BUFFER_BYTES,
             slow_consumer_timeout: default::SLOW_CONSUMER_TIMEOUT,
             max_batch: default::MAX_BATCH,
             shutdown_grace: default::SHUTDOWN_GRACE,
@@ -353,6 +360,7 @@ pub mod default {
     pub const PING_INTERVAL: u64 = 30_000;
     pub const IDLE_TIMEOUT: u64 = 75_000;
     pub const WATCH_BUFFER: usize = 1024;
+    pub const WATCH_BUFFER_BYTES: usize = 16 * 1024 * 1024;
     pub const SLOW_CONSUMER_TIMEOUT: u64 = 10_000;
     pub const MAX_BATCH: usize = 1024;
     pub const SHUTDOWN_GRACE: u64 = 5_000;

@@ -73,7 +73,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     };
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
 
-    let hub = Hub::new(config.watch_buffer);
+    let hub = Hub::new(config.watch_buffer, config.watch_buffer_bytes);
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let store_config = store_config(&config, metrics.clone());
     let (store, secret) = match store_config.postgres.clone() {

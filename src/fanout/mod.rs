@@ -125,14 +125,27 @@ struct HubInner {
     topics: DashMap<String, Topic>,
     /// Changes a watcher may fall behind before it is resynced (`WATCH_BUFFER`).
     capacity: usize,
+    /// Bytes of documents a watcher may fall behind by before it is resynced
+    /// (`WATCH_BUFFER_BYTES`).
+    max_bytes: usize,
+}
+
+/// What a change held for watchers costs: its document's size (the serialized bound it
+/// carries, else measured). The frames made from it are about as large again; the setting
+/// is documented in those terms.
+fn weigh(change: &Arc<Change>) -> usize {
+    let doc = change.doc();
+    doc.size_bound()
+        .unwrap_or_else(|| serde_json::to_vec(&**doc).map_or(0, |bytes| bytes.len()))
 }
 
 impl Hub {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Hub {
             inner: Arc::new(HubInner {
                 topics: DashMap::new(),
                 capacity: capacity.max(1),
+                max_bytes,
             }),
         }
     }
@@ -145,7 +158,7 @@ impl Hub {
             .topics
             .entry(username.to_owned())
             .or_insert_with(|| Topic {
-                ring: Ring::new(self.inner.capacity),
+                ring: Ring::new(self.inner.capacity, self.inner.max_bytes, weigh),
                 last: std::sync::atomic::AtomicU64::new(0),
             })
             .ring

@@ -126,6 +126,12 @@ impl Document {
         self.metadata.version
     }
 
+    /// An upper bound on the serialized size, when this version carries one (versions made
+    /// by an update do; versions read from storage may not).
+    pub fn size_bound(&self) -> Option<usize> {
+        self.bounds.bytes()
+    }
+
     pub fn owner(&self) -> &str {
         &self.metadata.username
     }

@@ -211,6 +211,43 @@ async fn a_lagging_watcher_is_resynced_not_skipped_silently() {
     );
 }
 
+/// The same with versions to spare (`WATCH_BUFFER` 1024) but few bytes (`WATCH_BUFFER_BYTES`
+/// 64 KiB): what a stalled watcher holds is bounded by bytes too, so it is resynced.
+#[tokio::test]
+async fn a_lagging_watcher_is_resynced_past_the_byte_bound() {
+    let server = TestServer::start_with(|c| {
+        c.watch_buffer = 1024;
+        c.watch_buffer_bytes = 64 * 1024;
+        c.outbound_buffer = 16 * 1024;
+        c.slow_consumer_timeout = 60_000;
+    })
+    .await;
+    let (mut owner, ann, token) = server.user().await;
+    let mut watcher = server.client().await;
+    watcher
+        .request(json!({"type": "auth", "token": token}))
+        .await;
+    watcher.request(json!({"type": "watch"})).await;
+    let pad = "x".repeat(16 * 1024);
+    let total = 300u64;
+    for v in 0..total {
+        let r = set(&mut owner, &ann, v, json!({"pad": pad, "v": v})).await;
+        assert_eq!(r["version"], v + 1);
+    }
+    let (mut last, mut resyncs) = (0, 0);
+    while last < total {
+        let change = watcher.next_push().await;
+        let v = change["version"].as_u64().unwrap();
+        if change["resync"] == true {
+            resyncs += 1;
+        } else {
+            assert_eq!(v, last + 1, "without resync, versions are contiguous");
+        }
+        last = v;
+    }
+    assert!(resyncs > 0, "300 versions of 16 KiB are far past 64 KiB");
+}
+
 /// Watches started while a writer is committing: the first change after each snapshot is
 /// exactly the next version, never a duplicate and never a gap.
 #[tokio::test]

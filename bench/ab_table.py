@@ -1,0 +1,19 @@
+# Prints bench/ab.sh's JSON lines as one markdown table: per scenario and metric, the median
+# (and every run) of "old" and "new", and new/old.
+import json, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        r = json.loads(line)
+        for k, v in r["metrics"].items():
+            if v is not None:
+                runs.setdefault((r["scenario"], k), {}).setdefault(r["label"], []).append(v)
+print("| scenario | metric | old median (runs) | new median (runs) | new / old |")
+print("|---|---|---|---|---|")
+for (scenario, metric), by in runs.items():
+    old, new = by.get("old", []), by.get("new", [])
+    if not old or not new:
+        continue
+    mo, mn = statistics.median(old), statistics.median(new)
+    fmt = lambda xs: " / ".join(f"{x:g}" for x in xs)
+    print(f"| {scenario} | {metric} | {mo:g} ({fmt(old)}) | {mn:g} ({fmt(new)}) | {mn / mo:.3f} |")
