@@ -96,6 +96,16 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<crate::proxies::Cidr>,
 
+    /// Milliseconds a client has to send a request's headers, and that a kept-alive HTTP
+    /// connection may wait for its next request, before it is closed.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value_t = default::HTTP_HEADER_TIMEOUT)]
+    pub http_header_timeout: u64,
+
+    /// Open connections in all (HTTP, WebSocket, SSE); past it new ones are closed at once.
+    /// Lowered at start to fit the open-file limit (raised to its hard limit first).
+    #[arg(long, env = "MAX_HTTP_CONNECTIONS", default_value_t = default::MAX_HTTP_CONNECTIONS)]
+    pub max_http_connections: usize,
+
     /// Milliseconds between server pings on an otherwise quiet socket.
     #[arg(long, env = "PING_INTERVAL", default_value_t = default::PING_INTERVAL)]
     pub ping_interval: u64,
@@ -231,6 +241,8 @@ impl Config {
             logins_per_user: default::LOGINS_PER_USER,
             trusted_proxies: Vec::new(),
             ping_interval: default::PING_INTERVAL,
+            http_header_timeout: default::HTTP_HEADER_TIMEOUT,
+            max_http_connections: default::MAX_HTTP_CONNECTIONS,
             idle_timeout: default::IDLE_TIMEOUT,
             allowed_origins: None,
             output_threads: 0,
@@ -320,6 +332,10 @@ impl Config {
             .collect()
     }
 
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_header_timeout.max(1))
+    }
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_interval.max(1))
     }
@@ -358,6 +374,8 @@ pub mod default {
     pub const LOGINS_PER_IP_USER: u32 = 10;
     pub const LOGINS_PER_USER: u32 = 100;
     pub const PING_INTERVAL: u64 = 30_000;
+    pub const HTTP_HEADER_TIMEOUT: u64 = 10_000;
+    pub const MAX_HTTP_CONNECTIONS: usize = 100_000;
     pub const IDLE_TIMEOUT: u64 = 75_000;
     pub const WATCH_BUFFER: usize = 1024;
     pub const WATCH_BUFFER_BYTES: usize = 16 * 1024 * 1024;

@@ -19,6 +19,8 @@ pub struct Limiters {
     login_per_user: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     per_ip: DashMap<IpAddr, usize>,
+    /// Every open TCP connection per address (HTTP or upgraded), counted at accept.
+    tcp_per_ip: DashMap<IpAddr, usize>,
     per_user: DashMap<String, usize>,
     max_per_ip: usize,
     max_per_user: usize,
@@ -37,6 +39,7 @@ impl Limiters {
             login_per_user: RateLimiter::keyed(per_minute(config.logins_per_user)),
             clock: DefaultClock::default(),
             per_ip: DashMap::new(),
+            tcp_per_ip: DashMap::new(),
             per_user: DashMap::new(),
             max_per_ip: config.max_connections_per_ip,
             max_per_user: config.max_connections_per_user,
@@ -86,19 +89,36 @@ impl Limiters {
         self.login_per_user.retain_recent();
     }
 
-    /// Counts a connection from `ip` for as long as the guard lives.
+    /// Counts a WebSocket (or SSE stream) from `ip` for as long as the guard lives.
     ///
     /// # Errors
     /// `TooManyConnections` past `MAX_CONNECTIONS_PER_IP`.
     pub fn connect_ip(self: &Arc<Self>, ip: IpAddr) -> Result<IpGuard, Error> {
-        let mut count = self.per_ip.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip {
+        self.count_ip(ip, false, self.max_per_ip)
+    }
+
+    /// Counts a TCP connection from `ip`, from its accept to its close. An address may hold
+    /// its `MAX_CONNECTIONS_PER_IP` sockets and streams plus [`TCP_HEADROOM`] connections
+    /// for plain requests; past that, connections are closed at accept, before anything is
+    /// read, so one address cannot take the descriptors other clients need.
+    ///
+    /// # Errors
+    /// `TooManyConnections`.
+    pub fn connect_tcp(self: &Arc<Self>, ip: IpAddr) -> Result<IpGuard, Error> {
+        self.count_ip(ip, true, self.max_per_ip.saturating_add(TCP_HEADROOM))
+    }
+
+    fn count_ip(self: &Arc<Self>, ip: IpAddr, tcp: bool, max: usize) -> Result<IpGuard, Error> {
+        let map = if tcp { &self.tcp_per_ip } else { &self.per_ip };
+        let mut count = map.entry(ip).or_insert(0);
+        if *count >= max {
             return Err(Error::TooManyConnections);
         }
         *count += 1;
         Ok(IpGuard {
             limits: self.clone(),
             ip,
+            tcp,
         })
     }
 
@@ -119,14 +139,23 @@ impl Limiters {
     }
 }
 
+/// Connections an address may hold beyond `MAX_CONNECTIONS_PER_IP`, for plain HTTP requests.
+pub const TCP_HEADROOM: usize = 64;
+
 pub struct IpGuard {
     limits: Arc<Limiters>,
     ip: IpAddr,
+    tcp: bool,
 }
 
 impl Drop for IpGuard {
     fn drop(&mut self) {
-        self.limits.per_ip.remove_if_mut(&self.ip, |_, n| {
+        let map = if self.tcp {
+            &self.limits.tcp_per_ip
+        } else {
+            &self.limits.per_ip
+        };
+        map.remove_if_mut(&self.ip, |_, n| {
             *n -= 1;
             *n == 0
         });

@@ -35,7 +35,7 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
-    serve: JoinHandle<std::io::Result<()>>,
+    serve: JoinHandle<()>,
     grace: std::time::Duration,
 }
 
@@ -152,23 +152,23 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());
     let token = state.shutdown.clone();
-    // Without TCP_NODELAY, a push written while the previous one is not yet acknowledged
-    // waits for the peer's ACK (Nagle): up to an RTT, or a delayed ACK's 40 ms, added to the
-    // second change of a burst. On loopback it measured neutral for latency and cost ≈ 15%
-    // of saturation throughput (BENCHMARKS.md, "Changes measured"); realtime wins.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let serve = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
-    });
+    // TCP_NODELAY on every connection (`http/serve.rs`): without it, a push written while
+    // the previous one is not yet acknowledged waits for the peer's ACK (Nagle): up to an RTT,
+    // or a delayed ACK's 40 ms, added to the second change of a burst. On loopback it measured
+    // neutral for latency and cost ≈ 15% of saturation throughput (BENCHMARKS.md, "Changes
+    // measured"); realtime wins.
+    let limits = http::serve::ServeLimits {
+        header_timeout: config.http_header_timeout(),
+        max_connections: connection_cap(config.max_http_connections),
+        trusted_proxies: config.trusted_proxies.clone(),
+    };
+    let serve = tokio::spawn(http::serve::serve(
+        listener,
+        app,
+        limits,
+        state.limiters.clone(),
+        token,
+    ));
     // Forget rate-limit state of addresses not seen lately, once a minute.
     let sweeper = {
         let limiters = state.limiters.clone();
@@ -249,10 +249,8 @@ impl Running {
     /// grace period), lets the writer finish what it accepted, and closes the store.
     pub async fn shutdown(self) {
         self.state.shutdown.cancel();
-        match self.serve.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "server error"),
-            Err(e) => tracing::error!(error = %e, "server task failed"),
+        if let Err(e) = self.serve.await {
+            tracing::error!(error = %e, "server task failed");
         }
         self.state.tracker.close();
         if tokio::time::timeout(self.grace, self.state.tracker.wait())
@@ -282,4 +280,43 @@ pub async fn run(
     signal.await;
     running.shutdown().await;
     Ok(())
+}
+
+/// Descriptors kept for everything but connections: the data file and its log, blobs being
+/// read or written, the database pool, logs.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// `MAX_HTTP_CONNECTIONS`, lowered to what the process's descriptor limit allows (raised to
+/// its hard limit first): a cap the kernel would enforce first is no cap, and running out of
+/// descriptors is what made `/healthz` and new sockets time out.
+fn connection_cap(configured: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
+            return configured;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur
+    };
+    let allowed = usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS)).unwrap_or(usize::MAX);
+    if allowed < configured {
+        tracing::info!(
+            descriptors = soft,
+            cap = allowed,
+            "MAX_HTTP_CONNECTIONS lowered to fit the open-file limit"
+        );
+    }
+    configured.min(allowed.max(1))
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::auth::Caller;
+use super::auth::{Caller, ClientIp};
 use super::data::readable;
 use super::error::ApiError;
 use crate::auth::{Auth, Control};
@@ -94,6 +94,7 @@ pub struct EventsQuery {
     responses((status = 200, description = "text/event-stream"), (status = 404)), tag = "changes")]
 pub async fn events(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Caller(claims): Caller,
     Path(user): Path<String>,
     Query(q): Query<EventsQuery>,
@@ -102,6 +103,12 @@ pub async fn events(
     if !names::plausible(&user) {
         return Err(Error::Unauthorized.into());
     }
+    // A stream holds a connection open as a socket does, and counts as one against the
+    // per-address and per-user limits (429 `too_many_connections` past them).
+    let slots = (
+        state.limiters.connect_ip(ip)?,
+        state.limiters.connect_user(&claims.sub)?,
+    );
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -153,10 +160,13 @@ pub async fn events(
         }
     };
 
-    let live = stream::unfold((rx, forwarder, registration), |(mut rx, f, r)| async move {
-        let push = rx.recv().await?;
-        Some((push, (rx, f, r)))
-    })
+    let live = stream::unfold(
+        (rx, forwarder, registration, slots),
+        |(mut rx, f, r, s)| async move {
+            let push = rx.recv().await?;
+            Some((push, (rx, f, r, s)))
+        },
+    )
     .map(|push| Ok(to_event(push)));
     let stream = stream::once(async move { Ok(first) })
         .chain(live)

@@ -14,6 +14,7 @@ mod health;
 mod openapi;
 mod rivet;
 mod root;
+pub mod serve;
 mod ws;
 
 use axum::Router;

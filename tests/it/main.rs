@@ -21,6 +21,7 @@ mod limits;
 mod log_output;
 mod metrics;
 mod protocol;
+mod reaping;
 mod rest;
 mod resume;
 mod updates;
