@@ -176,6 +176,11 @@ pub struct Config {
     #[arg(long, env = "WS_ECHO", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub ws_echo: bool,
 
+    /// Start even if the write-ahead log is damaged, dropping what cannot be read. Set by
+    /// `hearth recover --accept-loss` only: never for an ordinary start.
+    #[arg(skip)]
+    pub accept_wal_loss: bool,
+
     /// Simulated storage faults, for tests and drills. Not a flag.
     #[arg(skip)]
     pub faults: Option<std::sync::Arc<crate::store::faults::Faults>>,
@@ -257,6 +262,7 @@ impl Config {
             backup_interval: 0,
             backup_keep: 7,
             faults: None,
+            accept_wal_loss: false,
             ws_echo: false,
             changelog_max_age: default::CHANGELOG_MAX_AGE,
             blob_max_size: default::BLOB_MAX_SIZE,

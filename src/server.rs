@@ -58,6 +58,7 @@ pub fn store_config(
         faults: config.faults.clone(),
         metrics,
         postgres: config.postgres(),
+        accept_wal_loss: config.accept_wal_loss,
     }
 }
 

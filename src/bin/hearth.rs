@@ -45,6 +45,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
     },
+    /// Start DATA_DIR's store once with a damaged write-ahead log, keeping what is readable:
+    /// what the start refused, said and done (each step is logged at WARN). Keep a copy of
+    /// the data directory first.
+    Recover {
+        /// Required: dropping acknowledged updates is never a default.
+        #[arg(long)]
+        accept_loss: bool,
+    },
     /// Manage accounts: through the running server with --url (or HEARTH_URL) and an admin's
     /// --token, or on a stopped server's DATA_DIR without.
     User {
@@ -236,6 +244,14 @@ async fn run_command(command: Command, config: &Config) -> ExitCode {
                 hearth::ops::users::run(action, target).await
             }
         },
+        Command::Recover { accept_loss } => {
+            hearth::ops::recover(config, accept_loss).await.map(|()| {
+                format!(
+                    "recover: {} opens again; what was dropped is in the warnings above",
+                    config.data_dir.display()
+                )
+            })
+        }
         Command::Restore { from } => hearth::ops::restore(config, &from).map(|()| {
             format!(
                 "restore: {} restored into {}",

@@ -122,6 +122,46 @@ pub async fn backup_online(url: &str, token: &str, to: &Path) -> Result<u64, Str
 /// # Errors
 /// A message for people.
 pub fn restore(config: &Config, from: &Path) -> Result<(), String> {
+    restore_file(config, from)?;
+    // The restored file holds everything itself: it needs no log (backups of older builds
+    // do not say so themselves).
+    backup::mark_clean(&db_path(config)).map_err(|e| e.to_string())
+}
+
+/// `hearth recover --accept-loss`: opens the stopped server's store once, dropping what a
+/// damaged write-ahead log makes unreadable (logged at WARN), and stops it cleanly.
+///
+/// # Errors
+/// A message for people: without `accept_loss`, in use, or still failing.
+pub async fn recover(config: &Config, accept_loss: bool) -> Result<(), String> {
+    refuse_postgres(config)?;
+    if !accept_loss {
+        return Err(
+            "recover drops acknowledged updates a damaged log holds: say --accept-loss to go ahead"
+                .into(),
+        );
+    }
+    let path = db_path(config);
+    if backup::in_use(&path) {
+        return Err(format!(
+            "{} is in use by a running server: stop it first",
+            path.display()
+        ));
+    }
+    let mut config = config.clone();
+    config.accept_wal_loss = true;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let store_config = crate::server::store_config(&config, metrics);
+    let store =
+        tokio::task::spawn_blocking(move || crate::store::Store::open(&store_config, |_| {}))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    store.close().await;
+    Ok(())
+}
+
+fn restore_file(config: &Config, from: &Path) -> Result<(), String> {
     refuse_postgres(config)?;
     let info = backup::verify(from).map_err(|e| format!("{}: {e}", from.display()))?;
     let target = db_path(config);

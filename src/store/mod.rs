@@ -51,6 +51,9 @@ pub struct StoreConfig {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `Some`: cluster mode, everything in PostgreSQL (`STORE=postgres`); `path` unused.
     pub postgres: Option<PgSettings>,
+    /// Start even if the write-ahead log is damaged, dropping what cannot be read
+    /// (`hearth recover --accept-loss`).
+    pub accept_wal_loss: bool,
 }
 
 /// Where the cluster's database is.
@@ -111,6 +114,7 @@ impl Store {
             cache.latest(),
             cfg.faults.clone(),
             cfg.metrics.clone(),
+            cfg.accept_wal_loss,
         )?;
         Ok(Store::assemble(cfg, cache, Box::new(backend)))
     }

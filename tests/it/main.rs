@@ -26,4 +26,5 @@ mod rest;
 mod resume;
 mod updates;
 mod users;
+mod wal_damage;
 mod watch;

@@ -158,10 +158,22 @@ pub fn offline_snapshot(
         other => StoreError::unavailable(other),
     })?;
     // A server that crashed may hold acknowledged updates only in its log: fold them first.
-    if super::wal::path(db_path).exists() {
-        super::recover(&db, db_path, None)?;
-    }
+    // Refused, as a start is, when the log is damaged.
+    let mut wal = super::recovery::recover(&db, db_path, None, false)?;
+    // Still stopped: mark it clean again, as the server's stop had.
+    super::wal::checkpoint_with(&db, &mut wal, |txn| super::wal::set_clean(txn, true))?;
     snapshot(&db, dest, info, None)
+}
+
+/// Marks the (stopped) data file at `db_path` as cleanly stopped: it needs no log.
+///
+/// # Errors
+/// `Unavailable`.
+pub fn mark_clean(db_path: &Path) -> Result<(), StoreError> {
+    let db = Database::open(db_path).map_err(StoreError::unavailable)?;
+    let txn = db.begin_write().map_err(StoreError::unavailable)?;
+    super::wal::set_clean(&txn, true)?;
+    txn.commit().map_err(StoreError::unavailable)
 }
 
 /// True when a server (or anything) holds the data file's lock.

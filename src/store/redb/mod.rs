@@ -15,6 +15,7 @@ mod journal;
 mod publish;
 mod queue;
 mod reads;
+mod recovery;
 mod schema;
 mod spares;
 mod tables;
@@ -51,10 +52,14 @@ pub struct RedbBackend {
 }
 
 impl RedbBackend {
-    /// Opens (or creates) the database file and starts the writer thread.
+    /// Opens (or creates) the database file, checks and replays its write-ahead log
+    /// (`recovery.rs`; with `accept_loss`, damage is dropped rather than refused) and starts
+    /// the writer thread.
     ///
     /// # Errors
-    /// The file is locked by another process, unreadable, or from a newer Hearth.
+    /// The file is locked by another process, unreadable, or from a newer Hearth; its log is
+    /// damaged.
+    #[allow(clippy::too_many_arguments)] // the parts a backend is made of, each once
     pub fn open(
         path: &Path,
         cfg: WriterConfig,
@@ -62,6 +67,7 @@ impl RedbBackend {
         latest: LatestDoc,
         faults: Option<Arc<super::faults::Faults>>,
         metrics: Arc<crate::metrics::Metrics>,
+        accept_loss: bool,
     ) -> Result<Self, StoreError> {
         let opened = match faults.clone() {
             None => Database::create(path),
@@ -82,7 +88,7 @@ impl RedbBackend {
             other => StoreError::unavailable(other),
         })?;
         init_schema(&db)?;
-        let wal = recover(&db, path, faults)?;
+        let wal = recovery::recover(&db, path, faults, accept_loss)?;
         let journal = Arc::new(journal::Journal::default());
         let db = Arc::new(db);
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -123,40 +129,6 @@ impl RedbBackend {
             .await
             .map_err(StoreError::unavailable)?
     }
-}
-
-/// Opens the write-ahead log of the data file at `path` and folds every row the file lacks
-/// (the log's, and any a backup carries in its `journal` table) in one checkpoint, so the
-/// writer starts with an empty journal and an empty log.
-///
-/// # Errors
-/// `Unavailable`.
-pub(crate) fn recover(
-    db: &Database,
-    path: &Path,
-    faults: Option<Arc<super::faults::Faults>>,
-) -> Result<wal::Wal, StoreError> {
-    let (mut wal, replayed) = wal::Wal::open(db, &wal::path(path), faults)?;
-    let mut rows = journal::stored_rows(db)?;
-    if rows.is_empty() && replayed.is_empty() {
-        return Ok(wal);
-    }
-    tracing::info!(
-        logged = replayed.len(),
-        stored = rows.len(),
-        "folding updates the data file lacks"
-    );
-    // Stored rows are older than logged ones: the log starts over at every checkpoint.
-    rows.extend(replayed);
-    wal::checkpoint_with(db, &mut wal, |txn| {
-        journal::fold_into(txn, &rows, None, true)?;
-        // Their logs are trimmed the next time each document is written.
-        txn.open_table(journal::JOURNAL)
-            .map_err(StoreError::unavailable)?
-            .retain(|_, _| false)
-            .map_err(StoreError::unavailable)
-    })?;
-    Ok(wal)
 }
 
 impl Backend for RedbBackend {

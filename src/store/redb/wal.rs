@@ -21,10 +21,14 @@
 //! Record: `[payload length: u32][crc32: u32][file id: u64][generation: u64][payload]`, the
 //! crc over id, generation and payload; payload: `([seq: u64][length: u32][journal row])*`.
 //! The data file's `meta` table holds `wal_id` (which file this log belongs to; a backup gets
-//! a fresh one) and `wal_generation`, bumped by every checkpoint. At open, records are
-//! replayed from offset 0 while their crc holds and they carry this file's id and current
-//! generation: older records were written before the last checkpoint, which already holds
-//! them, and a torn record is the last one ever written (each is fsynced before the next).
+//! a fresh one), `wal_generation`, bumped by every checkpoint, and `wal_clean`, 1 only while
+//! the server is stopped cleanly (its last act is a checkpoint that empties the log). At open,
+//! records are replayed from offset 0 while their crc holds and they carry this file's id and
+//! current generation: older records were written before the last checkpoint, which already
+//! holds them. Only a torn *last* record may be discarded: each is fsynced before the next is
+//! written, so it was never acknowledged. Anything else is damage and refuses the start
+//! (`recovery.rs`): a record that fails its check with a valid record of the same generation
+//! after it, or a log missing or shorter than it is made after a stop that was not clean.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -46,6 +50,39 @@ pub const WAL_BYTES: u64 = 4 << 20;
 const HEADER: usize = 24;
 const ID: &str = "wal_id";
 const GENERATION: &str = "wal_generation";
+/// 1 while the data file's server is stopped cleanly (the log holds nothing it needs).
+const CLEAN: &str = "wal_clean";
+
+/// What the log file looked like before anything touched it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileState {
+    Missing,
+    /// Shorter than [`WAL_BYTES`], which the log always is once made.
+    Short(u64),
+    Whole,
+}
+
+/// What reading the log found.
+#[derive(Default)]
+pub struct Scanned {
+    /// The rows of the valid records, in order.
+    pub rows: Vec<(u64, RowBytes)>,
+    pub records: usize,
+    /// Where the valid records end.
+    pub end: u64,
+    /// The record at `end` carries this log's id and generation but does not check out.
+    pub torn: bool,
+    /// Valid records of this generation found *after* `end`: damage, not a torn tail.
+    pub later: Option<Later>,
+}
+
+/// Records past a damaged one: what accepting the loss drops.
+pub struct Later {
+    /// Where the first of them starts.
+    pub offset: u64,
+    pub records: usize,
+    pub rows: Vec<(u64, RowBytes)>,
+}
 
 /// The log next to the data file at `db_path`.
 pub fn path(db_path: &Path) -> PathBuf {
@@ -79,7 +116,7 @@ impl Wal {
         db: &Database,
         path: &Path,
         faults: Option<Arc<Faults>>,
-    ) -> Result<(Wal, Vec<(u64, RowBytes)>), StoreError> {
+    ) -> Result<(Wal, Scanned), StoreError> {
         let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
         let file = OpenOptions::new()
             .read(true)
@@ -110,38 +147,59 @@ impl Wal {
             faults,
             buf: Vec::new(),
         };
-        let rows = wal.scan().map_err(io)?;
-        Ok((wal, rows))
+        let scanned = wal.scan().map_err(io)?;
+        Ok((wal, scanned))
     }
 
-    /// The rows of every valid record of this file and generation, in order.
-    fn scan(&self) -> std::io::Result<Vec<(u64, RowBytes)>> {
-        let mut rows = Vec::new();
-        let mut at = 0u64;
-        let mut header = [0u8; HEADER];
-        while at + HEADER as u64 <= WAL_BYTES {
-            self.file.read_exact_at(&mut header, at)?;
-            let [l0, l1, l2, l3, c0, c1, c2, c3, rest @ ..] = header;
-            let len = u64::from(u32::from_le_bytes([l0, l1, l2, l3]));
-            let crc = u32::from_le_bytes([c0, c1, c2, c3]);
-            if len == 0 || at + HEADER as u64 + len > WAL_BYTES || rest != self.tag() {
-                break;
-            }
-            let mut payload = vec![0u8; usize::try_from(len).unwrap_or(0)];
-            self.file.read_exact_at(&mut payload, at + HEADER as u64)?;
-            let mut hasher = crc32fast::Hasher::new();
-            hasher.update(&rest);
-            hasher.update(&payload);
-            if hasher.finalize() != crc {
-                break;
-            }
-            let Some(mut found) = parse(&payload) else {
-                break;
-            };
-            rows.append(&mut found);
-            at += HEADER as u64 + len;
+    /// What the file at `path` is, looked at without changing it.
+    pub fn inspect(path: &Path) -> std::io::Result<FileState> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() < WAL_BYTES => Ok(FileState::Short(m.len())),
+            Ok(_) => Ok(FileState::Whole),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileState::Missing),
+            Err(e) => Err(e),
         }
-        Ok(rows)
+    }
+
+    /// Every valid record of this file and generation from offset 0, and whether what stops
+    /// them is a torn tail or damage with valid records after it.
+    fn scan(&self) -> std::io::Result<Scanned> {
+        let mut log = vec![0u8; usize::try_from(WAL_BYTES).unwrap_or(0)];
+        self.file.read_exact_at(&mut log, 0)?;
+        let tag = self.tag();
+        let mut scanned = Scanned::default();
+        let mut at = 0usize;
+        while let Some((len, rows)) = record_at(&log, at, &tag) {
+            scanned.rows.extend(rows);
+            scanned.records += 1;
+            at += HEADER + len;
+        }
+        scanned.end = at as u64;
+        scanned.torn = log.get(at + 8..at + HEADER).is_some_and(|t| t == tag);
+        // A record of this generation anywhere after the stop means the stop is damage:
+        // records are written in order, each fsynced before the next, so a torn record is
+        // always the last one of its generation.
+        let mut from = at + 1;
+        while let Some(found) = find(&log, from, &tag) {
+            let start = found - 8;
+            if record_at(&log, start, &tag).is_some() {
+                let mut later = Later {
+                    offset: start as u64,
+                    records: 0,
+                    rows: Vec::new(),
+                };
+                let mut next = start;
+                while let Some((len, rows)) = record_at(&log, next, &tag) {
+                    later.rows.extend(rows);
+                    later.records += 1;
+                    next += HEADER + len;
+                }
+                scanned.later = Some(later);
+                break;
+            }
+            from = found + 1;
+        }
+        Ok(scanned)
     }
 
     fn tag(&self) -> [u8; 16] {
@@ -250,6 +308,12 @@ impl Wal {
         Ok(next)
     }
 
+    /// The data file was stopped cleanly: whatever the log holds is not needed, and the next
+    /// record starts the log over.
+    pub fn checkpointed_at_open(&mut self) {
+        self.pos = 0;
+    }
+
     /// A checkpoint committed: everything logged so far is in the data file.
     pub fn checkpointed(&mut self, generation: u64) {
         self.generation = generation;
@@ -308,7 +372,8 @@ fn meta_u64(
 }
 
 /// A backup is another data file: give it its own log id, so no log written for the
-/// original is ever replayed into it.
+/// original is ever replayed into it, and mark it clean: it holds everything itself (its
+/// unfolded rows travel in its `journal` table), so it opens without any log.
 ///
 /// # Errors
 /// `Unavailable`.
@@ -318,7 +383,62 @@ pub fn new_identity(txn: &WriteTransaction) -> Result<(), StoreError> {
         .map_err(StoreError::unavailable)?;
     meta.insert(GENERATION, 0)
         .map_err(StoreError::unavailable)?;
+    meta.insert(CLEAN, 1).map_err(StoreError::unavailable)?;
     Ok(())
+}
+
+/// Whether the data file was left by a clean stop (its log holds nothing it needs), and
+/// whether it has ever had a log at all (a new file has no id yet).
+///
+/// # Errors
+/// `Unavailable`.
+pub fn stopped_cleanly(db: &Database) -> Result<(bool, bool), StoreError> {
+    let txn = db.begin_read().map_err(StoreError::unavailable)?;
+    let meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+    let had_log = meta_u64(&meta, ID)?.is_some();
+    Ok((meta_u64(&meta, CLEAN)? == Some(1), had_log))
+}
+
+/// Records in `txn` whether the server is stopped cleanly: 0 from start (before the log is
+/// written to), 1 in the last checkpoint of a clean stop.
+///
+/// # Errors
+/// `Unavailable`.
+pub fn set_clean(txn: &WriteTransaction, clean: bool) -> Result<(), StoreError> {
+    txn.open_table(META)
+        .map_err(StoreError::unavailable)?
+        .insert(CLEAN, u64::from(clean))
+        .map_err(StoreError::unavailable)?;
+    Ok(())
+}
+
+/// The record starting at `at` in `log`, if it carries `tag` and checks out: its payload
+/// length and rows.
+fn record_at(log: &[u8], at: usize, tag: &[u8; 16]) -> Option<(usize, Vec<(u64, RowBytes)>)> {
+    let header = log.get(at..at + HEADER)?;
+    let len = usize::try_from(u32::from_le_bytes(header[..4].try_into().ok()?)).ok()?;
+    let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
+    if len == 0 || header[8..] != tag[..] {
+        return None;
+    }
+    let payload = log.get(at + HEADER..at + HEADER + len)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(tag);
+    hasher.update(payload);
+    if hasher.finalize() != crc {
+        return None;
+    }
+    Some((len, parse(payload)?))
+}
+
+/// Where `tag` next occurs in `log` from `from` on, as a record's tag would (8 bytes into
+/// its header).
+fn find(log: &[u8], from: usize, tag: &[u8; 16]) -> Option<usize> {
+    let start = from.max(8);
+    log.get(start..)?
+        .windows(tag.len())
+        .position(|w| w == tag)
+        .map(|p| start + p)
 }
 
 fn parse(mut payload: &[u8]) -> Option<Vec<(u64, RowBytes)>> {
@@ -352,8 +472,8 @@ mod tests {
 
     /// Opens the log and returns the seqs it would replay.
     fn reopen(db: &Database, path: &Path) -> (Wal, Vec<u64>) {
-        let (wal, rows) = Wal::open(db, path, None).unwrap();
-        (wal, rows.into_iter().map(|(seq, _)| seq).collect())
+        let (wal, scanned) = Wal::open(db, path, None).unwrap();
+        (wal, scanned.rows.into_iter().map(|(seq, _)| seq).collect())
     }
 
     /// What a restart replays: whole records of this generation, up to the first torn one;
@@ -381,7 +501,8 @@ mod tests {
             [1, 2, 3],
             "whole records replayed, the torn one not"
         );
-        let (_, rows) = Wal::open(&db, &log, None).unwrap();
+        let (_, scanned) = Wal::open(&db, &log, None).unwrap();
+        let rows = scanned.rows;
         assert_eq!(&*rows[2].1, b"three", "rows come back whole");
 
         // Records written before a checkpoint are never replayed again.
@@ -429,7 +550,8 @@ mod tests {
             }
         }
         drop(wal);
-        let (_, rows) = Wal::open(&db, &log, None).unwrap();
+        let (_, scanned) = Wal::open(&db, &log, None).unwrap();
+        let rows = scanned.rows;
         assert_eq!(rows.len(), kept.len());
         for ((seq, row), (want_seq, want)) in rows.iter().zip(&kept) {
             assert_eq!(seq, want_seq);

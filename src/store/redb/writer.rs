@@ -213,11 +213,24 @@ impl Committer {
     }
 
     /// Shutting down: tell every watcher, and leave nothing for the next start to replay.
+    /// A clean stop ends with a checkpoint that records it (`wal_clean`): the next start
+    /// then knows the log holds nothing it needs, and a missing log is no loss.
     fn stop(&mut self) {
         self.books.unpublished.publish(&self.hook, true);
         if self.untidy() {
             let (folding, wal, dirty, _) = self.folding();
             folding.fold(wal, dirty, false);
+        }
+        if self.journal.len() > 0 || self.wal.pending() {
+            tracing::warn!(
+                "stopping with updates only in the write-ahead log; the next start replays them"
+            );
+            return;
+        }
+        if let Err(e) = super::wal::checkpoint_with(&self.db, &mut self.wal, |txn| {
+            super::wal::set_clean(txn, true)
+        }) {
+            tracing::warn!(error = %e, "could not record a clean stop; the next start checks the log");
         }
     }
 
