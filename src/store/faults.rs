@@ -15,6 +15,7 @@ use redb::{BackendError, StorageBackend};
 #[derive(Debug, Default)]
 pub struct Faults {
     fail_writes: AtomicBool,
+    fail_data_file: AtomicBool,
 }
 
 impl Faults {
@@ -23,10 +24,26 @@ impl Faults {
         self.fail_writes.store(on, Ordering::SeqCst);
     }
 
+    /// While on, writes and syncs of the data file fail but the write-ahead log's succeed:
+    /// a full disk as it looks to a server whose log was allocated in advance.
+    pub fn fail_data_file(&self, on: bool) {
+        self.fail_data_file.store(on, Ordering::SeqCst);
+    }
+
     /// `Err` while writes are failing (also used by the write-ahead log).
     pub(crate) fn check(&self) -> io::Result<()> {
         if self.fail_writes.load(Ordering::SeqCst) {
             Err(io::Error::other("injected I/O failure"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `Err` while writes to the data file are failing.
+    pub(crate) fn check_data_file(&self) -> io::Result<()> {
+        self.check()?;
+        if self.fail_data_file.load(Ordering::SeqCst) {
+            Err(io::Error::other("injected I/O failure (data file)"))
         } else {
             Ok(())
         }
@@ -60,17 +77,17 @@ impl StorageBackend for FaultyFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.faults.check()?;
+        self.faults.check_data_file()?;
         self.inner.set_len(len)
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.faults.check()?;
+        self.faults.check_data_file()?;
         self.inner.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.faults.check()?;
+        self.faults.check_data_file()?;
         self.inner.write(offset, data)
     }
 

@@ -78,3 +78,64 @@ async fn failing_commits_are_never_acknowledged() {
     let next = c.request(json!({"type": "update", "data": {"metadata": {"version": 1}, "userdata": {"again": true}}})).await;
     assert_eq!(next["version"], 2);
 }
+
+/// A full disk as a server with a pre-allocated log meets it: the data file's writes fail,
+/// the log's succeed. Readiness stays 503 while the data file cannot commit (an update that
+/// only touched the log proves nothing), and once the disk has room again the server reopens
+/// the file by itself: accounts can be created and the journal folds, without a restart.
+#[tokio::test]
+async fn a_full_disk_heals_without_a_restart() {
+    let faults = Arc::new(Faults::default());
+    let server = TestServer::start_with(|c| c.faults = Some(faults.clone())).await;
+    let (mut ann, _, token) = server.user().await;
+
+    faults.fail_data_file(true);
+    let mut c = server.client().await;
+    let refused = c.request(json!({"type": "signup"})).await;
+    assert_error(&refused, "unavailable");
+    assert_eq!(ready(&server).await, 503);
+    // Updates go to the log, which still takes them; the data file is still broken.
+    let logged = ann
+        .request(
+            json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": {"n": 1}}}),
+        )
+        .await;
+    assert_eq!(logged["version"], 1, "{logged}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        ready(&server).await,
+        503,
+        "not ready while the data file cannot commit"
+    );
+
+    faults.fail_data_file(false);
+    let mut healed = false;
+    for _ in 0..100 {
+        if ready(&server).await == 200 {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(healed, "ready again once the disk has room");
+    let mut d = server.client().await;
+    assert_eq!(
+        d.request(json!({"type": "signup"})).await["type"],
+        "auth",
+        "the data file commits again"
+    );
+    let more = ann
+        .request(
+            json!({"type": "update", "data": {"metadata": {"version": 1}, "userdata": {"n": 2}}}),
+        )
+        .await;
+    assert_eq!(more["version"], 2);
+
+    // Everything acknowledged survives a restart.
+    let server = server.restart().await;
+    let mut e = server.client().await;
+    e.request(json!({"type": "auth", "token": token})).await;
+    let doc = e.request(json!({"type": "fetch"})).await;
+    assert_eq!(doc["version"], 2);
+    assert_eq!(doc["data"]["userdata"]["n"], 2);
+}

@@ -52,19 +52,22 @@ impl Folding<'_> {
     /// Folds a full journal, and trims and checkpoints when the half-second is up. Called
     /// only when no batch's watchers are waiting to be told: a fold is a durable commit of
     /// 1–3 ms, and their changes would wait for it.
+    /// False when a fold failed.
     pub(super) fn housekeep(
         &self,
         wal: &mut Wal,
         dirty: &mut HashSet<String>,
         last_trim: &mut Instant,
-    ) {
+    ) -> bool {
+        let mut ok = true;
         if self.journal.len() >= FOLD_AT {
-            self.fold(wal, dirty, false);
+            ok &= self.fold(wal, dirty, false);
         }
         if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
-            self.fold(wal, dirty, true);
+            ok &= self.fold(wal, dirty, true);
             *last_trim = Instant::now();
         }
+        ok
     }
 
     /// Folds the journal into the change log and `docs` in one durable commit, which empties
@@ -72,8 +75,9 @@ impl Folding<'_> {
     /// `trim` (the half-second housekeeping) it first trims the logs that earlier folds fed
     /// (trimming only ever sees folded entries) without an fsync, and the checkpoint, made
     /// even with nothing to fold, carries that too: one durable commit per round. A failure
-    /// is logged and retried later: the log and the journal still hold every row.
-    pub(super) fn fold(&self, wal: &mut Wal, dirty: &mut HashSet<String>, trim: bool) {
+    /// is logged and retried later: the log and the journal still hold every row. False when
+    /// it failed.
+    pub(super) fn fold(&self, wal: &mut Wal, dirty: &mut HashSet<String>, trim: bool) -> bool {
         let Folding {
             db,
             journal,
@@ -83,7 +87,7 @@ impl Folding<'_> {
         } = *self;
         let force = trim && trim_logs(db, dirty, cfg);
         if journal.len() == 0 && !force && !wal.pending() {
-            return;
+            return true;
         }
         let started = Instant::now();
         match checkpoint(db, None, wal, journal, Vec::new(), latest) {
@@ -92,8 +96,12 @@ impl Folding<'_> {
                 metrics
                     .checkpoint_seconds
                     .observe(started.elapsed().as_secs_f64());
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "folding the journal failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "folding the journal failed");
+                false
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod backup;
 mod blobs;
 mod direct;
+mod healing;
 mod housekeeping;
 mod journal;
 mod publish;
@@ -46,7 +47,7 @@ pub struct RedbBackend {
     healthy: Arc<std::sync::atomic::AtomicBool>,
     /// Taken out by `close`, so the file is released when shutdown returns even if some task
     /// still holds a `Store` clone; reads after that fail with `Unavailable`.
-    db: Mutex<Option<Arc<Database>>>,
+    db: healing::FileSlot,
     journal: Arc<journal::Journal>,
     writer: queue::Writer,
 }
@@ -69,32 +70,15 @@ impl RedbBackend {
         metrics: Arc<crate::metrics::Metrics>,
         accept_loss: bool,
     ) -> Result<Self, StoreError> {
-        let opened = match faults.clone() {
-            None => Database::create(path),
-            Some(faults) => std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(redb::DatabaseError::from)
-                .and_then(|file| super::faults::FaultyFile::new(file, faults))
-                .and_then(|backend| redb::Builder::new().create_with_backend(backend)),
-        };
-        let db = opened.map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                StoreError::Unavailable(format!("{} is in use by another process", path.display()))
-            }
-            other => StoreError::unavailable(other),
-        })?;
+        let db = healing::open(path, faults.clone())?;
         init_schema(&db)?;
-        let wal = recovery::recover(&db, path, faults, accept_loss)?;
+        let wal = recovery::recover(&db, path, faults.clone(), accept_loss)?;
         let journal = Arc::new(journal::Journal::default());
-        let db = Arc::new(db);
+        let slot: healing::FileSlot = Arc::new(Mutex::new(Some(Arc::new(db))));
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let max_batch = cfg.max_batch;
         let committer = writer::Committer {
-            db: db.clone(),
+            healing: healing::Healing::new(path.to_owned(), faults, slot.clone()),
             cfg,
             hook,
             latest,
@@ -108,7 +92,7 @@ impl RedbBackend {
         Ok(RedbBackend {
             path: path.to_owned(),
             healthy,
-            db: Mutex::new(Some(db)),
+            db: slot,
             journal,
             writer,
         })
@@ -124,7 +108,9 @@ impl RedbBackend {
             .lock()
             .map_err(StoreError::unavailable)?
             .clone()
-            .ok_or_else(|| StoreError::unavailable("store is closed"))?;
+            .ok_or_else(|| {
+                StoreError::unavailable("the data file is closed (or being reopened)")
+            })?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(StoreError::unavailable)?

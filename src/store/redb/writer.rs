@@ -50,7 +50,8 @@ pub struct WriterConfig {
 /// caller finding the writer idle can commit its own update on its own thread
 /// (`queue.rs` says when and why); whoever holds the lock is the writer.
 pub(super) struct Committer {
-    pub db: Arc<Database>,
+    /// The data file, and getting back to one that commits after storage failed.
+    pub healing: super::healing::Healing,
     pub cfg: WriterConfig,
     pub hook: CommitHook,
     pub latest: LatestDoc,
@@ -174,15 +175,22 @@ impl Committer {
     fn wait(&self) -> Option<Duration> {
         let housekeeping = self.untidy();
         let publish_in = self.books.unpublished.due_in();
+        let heal_in = self.healing.due_in();
         if !housekeeping && publish_in.is_none() {
-            return None;
+            return heal_in;
         }
         let trim_in = if housekeeping {
             trim_wait(self.books.last_trim, self.books.last_commit)
         } else {
             Duration::MAX
         };
-        Some(publish_in.map_or(trim_in, |p| p.min(trim_in)))
+        let due = publish_in.map_or(trim_in, |p| p.min(trim_in));
+        Some(heal_in.map_or(due, |h| h.min(due)))
+    }
+
+    /// The data file, unless it is being reopened after a failure.
+    fn db(&self) -> Option<Arc<Database>> {
+        super::healing::current(&self.healing.slot)
     }
 
     /// Whether anything is left to fold or trim.
@@ -190,10 +198,17 @@ impl Committer {
         !self.books.dirty.is_empty() || self.journal.len() > 0 || self.wal.pending()
     }
 
-    /// What a fold reads, and the parts of the state it changes, borrowed apart.
-    fn folding(&mut self) -> (Folding<'_>, &mut Wal, &mut HashSet<String>, &mut Instant) {
+    /// What a fold reads (in `db`), and the parts of the state it changes, borrowed apart.
+    fn folding<'a>(
+        &'a mut self,
+        db: &'a Database,
+    ) -> (
+        Folding<'a>,
+        &'a mut Wal,
+        &'a mut HashSet<String>,
+        &'a mut Instant,
+    ) {
         let Committer {
-            db,
             cfg,
             latest,
             journal,
@@ -217,8 +232,12 @@ impl Committer {
     /// then knows the log holds nothing it needs, and a missing log is no loss.
     fn stop(&mut self) {
         self.books.unpublished.publish(&self.hook, true);
+        let Some(db) = self.db() else {
+            tracing::warn!("stopping without a data file; the next start replays the log");
+            return;
+        };
         if self.untidy() {
-            let (folding, wal, dirty, _) = self.folding();
+            let (folding, wal, dirty, _) = self.folding(&db);
             folding.fold(wal, dirty, false);
         }
         if self.journal.len() > 0 || self.wal.pending() {
@@ -227,9 +246,9 @@ impl Committer {
             );
             return;
         }
-        if let Err(e) = super::wal::checkpoint_with(&self.db, &mut self.wal, |txn| {
-            super::wal::set_clean(txn, true)
-        }) {
+        if let Err(e) =
+            super::wal::checkpoint_with(&db, &mut self.wal, |txn| super::wal::set_clean(txn, true))
+        {
             tracing::warn!(error = %e, "could not record a clean stop; the next start checks the log");
         }
     }
@@ -238,10 +257,26 @@ impl Committer {
     /// a timer, and when woken after someone else's commit.
     fn catch_up(&mut self) {
         self.books.unpublished.publish(&self.hook, false);
-        if self.books.unpublished.due_in().is_none() {
-            let (folding, wal, dirty, last_trim) = self.folding();
-            folding.housekeep(wal, dirty, last_trim);
+        if self.healing.suspect {
+            if !self.healing.try_heal() {
+                return;
+            }
+            self.healthy.store(true, Ordering::SeqCst);
         }
+        if self.books.unpublished.due_in().is_none()
+            && let Some(db) = self.db()
+        {
+            let (folding, wal, dirty, last_trim) = self.folding(&db);
+            if !folding.housekeep(wal, dirty, last_trim) {
+                self.failed();
+            }
+        }
+    }
+
+    /// Storage failed: unhealthy until `healing` sees a commit go through.
+    fn failed(&mut self) {
+        self.healthy.store(false, Ordering::SeqCst);
+        self.healing.suspect = true;
     }
 
     /// Commits `jobs` as one batch and answers each (emptying `jobs`); their watchers are
@@ -249,16 +284,25 @@ impl Committer {
     fn commit(&mut self, jobs: &mut Vec<Job>) {
         // A deletion must leave no row of its account in the journal (`Tables::delete_user`
         // refuses if one is left, should this fold fail): rare enough for a checkpoint.
+        let Some(db) = self.db() else {
+            let e = StoreError::unavailable("the data file is being reopened");
+            for job in jobs.drain(..) {
+                let _ = job.reply.send((Err(e.clone()), job.retired));
+            }
+            return;
+        };
         if jobs
             .iter()
             .any(|j| matches!(j.write, Write::DeleteUser { .. }))
         {
-            let (folding, wal, dirty, _) = self.folding();
-            folding.fold(wal, dirty, false);
+            let (folding, wal, dirty, _) = self.folding(&db);
+            if !folding.fold(wal, dirty, false) {
+                self.failed();
+            }
         }
         let started = Instant::now();
         let outcomes = match commit_batch(
-            &self.db,
+            &db,
             jobs,
             &self.cfg,
             &self.latest,
@@ -272,11 +316,15 @@ impl Committer {
                     .observe(started.elapsed().as_secs_f64());
                 #[allow(clippy::cast_precision_loss)] // batch sizes are far below 2^52
                 self.metrics.batch_size.observe(jobs.len() as f64);
-                self.healthy.store(true, Ordering::SeqCst);
+                // Healthy again only once a check of the data file itself commits
+                // (`healing.rs`): a batch that only touched the log says nothing of it.
+                if !self.healing.suspect {
+                    self.healthy.store(true, Ordering::SeqCst);
+                }
                 outcomes
             }
             Err(e) => {
-                self.healthy.store(false, Ordering::SeqCst);
+                self.failed();
                 // Nothing in this batch is durable: say so to every caller, acknowledge none.
                 tracing::error!(error = %e, batch = jobs.len(), "commit failed");
                 jobs.iter().map(|_| Err(e.clone())).collect()
