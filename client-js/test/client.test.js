@@ -297,3 +297,20 @@ describe("sessions and the network (issue 25)", () => {
     await until(() => b.username !== null, 5000, "sign-in from the file");
   });
 });
+
+describe("hostile sockets (issue 26)", () => {
+  test("every client sending an oversize message sees 1009, not a reset", async () => {
+    const big = JSON.stringify({ type: "fetch", pad: "x".repeat(3 * 1024 * 1024) });
+    const codes = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        new Promise((resolve) => {
+          const ws = new WebSocket(server.url);
+          ws.on("open", () => ws.send(big));
+          ws.on("error", () => {});
+          ws.on("close", (code) => resolve(code));
+        }),
+      ),
+    );
+    assert.deepEqual([...new Set(codes)], [1009], `close codes: ${codes.join(",")}`);
+  });
+});
