@@ -6,6 +6,7 @@
 #
 #   bench/run.sh                 # the full run (≈ 10 minutes; f) writes about 1 GB)
 #   RUNS=1 QUICK=1 bench/run.sh  # a smoke run with small sizes
+#   HEARTH=/path/to/old/hearth bench/run.sh   # another build of the server (old against new)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -20,7 +21,8 @@ say() { echo "bench: $*" >&2; }
 
 say "building release"
 cargo build --release -p hearth -p hearth-bench >&2
-HEARTH=target/release/hearth
+HEARTH=${HEARTH:-target/release/hearth}
+say "server: $HEARTH"
 BENCH=target/release/hearth-bench
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 say "open-file limit $(ulimit -n)"
@@ -114,4 +116,6 @@ for r in $(seq "$RUNS"); do
 done
 rm -f "$READY"
 
+# RESULTS_OUT=file keeps the raw JSON lines (for comparing runs, e.g. with bench/ab_table.py).
+[ -n "${RESULTS_OUT:-}" ] && cp "$RESULTS" "$RESULTS_OUT"
 python3 bench/table.py "$RESULTS"
