@@ -1,5 +1,5 @@
 //! Accounts and sessions, the same for every surface: WebSocket commands and HTTP handlers
-//! both sign people up, in and out through here.
+//! both sign people up, in and out through here. Deleting an account is `deletion.rs`.
 
 use crate::auth::{Auth, Claims, MAX_PASSWORD, MIN_PASSWORD};
 use crate::error::Error;
@@ -7,6 +7,8 @@ use crate::names;
 use crate::state::AppState;
 use crate::store::model::now_rfc3339;
 use crate::store::{Flag, Scope, SessionRecord, Store, StoreError, UserRecord};
+
+pub use crate::deletion::{CLOSE_DELETED, Deleted, delete_account};
 
 /// Generated names collide about once in 22 million draws; a few retries are plenty.
 const NAME_ATTEMPTS: usize = 16;
@@ -357,117 +359,4 @@ pub async fn change_password(
         }
     }
     Ok(ended)
-}
-
-/// What deleting an account removed.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Deleted {
-    /// Sessions revoked (their sockets and streams were told and closed).
-    pub sessions: usize,
-    /// Blob references dropped.
-    pub blobs: usize,
-    /// Documents whose access lists named the account.
-    pub unshared: usize,
-}
-
-/// Close code for the sockets of a deleted account.
-pub const CLOSE_DELETED: u16 = 4004;
-
-/// Deletes account `name` (`DELETE /v1/me`, `hearth user delete`, the admin API): its
-/// sessions are revoked and its sockets closed (4004), then its document, change log,
-/// sessions, flags and blob references go (files nobody else holds with them), and its name
-/// leaves every access list, so a later account of that name inherits nothing.
-///
-/// # Errors
-/// `NotFound` for an unknown user, `Unavailable`.
-pub async fn delete_account(
-    store: &Store,
-    auth: &Auth,
-    blobs: Option<&crate::blobs::Blobs>,
-    name: &str,
-) -> Result<Deleted, Error> {
-    if !names::plausible(name) || store.user(name).await?.is_none() {
-        return Err(Error::NotFound);
-    }
-    let mut report = Deleted::default();
-    // Closed before the revocations, which would sign the sockets out (and out of the
-    // registry this finds them in) without closing them.
-    auth.close_sockets(
-        name,
-        crate::auth::Control::Close(CLOSE_DELETED, "account deleted"),
-    );
-    for session in store.sessions(name).await? {
-        let until = auth.revoked_until(session.expires);
-        auth.revoke(&session.id, until, 0);
-        store.revoke(name, &session.id, until).await?;
-        report.sessions += 1;
-    }
-    let mut held = Vec::new();
-    loop {
-        let (page, _) = store.user_blobs(name, held.len(), 1000).await?;
-        if page.is_empty() {
-            break;
-        }
-        held.extend(page.into_iter().map(|b| b.sha256));
-    }
-    report.blobs = held.len();
-    store.delete_user(name).await.map_err(|e| match e {
-        StoreError::NotFound => Error::NotFound,
-        other => other.into(),
-    })?;
-    auth.forget_account(name);
-    if let Some(blobs) = blobs {
-        blobs.drop_unreferenced(store, &held).await;
-    }
-    report.unshared = leave_access_lists(store, name).await?;
-    tracing::info!(user = name, ?report, "account deleted");
-    Ok(report)
-}
-
-/// Takes `name` out of every access list, as an update by each document's owner (watchers
-/// see the lists change). Walks every account: deletions are rare, and an index of who is
-/// listed where would cost every sharing update.
-async fn leave_access_lists(store: &Store, name: &str) -> Result<usize, Error> {
-    let mut unshared = 0;
-    let mut offset = 0;
-    loop {
-        let (users, _) = store.users(offset, 500).await?;
-        if users.is_empty() {
-            return Ok(unshared);
-        }
-        offset += users.len();
-        for user in users {
-            let Some(doc) = store.document(&user.username).await? else {
-                continue;
-            };
-            let meta = &doc.metadata;
-            if !meta
-                .collaborators
-                .iter()
-                .chain(&meta.readers)
-                .any(|n| n == name)
-            {
-                continue;
-            }
-            let without = |list: &Vec<String>| -> Option<Vec<String>> {
-                list.iter()
-                    .any(|n| n == name)
-                    .then(|| list.iter().filter(|n| *n != name).cloned().collect())
-            };
-            let update = crate::store::Update {
-                target: user.username.clone(),
-                by: user.username.clone(),
-                base: None,
-                edit: None,
-                collaborators: without(&meta.collaborators),
-                readers: without(&meta.readers),
-            };
-            match store.commit(update).await {
-                Ok(_) => unshared += 1,
-                // Deleted meanwhile itself: nothing left to share.
-                Err(StoreError::Unauthorized) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
 }

@@ -29,6 +29,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod deletion;
 pub mod error;
 pub mod fanout;
 pub mod frame;

@@ -159,7 +159,7 @@ pub fn offline_snapshot(
     })?;
     // A server that crashed may hold acknowledged updates only in its log: fold them first.
     // Refused, as a start is, when the log is damaged.
-    let mut wal = super::recovery::recover(&db, db_path, None, false)?;
+    let (mut wal, _) = super::recovery::recover(&db, db_path, None, false)?;
     // Still stopped: mark it clean again, as the server's stop had.
     super::wal::checkpoint_with(&db, &mut wal, |txn| super::wal::set_clean(txn, true))?;
     snapshot(&db, dest, info, None)

@@ -72,13 +72,14 @@ impl RedbBackend {
     ) -> Result<Self, StoreError> {
         let db = healing::open(path, faults.clone())?;
         init_schema(&db)?;
-        let wal = recovery::recover(&db, path, faults.clone(), accept_loss)?;
+        let (wal, marked_unclean) = recovery::recover(&db, path, faults.clone(), accept_loss)?;
         let journal = Arc::new(journal::Journal::default());
         let slot: healing::FileSlot = Arc::new(Mutex::new(Some(Arc::new(db))));
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let max_batch = cfg.max_batch;
         let committer = writer::Committer {
             healing: healing::Healing::new(path.to_owned(), faults, slot.clone()),
+            marked_unclean,
             cfg,
             hook,
             latest,

@@ -74,7 +74,9 @@ impl Damage {
 /// Opens the write-ahead log of the data file at `path`, checks it, and folds every row the
 /// file lacks (the log's, and any a backup carries in its `journal` table) in one checkpoint,
 /// so the writer starts with an empty journal and an empty log. With `accept_loss`, damage
-/// is logged and dropped instead of refused.
+/// is logged and dropped instead of refused. The second value says whether `wal_clean` is
+/// now 0; if not, the writer sets it before it first appends (`Committer::commit`): a start
+/// with nothing to fold makes no commit (f), restart to ready).
 ///
 /// # Errors
 /// `Unavailable`: the log is damaged (and `accept_loss` is off), or storage fails.
@@ -83,7 +85,7 @@ pub(crate) fn recover(
     path: &Path,
     faults: Option<Arc<Faults>>,
     accept_loss: bool,
-) -> Result<wal::Wal, StoreError> {
+) -> Result<(wal::Wal, bool), StoreError> {
     let log = wal::path(path);
     let state = wal::Wal::inspect(&log)
         .map_err(|e| StoreError::Unavailable(format!("{}: {e}", log.display())))?;
@@ -131,6 +133,9 @@ pub(crate) fn recover(
     } else {
         rows.extend(replayed);
     }
+    if rows.is_empty() && damage.is_none() {
+        return Ok((wal, false));
+    }
     if !rows.is_empty() {
         tracing::warn!(
             log = %log.display(), records, logged = rows.len() - stored, stored,
@@ -155,7 +160,7 @@ pub(crate) fn recover(
         // From now until a clean stop, the log holds what the data file lacks.
         wal::set_clean(txn, false)
     })?;
-    Ok(wal)
+    Ok((wal, true))
 }
 
 fn refuse_or_warn(damage: &Damage, log: &Path, accept_loss: bool) -> Result<(), StoreError> {

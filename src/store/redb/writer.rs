@@ -52,6 +52,9 @@ pub struct WriterConfig {
 pub(super) struct Committer {
     /// The data file, and getting back to one that commits after storage failed.
     pub healing: super::healing::Healing,
+    /// `wal_clean` is 0 in the data file: set before the log is first written to, so that a
+    /// log lost after that is seen as a loss (`recovery.rs`).
+    pub marked_unclean: bool,
     pub cfg: WriterConfig,
     pub hook: CommitHook,
     pub latest: LatestDoc,
@@ -291,6 +294,21 @@ impl Committer {
             }
             return;
         };
+        if !self.marked_unclean {
+            match super::wal::checkpoint_with(&db, &mut self.wal, |txn| {
+                super::wal::set_clean(txn, false)
+            }) {
+                Ok(()) => self.marked_unclean = true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot mark the data file as running");
+                    self.failed();
+                    for job in jobs.drain(..) {
+                        let _ = job.reply.send((Err(e.clone()), job.retired));
+                    }
+                    return;
+                }
+            }
+        }
         if jobs
             .iter()
             .any(|j| matches!(j.write, Write::DeleteUser { .. }))
