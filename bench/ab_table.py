@@ -16,4 +16,5 @@ for (scenario, metric), by in runs.items():
         continue
     mo, mn = statistics.median(old), statistics.median(new)
     fmt = lambda xs: " / ".join(f"{x:g}" for x in xs)
-    print(f"| {scenario} | {metric} | {mo:g} ({fmt(old)}) | {mn:g} ({fmt(new)}) | {mn / mo:.3f} |")
+    ratio = f"{mn / mo:.3f}" if mo else "-"
+    print(f"| {scenario} | {metric} | {mo:g} ({fmt(old)}) | {mn:g} ({fmt(new)}) | {ratio} |")

@@ -119,21 +119,14 @@ impl Auth {
     /// # Errors
     /// `Internal` if signing fails, which HS256 with a valid key does not.
     pub fn issue(&self, username: &str, scope: Scope) -> Result<(String, Claims), Error> {
-        let now = unix_now();
         let sid: u128 = rand::rng().random();
-        let claims = Claims {
+        self.sign(Claims {
             sub: username.to_owned(),
             sid: format!("{sid:032x}"),
-            iat: now,
-            exp: now + self.ttl,
+            iat: 0,
+            exp: 0,
             scope,
-        };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| {
-            tracing::error!(error = %e, "signing a token failed");
-            Error::Internal
-        })?;
-        Ok((token, claims))
+        })
     }
 
     /// A fresh token for the session `claims` belongs to: same session id and scope, a new
@@ -142,12 +135,14 @@ impl Auth {
     /// # Errors
     /// `Internal` if signing fails.
     pub fn reissue(&self, claims: &Claims) -> Result<(String, Claims), Error> {
+        self.sign(claims.clone())
+    }
+
+    /// Signs `claims`, issued now and expiring `TOKEN_TTL` from now.
+    fn sign(&self, mut claims: Claims) -> Result<(String, Claims), Error> {
         let now = unix_now();
-        let claims = Claims {
-            iat: now,
-            exp: now + self.ttl,
-            ..claims.clone()
-        };
+        claims.iat = now;
+        claims.exp = now + self.ttl;
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| {
             tracing::error!(error = %e, "signing a token failed");

@@ -171,10 +171,27 @@ async fn too_many_watches_is_refused() {
 /// snapshot instead of the versions it missed, and versions never go backwards.
 #[tokio::test]
 async fn a_lagging_watcher_is_resynced_not_skipped_silently() {
+    lagging_watcher_is_resynced(|c| c.watch_buffer = 2).await;
+}
+
+/// The same with versions to spare (`WATCH_BUFFER` 1024) but few bytes (`WATCH_BUFFER_BYTES`
+/// 64 KiB): what a stalled watcher holds is bounded by bytes too, so it is resynced.
+#[tokio::test]
+async fn a_lagging_watcher_is_resynced_past_the_byte_bound() {
+    lagging_watcher_is_resynced(|c| {
+        c.watch_buffer = 1024;
+        c.watch_buffer_bytes = 64 * 1024;
+    })
+    .await;
+}
+
+/// 300 versions of ≈ 16 KiB to a watcher that reads only after the last: it must get at
+/// least one `resync`, and every version it gets in between is contiguous.
+async fn lagging_watcher_is_resynced(bound: impl FnOnce(&mut hearth::Config)) {
     let server = TestServer::start_with(|c| {
-        c.watch_buffer = 2;
         c.outbound_buffer = 16 * 1024;
         c.slow_consumer_timeout = 60_000;
+        bound(c);
     })
     .await;
     let (mut owner, ann, token) = server.user().await;
@@ -209,43 +226,6 @@ async fn a_lagging_watcher_is_resynced_not_skipped_silently() {
         resyncs > 0,
         "the watcher fell behind, so it must have been resynced"
     );
-}
-
-/// The same with versions to spare (`WATCH_BUFFER` 1024) but few bytes (`WATCH_BUFFER_BYTES`
-/// 64 KiB): what a stalled watcher holds is bounded by bytes too, so it is resynced.
-#[tokio::test]
-async fn a_lagging_watcher_is_resynced_past_the_byte_bound() {
-    let server = TestServer::start_with(|c| {
-        c.watch_buffer = 1024;
-        c.watch_buffer_bytes = 64 * 1024;
-        c.outbound_buffer = 16 * 1024;
-        c.slow_consumer_timeout = 60_000;
-    })
-    .await;
-    let (mut owner, ann, token) = server.user().await;
-    let mut watcher = server.client().await;
-    watcher
-        .request(json!({"type": "auth", "token": token}))
-        .await;
-    watcher.request(json!({"type": "watch"})).await;
-    let pad = "x".repeat(16 * 1024);
-    let total = 300u64;
-    for v in 0..total {
-        let r = set(&mut owner, &ann, v, json!({"pad": pad, "v": v})).await;
-        assert_eq!(r["version"], v + 1);
-    }
-    let (mut last, mut resyncs) = (0, 0);
-    while last < total {
-        let change = watcher.next_push().await;
-        let v = change["version"].as_u64().unwrap();
-        if change["resync"] == true {
-            resyncs += 1;
-        } else {
-            assert_eq!(v, last + 1, "without resync, versions are contiguous");
-        }
-        last = v;
-    }
-    assert!(resyncs > 0, "300 versions of 16 KiB are far past 64 KiB");
 }
 
 /// Watches started while a writer is committing: the first change after each snapshot is
