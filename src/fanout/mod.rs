@@ -136,7 +136,7 @@ struct HubInner {
 fn weigh(change: &Arc<Change>) -> usize {
     let doc = change.doc();
     doc.size_bound()
-        .unwrap_or_else(|| serde_json::to_vec(&**doc).map_or(0, |bytes| bytes.len()))
+        .unwrap_or_else(|| crate::store::apply::serialized_len(&**doc).unwrap_or(0))
 }
 
 impl Hub {

@@ -124,13 +124,14 @@ impl<T: Clone> Ring<T> {
 
     /// Sends `value` to every reader; `false` when there are none.
     pub fn send(&self, value: T) -> bool {
+        // Weighed outside the lock: a value without a carried size bound is measured.
+        let weight = (self.weigh)(&value);
         {
             let mut state = self.state();
             if state.readers == 0 {
                 return false;
             }
             let unread = state.readers;
-            let weight = (self.weigh)(&value);
             state.bytes += weight;
             state.slots.push_back(Slot {
                 value,

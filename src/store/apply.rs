@@ -308,7 +308,7 @@ pub fn within_bounds(doc: &Document) -> bool {
 
 /// The length of `value` as JSON, without building the bytes: the size limit is all redb
 /// needs the whole document's JSON for on an update.
-fn serialized_len(value: &impl serde::Serialize) -> Result<usize, StoreError> {
+pub(crate) fn serialized_len(value: &impl serde::Serialize) -> Result<usize, StoreError> {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -299,13 +299,26 @@ impl Store {
     }
 
     /// Records, for each of `hashes` that `update.by` holds, that they wrote it into the
-    /// document.
+    /// document. Reads first and writes only what is new: a hash the writer does not hold,
+    /// or one already recorded (a document re-saved whole), costs a read, never a durable
+    /// commit, so hex strings in updates cannot be used to make the writer fsync.
     async fn record_mentions(
         &self,
         update: &Update,
         hashes: Vec<String>,
     ) -> Result<(), StoreError> {
+        let by = vec![update.by.clone()];
         for sha256 in hashes {
+            let known = self
+                .inner
+                .backend
+                .mentioned_by(&update.target, &sha256)
+                .await?;
+            if known.contains(&update.by)
+                || !self.inner.backend.holds_blob(&sha256, by.clone()).await?
+            {
+                continue;
+            }
             let mention = Write::BlobMention {
                 doc: update.target.clone(),
                 sha256,

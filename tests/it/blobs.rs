@@ -417,3 +417,54 @@ async fn racing_uploads_and_deletes_never_leave_a_reference_without_its_bytes() 
     assert_eq!(resp.bytes().await.unwrap().len(), bytes.len());
     assert_eq!(tmp_files(&server), 0);
 }
+
+/// Hex strings in updates cost the writer nothing extra: a hash the writer does not hold, or
+/// one already recorded, is a read, never a durable commit (each would be an fsync). Counted
+/// by the writer's batches (`hearth_commit_seconds_count`).
+#[tokio::test]
+async fn hashes_in_updates_do_not_make_the_writer_commit_more() {
+    if std::env::var("TEST_STORE").is_ok_and(|s| s == "postgres") {
+        return; // The batches counted are the redb writer's.
+    }
+    let server = TestServer::start().await;
+    let http = Http::new(&server);
+    let (mut ws, ann) = server.named_user("ann").await;
+    let batches = || async {
+        let text = reqwest::get(format!("http://{}/metrics", server.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("hearth_commit_seconds_count "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let held = b"ann's photo".to_vec();
+    let hash = sha(&held);
+    assert_eq!(http.put(&ann, "/v1/blobs", held).await.0, 201);
+    let strangers: Vec<String> = (0..32u32).map(|i| sha(&i.to_le_bytes())).collect();
+    let first = ws
+        .request(
+            json!({"type": "update", "data": {"metadata": {"version": 0},
+            "userdata": {"photo": format!("blob:{hash}"), "noise": strangers}}}),
+        )
+        .await;
+    assert_eq!(first["version"], 1, "{first}");
+    let before = batches().await;
+    for v in 1..4 {
+        let r = ws
+            .request(
+                json!({"type": "update", "data": {"metadata": {"version": v},
+                "userdata": {"photo": format!("blob:{hash}"), "noise": strangers, "v": v}}}),
+            )
+            .await;
+        assert_eq!(r["version"], v + 1, "{r}");
+    }
+    assert_eq!(
+        batches().await - before,
+        3.0,
+        "one batch per update, none for the hashes in it"
+    );
+}
