@@ -311,6 +311,41 @@ pub async fn refresh(state: &AppState, claims: &Claims) -> Result<Issued, Error>
     })
 }
 
+/// Checks that `given` is `username`'s password before an act that needs it (changing it,
+/// deleting the account). An account without a password (a generated name) needs none, but
+/// one given anyway must then be absent. Attempts count against the login limits, so this is
+/// no side door for guessing.
+///
+/// # Errors
+/// `RateLimited`, `InvalidCredentials`, `InvalidToken` (no such account), `Unavailable`.
+pub async fn confirm_password(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    username: &str,
+    given: Option<String>,
+) -> Result<(), Error> {
+    let hash = state
+        .store
+        .user(username)
+        .await?
+        .ok_or(Error::InvalidToken)?
+        .password_hash;
+    if hash.is_none() && given.is_none() {
+        return Ok(());
+    }
+    state.limiters.login(ip, username)?;
+    let given: String = given
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_PASSWORD)
+        .collect();
+    if state.auth.verify_password(hash, given).await {
+        Ok(())
+    } else {
+        Err(Error::InvalidCredentials)
+    }
+}
+
 /// The caller changes their own password (`POST /v1/me/password`, the `password` frame).
 /// `old` must match; an account that never had a password (a generated name) may set its
 /// first one without. Every other session of the account ends, since whoever knew the old
@@ -329,19 +364,7 @@ pub async fn change_password(
 ) -> Result<usize, Error> {
     claims.can_write()?;
     check_password(&new)?;
-    state.limiters.login(ip, &claims.sub)?;
-    let user = state
-        .store
-        .user(&claims.sub)
-        .await?
-        .ok_or(Error::InvalidToken)?;
-    let current = user.password_hash.clone();
-    if current.is_some() || old.is_some() {
-        let old: String = old.unwrap_or_default().chars().take(MAX_PASSWORD).collect();
-        if !state.auth.verify_password(current.clone(), old).await {
-            return Err(Error::InvalidCredentials);
-        }
-    }
+    confirm_password(state, ip, &claims.sub, old).await?;
     let hash = state.auth.hash_password(new).await?;
     state
         .store

@@ -201,34 +201,29 @@ async fn finish(
             CLOSE_HANDSHAKE
         };
         // RFC 6455 close handshake: keep reading (and discarding) until the client's Close,
-        // so a client still flushing pongs or frames sees our code, not a broken pipe. After
-        // an oversize message the rest of it is still arriving: read on past the errors its
-        // bytes make (they are not frames), since closing with unread bytes makes the kernel
-        // reset the connection, and a reset loses our close frame (clients saw 1006, not 1009).
-        let drain_errors = reason.0 == close::TOO_BIG;
-        let lingered = tokio::time::Instant::now() + wait;
+        // so a client still flushing pongs or frames sees our code, not a broken pipe.
+        let handshake_ends = tokio::time::Instant::now() + wait;
         let _ = tokio::time::timeout(wait, async {
-            while let Some(msg) = stream.next().await {
-                match msg {
-                    Ok(Message::Close(_)) => break,
-                    Ok(_) => {}
-                    Err(e) if drain_errors && !connection_gone(&e) => {}
-                    Err(_) => break,
+            while let Some(Ok(msg)) = stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
                 }
             }
         })
         .await;
-        if drain_errors {
-            // The WebSocket stream ends at an oversize message and cannot drain the rest of
-            // it; the client reads our close frame while we hold the connection open, before
-            // the reset that closing over unread bytes brings.
+        if reason.0 == close::TOO_BIG {
+            // After an oversize message the stream has ended, but the rest of the message is
+            // still arriving, unread: closing now would make the kernel reset the connection,
+            // and a reset loses our close frame (Node's `ws` saw 1006, not 1009). So the
+            // connection stays open for the handshake's wait, long enough for the client to
+            // read 1009.
             if tokio::time::timeout(CLOSE_FLUSH, &mut writer)
                 .await
                 .is_err()
             {
                 writer.abort();
             }
-            tokio::time::sleep_until(lingered).await;
+            tokio::time::sleep_until(handshake_ends).await;
             return;
         }
     }
@@ -237,24 +232,6 @@ async fn finish(
         .is_err()
     {
         writer.abort();
-    }
-}
-
-/// Whether a read error means the connection itself is gone (nothing left to drain).
-fn connection_gone(e: &axum::Error) -> bool {
-    use std::error::Error as _;
-    match e
-        .source()
-        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
-    {
-        Some(
-            tungstenite::Error::Io(_)
-            | tungstenite::Error::ConnectionClosed
-            | tungstenite::Error::AlreadyClosed,
-        ) => true,
-        Some(_) => false,
-        // Not tungstenite's: do not spin on it.
-        None => true,
     }
 }
 

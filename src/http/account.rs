@@ -278,24 +278,7 @@ pub async fn delete_me(
     if let Some((_, pass)) = basic(&headers) {
         confirm.password.get_or_insert(pass);
     }
-    let hash = state
-        .store
-        .user(&claims.sub)
-        .await?
-        .ok_or(Error::InvalidToken)?
-        .password_hash;
-    if hash.is_some() {
-        state.limiters.login(ip, &claims.sub)?;
-        let given: String = confirm
-            .password
-            .unwrap_or_default()
-            .chars()
-            .take(crate::auth::MAX_PASSWORD)
-            .collect();
-        if !state.auth.verify_password(hash, given).await {
-            return Err(Error::InvalidCredentials.into());
-        }
-    }
+    accounts::confirm_password(&state, ip, &claims.sub, confirm.password).await?;
     let report =
         accounts::delete_account(&state.store, &state.auth, Some(&state.blobs), &claims.sub)
             .await?;

@@ -285,13 +285,11 @@ impl Committer {
     /// Commits `jobs` as one batch and answers each (emptying `jobs`); their watchers are
     /// told later ([`Unpublished`]).
     fn commit(&mut self, jobs: &mut Vec<Job>) {
-        // A deletion must leave no row of its account in the journal (`Tables::delete_user`
-        // refuses if one is left, should this fold fail): rare enough for a checkpoint.
         let Some(db) = self.db() else {
-            let e = StoreError::unavailable("the data file is being reopened");
-            for job in jobs.drain(..) {
-                let _ = job.reply.send((Err(e.clone()), job.retired));
-            }
+            refuse(
+                jobs,
+                &StoreError::unavailable("the data file is being reopened"),
+            );
             return;
         };
         if !self.marked_unclean {
@@ -302,13 +300,13 @@ impl Committer {
                 Err(e) => {
                     tracing::error!(error = %e, "cannot mark the data file as running");
                     self.failed();
-                    for job in jobs.drain(..) {
-                        let _ = job.reply.send((Err(e.clone()), job.retired));
-                    }
+                    refuse(jobs, &e);
                     return;
                 }
             }
         }
+        // A deletion must leave no row of its account in the journal (`Tables::delete_user`
+        // refuses if one is left, should this fold fail): rare enough for a checkpoint.
         if jobs
             .iter()
             .any(|j| matches!(j.write, Write::DeleteUser { .. }))
@@ -359,6 +357,14 @@ impl Committer {
         }
         self.books.last_commit = Some(Instant::now());
         self.books.unpublished.add(committed);
+    }
+}
+
+/// Answers every job with `e`, none of them written.
+fn refuse(jobs: &mut Vec<Job>, e: &StoreError) {
+    for job in jobs.drain(..) {
+        // The caller may have gone away; nothing was written either way.
+        let _ = job.reply.send((Err(e.clone()), job.retired));
     }
 }
 
