@@ -5,8 +5,8 @@ use crate::auth::{Auth, Claims, MAX_PASSWORD, MIN_PASSWORD};
 use crate::error::Error;
 use crate::names;
 use crate::state::AppState;
-use crate::store::model::now_rfc3339;
 use crate::store::{Flag, Scope, SessionRecord, Store, StoreError, UserRecord};
+use crate::sys::now_rfc3339;
 
 pub use crate::deletion::{CLOSE_DELETED, Deleted, delete_account};
 
@@ -57,10 +57,10 @@ pub async fn signup(
         (None, None) => {
             for _ in 0..NAME_ATTEMPTS {
                 let name = names::generate();
-                if state.auth.is_configured_admin(&name) {
+                if state.auth.flags.is_configured_admin(&name) {
                     continue;
                 }
-                let (token, claims) = state.auth.issue(&name, scope)?;
+                let (token, claims) = state.auth.tokens.issue(&name, scope)?;
                 let session = Some(session_record(&claims));
                 match state
                     .store
@@ -85,12 +85,12 @@ pub async fn signup(
             // A name in ADMIN_USERS carries the admin API (and backups carry the JWT secret):
             // it is reserved for `hearth user create` until that account exists, never
             // claimed by whoever signs up first. Answered as a taken name, which it is.
-            if state.auth.is_configured_admin(&name) {
+            if state.auth.flags.is_configured_admin(&name) {
                 return Err(Error::UsernameTaken);
             }
             check_password(&password)?;
-            let hash = state.auth.hash_password(password).await?;
-            let (token, claims) = state.auth.issue(&name, scope)?;
+            let hash = state.auth.passwords.hash_password(password).await?;
+            let (token, claims) = state.auth.tokens.issue(&name, scope)?;
             let session = Some(session_record(&claims));
             state
                 .store
@@ -138,11 +138,16 @@ pub async fn login(
     let hash = user.and_then(|u| u.password_hash);
     let password: String = password.chars().take(MAX_PASSWORD).collect();
     // A disabled account gets the same answer as a wrong password, after the same work.
-    if !state.auth.verify_password(hash.clone(), password).await || state.auth.is_disabled(username)
+    if !state
+        .auth
+        .passwords
+        .verify_password(hash.clone(), password)
+        .await
+        || state.auth.flags.is_disabled(username)
     {
         return Err(Error::InvalidCredentials);
     }
-    let (token, claims) = state.auth.issue(username, scope)?;
+    let (token, claims) = state.auth.tokens.issue(username, scope)?;
     state.store.add_session(session_record(&claims)).await?;
     // A password reset that committed while this login was checking the old password has
     // already revoked every session it could see; this one it could not, so it goes too.
@@ -175,7 +180,7 @@ pub async fn check_token(state: &AppState, token: &str) -> Result<Claims, Error>
         if !names::plausible(&claims.sub) || state.store.user(&claims.sub).await?.is_none() {
             return Err(Error::InvalidToken);
         }
-        state.auth.remember(token, &claims);
+        state.auth.tokens.remember(token, &claims);
     }
     Ok(claims)
 }
@@ -192,8 +197,8 @@ pub async fn revoke(
     expires: u64,
     except: u64,
 ) -> Result<(), Error> {
-    let expires = state.auth.revoked_until(expires);
-    state.auth.revoke(sid, expires, except);
+    let expires = state.auth.tokens.revoked_until(expires);
+    state.auth.sockets.revoke(sid, expires, except);
     state.store.revoke(username, sid, expires).await?;
     Ok(())
 }
@@ -206,7 +211,7 @@ pub async fn revoke(
 pub async fn create(store: &Store, auth: &Auth, name: &str, password: String) -> Result<(), Error> {
     names::validate(name).map_err(Error::BadRequest)?;
     check_password(&password)?;
-    let hash = auth.hash_password(password).await?;
+    let hash = auth.passwords.hash_password(password).await?;
     store
         .create_user(user_record(name, Some(hash)), None)
         .await?;
@@ -228,7 +233,7 @@ pub async fn set_disabled(
     if disabled {
         auth.disable(name);
     } else {
-        auth.enable(name);
+        auth.flags.enable(name);
     }
     Ok(())
 }
@@ -240,7 +245,7 @@ pub async fn set_disabled(
 /// `NotFound` for an unknown user, `Unavailable`.
 pub async fn set_admin(store: &Store, auth: &Auth, name: &str, admin: bool) -> Result<(), Error> {
     set_flag(store, name, Flag::Admin, admin).await?;
-    auth.set_granted_admin(name, admin);
+    auth.flags.set_granted_admin(name, admin);
     Ok(())
 }
 
@@ -270,7 +275,7 @@ pub async fn reset_password(
     if !names::plausible(name) {
         return Err(Error::NotFound);
     }
-    let hash = auth.hash_password(password).await?;
+    let hash = auth.passwords.hash_password(password).await?;
     store.set_password(name, hash).await.map_err(|e| match e {
         StoreError::Unauthorized => Error::NotFound,
         other => other.into(),
@@ -279,7 +284,7 @@ pub async fn reset_password(
     // sees the new hash afterwards and revokes itself (see `login`).
     let sessions = store.sessions(name).await?;
     for session in &sessions {
-        auth.revoke(&session.id, session.expires, 0);
+        auth.sockets.revoke(&session.id, session.expires, 0);
         store.revoke(name, &session.id, session.expires).await?;
     }
     Ok(sessions.len())
@@ -292,7 +297,7 @@ pub async fn reset_password(
 /// # Errors
 /// `Internal`, `Unavailable`.
 pub async fn refresh(state: &AppState, claims: &Claims) -> Result<Issued, Error> {
-    let (token, fresh) = state.auth.reissue(claims)?;
+    let (token, fresh) = state.auth.tokens.reissue(claims)?;
     let mut record = session_record(&fresh);
     if let Some(old) = state
         .store
@@ -339,7 +344,7 @@ pub async fn confirm_password(
         .chars()
         .take(MAX_PASSWORD)
         .collect();
-    if state.auth.verify_password(hash, given).await {
+    if state.auth.passwords.verify_password(hash, given).await {
         Ok(())
     } else {
         Err(Error::InvalidCredentials)
@@ -365,7 +370,7 @@ pub async fn change_password(
     claims.can_write()?;
     check_password(&new)?;
     confirm_password(state, ip, &claims.sub, old).await?;
-    let hash = state.auth.hash_password(new).await?;
+    let hash = state.auth.passwords.hash_password(new).await?;
     state
         .store
         .set_password(&claims.sub, hash)

@@ -220,11 +220,11 @@ async fn flush(state: &AppState, commits: &mut HashMap<String, Version>) {
 
 fn apply_account_event(state: &AppState, event: Event) {
     match event {
-        Event::Revoke { sid, expires } => state.auth.revoke(&sid, expires, 0),
+        Event::Revoke { sid, expires } => state.auth.sockets.revoke(&sid, expires, 0),
         Event::Flag { flag, username, on } => match (flag.as_str(), on) {
             ("disabled", true) => state.auth.disable(&username),
-            ("disabled", false) => state.auth.enable(&username),
-            ("admin", on) => state.auth.set_granted_admin(&username, on),
+            ("disabled", false) => state.auth.flags.enable(&username),
+            ("admin", on) => state.auth.flags.set_granted_admin(&username, on),
             _ => tracing::warn!(%flag, "unknown account flag"),
         },
         Event::Commit { .. } => {}
@@ -284,7 +284,7 @@ async fn catch_up(state: &AppState) {
     match state.store.revoked().await {
         Ok(revoked) => {
             for (sid, expires) in revoked {
-                state.auth.revoke(&sid, expires, 0);
+                state.auth.sockets.revoke(&sid, expires, 0);
             }
         }
         Err(e) => tracing::error!(error = %e, "reloading revocations failed"),
@@ -294,7 +294,7 @@ async fn catch_up(state: &AppState) {
         Err(e) => tracing::error!(error = %e, "reloading disabled accounts failed"),
     }
     match state.store.flagged(Flag::Admin).await {
-        Ok(names) => state.auth.sync_granted_admins(names),
+        Ok(names) => state.auth.flags.sync_granted_admins(names),
         Err(e) => tracing::error!(error = %e, "reloading admins failed"),
     }
     for username in state.hub.watched_documents() {

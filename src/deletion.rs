@@ -39,13 +39,13 @@ pub async fn delete_account(
     let mut report = Deleted::default();
     // Closed before the revocations, which would sign the sockets out (and out of the
     // registry this finds them in) without closing them.
-    auth.close_sockets(
+    auth.sockets.close_sockets(
         name,
         crate::auth::Control::Close(CLOSE_DELETED, "account deleted"),
     );
     for session in store.sessions(name).await? {
-        let until = auth.revoked_until(session.expires);
-        auth.revoke(&session.id, until, 0);
+        let until = auth.tokens.revoked_until(session.expires);
+        auth.sockets.revoke(&session.id, until, 0);
         store.revoke(name, &session.id, until).await?;
         report.sessions += 1;
     }
@@ -62,7 +62,7 @@ pub async fn delete_account(
         StoreError::NotFound => Error::NotFound,
         other => other.into(),
     })?;
-    auth.forget_account(name);
+    auth.flags.forget_account(name);
     if let Some(blobs) = blobs {
         blobs.drop_unreferenced(store, &held).await;
     }

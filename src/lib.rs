@@ -49,6 +49,7 @@ pub mod session;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod sys;
 
 pub use config::Config;
 pub use error::Error;

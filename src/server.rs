@@ -108,10 +108,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         }
     };
     let auth = Auth::new(&secret, config.token_ttl, config.admins());
-    auth.restore_revoked(store.revoked().await?);
-    auth.restore_disabled(store.flagged(Flag::Disabled).await?);
+    auth.sockets.restore_revoked(store.revoked().await?);
+    auth.flags
+        .restore_disabled(store.flagged(Flag::Disabled).await?);
     for admin in store.flagged(Flag::Admin).await? {
-        auth.set_granted_admin(&admin, true);
+        auth.flags.set_granted_admin(&admin, true);
     }
 
     let secret_text = String::from_utf8_lossy(&secret).into_owned();

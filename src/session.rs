@@ -20,15 +20,13 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::auth::{Claims, Control, unix_now};
-use crate::cmd::Command;
+use crate::auth::{Claims, Control};
+use crate::cmd::{Command, Context, Effect, Outcome};
 use crate::connection::{Outbound, close, write_loop};
 use crate::error::Error;
-use crate::fanout::watcher::Watcher;
 use crate::frame::{ErrorBody, Frame, Reply, encode};
 use crate::limits::{IpGuard, UserGuard};
 use crate::mailbox;
-use crate::names;
 use crate::state::AppState;
 
 /// How long a closing socket's writer may take to deliver the close frame.
@@ -38,20 +36,19 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 const CLOSE_HANDSHAKE: Duration = Duration::from_millis(500);
 const CLOSE_HANDSHAKE_SHUTDOWN: Duration = Duration::from_millis(100);
 
-pub struct Session {
-    pub state: AppState,
-    pub conn: u64,
+/// What one socket owns. Commands see it through a read-only [`Context`] and say what to
+/// change in an [`Outcome`]; only this module changes it.
+struct Session {
+    state: AppState,
+    conn: u64,
     /// The client's address, for per-address limits.
-    pub ip: IpAddr,
-    pub out: Outbound,
-    pub control: mailbox::Sender<Control>,
-    pub user: Option<Claims>,
+    ip: IpAddr,
+    out: Outbound,
+    control: mailbox::Sender<Control>,
+    user: Option<Claims>,
     /// Counts this socket against its user's connection limit while signed in.
     user_slot: Option<UserGuard>,
-    pub watches: HashMap<String, AbortOnDropHandle<()>>,
-    /// A watch whose snapshot reply is not yet queued. Started right after the reply, so a
-    /// change can never overtake the snapshot it follows.
-    pub pending_watch: Option<Watcher<Outbound>>,
+    watches: HashMap<String, AbortOnDropHandle<()>>,
     rate: DefaultDirectRateLimiter,
 }
 
@@ -104,7 +101,6 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
         user: None,
         user_slot: None,
         watches: HashMap::new(),
-        pending_watch: None,
         rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
     };
     let mut last_heard = Instant::now();
@@ -272,7 +268,7 @@ impl Session {
             .with_label_values(&[cmd.as_ref().map_or("invalid", Command::name)])
             .inc();
         let result = match cmd {
-            Ok(Command::Update(update)) => match update.submit(self) {
+            Ok(Command::Update(update)) => match update.submit(&self.context()) {
                 Ok((true, pending)) => {
                     inflight.push_back(pending.map(move |r| (id, r)).boxed());
                     return true;
@@ -293,15 +289,74 @@ impl Session {
                 if !self.drain(inflight).await {
                     return false;
                 }
-                cmd.apply(self).await
+                let outcome = cmd.apply(&self.context()).await;
+                return match outcome {
+                    Ok(outcome) => self.conclude(id, outcome).await,
+                    Err(e) => self.send_error(id.as_ref(), &e).await,
+                };
             }
             Err(e) => Err(e),
         };
-        if !self.drain(inflight).await {
-            return false;
+        self.drain(inflight).await && self.answer((id, result)).await
+    }
+
+    /// What a command sees: the socket as it is now, its user checked just before (a token
+    /// that lapsed since the last command signs the socket out here, so that the command
+    /// answers `invalid_token`).
+    fn context(&mut self) -> Context<'_> {
+        let lapsed = self
+            .user
+            .as_ref()
+            .is_some_and(|c| self.state.auth.lapsed(c));
+        if lapsed {
+            self.unauthenticate();
         }
-        let sent = self.answer((id, result)).await;
-        if let Some(watcher) = self.pending_watch.take() {
+        self.watches.retain(|_, h| !h.is_finished());
+        Context {
+            state: &self.state,
+            ip: self.ip,
+            conn: self.conn,
+            user: self.user.as_ref(),
+            lapsed,
+            watches: &self.watches,
+            out: &self.out,
+            control: &self.control,
+        }
+    }
+
+    /// Makes the change a command asked for, and sends its reply: a sign-in before the reply
+    /// (it may turn the reply into an error), a new watch after it (the reply is the watch's
+    /// snapshot, and nothing may overtake it).
+    async fn conclude(&mut self, id: Option<Value>, outcome: Outcome) -> bool {
+        let Outcome { mut reply, effect } = outcome;
+        let watch = match effect {
+            None => None,
+            Some(Effect::SignIn(claims)) => {
+                if let Err(e) = self.authenticate(claims) {
+                    reply = Reply::Error(ErrorBody::from(&e));
+                }
+                None
+            }
+            Some(Effect::SignOut) => {
+                self.unauthenticate();
+                None
+            }
+            Some(Effect::Refreshed(claims)) => {
+                if let Some(user) = &mut self.user {
+                    user.exp = claims.exp;
+                    user.iat = claims.iat;
+                }
+                None
+            }
+            Some(Effect::Unwatch(target)) => {
+                self.watches.remove(&target);
+                None
+            }
+            Some(Effect::Watch(watcher)) => Some(watcher),
+        };
+        let sent = self.send(id.as_ref(), &reply).await;
+        if let Some(watcher) = watch {
+            // Replacing a watch of the same document drops (and so stops) the old one.
             let target = watcher.target().to_owned();
             let handle = AbortOnDropHandle::new(self.state.output.spawn(watcher.run()));
             self.watches.insert(target, handle);
@@ -326,7 +381,7 @@ impl Session {
         }
     }
 
-    pub async fn send(&self, id: Option<&Value>, reply: &Reply) -> bool {
+    async fn send(&self, id: Option<&Value>, reply: &Reply) -> bool {
         self.state
             .metrics
             .frames_out
@@ -345,42 +400,8 @@ impl Session {
             .is_ok()
     }
 
-    pub async fn send_error(&self, id: Option<&Value>, e: &Error) -> bool {
+    async fn send_error(&self, id: Option<&Value>, e: &Error) -> bool {
         self.send(id, &Reply::Error(ErrorBody::from(e))).await
-    }
-
-    /// The signed-in user, if their token is still good (not expired, not revoked).
-    ///
-    /// # Errors
-    /// `AuthRequired` on an anonymous socket; `InvalidToken` if the token expired.
-    pub fn user(&mut self) -> Result<&Claims, Error> {
-        let expired = match &self.user {
-            None => return Err(Error::AuthRequired),
-            Some(c) => {
-                c.exp < unix_now()
-                    || self.state.auth.is_revoked(&c.sid)
-                    || self.state.auth.is_disabled(&c.sub)
-            }
-        };
-        if expired {
-            self.unauthenticate();
-            return Err(Error::InvalidToken);
-        }
-        self.user.as_ref().ok_or(Error::AuthRequired)
-    }
-
-    /// The document a command is about: `target`, or the caller's own. A name that cannot
-    /// exist is `unauthorized`, as an unknown user is.
-    ///
-    /// # Errors
-    /// `AuthRequired`, `InvalidToken`, `Unauthorized`.
-    pub fn target(&mut self, target: Option<String>) -> Result<(String, String), Error> {
-        let me = self.user()?.sub.clone();
-        let target = target.unwrap_or_else(|| me.clone());
-        if !names::plausible(&target) {
-            return Err(Error::Unauthorized);
-        }
-        Ok((me, target))
     }
 
     /// Signs the socket in. Watches made under another identity end: they were checked for
@@ -388,7 +409,7 @@ impl Session {
     ///
     /// # Errors
     /// `TooManyConnections` when the user already holds `MAX_CONNECTIONS_PER_USER` sockets.
-    pub fn authenticate(&mut self, claims: Claims) -> Result<(), Error> {
+    fn authenticate(&mut self, claims: Claims) -> Result<(), Error> {
         let same_user = self.user.as_ref().is_some_and(|u| u.sub == claims.sub);
         let slot = if same_user {
             self.user_slot.take()
@@ -396,7 +417,10 @@ impl Session {
             Some(self.state.limiters.connect_user(&claims.sub)?)
         };
         if let Some(old) = self.user.take() {
-            self.state.auth.unregister(&old.sid, &old.sub, self.conn);
+            self.state
+                .auth
+                .sockets
+                .unregister(&old.sid, &old.sub, self.conn);
             self.state.metrics.sessions.dec();
             if !same_user {
                 self.watches.clear();
@@ -404,6 +428,7 @@ impl Session {
         }
         self.state
             .auth
+            .sockets
             .register(&claims.sid, &claims.sub, self.conn, self.control.clone());
         self.state.metrics.sessions.inc();
         self.user = Some(claims);
@@ -411,9 +436,12 @@ impl Session {
         Ok(())
     }
 
-    pub fn unauthenticate(&mut self) {
+    fn unauthenticate(&mut self) {
         if let Some(old) = self.user.take() {
-            self.state.auth.unregister(&old.sid, &old.sub, self.conn);
+            self.state
+                .auth
+                .sockets
+                .unregister(&old.sid, &old.sub, self.conn);
             self.state.metrics.sessions.dec();
         }
         self.user_slot = None;
@@ -423,7 +451,7 @@ impl Session {
     /// When the signed-in token expires, if the socket is signed in.
     fn expires_at(&self) -> Option<Instant> {
         let exp = self.user.as_ref()?.exp;
-        Some(Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now())))
+        Some(Instant::now() + Duration::from_secs(exp.saturating_sub(crate::sys::unix_now())))
     }
 
     /// The token stopped being good (revoked elsewhere, or expired): sign out, ending every
@@ -438,16 +466,7 @@ impl Session {
         self.send(None, &Reply::Error(body)).await;
     }
 
-    /// The socket's token was refreshed (`refresh`): same session, later expiry.
-    pub fn refreshed(&mut self, claims: Claims) {
-        if let Some(user) = &mut self.user {
-            user.exp = claims.exp;
-            user.iat = claims.iat;
-        }
-    }
-
     fn end(&mut self) {
         self.unauthenticate();
-        self.pending_watch = None;
     }
 }

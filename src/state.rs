@@ -46,14 +46,14 @@ impl Backups {
     pub fn info(&self) -> Vec<(String, String)> {
         vec![
             ("jwt_secret".into(), self.secret.clone()),
-            ("created_at".into(), crate::store::model::now_rfc3339()),
+            ("created_at".into(), crate::sys::now_rfc3339()),
             ("hearth_version".into(), env!("CARGO_PKG_VERSION").into()),
         ]
     }
 
     /// A new, unused path in the backups directory.
     pub fn next_path(&self, prefix: &str) -> std::path::PathBuf {
-        let stamp = crate::store::model::now_rfc3339().replace([':', '.'], "-");
+        let stamp = crate::sys::now_rfc3339().replace([':', '.'], "-");
         let nonce: u32 = rand::random();
         self.dir.join(format!("{prefix}{stamp}-{nonce:08x}.redb"))
     }

@@ -2,10 +2,10 @@
 
 use serde::Deserialize;
 
+use super::{Context, Effect, Outcome};
 use crate::accounts;
 use crate::error::Error;
 use crate::frame::Reply;
-use crate::session::Session;
 use crate::store::Scope;
 
 #[derive(Debug, Deserialize)]
@@ -18,25 +18,19 @@ pub struct Signup {
 }
 
 impl Signup {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let issued = accounts::signup(
-            &session.state,
-            session.ip,
-            self.username,
-            self.password,
-            self.scope,
-        )
-        .await?;
-        signed_in(session, issued)
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        let issued =
+            accounts::signup(cx.state, cx.ip, self.username, self.password, self.scope).await?;
+        Ok(signed_in(issued))
     }
 }
 
-fn signed_in(session: &mut Session, issued: accounts::Issued) -> Result<Reply, Error> {
-    session.authenticate(issued.claims)?;
-    Ok(Reply::Auth {
+fn signed_in(issued: accounts::Issued) -> Outcome {
+    let reply = Reply::Auth {
         username: issued.username,
         token: issued.token,
-    })
+    };
+    Outcome::then(reply, Effect::SignIn(issued.claims))
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,16 +43,10 @@ pub struct Login {
 }
 
 impl Login {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let issued = accounts::login(
-            &session.state,
-            session.ip,
-            &self.username,
-            &self.password,
-            self.scope,
-        )
-        .await?;
-        signed_in(session, issued)
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        let issued =
+            accounts::login(cx.state, cx.ip, &self.username, &self.password, self.scope).await?;
+        Ok(signed_in(issued))
     }
 }
 
@@ -69,14 +57,13 @@ pub struct AuthCmd {
 }
 
 impl AuthCmd {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let claims = accounts::check_token(&session.state, &self.token).await?;
-        let username = claims.sub.clone();
-        session.authenticate(claims)?;
-        Ok(Reply::Auth {
-            username,
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        let claims = accounts::check_token(cx.state, &self.token).await?;
+        let reply = Reply::Auth {
+            username: claims.sub.clone(),
             token: self.token,
-        })
+        };
+        Ok(Outcome::then(reply, Effect::SignIn(claims)))
     }
 }
 
@@ -85,12 +72,13 @@ impl AuthCmd {
 pub struct Logout {}
 
 impl Logout {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let claims = session.user()?.clone();
-        let state = session.state.clone();
-        session.unauthenticate();
-        accounts::revoke(&state, &claims.sub, &claims.sid, claims.exp, session.conn).await?;
-        Ok(Reply::Logout {})
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        let claims = cx.user()?;
+        // This socket is spared the revocation's close (`cx.conn`): it signs out, and stays.
+        match accounts::revoke(cx.state, &claims.sub, &claims.sid, claims.exp, cx.conn).await {
+            Ok(()) => Ok(Outcome::then(Reply::Logout {}, Effect::SignOut)),
+            Err(e) => Ok(Outcome::failed_then(&e, Effect::SignOut)),
+        }
     }
 }
 
@@ -100,14 +88,13 @@ impl Logout {
 pub struct Refresh {}
 
 impl Refresh {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let claims = session.user()?.clone();
-        let issued = accounts::refresh(&session.state, &claims).await?;
-        session.refreshed(issued.claims);
-        Ok(Reply::Auth {
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        let issued = accounts::refresh(cx.state, cx.user()?).await?;
+        let reply = Reply::Auth {
             username: issued.username,
             token: issued.token,
-        })
+        };
+        Ok(Outcome::then(reply, Effect::Refreshed(issued.claims)))
     }
 }
 
@@ -120,11 +107,9 @@ pub struct Password {
 }
 
 impl Password {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let claims = session.user()?.clone();
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Reply, Error> {
         let ended =
-            accounts::change_password(&session.state, session.ip, &claims, self.old, self.new)
-                .await?;
+            accounts::change_password(cx.state, cx.ip, cx.user()?, self.old, self.new).await?;
         Ok(Reply::Password { ended })
     }
 }

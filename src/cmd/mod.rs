@@ -1,20 +1,124 @@
 //! Client commands: one file each, parsing next to applying.
 //!
 //! [`Command::from_frame`] turns a decoded [`Frame`] into a typed command (unknown `type`s
-//! and malformed fields are `bad_request`); [`Command::apply`] runs it for a session and
-//! returns the reply frame.
+//! and malformed fields are `bad_request`); [`Command::apply`] runs it against what the
+//! socket shows it ([`Context`]) and returns an [`Outcome`]: the reply, and what the socket
+//! must change (sign in or out, start or end a watch). Commands never reach into the
+//! socket's state; the session applies the outcome, so data flows one way.
 
 pub mod account;
 pub mod read;
 pub mod update;
 pub mod watch;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use tokio_util::task::AbortOnDropHandle;
 
+use crate::auth::{Claims, Control};
+use crate::connection::Outbound;
 use crate::error::Error;
-use crate::frame::{Frame, Reply};
-use crate::session::Session;
+use crate::fanout::watcher::Watcher;
+use crate::frame::{ErrorBody, Frame, Reply};
+use crate::mailbox;
+use crate::names;
+use crate::state::AppState;
+
+/// What a command may know of the socket that sent it, read-only.
+pub struct Context<'a> {
+    pub state: &'a AppState,
+    /// The client's address, for per-address limits.
+    pub ip: IpAddr,
+    /// The connection's id in the socket registry (a logout spares its own socket).
+    pub conn: u64,
+    /// The signed-in user, checked by the session just before this command (not expired,
+    /// revoked or disabled); `None` when anonymous.
+    pub user: Option<&'a Claims>,
+    /// The socket was signed in, but its token stopped being good (the session has signed it
+    /// out): commands that need a user answer `invalid_token` rather than `auth_required`.
+    pub lapsed: bool,
+    /// The socket's watches, by document; some may have ended by themselves.
+    pub watches: &'a HashMap<String, AbortOnDropHandle<()>>,
+    /// Where a watch started by this command writes its pushes.
+    pub out: &'a Outbound,
+    /// The socket's control mailbox: a watcher whose consumer stalls asks it to close.
+    pub control: &'a mailbox::Sender<Control>,
+}
+
+impl Context<'_> {
+    /// The signed-in user.
+    ///
+    /// # Errors
+    /// `AuthRequired` on an anonymous socket; `InvalidToken` if its token lapsed.
+    pub fn user(&self) -> Result<&Claims, Error> {
+        match self.user {
+            Some(claims) => Ok(claims),
+            None if self.lapsed => Err(Error::InvalidToken),
+            None => Err(Error::AuthRequired),
+        }
+    }
+
+    /// The document a command is about: `target`, or the caller's own, with the caller's
+    /// name. A name that cannot exist is `unauthorized`, as an unknown user is.
+    ///
+    /// # Errors
+    /// `AuthRequired`, `InvalidToken`, `Unauthorized`.
+    pub fn target(&self, target: Option<String>) -> Result<(String, String), Error> {
+        let me = self.user()?.sub.clone();
+        let target = target.unwrap_or_else(|| me.clone());
+        if !names::plausible(&target) {
+            return Err(Error::Unauthorized);
+        }
+        Ok((me, target))
+    }
+}
+
+/// What running a command produced: the reply to send, then what the socket must change.
+pub struct Outcome {
+    pub reply: Reply,
+    pub effect: Option<Effect>,
+}
+
+/// A change to the socket's own state that a command asks for; the session makes it.
+pub enum Effect {
+    /// Sign the socket in as this user (its watches end if the user changes). If the user
+    /// already holds as many sockets as allowed, the reply becomes that error.
+    SignIn(Claims),
+    /// Sign the socket out, ending its watches.
+    SignOut,
+    /// Same session, later expiry (`refresh`).
+    Refreshed(Claims),
+    /// Start forwarding this watch once the reply (its snapshot) is queued, so a change can
+    /// never overtake the snapshot it follows; it replaces any watch of the same document.
+    Watch(Watcher<Outbound>),
+    /// End the watch of this document, if there is one.
+    Unwatch(String),
+}
+
+impl Outcome {
+    fn reply(reply: Reply) -> Outcome {
+        Outcome {
+            reply,
+            effect: None,
+        }
+    }
+
+    fn then(reply: Reply, effect: Effect) -> Outcome {
+        Outcome {
+            reply,
+            effect: Some(effect),
+        }
+    }
+
+    /// The command failed, but the socket must change all the same (a logout whose
+    /// revocation could not be stored still signs this socket out).
+    fn failed_then(e: &Error, effect: Effect) -> Outcome {
+        Outcome::then(Reply::Error(ErrorBody::from(e)), effect)
+    }
+}
 
 pub enum Command {
     Signup(account::Signup),
@@ -75,18 +179,18 @@ impl Command {
 
     /// # Errors
     /// Whatever the command refuses with; see PROTOCOL.md for each.
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
         match self {
-            Command::Signup(c) => c.apply(session).await,
-            Command::Login(c) => c.apply(session).await,
-            Command::Auth(c) => c.apply(session).await,
-            Command::Logout(c) => c.apply(session).await,
-            Command::Refresh(c) => c.apply(session).await,
-            Command::Password(c) => c.apply(session).await,
-            Command::Update(c) => c.apply(session).await,
-            Command::Fetch(c) => c.apply(session).await,
-            Command::Watch(c) => c.apply(session).await,
-            Command::Unwatch(c) => c.apply(session),
+            Command::Signup(c) => c.apply(cx).await,
+            Command::Login(c) => c.apply(cx).await,
+            Command::Auth(c) => c.apply(cx).await,
+            Command::Logout(c) => c.apply(cx).await,
+            Command::Refresh(c) => c.apply(cx).await,
+            Command::Password(c) => c.apply(cx).await.map(Outcome::reply),
+            Command::Update(c) => c.apply(cx).await.map(Outcome::reply),
+            Command::Fetch(c) => c.apply(cx).await.map(Outcome::reply),
+            Command::Watch(c) => c.apply(cx).await,
+            Command::Unwatch(c) => c.apply(cx),
         }
     }
 }

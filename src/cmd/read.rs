@@ -2,9 +2,9 @@
 
 use serde::Deserialize;
 
+use super::Context;
 use crate::error::Error;
 use crate::frame::{Reply, View};
-use crate::session::Session;
 use crate::store::{Access, Fields};
 
 #[derive(Debug, Deserialize)]
@@ -15,10 +15,10 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let (me, target) = session.target(self.target)?;
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Reply, Error> {
+        let (me, target) = cx.target(self.target)?;
         let fields = parse_fields(self.fields.as_deref())?;
-        let doc = session
+        let doc = cx
             .state
             .store
             .document(&target)

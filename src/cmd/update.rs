@@ -7,10 +7,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use super::Context;
 use crate::error::Error;
 use crate::frame::Reply;
 use crate::names;
-use crate::session::Session;
 use crate::store::{Edit, Update, Version};
 
 /// Longest `collaborators` or `readers` list: Hearth shares with a household or a small team.
@@ -66,8 +66,8 @@ impl<'de> Deserialize<'de> for PatchMode {
 impl UpdateCmd {
     /// Runs the update on its own, waiting for its reply. (A socket's loop submits updates
     /// itself, so that several may be queued.)
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let (_, reply) = self.submit(session)?;
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Reply, Error> {
+        let (_, reply) = self.submit(cx)?;
         reply.await
     }
 
@@ -76,8 +76,8 @@ impl UpdateCmd {
     ///
     /// # Errors
     /// What `check` refuses.
-    pub fn submit(self, session: &mut Session) -> Result<(bool, Pending), Error> {
-        let update = self.check(session)?;
+    pub fn submit(self, cx: &Context<'_>) -> Result<(bool, Pending), Error> {
+        let update = self.check(cx)?;
         let target = update.target.clone();
         // Only the owner may change the lists (the store refuses anyone else, and that
         // refusal comes first: strangers learn nothing about which names exist).
@@ -86,7 +86,7 @@ impl UpdateCmd {
         {
             // Sharing is rare; checking the names needs the store, so such an update is
             // committed on its own rather than queued.
-            let store = session.state.store.clone();
+            let store = cx.state.store.clone();
             let reply = async move {
                 known_accounts(&store, &update).await?;
                 let committed = store.commit(update).await?;
@@ -97,7 +97,7 @@ impl UpdateCmd {
             };
             return Ok((false, reply.boxed()));
         }
-        let (queued, outcome) = session.state.store.submit(update);
+        let (queued, outcome) = cx.state.store.submit(update);
         let reply = async move {
             let committed = outcome.await?;
             Ok(Reply::Version {
@@ -110,11 +110,11 @@ impl UpdateCmd {
 
     /// Who may send it and whether it is well formed; the document's own checks (version,
     /// access, size) are the store's.
-    fn check(self, session: &mut Session) -> Result<Update, Error> {
-        let (me, target) = session.target(self.target)?;
-        session.user()?.can_write()?;
+    fn check(self, cx: &Context<'_>) -> Result<Update, Error> {
+        let (me, target) = cx.target(self.target)?;
+        cx.user()?.can_write()?;
         if let Some(userdata) = &self.data.userdata {
-            crate::error::check_depth(userdata, session.state.limits.max_depth)?;
+            crate::error::check_depth(userdata, cx.state.limits.max_depth)?;
         }
         let edit = self
             .data

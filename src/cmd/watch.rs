@@ -4,11 +4,11 @@
 use serde::Deserialize;
 
 use super::read::parse_fields;
+use super::{Context, Effect, Outcome};
 use crate::error::Error;
 use crate::fanout::Mode;
 use crate::fanout::watcher::{Output, WatchRequest, start};
 use crate::frame::Reply;
-use crate::session::Session;
 use crate::store::Version;
 
 #[derive(Debug, Deserialize)]
@@ -40,8 +40,8 @@ impl From<WatchMode> for Mode {
 }
 
 impl Watch {
-    pub async fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let (me, target) = session.target(self.target)?;
+    pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        let (me, target) = cx.target(self.target)?;
         let fields = parse_fields(self.fields.as_deref())?;
         if fields.is_some() && matches!(self.mode, WatchMode::Ops) {
             return Err(Error::BadRequest(
@@ -49,9 +49,9 @@ impl Watch {
                     .into(),
             ));
         }
-        session.watches.retain(|_, h| !h.is_finished());
-        let limit = session.state.limits.max_watches;
-        if session.watches.len() >= limit && !session.watches.contains_key(&target) {
+        let limit = cx.state.limits.max_watches;
+        let live = cx.watches.values().filter(|h| !h.is_finished()).count();
+        if live >= limit && !cx.watches.contains_key(&target) {
             return Err(Error::TooManyWatches(limit));
         }
         let request = WatchRequest {
@@ -62,16 +62,13 @@ impl Watch {
             mode: self.mode.into(),
         };
         let out = Output {
-            sink: session.out.clone(),
-            metrics: session.state.metrics.clone(),
-            control: Some(session.control.clone()),
-            slow: session.state.limits.slow_consumer_timeout,
+            sink: cx.out.clone(),
+            metrics: cx.state.metrics.clone(),
+            control: Some(cx.control.clone()),
+            slow: cx.state.limits.slow_consumer_timeout,
         };
-        let started = start(&session.state, request, out).await?;
-        // Replacing an existing watch of the same document drops (and so stops) the old one
-        // when the new one is inserted, after the reply is queued.
-        session.pending_watch = Some(started.watcher);
-        Ok(started.reply)
+        let started = start(cx.state, request, out).await?;
+        Ok(Outcome::then(started.reply, Effect::Watch(started.watcher)))
     }
 }
 
@@ -82,9 +79,11 @@ pub struct Unwatch {
 }
 
 impl Unwatch {
-    pub fn apply(self, session: &mut Session) -> Result<Reply, Error> {
-        let (_, target) = session.target(self.target)?;
-        session.watches.remove(&target);
-        Ok(Reply::Unwatch { username: target })
+    pub fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        let (_, target) = cx.target(self.target)?;
+        let reply = Reply::Unwatch {
+            username: target.clone(),
+        };
+        Ok(Outcome::then(reply, Effect::Unwatch(target)))
     }
 }

@@ -183,7 +183,7 @@ pub async fn sessions(
         .sessions(&claims.sub)
         .await?
         .into_iter()
-        .filter(|s| !state.auth.is_revoked(&s.id))
+        .filter(|s| !state.auth.sockets.is_revoked(&s.id))
         .map(|s| {
             let current = s.id == claims.sid;
             let mut v = json!(s);
@@ -315,7 +315,7 @@ pub async fn export(
     let body = json!({
         "username": name,
         "createdAt": user.created_at,
-        "exportedAt": crate::store::model::now_rfc3339(),
+        "exportedAt": crate::sys::now_rfc3339(),
         "document": &*doc,
         "oldestRetained": history.oldest,
         "changes": history.entries,

@@ -22,7 +22,7 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
 fn require_admin(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    if claims.scope == Scope::Full && state.auth.is_admin(&claims.sub) {
+    if claims.scope == Scope::Full && state.auth.flags.is_admin(&claims.sub) {
         Ok(())
     } else {
         Err(Error::Forbidden.into())
@@ -74,8 +74,8 @@ pub async fn users(
     let list: Vec<Value> = users
         .into_iter()
         .map(|u| {
-            let disabled = state.auth.is_disabled(&u.username);
-            let admin = state.auth.is_admin(&u.username);
+            let disabled = state.auth.flags.is_disabled(&u.username);
+            let admin = state.auth.flags.is_admin(&u.username);
             json!({"username": u.username, "createdAt": u.created_at, "disabled": disabled, "admin": admin})
         })
         .collect();

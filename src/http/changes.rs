@@ -148,7 +148,7 @@ pub async fn events(
     );
     // So does the token's expiry: a stream must not outlive the token that opened it.
     let expires_in =
-        std::time::Duration::from_secs(claims.exp.saturating_sub(crate::auth::unix_now()));
+        std::time::Duration::from_secs(claims.exp.saturating_sub(crate::sys::unix_now()));
     let ended = {
         let shutdown = state.shutdown.clone();
         async move {
@@ -209,7 +209,7 @@ impl Registration {
         conn: u64,
         control: crate::mailbox::Sender<Control>,
     ) -> Self {
-        auth.register(sid, username, conn, control);
+        auth.sockets.register(sid, username, conn, control);
         Registration {
             auth: auth.clone(),
             sid: sid.to_owned(),
@@ -221,6 +221,8 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.auth.unregister(&self.sid, &self.username, self.conn);
+        self.auth
+            .sockets
+            .unregister(&self.sid, &self.username, self.conn);
     }
 }

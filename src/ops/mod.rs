@@ -31,7 +31,7 @@ pub fn backup_offline(config: &Config, to: &Path) -> Result<u64, String> {
     let secret = crate::auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
         .map_err(|e| format!("reading the JWT secret: {e}"))?;
     let secret = String::from_utf8_lossy(&secret).into_owned();
-    let created = crate::store::model::now_rfc3339();
+    let created = crate::sys::now_rfc3339();
     let info = [
         ("jwt_secret", secret.as_str()),
         ("created_at", created.as_str()),

@@ -102,7 +102,7 @@ async fn offline_action(
             loop {
                 let (users, total) = store.users(offset, 1000).await?;
                 for u in &users {
-                    let admin = admins.contains(&u.username) || auth.is_admin(&u.username);
+                    let admin = admins.contains(&u.username) || auth.flags.is_admin(&u.username);
                     let off = disabled.contains(&u.username);
                     out.push_str(&format!(
                         "{}\t{}\t{off}\t{admin}\n",
@@ -134,7 +134,7 @@ async fn offline_action(
         }
         Action::RevokeAdmin(name) => {
             accounts::set_admin(store, auth, &name, false).await?;
-            admin_note(&name, auth.is_configured_admin(&name))
+            admin_note(&name, auth.flags.is_configured_admin(&name))
         }
         Action::Delete(name) => {
             let report = accounts::delete_account(store, auth, Some(blobs), &name).await?;

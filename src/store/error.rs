@@ -1,8 +1,6 @@
 //! Why a store operation did not happen. Expected outcomes (a stale version, a name already
 //! taken) are variants, not strings, so each maps to exactly one wire code at the edge.
 
-use super::model::Version;
-
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -10,8 +8,10 @@ pub enum StoreError {
     /// so that replies never reveal which users exist.
     #[error("unauthorized")]
     Unauthorized,
+    /// `current` is the document's version now (a `model::Version`; spelled `u64` so that
+    /// this leaf module imports nothing of the store's).
     #[error("version mismatch")]
-    VersionMismatch { current: Version },
+    VersionMismatch { current: u64 },
     #[error("document would be {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
     /// The update is well-formed JSON but cannot be applied (a JSON Patch `test` failed, the

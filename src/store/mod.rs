@@ -240,7 +240,7 @@ impl Store {
         // every few dozen writes; `spare` asks for it when that is what holds a large one.
         let settle = || self.inner.cache.settle();
         let working = self.inner.backend.spare(&update.target, &base, &settle);
-        let now = model::now_rfc3339();
+        let now = crate::sys::now_rfc3339();
         // A panic in `apply` (or a patch library) must not take the session down; the writer
         // then applies the update itself, under its own guard.
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -98,6 +98,7 @@ async fn tokens_of_missing_accounts_are_refused_everywhere() {
     let (token, _) = server
         .state()
         .auth
+        .tokens
         .issue("ghost", hearth::store::Scope::Full)
         .unwrap();
     let (status, body) = http_get(&format!("{}/v1/me", base(&server)), &token).await;

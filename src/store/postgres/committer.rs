@@ -14,7 +14,8 @@ use super::{decode, encode, int, pg};
 use crate::store::apply::{Limits, apply, replay_into};
 use crate::store::backend::{CommitHook, Committed, Stage};
 use crate::store::error::StoreError;
-use crate::store::model::{Document, LogEntry, Update, Version, now_rfc3339};
+use crate::store::model::{Document, LogEntry, Update, Version};
+use crate::sys::now_rfc3339;
 
 /// Updates waiting beyond this make callers wait (backpressure).
 pub const QUEUE: usize = 4096;

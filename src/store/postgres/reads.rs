@@ -234,7 +234,7 @@ impl PgBackend {
                     "SELECT record FROM {}.sessions WHERE username = $1 AND expires > $2 ORDER BY id",
                     self.s
                 ),
-                &[&username, &int(crate::auth::unix_now())],
+                &[&username, &int(crate::sys::unix_now())],
             )
             .await
             .map_err(pg)?;
@@ -251,7 +251,7 @@ impl PgBackend {
                     "SELECT sid, expires FROM {}.revoked WHERE expires > $1",
                     self.s
                 ),
-                &[&int(crate::auth::unix_now())],
+                &[&int(crate::sys::unix_now())],
             )
             .await
             .map_err(pg)?;

@@ -295,7 +295,7 @@ impl PgBackend {
                 size,
                 content_type: add.content_type.clone(),
                 refs: 1,
-                created_at: crate::store::model::now_rfc3339(),
+                created_at: crate::sys::now_rfc3339(),
             },
         };
         tx.execute(

@@ -6,7 +6,7 @@
 //! *what*, which is most of the code and none of the loop's latency reasoning.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableTable, Table};
 
@@ -17,7 +17,8 @@ use super::{LOG, LOG_BASE, decode};
 use crate::store::apply::replay_into;
 use crate::store::backend::LatestDoc;
 use crate::store::error::StoreError;
-use crate::store::model::{Document, rfc3339_millis};
+use crate::store::model::Document;
+use crate::sys::rfc3339_millis;
 
 /// How often, at most, the change log of recently written documents is trimmed.
 const TRIM_INTERVAL: Duration = Duration::from_millis(500);
@@ -149,12 +150,9 @@ fn trim_logs(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) -> 
     for name in &names {
         dirty.remove(name);
     }
-    let cutoff = cfg.max_age.map(|age| {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        rfc3339_millis(now.saturating_sub(age).as_millis())
-    });
+    let cutoff = cfg
+        .max_age
+        .map(|age| rfc3339_millis(crate::sys::since_epoch().saturating_sub(age).as_millis()));
     let result = (|| -> Result<(), StoreError> {
         let mut txn = db.begin_write().map_err(StoreError::unavailable)?;
         txn.set_durability(Durability::None)

@@ -147,7 +147,7 @@ pub(super) fn stats(
 
 /// `Backend::sessions`: the account's unexpired sessions.
 pub(super) fn sessions(db: &Database, name: &str) -> Result<Vec<SessionRecord>, StoreError> {
-    let now = crate::auth::unix_now();
+    let now = crate::sys::unix_now();
     let txn = db.begin_read().map_err(StoreError::unavailable)?;
     let table = txn.open_table(SESSIONS).map_err(StoreError::unavailable)?;
     let mut out = Vec::new();
@@ -166,7 +166,7 @@ pub(super) fn sessions(db: &Database, name: &str) -> Result<Vec<SessionRecord>, 
 
 /// `Backend::revoked`: revocations not yet expired.
 pub(super) fn revoked(db: &Database) -> Result<Vec<(String, u64)>, StoreError> {
-    let now = crate::auth::unix_now();
+    let now = crate::sys::unix_now();
     let txn = db.begin_read().map_err(StoreError::unavailable)?;
     let table = txn.open_table(REVOKED).map_err(StoreError::unavailable)?;
     let mut out = Vec::new();

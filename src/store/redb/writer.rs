@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::store::apply::Limits;
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
 use crate::store::error::StoreError;
-use crate::store::model::now_rfc3339;
+use crate::sys::now_rfc3339;
 
 /// Tunables for the writer.
 #[derive(Clone, Copy, Debug)]
