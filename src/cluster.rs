@@ -1,12 +1,12 @@
 //! Cluster mode: how a node learns what other nodes committed.
 //!
 //! Each commit's transaction `NOTIFY`s `(username, version)` on the cluster's channel (see
-//! `store::postgres`); so do revocations and account flags. Every node `LISTEN`s on a
+//! `store::postgres::committer`); so do revocations and account flags. Every node `LISTEN`s on a
 //! connection of its own and, for each notification:
 //! - a commit: forgets older cached copies of the document, and if someone here watches it,
 //!   reads the newest version and publishes it to the local hub. The hub only ever sends a
 //!   watcher newer versions, and a watcher that sees a jump reads the versions in between
-//!   from the change log (`cmd::watch`), so every watcher on every node sees the same
+//!   from the change log (`fanout::watcher`), so every watcher on every node sees the same
 //!   sequence: no gap, no duplicate, however late a notification arrives;
 //! - a revocation, a disabled or re-enabled account, an admin grant: applied to `Auth` just
 //!   as on the node that made it (sockets told, tokens refused).

@@ -12,19 +12,24 @@
 //! - [`server`]: start, serve, shut down in order. The binary is a thin wrapper around it.
 //! - [`config`]: every setting and limit, with its default and why.
 //! - [`http`]: routes; the WebSocket upgrade.
-//! - [`session`]: one socket's loop; [`connection`]: the socket's writer.
+//! - [`session`]: one socket's loop, the only code that changes what a socket owns;
+//!   [`connection`]: the socket's writer; [`closing`]: how it closes.
 //! - [`frame`]: the wire format, decoded and encoded only there.
-//! - [`cmd`]: one module per command family, parse next to apply.
+//! - [`cmd`]: one module per command family, parse next to apply; each returns an outcome
+//!   (reply and effect) for the session to apply.
 //! - [`store`]: cache + [`store::Backend`] (redb by default) with group commit.
 //! - [`fanout`]: per-document broadcast, serialized once per view.
-//! - [`auth`]: tokens, revocation, passwords; [`accounts`]: signup/login/logout for every
-//!   surface; [`names`]: usernames.
+//! - [`auth`]: tokens, passwords, live sockets and revocation, account flags;
+//!   [`accounts`]: signup/login/logout for every surface; [`names`]: usernames.
 //! - [`limits`]: connections and rates; [`metrics`]: Prometheus counters.
-//! - [`error`]: protocol errors, one wire code each.
+//! - [`error`]: protocol errors, one wire code each; [`sys`]: time and random bytes.
+//!
+//! No source file imports another that imports it back (`scripts/import-cycles`).
 
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod closing;
 pub mod cluster;
 pub mod cmd;
 pub mod config;

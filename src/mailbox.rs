@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 /// A drained buffer with more capacity than this is released rather than kept.
 const KEEP_CAPACITY: usize = 8;
 
-struct Shared<T> {
+struct Queue<T> {
     items: Mutex<VecDeque<T>>,
     notify: Notify,
     senders: AtomicUsize,
@@ -27,7 +27,7 @@ struct Shared<T> {
     cap: usize,
 }
 
-impl<T> Shared<T> {
+impl<T> Queue<T> {
     fn items(&self) -> MutexGuard<'_, VecDeque<T>> {
         // A panic while holding the lock cannot leave the deque half-changed.
         self.items
@@ -37,16 +37,16 @@ impl<T> Shared<T> {
 }
 
 pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<Queue<T>>,
 }
 
 pub struct Receiver<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<Queue<T>>,
 }
 
 /// A queue holding at most `cap` items.
 pub fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Queue {
         items: Mutex::new(VecDeque::new()),
         notify: Notify::new(),
         senders: AtomicUsize::new(1),

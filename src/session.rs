@@ -21,6 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::auth::{Claims, Control};
+use crate::closing::{CLOSE_FLUSH, close_for, finish};
 use crate::cmd::{Command, Context, Effect, Outcome};
 use crate::connection::{Outbound, close, write_loop};
 use crate::error::Error;
@@ -28,13 +29,6 @@ use crate::frame::{ErrorBody, Frame, Reply, encode};
 use crate::limits::{IpGuard, UserGuard};
 use crate::mailbox;
 use crate::state::AppState;
-
-/// How long a closing socket's writer may take to deliver the close frame.
-const CLOSE_FLUSH: Duration = Duration::from_secs(2);
-/// How long we wait for the client's Close after sending ours. Shorter at shutdown, where
-/// every socket waits at once and a restart should be quick.
-const CLOSE_HANDSHAKE: Duration = Duration::from_millis(500);
-const CLOSE_HANDSHAKE_SHUTDOWN: Duration = Duration::from_millis(100);
 
 /// What one socket owns. Commands see it through a read-only [`Context`] and say what to
 /// change in an [`Outcome`]; only this module changes it.
@@ -56,13 +50,13 @@ struct Session {
 /// session rather than in it: the futures are not `Sync`, and the session is shared by
 /// reference across awaits. A plain deque whose front alone is awaited: replies go out in
 /// order anyway, the commits proceed without being polled, and an empty `VecDeque`
-/// allocates nothing (`FuturesOrdered` allocated ≈ 0.6 KiB per idle socket, measured in e).
+/// allocates nothing, which matters on an idle socket (`FuturesOrdered` does allocate).
 type Inflight = VecDeque<BoxFuture<'static, Answer>>;
 
 /// The oldest queued update's reply, once it is ready. Cancel-safe: the future stays in the
 /// deque until it has completed. Boxed because `select!` keeps its output in the socket's
-/// task for as long as the branch runs: unboxed, a reply made every socket's future 360
-/// bytes larger, idle or not (e).
+/// task for as long as the branch runs: unboxed, a reply would make every socket's future
+/// larger, idle or not.
 async fn next_answer(inflight: &mut Inflight) -> Option<Box<Answer>> {
     let answer = inflight.front_mut()?.await;
     inflight.pop_front();
@@ -108,7 +102,7 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
     session.state.metrics.connections.inc();
 
     let close_with: Option<(u16, &'static str)> = loop {
-        // One timer for both deadlines, so an idle socket's task stays small (e).
+        // One timer for both deadlines, so an idle socket's task stays small.
         let idle_at = last_heard + idle_after;
         let expires_at = session.expires_at();
         let wake = tokio::time::sleep_until(expires_at.map_or(idle_at, |e| e.min(idle_at)));
@@ -181,64 +175,6 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
     drop(ip_slot);
     // Boxed for the same reason as commands: only a closing socket needs this state.
     Box::pin(finish(stream, writer, close_with)).await;
-}
-
-/// After our close frame (if we are the ones closing), waits briefly for the client's, and
-/// lets the writer flush.
-async fn finish(
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
-    mut writer: tokio::task::JoinHandle<()>,
-    close_with: Option<(u16, &'static str)>,
-) {
-    if let Some(reason) = close_with {
-        let wait = if reason.0 == close::GOING_AWAY {
-            CLOSE_HANDSHAKE_SHUTDOWN
-        } else {
-            CLOSE_HANDSHAKE
-        };
-        // RFC 6455 close handshake: keep reading (and discarding) until the client's Close,
-        // so a client still flushing pongs or frames sees our code, not a broken pipe.
-        let handshake_ends = tokio::time::Instant::now() + wait;
-        let _ = tokio::time::timeout(wait, async {
-            while let Some(Ok(msg)) = stream.next().await {
-                if matches!(msg, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
-        if reason.0 == close::TOO_BIG {
-            // After an oversize message the stream has ended, but the rest of the message is
-            // still arriving, unread: closing now would make the kernel reset the connection,
-            // and a reset loses our close frame (Node's `ws` saw 1006, not 1009). So the
-            // connection stays open for the handshake's wait, long enough for the client to
-            // read 1009.
-            if tokio::time::timeout(CLOSE_FLUSH, &mut writer)
-                .await
-                .is_err()
-            {
-                writer.abort();
-            }
-            tokio::time::sleep_until(handshake_ends).await;
-            return;
-        }
-    }
-    if tokio::time::timeout(CLOSE_FLUSH, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
-}
-
-/// The close code for a read error: oversize messages 1009, invalid UTF-8 1007, anything
-/// else 1002.
-fn close_for(e: axum::Error) -> (u16, &'static str) {
-    match e.into_inner().downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => (close::TOO_BIG, "message too big"),
-        Some(tungstenite::Error::Utf8(_)) => (close::INVALID_DATA, "invalid UTF-8"),
-        _ => (close::PROTOCOL_ERROR, "protocol error"),
-    }
 }
 
 impl Session {

@@ -59,21 +59,20 @@ impl Backups {
     }
 }
 
-/// What every handler gets: one `Arc` around the shared parts, so handing it to a request
-/// costs one reference count rather than one per part. (Cloned per HTTP request by axum, the
-/// dozen separate counts were ≈ 1.7% of the server's CPU under REST PUTs: perf, g).)
+/// What every handler gets: one `Arc` around the server's parts, so handing it to a request
+/// (axum clones it per request) costs one reference count rather than one per part.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<ServerParts>);
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
+    type Target = ServerParts;
+    fn deref(&self) -> &ServerParts {
         &self.0
     }
 }
 
 /// The parts of [`AppState`].
-pub struct Shared {
+pub struct ServerParts {
     pub store: Store,
     pub hub: Hub,
     pub auth: Arc<Auth>,
@@ -104,7 +103,7 @@ impl AppState {
         blobs: crate::blobs::Blobs,
         output: crate::output::OutputThreads,
     ) -> AppState {
-        AppState(Arc::new(Shared {
+        AppState(Arc::new(ServerParts {
             store,
             hub,
             auth: Arc::new(auth),

@@ -44,7 +44,7 @@ pub struct Tokens {
     validation: Validation,
     /// Tokens whose signature checked out and whose account exists, with their claims
     /// ([`Tokens::remember`]). Why: REST sends the token with every request, and decoding it
-    /// (base64, HMAC, JSON) was 9% of the server's CPU on GETs (BENCHMARKS.md, g).
+    /// (base64, HMAC, JSON) every time was a large share of a GET's cost.
     verified: moka::sync::Cache<Box<str>, Arc<Claims>>,
     ttl: u64,
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value};
 
 use super::error::StoreError;
 use super::model::{
@@ -117,6 +116,17 @@ pub struct StoreStats {
     pub data_bytes: u64,
 }
 
+/// What a write did: the version it committed (`None` for writes that make none) and, for
+/// an update, the version it replaced. That one comes back to the caller to be freed, or
+/// recycled (`store/recycle.rs`), on the caller's thread: freeing a document's tree was most
+/// of the writer thread's time on PUTs of 100-key documents, and every commit waits for that
+/// one thread.
+#[derive(Default)]
+pub struct Written {
+    pub committed: Option<Arc<Committed>>,
+    pub replaced: Option<Arc<Document>>,
+}
+
 /// A slice of one document's change log.
 #[derive(Debug, Default)]
 pub struct History {
@@ -136,7 +146,7 @@ pub type LatestDoc = Arc<dyn Fn(&str) -> Option<Arc<Document>> + Send + Sync>;
 /// [`Stage::Durable`] (after the commit is durable, before anyone is answered: the cache takes
 /// it here, so a client that got its ack reads what it wrote) and at [`Stage::Answered`]
 /// (after the batch's callers were answered: the hub publishes here; the redb writer waits
-/// half a millisecond more after a quiet spell, `redb/publish.rs`). Ordering is what lets
+/// `PUBLISH_DELAY` (250 µs) more after a quiet spell, `redb/publish.rs`). Ordering is what lets
 /// watchers see versions in sequence; answering first is what keeps a writer's ack from
 /// queueing behind the fanout of its own change to a thousand watchers.
 pub type CommitHook = Arc<dyn Fn(&Arc<Committed>, Stage) + Send + Sync>;
@@ -189,22 +199,9 @@ pub trait Backend: Send + Sync + 'static {
         with_base: bool,
     ) -> BoxFuture<'a, Result<History, StoreError>>;
 
-    /// A copy of `latest.userdata` that no one else uses, if the backend kept one (a replaced
-    /// version brought up to date): [`Store`](super::Store) edits it in place rather than
-    /// copying `latest`'s tree. `settle` runs the cache's pending housekeeping, after which
-    /// the cache no longer holds replaced versions. Backends that keep none use the default.
-    fn spare(
-        &self,
-        _name: &str,
-        _latest: &Arc<Document>,
-        _settle: &dyn Fn(),
-    ) -> Option<Map<String, Value>> {
-        None
-    }
-
     /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and the
-    /// commit hook has run for it. `Ok(None)` for writes that create no version.
-    fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>>;
+    /// commit hook has run for it.
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Written, StoreError>>;
 
     /// Queues `write` now, in call order, and returns the wait for its outcome; or hands the
     /// write back when it cannot be queued at once (then call [`Backend::write`]). Lets a
@@ -214,11 +211,10 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// # Errors
     /// The write itself, when it was not queued.
-    #[allow(clippy::type_complexity)]
     fn submit(
         &self,
         write: Write,
-    ) -> Result<BoxFuture<'static, Result<Option<Arc<Committed>>, StoreError>>, Box<Write>> {
+    ) -> Result<BoxFuture<'static, Result<Written, StoreError>>, Box<Write>> {
         Err(Box::new(write))
     }
 

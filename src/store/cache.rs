@@ -48,10 +48,9 @@ impl DocCache {
         Arc::new(
             move |committed: &Arc<Committed>, stage: Stage| match stage {
                 Stage::Durable => {
-                    // A plain insert, not `put_newer`'s per-key compute: one writer commits in
-                    // version order, and a reader's older copy cannot stick (it checks the
-                    // epoch after its insert). The compute was a tenth of the writer thread's
-                    // CPU under 50 writers (perf, b).
+                    // A plain insert, not `put_newer`'s per-key compute (which cost the writer
+                    // thread): one writer commits in version order, and a reader's older copy
+                    // cannot stick (it checks the epoch after its insert).
                     cache.epoch.fetch_add(1, Ordering::SeqCst);
                     cache
                         .docs
@@ -73,7 +72,7 @@ impl DocCache {
     }
 
     /// Runs the cache's housekeeping now: it lets go of replaced versions only then.
-    pub(super) fn settle(&self) {
+    pub(super) fn release_replaced(&self) {
         self.docs.run_pending_tasks();
     }
 

@@ -5,14 +5,17 @@
 
 pub mod apply;
 pub mod backend;
+mod bounds;
 mod cache;
 pub mod error;
 pub mod faults;
+mod history;
 pub mod mentions;
 pub mod model;
 pub mod paths;
 pub mod postgres;
 mod records;
+mod recycle;
 pub mod redb;
 #[cfg(test)]
 mod testing;
@@ -25,10 +28,12 @@ use futures_util::future::BoxFuture;
 
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{
-    Backend, BlobAdd, CommitHook, Committed, History, LatestDoc, Prepared, Stage, StoreStats, Write,
+    Backend, BlobAdd, CommitHook, Committed, History, LatestDoc, Prepared, Stage, StoreStats,
+    Write, Written,
 };
 use self::cache::DocCache;
 pub use self::error::StoreError;
+pub use self::history::Replay;
 pub use self::model::{
     Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord, Update,
     UserRecord, Version,
@@ -64,16 +69,6 @@ pub struct PgSettings {
     pub pool_size: usize,
 }
 
-/// What a resuming watcher gets: every version after the one it saw, or word that the log
-/// no longer reaches back that far.
-#[derive(Debug)]
-pub enum Replay {
-    /// The log was trimmed past the requested version: send a snapshot marked `resync`.
-    Gap,
-    /// Versions in order, each with the document it produced when asked for.
-    Versions(Vec<(LogEntry, Option<Arc<Document>>)>),
-}
-
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -83,6 +78,8 @@ struct Inner {
     backend: Box<dyn Backend>,
     limits: Limits,
     cache: DocCache,
+    /// Versions replaced by updates, parked for the document's next update to edit in place.
+    recycler: recycle::Recycler,
     metrics: Arc<crate::metrics::Metrics>,
     /// Accounts being deleted: updates to them are refused from the moment the deletion
     /// starts, so none can reach the writer after it (`delete_user`).
@@ -152,6 +149,7 @@ impl Store {
                 backend,
                 limits: cfg.limits,
                 cache,
+                recycler: recycle::Recycler::default(),
                 metrics: cfg.metrics.clone(),
                 deleting: dashmap::DashSet::new(),
                 deletions: std::sync::atomic::AtomicUsize::new(0),
@@ -217,12 +215,13 @@ impl Store {
         session: Option<SessionRecord>,
     ) -> Result<Arc<Document>, StoreError> {
         let doc = Document::new(&user.username, &user.created_at);
-        let committed = self
+        let written = self
             .inner
             .backend
             .write(Write::CreateUser { user, doc, session })
             .await?;
-        committed
+        written
+            .committed
             .map(|c| c.doc.clone())
             .ok_or_else(|| StoreError::unavailable("create returned no document"))
     }
@@ -236,10 +235,10 @@ impl Store {
             return None;
         }
         let base = self.inner.cache.get(&update.target)?;
-        // The cache lets go of a replaced version only in its housekeeping, which it runs
-        // every few dozen writes; `spare` asks for it when that is what holds a large one.
-        let settle = || self.inner.cache.settle();
-        let working = self.inner.backend.spare(&update.target, &base, &settle);
+        let working = self
+            .inner
+            .recycler
+            .take(&update.target, &base, &self.inner.cache);
         let now = crate::sys::now_rfc3339();
         // A panic in `apply` (or a patch library) must not take the session down; the writer
         // then applies the update itself, under its own guard.
@@ -349,10 +348,16 @@ impl Store {
                 )
             }
         };
+        let store = self.clone();
         let outcome = async move {
-            outcome
-                .await?
-                .ok_or_else(|| StoreError::unavailable("update returned no document"))
+            let written = outcome.await?;
+            let committed = written
+                .committed
+                .ok_or_else(|| StoreError::unavailable("update returned no document"))?;
+            if let Some(replaced) = written.replaced {
+                store.inner.recycler.park(replaced, &committed);
+            }
+            Ok(committed)
         };
         (queued, outcome.boxed())
     }
@@ -383,81 +388,6 @@ impl Store {
         self.inner.deleting.remove(username);
         self.inner.deletions.fetch_sub(1, SeqCst);
         result.map(|_| ())
-    }
-
-    /// The versions after `since` up to `upto`, for a watcher resuming from `since`. With
-    /// `with_data`, each comes with its resulting document, rebuilt from the log's base.
-    ///
-    /// # Errors
-    /// `Unavailable`; a log that does not replay cleanly is treated as a gap (and logged).
-    pub async fn replay(
-        &self,
-        target: &str,
-        since: Version,
-        upto: Version,
-        with_data: bool,
-    ) -> Result<Replay, StoreError> {
-        if since >= upto {
-            return Ok(Replay::Versions(Vec::new()));
-        }
-        let history = self
-            .inner
-            .backend
-            .history(target, since + 1, upto, usize::MAX, with_data)
-            .await?;
-        let first = if with_data {
-            match &history.base {
-                Some(base) if base.version() <= since => base.version() + 1,
-                _ => return Ok(Replay::Gap),
-            }
-        } else {
-            since + 1
-        };
-        let contiguous = history.entries.len() as u64 == upto + 1 - first
-            && history
-                .entries
-                .iter()
-                .zip(first..)
-                .all(|(e, v)| e.version == v);
-        if !contiguous {
-            return Ok(Replay::Gap);
-        }
-        let Some(mut doc) = history.base.filter(|_| with_data) else {
-            let out = history.entries.into_iter().map(|e| (e, None)).collect();
-            return Ok(Replay::Versions(out));
-        };
-        let mut out = Vec::with_capacity((upto - since) as usize);
-        for entry in history.entries {
-            doc = match apply::replay(&doc, &entry) {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::error!(%target, version = entry.version, error = %e, "change log does not replay");
-                    return Ok(Replay::Gap);
-                }
-            };
-            if entry.version > since {
-                out.push((entry, Some(Arc::new(doc.clone()))));
-            }
-        }
-        Ok(Replay::Versions(out))
-    }
-
-    /// A page of the change log: entries in `from..=to`, at most `limit`, and the oldest
-    /// version still retained.
-    ///
-    /// # Errors
-    /// `Unavailable`.
-    pub async fn changes(
-        &self,
-        target: &str,
-        from: Version,
-        to: Version,
-        limit: usize,
-    ) -> Result<History, StoreError> {
-        self.inner
-            .backend
-            .history(target, from, to, limit, false)
-            .await
     }
 
     /// A consistent snapshot into the new file `dest`, taken while writes go on.

@@ -25,12 +25,10 @@ pub struct Document {
 /// Upper bounds on a document's serialized size and nesting depth, carried from each version
 /// to the next so an update need not serialize and walk the whole document to check the
 /// limits: for a merge or a path edit, the next version is at most as deep as the deeper of
-/// the two, and larger by less than the edit's own log entry (`apply::next_bounds`). On a
-/// 100-key document that full serialization and walk were ≈ 12% of the server's
-/// instructions per REST PUT (callgrind, g)). The size bound is re-measured once it passes
-/// twice the size last measured (`apply::drift_limit`), so it stays close enough to size
-/// documents by. `None` is unknown (a document read from disk,
-/// or rebuilt from the log): the next update measures exactly. Never part of equality or of
+/// the two, and larger by less than the edit's own log entry (`bounds::next_bounds`). The
+/// size bound is re-measured once it passes twice the size last measured
+/// (`bounds::drift_limit`), so it stays close enough to size documents by. `None` is unknown
+/// (a document read from disk, or rebuilt from the log): the next update measures exactly. Never part of equality or of
 /// the stored JSON.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bounds {

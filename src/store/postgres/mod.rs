@@ -26,7 +26,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::apply::Limits;
-use super::backend::{Backend, CommitHook, Committed, History, StoreStats, Write};
+use super::backend::{Backend, CommitHook, History, StoreStats, Write, Written};
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 pub use schema::valid_schema;
@@ -59,6 +59,15 @@ pub struct PgBackend {
     /// Writes hold a read guard; `close` takes the write guard, so it waits for them.
     gate: tokio::sync::RwLock<bool>,
     metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The committer applies each update to rows it has locked, so there is no replaced version
+/// it could hand back for recycling.
+fn written(committed: Option<Arc<super::Committed>>) -> Written {
+    Written {
+        committed,
+        replaced: None,
+    }
 }
 
 pub(super) fn pg(e: impl std::fmt::Display) -> StoreError {
@@ -170,33 +179,6 @@ impl PgBackend {
         })
     }
 
-    /// The JWT secret every node of the cluster shares: generated once, kept in the database.
-    ///
-    /// # Errors
-    /// `Unavailable`.
-    pub async fn shared_secret(&self) -> Result<String, StoreError> {
-        let client = self.pool.get().await.map_err(pg)?;
-        let s = &self.s;
-        let fresh = crate::auth::random_secret();
-        client
-            .execute(
-                &format!(
-                    "INSERT INTO {s}.meta (key, value) VALUES ('jwt_secret', $1) ON CONFLICT (key) DO NOTHING"
-                ),
-                &[&fresh],
-            )
-            .await
-            .map_err(pg)?;
-        let row = client
-            .query_one(
-                &format!("SELECT value FROM {s}.meta WHERE key = 'jwt_secret'"),
-                &[],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(row.get(0))
-    }
-
     async fn notify(
         &self,
         tx: &Transaction<'_>,
@@ -290,7 +272,7 @@ impl Backend for PgBackend {
             .boxed()
     }
 
-    fn write(&self, write: Write) -> BoxFuture<'_, Result<Option<Arc<Committed>>, StoreError>> {
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Written, StoreError>> {
         async move {
             let open = self.gate.read().await;
             if !*open {
@@ -318,7 +300,7 @@ impl Backend for PgBackend {
             if let Err(StoreError::Unavailable(cause)) = &result {
                 tracing::error!(%cause, "postgres write failed");
             }
-            result
+            result.map(written)
         }
         .boxed()
     }
@@ -326,7 +308,7 @@ impl Backend for PgBackend {
     fn submit(
         &self,
         write: Write,
-    ) -> Result<BoxFuture<'static, Result<Option<Arc<Committed>>, StoreError>>, Box<Write>> {
+    ) -> Result<BoxFuture<'static, Result<Written, StoreError>>, Box<Write>> {
         let Write::Update(update, prepared) = write else {
             return Err(Box::new(write));
         };
@@ -347,7 +329,7 @@ impl Backend for PgBackend {
             if let Err(StoreError::Unavailable(cause)) = &result {
                 tracing::error!(%cause, "postgres write failed");
             }
-            result
+            result.map(written)
         }
         .boxed())
     }

@@ -1,6 +1,8 @@
 //! The PostgreSQL schema, created at start-up (embedded migrations), and the SQL the backend
 //! runs, with table names qualified by the configured schema (`DATABASE_SCHEMA`), so several
 //! Hearth clusters (or test runs) can share one database.
+//!
+//! Also the one value every node reads from the schema at start: the shared JWT secret.
 
 /// Bumped when the layout changes; a newer schema is refused rather than misread.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -86,4 +88,33 @@ pub async fn migrate(client: &mut tokio_postgres::Client, s: &str) -> Result<(),
     .await
     .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())
+}
+
+impl super::PgBackend {
+    /// The JWT secret every node of the cluster shares: generated once, kept in the database.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn shared_secret(&self) -> Result<String, crate::store::StoreError> {
+        let client = self.pool.get().await.map_err(super::pg)?;
+        let s = &self.s;
+        let fresh = crate::auth::random_secret();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.meta (key, value) VALUES ('jwt_secret', $1) ON CONFLICT (key) DO NOTHING"
+                ),
+                &[&fresh],
+            )
+            .await
+            .map_err(super::pg)?;
+        let row = client
+            .query_one(
+                &format!("SELECT value FROM {s}.meta WHERE key = 'jwt_secret'"),
+                &[],
+            )
+            .await
+            .map_err(super::pg)?;
+        Ok(row.get(0))
+    }
 }

@@ -65,7 +65,7 @@ pub fn snapshot(
         let write = out.begin_write().map_err(StoreError::unavailable)?;
         let mut rows = 0;
         rows += copy(&read, &write, META)?;
-        super::wal::new_identity(&write)?;
+        super::durable::new_identity(&write)?;
         rows += copy(&read, &write, USERS)?;
         rows += copy(&read, &write, DOCS)?;
         rows += copy(&read, &write, LOG)?;
@@ -159,9 +159,9 @@ pub fn offline_snapshot(
     })?;
     // A server that crashed may hold acknowledged updates only in its log: fold them first.
     // Refused, as a start is, when the log is damaged.
-    let (mut wal, _) = super::recovery::recover(&db, db_path, None, false)?;
+    let mut log = super::durable::DurableLog::open(&db, db_path, None, false)?;
     // Still stopped: mark it clean again, as the server's stop had.
-    super::wal::checkpoint_with(&db, &mut wal, |txn| super::wal::set_clean(txn, true))?;
+    log.stop(&db, &super::durable::no_cache())?;
     snapshot(&db, dest, info, None)
 }
 
@@ -172,7 +172,7 @@ pub fn offline_snapshot(
 pub fn mark_clean(db_path: &Path) -> Result<(), StoreError> {
     let db = Database::open(db_path).map_err(StoreError::unavailable)?;
     let txn = db.begin_write().map_err(StoreError::unavailable)?;
-    super::wal::set_clean(&txn, true)?;
+    super::durable::mark_clean(&txn)?;
     txn.commit().map_err(StoreError::unavailable)
 }
 

@@ -1,6 +1,6 @@
-//! The writer's housekeeping: folding the journal into redb (a checkpoint, which empties the
-//! write-ahead log) and trimming the change logs that folds fed, every half-second while
-//! writes come and once more when they stop.
+//! The writer's housekeeping: folding unfolded updates into redb (through [`DurableLog`])
+//! and trimming the change logs that folds fed, every half-second while writes come and
+//! once more when they stop.
 //!
 //! Why its own module: the writer thread's loop (`writer.rs`) decides *when*; this holds
 //! *what*, which is most of the code and none of the loop's latency reasoning.
@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableTable, Table};
 
-use super::journal::{self, FOLD_AT, Journal, RowBytes};
-use super::wal::Wal;
-use super::writer::WriterConfig;
-use super::{LOG, LOG_BASE, decode};
+use super::durable::DurableLog;
+use super::journal::FOLD_AT;
+use super::{LOG, LOG_BASE, WriterConfig, decode};
 use crate::store::apply::replay_into;
 use crate::store::backend::LatestDoc;
 use crate::store::error::StoreError;
@@ -27,11 +26,9 @@ const TRIM_BATCH: usize = 256;
 
 /// How long the writer may wait for a job before its half-second housekeeping is due. While
 /// writes keep coming that is not on a timer but right after one of them is published (see
-/// [`Folding::housekeep`]): a timer falls anywhere between two writes, and a write arriving
-/// during the fold's durable commit (1–3 ms) waited for it. Measured (`perf record`, c) 1000
-/// after b), one update every ≈ 51 ms): with the fold on the timer, about one update per run
-/// met one and was acknowledged in 3–4.5 ms against ≈ 1.1. Only once writes have stopped
-/// for `TRIM_INTERVAL` does the timer fold.
+/// [`Housekeeping::housekeep`]): a timer falls anywhere between two writes, and a write
+/// arriving during the fold's durable commit (1–3 ms) would wait for it. Only once writes
+/// have stopped for `TRIM_INTERVAL` does the timer fold.
 pub(super) fn trim_wait(last_trim: Instant, last_commit: Option<Instant>) -> Duration {
     let due = TRIM_INTERVAL.saturating_sub(last_trim.elapsed());
     let quiet = last_commit.map_or(Duration::ZERO, |c| {
@@ -40,61 +37,51 @@ pub(super) fn trim_wait(last_trim: Instant, last_commit: Option<Instant>) -> Dur
     due.max(quiet)
 }
 
-/// What a fold needs besides the log and the dirty set.
-pub(super) struct Folding<'a> {
+/// What housekeeping needs from the writer, borrowed for one round.
+pub(super) struct Housekeeping<'a> {
     pub db: &'a Database,
-    pub journal: &'a Journal,
+    pub log: &'a mut DurableLog,
     pub latest: &'a LatestDoc,
     pub metrics: &'a crate::metrics::Metrics,
     pub cfg: &'a WriterConfig,
+    /// Documents folded into the change log since their log was last trimmed.
+    pub dirty: &'a mut HashSet<String>,
 }
 
-impl Folding<'_> {
+impl Housekeeping<'_> {
     /// Folds a full journal, and trims and checkpoints when the half-second is up. Called
     /// only when no batch's watchers are waiting to be told: a fold is a durable commit of
-    /// 1–3 ms, and their changes would wait for it.
-    /// False when a fold failed.
-    pub(super) fn housekeep(
-        &self,
-        wal: &mut Wal,
-        dirty: &mut HashSet<String>,
-        last_trim: &mut Instant,
-    ) -> bool {
+    /// 1–3 ms, and their changes would wait for it. False when a fold failed.
+    pub(super) fn housekeep(&mut self, last_trim: &mut Instant) -> bool {
         let mut ok = true;
-        if self.journal.len() >= FOLD_AT {
-            ok &= self.fold(wal, dirty, false);
+        if self.log.unfolded_len() >= FOLD_AT {
+            ok &= self.fold(false);
         }
-        if last_trim.elapsed() >= TRIM_INTERVAL && (!dirty.is_empty() || wal.pending()) {
-            ok &= self.fold(wal, dirty, true);
+        if last_trim.elapsed() >= TRIM_INTERVAL
+            && (!self.dirty.is_empty() || self.log.holds_unfolded())
+        {
+            ok &= self.fold(true);
             *last_trim = Instant::now();
         }
         ok
     }
 
-    /// Folds the journal into the change log and `docs` in one durable commit, which empties
-    /// the write-ahead log (a checkpoint), and marks the documents folded for trimming. With
-    /// `trim` (the half-second housekeeping) it first trims the logs that earlier folds fed
-    /// (trimming only ever sees folded entries) without an fsync, and the checkpoint, made
-    /// even with nothing to fold, carries that too: one durable commit per round. A failure
-    /// is logged and retried later: the log and the journal still hold every row. False when
-    /// it failed.
-    pub(super) fn fold(&self, wal: &mut Wal, dirty: &mut HashSet<String>, trim: bool) -> bool {
-        let Folding {
-            db,
-            journal,
-            latest,
-            metrics,
-            cfg,
-        } = *self;
-        let force = trim && trim_logs(db, dirty, cfg);
-        if journal.len() == 0 && !force && !wal.pending() {
+    /// Folds the unfolded updates (one durable commit, a checkpoint) and marks the documents
+    /// folded for trimming. With `trim` (the half-second housekeeping) it first trims the
+    /// logs that earlier folds fed (trimming only ever sees folded entries) without an fsync,
+    /// and the checkpoint, made even with nothing to fold, carries that too: one durable
+    /// commit per round. A failure is logged and retried later: the log still holds every
+    /// update. False when it failed.
+    pub(super) fn fold(&mut self, trim: bool) -> bool {
+        let force = trim && trim_logs(self.db, self.dirty, self.cfg);
+        if !force && !self.log.holds_unfolded() {
             return true;
         }
         let started = Instant::now();
-        match checkpoint(db, None, wal, journal, Vec::new(), latest) {
+        match self.log.fold(self.db, self.latest, force) {
             Ok(folded) => {
-                dirty.extend(folded);
-                metrics
+                self.dirty.extend(folded);
+                self.metrics
                     .checkpoint_seconds
                     .observe(started.elapsed().as_secs_f64());
                 true
@@ -105,38 +92,6 @@ impl Folding<'_> {
             }
         }
     }
-}
-
-/// Folds the journal, and `extra` rows (a batch too large for the log), into the change log
-/// and `docs` in `txn` (or a transaction of its own) committed durably: a checkpoint, after
-/// which the log starts over. Returns the documents folded.
-///
-/// # Errors
-/// `Unavailable`; the journal and the log then still hold every row.
-pub(super) fn checkpoint(
-    db: &Database,
-    txn: Option<redb::WriteTransaction>,
-    wal: &mut Wal,
-    journal: &Journal,
-    extra: Vec<(u64, RowBytes)>,
-    latest: &LatestDoc,
-) -> Result<Vec<String>, StoreError> {
-    let mut rows = journal.all();
-    let held = !rows.is_empty();
-    rows.extend(extra);
-    // A new write transaction commits durably (redb's default).
-    let txn = match txn {
-        Some(txn) => txn,
-        None => db.begin_write().map_err(StoreError::unavailable)?,
-    };
-    let folded = journal::fold_into(&txn, &rows, Some(latest), false)?;
-    let next = wal.begin_checkpoint(&txn)?;
-    txn.commit().map_err(StoreError::unavailable)?;
-    wal.checkpointed(next);
-    if held {
-        journal.folded();
-    }
-    Ok(folded)
 }
 
 /// Trims the log of up to [`TRIM_BATCH`] dirty documents in one non-durable transaction (a

@@ -1,15 +1,10 @@
-//! The update journal: where an update lives between its write-ahead log record and the fold.
+//! The updates made durable by the write-ahead log and not yet folded into `changelog` and
+//! `docs`, in memory, by document and in commit order. Owned by `durable.rs`, read by every
+//! reader.
 //!
-//! Why: an update used to write its whole document into `docs` and its entry into
-//! `changelog`, keyed by (name, version). With 50 writers on 50 documents a batch then dirtied
-//! one log leaf per document plus the `docs` pages, all rewritten and fsynced. Then (schema 2)
-//! each update appended one row to a redb `journal` table instead, folded into `changelog` and
-//! `docs` every [`FOLD_AT`] rows. With the write-ahead log (`wal.rs`) making each batch
-//! durable, that table was only a second copy: every batch still paid a redb transaction
-//! (insert, commit) and every fold read the rows back and deleted them, about a quarter of the
-//! writer thread's CPU under 50 writers (perf, b). So the journal's rows now live here, in
-//! memory, from the moment their log record is fsynced until a fold moves them into
-//! `changelog` and `docs` in one durable transaction, which is also the log's checkpoint.
+//! Why not write `changelog` and `docs` per batch: keyed by (name, version), a batch of
+//! updates to many documents dirtied one leaf per document, all rewritten and fsynced; a log
+//! record dirties one page, and a fold every [`FOLD_AT`] rows writes each document's pages once.
 //!
 //! A document is therefore its `docs` row, then its `changelog` entries after that, then its
 //! rows here. Only the writer changes this journal:
@@ -41,9 +36,8 @@ use crate::store::model::{Document, LogEntry, Version};
 pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
 /// Journal rows past which the writer folds right after a batch instead of waiting for idle.
-/// Measured with 50 writers: a fold of 8192 rows takes ≈ 12 ms and folds of 512 or 2048
-/// cost the same in total, but more folds hold up more batches (p99 4.4 and 6.1 ms against
-/// 3.0 ms here).
+/// Smaller folds cost the same in total but hold up more batches (BENCHMARKS.md, "Changes
+/// measured": fold size).
 pub const FOLD_AT: usize = 8192;
 
 /// A journal row's bytes, shared between the journal and readers copying them.

@@ -10,15 +10,16 @@
 pub mod backup;
 mod blobs;
 mod direct;
+mod durable;
 mod healing;
 mod housekeeping;
+mod jobs;
 mod journal;
 mod publish;
 mod queue;
 mod reads;
 mod recovery;
 mod schema;
-mod spares;
 mod tables;
 pub mod wal;
 mod writer;
@@ -29,17 +30,27 @@ use std::sync::{Arc, Mutex};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase};
-use serde_json::{Map, Value};
 
-use super::backend::{Backend, CommitHook, History, LatestDoc, StoreStats, Write};
+use super::backend::{Backend, CommitHook, History, LatestDoc, StoreStats, Write, Written};
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
-use queue::Outcome;
 use schema::{
     ADMINS, BLOB_MENTIONS, BLOB_REFS, BLOB_USAGE, BLOBS, DISABLED, DOCS, LOG, LOG_BASE, META,
     REVOKED, SCHEMA_VERSION, SESSIONS, USERS, decode, flag_table, init_schema, read_json, read_log,
 };
-pub use writer::WriterConfig;
+
+/// Tunables for the writer.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterConfig {
+    pub limits: super::apply::Limits,
+    /// Most writes folded into one transaction.
+    pub max_batch: usize,
+    /// Log entries kept per document (`CHANGELOG_RETAIN`).
+    pub retain: u64,
+    /// Entries older than this are trimmed even if among the newest `retain`
+    /// (`CHANGELOG_MAX_AGE`); `None` keeps them regardless of age.
+    pub max_age: Option<std::time::Duration>,
+}
 
 pub struct RedbBackend {
     path: std::path::PathBuf,
@@ -72,22 +83,20 @@ impl RedbBackend {
     ) -> Result<Self, StoreError> {
         let db = healing::open(path, faults.clone())?;
         init_schema(&db)?;
-        let (wal, marked_unclean) = recovery::recover(&db, path, faults.clone(), accept_loss)?;
-        let journal = Arc::new(journal::Journal::default());
+        let log = durable::DurableLog::open(&db, path, faults.clone(), accept_loss)?;
+        let journal = log.unfolded();
         let slot: healing::FileSlot = Arc::new(Mutex::new(Some(Arc::new(db))));
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let max_batch = cfg.max_batch;
         let committer = writer::Committer {
             healing: healing::Healing::new(path.to_owned(), faults, slot.clone()),
-            marked_unclean,
             cfg,
             hook,
             latest,
-            journal: journal.clone(),
-            wal,
+            log,
             healthy: healthy.clone(),
             metrics,
-            books: writer::Books::default(),
+            state: writer::WriterState::default(),
         };
         let writer = queue::Writer::start(committer, max_batch)?;
         Ok(RedbBackend {
@@ -119,15 +128,6 @@ impl RedbBackend {
 }
 
 impl Backend for RedbBackend {
-    fn spare(
-        &self,
-        name: &str,
-        latest: &Arc<Document>,
-        settle: &dyn Fn(),
-    ) -> Option<Map<String, Value>> {
-        self.writer.spares.take(name, latest, settle)
-    }
-
     fn document<'a>(
         &'a self,
         username: &'a str,
@@ -169,11 +169,14 @@ impl Backend for RedbBackend {
             .boxed()
     }
 
-    fn write(&self, write: Write) -> BoxFuture<'_, Outcome> {
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Written, StoreError>> {
         self.writer.write(write).boxed()
     }
 
-    fn submit(&self, write: Write) -> Result<BoxFuture<'static, Outcome>, Box<Write>> {
+    fn submit(
+        &self,
+        write: Write,
+    ) -> Result<BoxFuture<'static, Result<Written, StoreError>>, Box<Write>> {
         self.writer.submit(write)
     }
 

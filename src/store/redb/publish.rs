@@ -13,19 +13,16 @@ const PUBLISH_BUSY: Duration = Duration::from_millis(5);
 
 /// Committed versions whose watchers have not been told yet, oldest first.
 ///
-/// Why wait: the writer answers a batch's callers first, then publishes. Published at once, a
-/// change to a document with 1000 watchers woke the output thread in the very microseconds
-/// the session needed a core to write its reply, and on two cores the reply then waited for
-/// a scheduler slice: the writer's ack p99 in c) was 3–4 ms with commits under 1 ms. Told
-/// `PUBLISH_DELAY` later (or with the first batch after that), the replies are out first:
-/// ack p99 ≈ 1.2–2 ms in alternated runs (BENCHMARKS.md). The delay was 0.5 ms at first; a
-/// reply takes ≈ 0.1 ms from the commit to the socket even after a quiet spell (perf sched,
-/// c)), and at 0.25 ms nine alternated c) runs kept the ack p99 (median 1.13 ms against
-/// 1.41) while every delivery came ≈ 0.5 ms sooner (change p50 8.2 against 8.8 ms). The writer waits for new jobs meanwhile, so nothing else is delayed. Only
-/// a change after a quiet spell waits: in a busy stream (the last publish under
-/// `PUBLISH_BUSY` ago) the fanout is running anyway, and holding it back let a pipelining
-/// writer outrun its watchers (d) fell by ≈ 15%). Busy is judged across all documents, so a
-/// server busy with writes elsewhere tells watchers at once, as before this existed.
+/// Contract: versions are published in commit order, each after its callers were answered;
+/// after a quiet spell, [`PUBLISH_DELAY`] after the commit, in a busy stream (the last
+/// publish under [`PUBLISH_BUSY`] ago, across all documents) at once.
+///
+/// Why wait after a quiet spell: published at once, a change to a document with many
+/// watchers wakes the output thread in the very microseconds the session needs a core to
+/// write its reply, and on a small machine the reply then waits for a scheduler slice. Why
+/// not in a busy stream: the fanout is running anyway, and holding it back lets a pipelining
+/// writer outrun its watchers. The writer takes new jobs meanwhile, so nothing else waits.
+/// Measurements: BENCHMARKS.md, "Changes measured" (publish delay).
 pub(super) struct Unpublished {
     versions: Vec<Arc<Committed>>,
     since: Option<Instant>,

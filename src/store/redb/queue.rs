@@ -10,39 +10,22 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::spares::Spares;
-use super::writer::{self, Committer, Msg, Shared};
-use crate::store::backend::{Committed, Write};
+use super::jobs::{Job, Outcome, Retired, job};
+use super::writer::{self, Committer, CommitterSlot, Msg};
+use crate::store::backend::{Write, Written};
 use crate::store::error::StoreError;
-use crate::store::model::Document;
 
 /// Writes waiting for the writer beyond this make callers wait (backpressure, not memory).
 const QUEUE: usize = 4096;
-
-pub(super) type Outcome = Result<Option<Arc<Committed>>, StoreError>;
-
-pub(super) struct Job {
-    pub write: Write,
-    /// The outcome, and the version an update replaced.
-    pub reply: oneshot::Sender<(Outcome, Retired)>,
-    pub retired: Retired,
-}
-
-/// The version an update replaced, handed back to its caller. Why: freeing a document's
-/// tree was most of the writer thread's time on PUTs of 100-key documents (perf, g), and
-/// every commit waits for that one thread. The caller parks it for the document's next
-/// update to recycle ([`Spares`]) or frees it, on its own thread.
-type Retired = Option<Arc<Document>>;
 
 /// The writer thread, its queue, and the committer it shares with idle-time callers.
 pub(super) struct Writer {
     tx: Mutex<Option<SyncSender<Msg>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    committer: Arc<Shared>,
+    committer: Arc<CommitterSlot>,
     /// Jobs sent to the writer and not yet answered: a caller commits itself only at zero,
     /// so nothing it submits can overtake what it queued before.
     in_flight: Arc<AtomicUsize>,
-    pub spares: Arc<Spares>,
 }
 
 impl Writer {
@@ -67,7 +50,6 @@ impl Writer {
             thread: Mutex::new(Some(thread)),
             committer,
             in_flight,
-            spares: Arc::default(),
         })
     }
 
@@ -80,7 +62,7 @@ impl Writer {
     }
 
     /// Commits `write`, waiting for room in the queue if need be.
-    pub(super) async fn write(&self, write: Write) -> Outcome {
+    pub(super) async fn write(&self, write: Write) -> Result<Written, StoreError> {
         let write = match self.submit(write) {
             Ok(outcome) => return outcome.await,
             Err(write) => *write,
@@ -98,12 +80,16 @@ impl Writer {
         .await
         .map_err(StoreError::unavailable)?
         .map_err(|()| StoreError::unavailable("writer stopped"))?;
-        answer(rx, self.spares.clone()).await
+        answer(rx).await
     }
 
     /// Queues `write` for the writer, or commits it here and now when the writer is idle;
     /// gives it back if the queue is full or gone (see `Backend::submit`).
-    pub(super) fn submit(&self, write: Write) -> Result<BoxFuture<'static, Outcome>, Box<Write>> {
+    #[allow(clippy::type_complexity)] // the future of an answer, or the write handed back
+    pub(super) fn submit(
+        &self,
+        write: Write,
+    ) -> Result<BoxFuture<'static, Result<Written, StoreError>>, Box<Write>> {
         let Ok(tx) = self.sender() else {
             return Err(Box::new(write));
         };
@@ -111,11 +97,11 @@ impl Writer {
         let mut job = Some(job);
         self.commit_here(&mut job, &tx);
         let Some(job) = job else {
-            return Ok(answer(rx, self.spares.clone()).boxed());
+            return Ok(answer(rx).boxed());
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         match tx.try_send(Msg::Job(job)) {
-            Ok(()) => Ok(answer(rx, self.spares.clone()).boxed()),
+            Ok(()) => Ok(answer(rx).boxed()),
             Err(TrySendError::Full(Msg::Job(job)) | TrySendError::Disconnected(Msg::Job(job))) => {
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 Err(Box::new(job.write))
@@ -173,23 +159,13 @@ impl Writer {
     }
 }
 
-fn job(write: Write) -> (Job, oneshot::Receiver<(Outcome, Retired)>) {
-    let (reply, rx) = oneshot::channel();
-    let job = Job {
-        write,
-        reply,
-        retired: None,
-    };
-    (job, rx)
-}
-
 /// The writer's answer to one job.
-async fn answer(rx: oneshot::Receiver<(Outcome, Retired)>, spares: Arc<Spares>) -> Outcome {
-    let (outcome, retired) = rx
+async fn answer(rx: oneshot::Receiver<(Outcome, Retired)>) -> Result<Written, StoreError> {
+    let (outcome, replaced) = rx
         .await
         .map_err(|_| StoreError::unavailable("writer stopped"))?;
-    if let (Ok(Some(next)), Some(old)) = (&outcome, retired) {
-        spares.park(old, next);
-    }
-    outcome
+    Ok(Written {
+        committed: outcome?,
+        replaced,
+    })
 }

@@ -17,7 +17,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::META;
 
 use super::journal::{self, RowBytes};
 use super::wal::{self, FileState, Scanned, WAL_BYTES};
@@ -89,7 +91,7 @@ pub(crate) fn recover(
     let log = wal::path(path);
     let state = wal::Wal::inspect(&log)
         .map_err(|e| StoreError::Unavailable(format!("{}: {e}", log.display())))?;
-    let (clean, had_log) = wal::stopped_cleanly(db)?;
+    let (clean, had_log) = stopped_cleanly(db)?;
     let trusted = clean || !had_log;
     let early = match state {
         FileState::Missing if !trusted => Some(Damage::Missing),
@@ -99,7 +101,7 @@ pub(crate) fn recover(
     if let Some(damage) = &early {
         refuse_or_warn(damage, &log, accept_loss)?;
     }
-    let (mut wal, scanned) = wal::Wal::open(db, &log, faults)?;
+    let (mut wal, scanned) = wal::Wal::open(db, &log, faults, !clean)?;
     let Scanned {
         rows: replayed,
         records,
@@ -158,9 +160,51 @@ pub(crate) fn recover(
             );
         }
         // From now until a clean stop, the log holds what the data file lacks.
-        wal::set_clean(txn, false)
+        set_clean(txn, false)
     })?;
     Ok((wal, true))
+}
+
+/// A backup is another data file: give it its own log id, so no log written for the
+/// original is ever replayed into it, and mark it clean: it holds everything itself (its
+/// unfolded rows travel in its `journal` table), so it opens without any log.
+///
+/// # Errors
+/// `Unavailable`.
+pub fn new_identity(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+    meta.insert(wal::ID, rand::random::<u64>())
+        .map_err(StoreError::unavailable)?;
+    meta.insert(wal::GENERATION, 0)
+        .map_err(StoreError::unavailable)?;
+    meta.insert(wal::CLEAN, 1)
+        .map_err(StoreError::unavailable)?;
+    Ok(())
+}
+
+/// Whether the data file was left by a clean stop (its log holds nothing it needs), and
+/// whether it has ever had a log at all (a new file has no id yet).
+///
+/// # Errors
+/// `Unavailable`.
+pub fn stopped_cleanly(db: &Database) -> Result<(bool, bool), StoreError> {
+    let txn = db.begin_read().map_err(StoreError::unavailable)?;
+    let meta = txn.open_table(META).map_err(StoreError::unavailable)?;
+    let had_log = wal::meta_u64(&meta, wal::ID)?.is_some();
+    Ok((wal::meta_u64(&meta, wal::CLEAN)? == Some(1), had_log))
+}
+
+/// Records in `txn` whether the server is stopped cleanly: 0 from start (before the log is
+/// written to), 1 in the last checkpoint of a clean stop.
+///
+/// # Errors
+/// `Unavailable`.
+pub fn set_clean(txn: &WriteTransaction, clean: bool) -> Result<(), StoreError> {
+    txn.open_table(META)
+        .map_err(StoreError::unavailable)?
+        .insert(wal::CLEAN, u64::from(clean))
+        .map_err(StoreError::unavailable)?;
+    Ok(())
 }
 
 fn refuse_or_warn(damage: &Damage, log: &Path, accept_loss: bool) -> Result<(), StoreError> {

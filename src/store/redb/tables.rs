@@ -7,8 +7,9 @@ use std::sync::Arc;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table};
 
 use super::blobs::BlobTables;
+use super::durable::UpdateRow;
+use super::jobs::Outcome;
 use super::journal::{self, Journal};
-use super::queue::Outcome;
 use super::{DOCS, LOG, LOG_BASE, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply};
 use crate::store::backend::{Committed, LatestDoc, Write};
@@ -16,8 +17,7 @@ use crate::store::error::StoreError;
 use crate::store::model::{Document, Flag, UserRecord};
 
 /// The batch's tables, opened on first use: an update to a cached document touches none of
-/// them (opening and closing all ten per batch was about a sixth of the writer's CPU per
-/// commit, perf on a).
+/// them, and opening all ten per batch cost the writer more than the update itself.
 pub(super) struct Tables<'t> {
     pub(super) db: &'t Database,
     /// The batch's write transaction: only batches with writes other than updates have one.
@@ -27,9 +27,10 @@ pub(super) struct Tables<'t> {
     pub(super) users: Option<Table<'t, &'static str, &'static [u8]>>,
     pub(super) docs: Option<Table<'t, &'static str, &'static [u8]>>,
     pub(super) log: Option<Table<'t, (&'static str, u64), &'static [u8]>>,
-    pub(super) journal: &'t Journal,
-    /// Journal rows written by this batch: (document, sequence, row).
-    pub(super) rows: Vec<(String, u64, Vec<u8>)>,
+    /// Updates committed and not folded yet (the batch's own are in `updates`).
+    pub(super) unfolded: &'t Journal,
+    /// This batch's updates, in order, for the log.
+    pub(super) updates: Vec<UpdateRow>,
     pub(super) bases: Option<Table<'t, &'static str, &'static [u8]>>,
     pub(super) revoked: Option<Table<'t, &'static str, u64>>,
     pub(super) sessions: Option<Table<'t, (&'static str, &'static str), &'static [u8]>>,
@@ -100,12 +101,13 @@ impl<'t> Tables<'t> {
                         )));
                     }
                 };
-                // One append to the journal; the document and its log entry are written
-                // when the journal is folded (journal.rs).
-                let name = update.target.as_str();
-                let row = journal::encode_row(name, applied.entry.version, &applied.entry_json)?;
-                let seq = self.journal.next_seq();
-                self.rows.push((update.target.clone(), seq, row));
+                // One row of the log's record; the document and its change-log entry are
+                // written when it is folded (`durable.rs`).
+                self.updates.push(UpdateRow {
+                    name: update.target.clone(),
+                    version: applied.entry.version,
+                    entry: applied.entry_json,
+                });
                 let doc = Arc::new(applied.doc);
                 self.latest.insert(update.target.clone(), doc.clone());
                 *retired = Some(current);
@@ -212,12 +214,12 @@ impl<'t> Tables<'t> {
         if !self.user_exists(name)? {
             return Ok(Err(StoreError::NotFound));
         }
-        if !self.journal.entries(name)?.is_empty() {
+        if !self.unfolded.entries(name)?.is_empty() {
             return Ok(Err(StoreError::unavailable(
                 "the journal could not be folded before a deletion",
             )));
         }
-        self.rows.retain(|(n, _, _)| n != name);
+        self.updates.retain(|u| u.name != name);
         self.latest.remove(name);
         self.deleted.insert(name.to_owned());
         let txn = write_txn(self.txn)?;
@@ -303,7 +305,7 @@ impl<'t> Tables<'t> {
         if let Some(doc) = (self.cached)(name) {
             return Ok(Some(doc));
         }
-        let unfolded = self.journal.entries(name)?;
+        let unfolded = self.unfolded.entries(name)?;
         let doc = if let Some(txn) = self.txn {
             let docs = open(Some(txn), &mut self.docs, DOCS)?;
             let log = open(Some(txn), &mut self.log, LOG)?;

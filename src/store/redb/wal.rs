@@ -1,34 +1,25 @@
-//! The write-ahead log: where a batch of updates becomes durable.
+//! The write-ahead log: one file beside the data file, where a batch of updates becomes
+//! durable with a single fsync. [`super::durable::DurableLog`] is its only user.
 //!
-//! Why: a durable redb commit rewrites every page on the paths from its changed leaves to the
-//! roots, plus the allocator's pages, and fsyncs them all. For one update that is six or seven
-//! 4 KiB pages scattered over the file, and on this machine's virtio disk an `fdatasync`
-//! costs about 35 µs more per scattered page: 0.45 ms a commit, against 0.14 ms for one page
-//! rewritten in place. So a batch of updates now commits to redb *non-durably* (visible to
-//! readers, kept in redb's write buffer, no file writes) and its journal rows go, before that
-//! commit, into one record appended to this file and fsynced. Nobody is answered before that
-//! fsync, as before. A durable redb commit (a *checkpoint*) then makes everything the log holds
-//! redundant, and the log starts over at offset 0. Since then the rows skip redb altogether
-//! until they are folded (`journal.rs`): a batch of updates is this record and nothing else,
-//! and the fold is the checkpoint.
+//! Contract: [`Wal::append`] returns only once the record is on disk; a record that fails its
+//! check can only be the last one written, since each is fsynced before the next. A
+//! *checkpoint* (a durable redb commit that bumps `wal_generation`: [`Wal::begin_checkpoint`],
+//! [`Wal::checkpointed`]) makes every record before it redundant, and the next record is
+//! written at offset 0.
 //!
-//! The file is zero-filled to [`WAL_BYTES`] when created, so appends overwrite allocated blocks
-//! and `fdatasync` never has to commit a size change (measured: 0.145 ms against 0.187 ms for
-//! an append that grows the file).
-//!
-//! Appends bypass the page cache where the filesystem allows it (`direct.rs` says why).
+//! Why a log of our own: a durable redb commit of one update rewrites six or seven 4 KiB pages
+//! scattered over the file (0.45 ms here), one record costs one page (0.14 ms). The file is
+//! zero-filled to [`WAL_BYTES`] when created, so appends overwrite allocated blocks and
+//! `fdatasync` never has to commit a size change (0.145 ms against 0.187 ms). Appends bypass
+//! the page cache where the filesystem allows it (`direct.rs` says why).
 //!
 //! Record: `[payload length: u32][crc32: u32][file id: u64][generation: u64][payload]`, the
 //! crc over id, generation and payload; payload: `([seq: u64][length: u32][journal row])*`.
 //! The data file's `meta` table holds `wal_id` (which file this log belongs to; a backup gets
-//! a fresh one), `wal_generation`, bumped by every checkpoint, and `wal_clean`, 1 only while
-//! the server is stopped cleanly (its last act is a checkpoint that empties the log). At open,
-//! records are replayed from offset 0 while their crc holds and they carry this file's id and
-//! current generation: older records were written before the last checkpoint, which already
-//! holds them. Only a torn *last* record may be discarded: each is fsynced before the next is
-//! written, so it was never acknowledged. Anything else is damage and refuses the start
-//! (`recovery.rs`): a record that fails its check with a valid record of the same generation
-//! after it, or a log missing or shorter than it is made after a stop that was not clean.
+//! a fresh one), `wal_generation`, and `wal_clean` (1 only while the server is stopped
+//! cleanly). At open, records are read from offset 0 while their crc holds and they carry
+//! this file's id and current generation; whether what stops them is a torn tail or damage is
+//! `recovery.rs`'s to decide, from what [`Wal::open`] reports.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -48,10 +39,10 @@ use crate::store::faults::Faults;
 /// `FOLD_AT` rows) checkpoints first.
 pub const WAL_BYTES: u64 = 4 << 20;
 const HEADER: usize = 24;
-const ID: &str = "wal_id";
-const GENERATION: &str = "wal_generation";
+pub(super) const ID: &str = "wal_id";
+pub(super) const GENERATION: &str = "wal_generation";
 /// 1 while the data file's server is stopped cleanly (the log holds nothing it needs).
-const CLEAN: &str = "wal_clean";
+pub(super) const CLEAN: &str = "wal_clean";
 
 /// What the log file looked like before anything touched it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,8 +98,10 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// Opens (or creates) the log of `db`, and returns the rows of every record the last
-    /// checkpoint lacks: the caller folds them (`recover`) before anything else is written.
+    /// Opens (or creates) the log of `db`, and with `scan` returns the rows of every record
+    /// the last checkpoint lacks: the caller folds them (`recover`) before anything else is
+    /// written. Without `scan` (after a clean stop, when nothing in the log is needed) the
+    /// 4 MiB file is not read at all.
     ///
     /// # Errors
     /// `Unavailable` when the log or the data file cannot be read or written.
@@ -116,6 +109,7 @@ impl Wal {
         db: &Database,
         path: &Path,
         faults: Option<Arc<Faults>>,
+        scan: bool,
     ) -> Result<(Wal, Scanned), StoreError> {
         let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
         let file = OpenOptions::new()
@@ -147,7 +141,11 @@ impl Wal {
             faults,
             buf: Vec::new(),
         };
-        let scanned = wal.scan().map_err(io)?;
+        let scanned = if scan {
+            wal.scan().map_err(io)?
+        } else {
+            Scanned::default()
+        };
         Ok((wal, scanned))
     }
 
@@ -361,7 +359,7 @@ fn ids(db: &Database) -> Result<(u64, u64), StoreError> {
     Ok((id, generation))
 }
 
-fn meta_u64(
+pub(super) fn meta_u64(
     meta: &impl ReadableTable<&'static str, u64>,
     key: &str,
 ) -> Result<Option<u64>, StoreError> {
@@ -369,47 +367,6 @@ fn meta_u64(
         .get(key)
         .map_err(StoreError::unavailable)?
         .map(|v| v.value()))
-}
-
-/// A backup is another data file: give it its own log id, so no log written for the
-/// original is ever replayed into it, and mark it clean: it holds everything itself (its
-/// unfolded rows travel in its `journal` table), so it opens without any log.
-///
-/// # Errors
-/// `Unavailable`.
-pub fn new_identity(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let mut meta = txn.open_table(META).map_err(StoreError::unavailable)?;
-    meta.insert(ID, rand::random::<u64>())
-        .map_err(StoreError::unavailable)?;
-    meta.insert(GENERATION, 0)
-        .map_err(StoreError::unavailable)?;
-    meta.insert(CLEAN, 1).map_err(StoreError::unavailable)?;
-    Ok(())
-}
-
-/// Whether the data file was left by a clean stop (its log holds nothing it needs), and
-/// whether it has ever had a log at all (a new file has no id yet).
-///
-/// # Errors
-/// `Unavailable`.
-pub fn stopped_cleanly(db: &Database) -> Result<(bool, bool), StoreError> {
-    let txn = db.begin_read().map_err(StoreError::unavailable)?;
-    let meta = txn.open_table(META).map_err(StoreError::unavailable)?;
-    let had_log = meta_u64(&meta, ID)?.is_some();
-    Ok((meta_u64(&meta, CLEAN)? == Some(1), had_log))
-}
-
-/// Records in `txn` whether the server is stopped cleanly: 0 from start (before the log is
-/// written to), 1 in the last checkpoint of a clean stop.
-///
-/// # Errors
-/// `Unavailable`.
-pub fn set_clean(txn: &WriteTransaction, clean: bool) -> Result<(), StoreError> {
-    txn.open_table(META)
-        .map_err(StoreError::unavailable)?
-        .insert(CLEAN, u64::from(clean))
-        .map_err(StoreError::unavailable)?;
-    Ok(())
 }
 
 /// The record starting at `at` in `log`, if it carries `tag` and checks out: its payload
@@ -435,10 +392,7 @@ fn record_at(log: &[u8], at: usize, tag: &[u8; 16]) -> Option<(usize, Vec<(u64, 
 /// its header).
 fn find(log: &[u8], from: usize, tag: &[u8; 16]) -> Option<usize> {
     let start = from.max(8);
-    log.get(start..)?
-        .windows(tag.len())
-        .position(|w| w == tag)
-        .map(|p| start + p)
+    memchr::memmem::find(log.get(start..)?, tag).map(|p| start + p)
 }
 
 fn parse(mut payload: &[u8]) -> Option<Vec<(u64, RowBytes)>> {
@@ -472,7 +426,7 @@ mod tests {
 
     /// Opens the log and returns the seqs it would replay.
     fn reopen(db: &Database, path: &Path) -> (Wal, Vec<u64>) {
-        let (wal, scanned) = Wal::open(db, path, None).unwrap();
+        let (wal, scanned) = Wal::open(db, path, None, true).unwrap();
         (wal, scanned.rows.into_iter().map(|(seq, _)| seq).collect())
     }
 
@@ -501,7 +455,7 @@ mod tests {
             [1, 2, 3],
             "whole records replayed, the torn one not"
         );
-        let (_, scanned) = Wal::open(&db, &log, None).unwrap();
+        let (_, scanned) = Wal::open(&db, &log, None, true).unwrap();
         let rows = scanned.rows;
         assert_eq!(&*rows[2].1, b"three", "rows come back whole");
 
@@ -550,7 +504,7 @@ mod tests {
             }
         }
         drop(wal);
-        let (_, scanned) = Wal::open(&db, &log, None).unwrap();
+        let (_, scanned) = Wal::open(&db, &log, None, true).unwrap();
         let rows = scanned.rows;
         assert_eq!(rows.len(), kept.len());
         for ((seq, row), (want_seq, want)) in rows.iter().zip(&kept) {

@@ -1,9 +1,8 @@
-//! The writer thread: group commit, and when to fold the journal and trim the change log
+//! The writer thread: group commit, and when to fold and trim the change log
 //! (`housekeeping.rs` holds how).
 //!
-//! Every queued write is drained into one batch (up to `max_batch`) made durable by one fsync:
-//! its updates' journal rows are one record of the write-ahead log, any other writes one
-//! durable redb transaction. Each write is checked against the state left by the ones before
+//! Every queued write is drained into one batch (up to `max_batch`) made durable by one fsync
+//! ([`DurableLog::commit`]). Each write is checked against the state left by the ones before
 //! it. The commit hook (cache, then hub) runs for each committed version in commit order
 //! after the fsync: the cache before anyone is answered, the hub after (`publish.rs`: a
 //! moment after, following a quiet spell).
@@ -21,30 +20,16 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
-use super::housekeeping::{Folding, checkpoint, trim_wait};
-use super::journal::{Journal, RowBytes};
+use super::WriterConfig;
+use super::durable::DurableLog;
+use super::housekeeping::{Housekeeping, trim_wait};
+use super::jobs::{Job, Outcome, refuse};
 use super::publish::Unpublished;
-use super::queue::{Job, Outcome};
 use super::tables::Tables;
-use super::wal::Wal;
 use crate::metrics::Metrics;
-use crate::store::apply::Limits;
 use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
 use crate::store::error::StoreError;
 use crate::sys::now_rfc3339;
-
-/// Tunables for the writer.
-#[derive(Clone, Copy, Debug)]
-pub struct WriterConfig {
-    pub limits: Limits,
-    /// Most writes folded into one transaction.
-    pub max_batch: usize,
-    /// Log entries kept per document (`CHANGELOG_RETAIN`).
-    pub retain: u64,
-    /// Entries older than this are trimmed even if among the newest `retain`
-    /// (`CHANGELOG_MAX_AGE`); `None` keeps them regardless of age.
-    pub max_age: Option<Duration>,
-}
 
 /// What commits: the writer thread's state between batches. It sits behind a mutex so that a
 /// caller finding the writer idle can commit its own update on its own thread
@@ -52,21 +37,17 @@ pub struct WriterConfig {
 pub(super) struct Committer {
     /// The data file, and getting back to one that commits after storage failed.
     pub healing: super::healing::Healing,
-    /// `wal_clean` is 0 in the data file: set before the log is first written to, so that a
-    /// log lost after that is seen as a loss (`recovery.rs`).
-    pub marked_unclean: bool,
     pub cfg: WriterConfig,
     pub hook: CommitHook,
     pub latest: LatestDoc,
-    pub journal: Arc<Journal>,
-    pub wal: Wal,
+    pub log: DurableLog,
     pub healthy: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
-    pub books: Books,
+    pub state: WriterState,
 }
 
 /// What the writer keeps track of between batches.
-pub(super) struct Books {
+pub(super) struct WriterState {
     /// Documents folded into the change log since their log was last trimmed.
     dirty: HashSet<String>,
     last_trim: Instant,
@@ -74,9 +55,9 @@ pub(super) struct Books {
     unpublished: Unpublished,
 }
 
-impl Default for Books {
+impl Default for WriterState {
     fn default() -> Self {
-        Books {
+        WriterState {
             dirty: HashSet::new(),
             last_trim: Instant::now(),
             last_commit: None,
@@ -99,11 +80,17 @@ pub(super) enum Msg {
     Wake,
 }
 
-/// The shared committer; `None` once the writer has stopped.
-pub(super) type Shared = Mutex<Option<Committer>>;
+/// The committer, shared by the writer thread and idle-time callers; `None` once the writer
+/// has stopped.
+pub(super) type CommitterSlot = Mutex<Option<Committer>>;
 
 /// The writer thread: waits for jobs, and between them for its timers.
-pub(super) fn run(shared: &Shared, rx: &Receiver<Msg>, in_flight: &AtomicUsize, max_batch: usize) {
+pub(super) fn run(
+    shared: &CommitterSlot,
+    rx: &Receiver<Msg>,
+    in_flight: &AtomicUsize,
+    max_batch: usize,
+) {
     let mut jobs = Vec::with_capacity(max_batch);
     loop {
         let wait = match lock(shared).as_ref() {
@@ -153,7 +140,7 @@ pub(super) fn run(shared: &Shared, rx: &Receiver<Msg>, in_flight: &AtomicUsize, 
 
 /// The committer. A thread that panicked holding it may have left it half-changed: it is
 /// then dropped, and every later write fails as if the writer had stopped.
-pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, Option<Committer>> {
+pub(super) fn lock(shared: &CommitterSlot) -> MutexGuard<'_, Option<Committer>> {
     shared.lock().unwrap_or_else(|poisoned| {
         let mut guard = poisoned.into_inner();
         *guard = None;
@@ -171,19 +158,19 @@ impl Committer {
 
     /// Whether no commit has ended for [`QUIET`].
     pub(super) fn quiet(&self) -> bool {
-        self.books.last_commit.is_none_or(|t| t.elapsed() >= QUIET)
+        self.state.last_commit.is_none_or(|t| t.elapsed() >= QUIET)
     }
 
     /// How long the writer may sleep before something is due; `None`: until a job comes.
     fn wait(&self) -> Option<Duration> {
         let housekeeping = self.untidy();
-        let publish_in = self.books.unpublished.due_in();
+        let publish_in = self.state.unpublished.due_in();
         let heal_in = self.healing.due_in();
         if !housekeeping && publish_in.is_none() {
             return heal_in;
         }
         let trim_in = if housekeeping {
-            trim_wait(self.books.last_trim, self.books.last_commit)
+            trim_wait(self.state.last_trim, self.state.last_commit)
         } else {
             Duration::MAX
         };
@@ -198,79 +185,59 @@ impl Committer {
 
     /// Whether anything is left to fold or trim.
     fn untidy(&self) -> bool {
-        !self.books.dirty.is_empty() || self.journal.len() > 0 || self.wal.pending()
+        !self.state.dirty.is_empty() || self.log.holds_unfolded()
     }
 
-    /// What a fold reads (in `db`), and the parts of the state it changes, borrowed apart.
-    fn folding<'a>(
-        &'a mut self,
-        db: &'a Database,
-    ) -> (
-        Folding<'a>,
-        &'a mut Wal,
-        &'a mut HashSet<String>,
-        &'a mut Instant,
-    ) {
+    /// What housekeeping borrows for a round, with the time of the last trim.
+    fn housekeeping<'a>(&'a mut self, db: &'a Database) -> (Housekeeping<'a>, &'a mut Instant) {
         let Committer {
             cfg,
             latest,
-            journal,
-            wal,
+            log,
             metrics,
-            books,
+            state,
             ..
         } = self;
-        let folding = Folding {
+        let round = Housekeeping {
             db,
-            journal,
+            log,
             latest,
             metrics,
             cfg,
+            dirty: &mut state.dirty,
         };
-        (folding, wal, &mut books.dirty, &mut books.last_trim)
+        (round, &mut state.last_trim)
     }
 
     /// Shutting down: tell every watcher, and leave nothing for the next start to replay.
     /// A clean stop ends with a checkpoint that records it (`wal_clean`): the next start
     /// then knows the log holds nothing it needs, and a missing log is no loss.
     fn stop(&mut self) {
-        self.books.unpublished.publish(&self.hook, true);
+        self.state.unpublished.publish(&self.hook, true);
         let Some(db) = self.db() else {
             tracing::warn!("stopping without a data file; the next start replays the log");
             return;
         };
-        if self.untidy() {
-            let (folding, wal, dirty, _) = self.folding(&db);
-            folding.fold(wal, dirty, false);
-        }
-        if self.journal.len() > 0 || self.wal.pending() {
-            tracing::warn!(
-                "stopping with updates only in the write-ahead log; the next start replays them"
-            );
-            return;
-        }
-        if let Err(e) =
-            super::wal::checkpoint_with(&db, &mut self.wal, |txn| super::wal::set_clean(txn, true))
-        {
-            tracing::warn!(error = %e, "could not record a clean stop; the next start checks the log");
+        if let Err(e) = self.log.stop(&db, &self.latest) {
+            tracing::warn!(error = %e, "could not stop cleanly; the next start replays and checks the write-ahead log");
         }
     }
 
     /// Publishes what is due and, once nothing waits, housekeeps: after each batch, after
     /// a timer, and when woken after someone else's commit.
     fn catch_up(&mut self) {
-        self.books.unpublished.publish(&self.hook, false);
+        self.state.unpublished.publish(&self.hook, false);
         if self.healing.suspect {
             if !self.healing.try_heal() {
                 return;
             }
             self.healthy.store(true, Ordering::SeqCst);
         }
-        if self.books.unpublished.due_in().is_none()
+        if self.state.unpublished.due_in().is_none()
             && let Some(db) = self.db()
         {
-            let (folding, wal, dirty, last_trim) = self.folding(&db);
-            if !folding.housekeep(wal, dirty, last_trim) {
+            let (mut round, last_trim) = self.housekeeping(&db);
+            if !round.housekeep(last_trim) {
                 self.failed();
             }
         }
@@ -292,41 +259,21 @@ impl Committer {
             );
             return;
         };
-        if !self.marked_unclean {
-            match super::wal::checkpoint_with(&db, &mut self.wal, |txn| {
-                super::wal::set_clean(txn, false)
-            }) {
-                Ok(()) => self.marked_unclean = true,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot mark the data file as running");
-                    self.failed();
-                    refuse(jobs, &e);
-                    return;
-                }
-            }
-        }
         // A deletion must leave no row of its account in the journal (`Tables::delete_user`
         // refuses if one is left, should this fold fail): rare enough for a checkpoint.
         if jobs
             .iter()
             .any(|j| matches!(j.write, Write::DeleteUser { .. }))
         {
-            let (folding, wal, dirty, _) = self.folding(&db);
-            if !folding.fold(wal, dirty, false) {
+            let (mut round, _) = self.housekeeping(&db);
+            if !round.fold(false) {
                 self.failed();
             }
         }
         let started = Instant::now();
-        let outcomes = match commit_batch(
-            &db,
-            jobs,
-            &self.cfg,
-            &self.latest,
-            &self.journal,
-            &mut self.wal,
-            &mut self.books.dirty,
-        ) {
-            Ok(outcomes) => {
+        let outcomes = match commit_batch(&db, jobs, &self.cfg, &self.latest, &mut self.log) {
+            Ok((outcomes, folded)) => {
+                self.state.dirty.extend(folded);
                 self.metrics
                     .commit_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -355,44 +302,26 @@ impl Committer {
             // The caller may have gone away (its socket closed); the write stands regardless.
             let _ = job.reply.send((outcome, job.retired));
         }
-        self.books.last_commit = Some(Instant::now());
-        self.books.unpublished.add(committed);
-    }
-}
-
-/// Answers every job with `e`, none of them written.
-fn refuse(jobs: &mut Vec<Job>, e: &StoreError) {
-    for job in jobs.drain(..) {
-        // The caller may have gone away; nothing was written either way.
-        let _ = job.reply.send((Err(e.clone()), job.retired));
+        self.state.last_commit = Some(Instant::now());
+        self.state.unpublished.add(committed);
     }
 }
 
 /// One batch, made durable by one fsync. `Err` only for storage failures, which fail every
-/// write in it; a refused update is an `Ok` outcome's `Err`.
-///
-/// Updates need no redb transaction: their rows go to the write-ahead log and then to the
-/// in-memory journal (`journal.rs` says why). Other writes commit in one durable redb
-/// transaction after the log record. A record too large for the log is folded with the
-/// journal in one durable commit instead, which is a checkpoint.
+/// write in it; a refused update is an `Ok` outcome's `Err`. Also returns the documents the
+/// batch folded into the change log (a batch too large for the log is folded).
 fn commit_batch(
     db: &Database,
     jobs: &mut [Job],
     cfg: &WriterConfig,
     cached: &LatestDoc,
-    journal: &Journal,
-    wal: &mut Wal,
-    dirty: &mut HashSet<String>,
-) -> Result<Vec<Outcome>, StoreError> {
+    log: &mut DurableLog,
+) -> Result<(Vec<Outcome>, Vec<String>), StoreError> {
     let only_updates = jobs.iter().all(|j| matches!(j.write, Write::Update(..)));
-    let txn = if only_updates {
-        None
-    } else {
-        Some(db.begin_write().map_err(StoreError::unavailable)?)
-    };
+    let txn = log.begin(db, !only_updates)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut wrote = false;
-    let rows = {
+    let updates = {
         let mut tables = Tables {
             db,
             txn: txn.as_ref(),
@@ -400,8 +329,8 @@ fn commit_batch(
             users: None,
             docs: None,
             log: None,
-            journal,
-            rows: Vec::new(),
+            unfolded: &log.unfolded(),
+            updates: Vec::new(),
             bases: None,
             revoked: None,
             sessions: None,
@@ -416,37 +345,15 @@ fn commit_batch(
             wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
-        tables.rows
+        tables.updates
     };
     if !wrote {
         // Every write was refused: nothing to make durable.
         if let Some(txn) = txn {
             txn.abort().map_err(StoreError::unavailable)?;
         }
-        return Ok(outcomes);
+        return Ok((outcomes, Vec::new()));
     }
-    let logged =
-        rows.is_empty() || wal.append(rows.iter().map(|(_, seq, row)| (*seq, row.as_slice())))?;
-    let rows: Vec<(String, u64, RowBytes)> = rows
-        .into_iter()
-        .map(|(name, seq, row)| (name, seq, RowBytes::from(row)))
-        .collect();
-    if logged {
-        if let Some(txn) = txn
-            && let Err(e) = txn.commit()
-        {
-            if !rows.is_empty()
-                && let Err(r) = wal.retract()
-            {
-                tracing::error!(error = %r, "a failed batch stays in the write-ahead log");
-            }
-            return Err(StoreError::unavailable(e));
-        }
-        journal.add(rows);
-        return Ok(outcomes);
-    }
-    // Too large for the log: this batch and the journal become one checkpoint.
-    let extra = rows.into_iter().map(|(_, seq, row)| (seq, row)).collect();
-    dirty.extend(checkpoint(db, txn, wal, journal, extra, cached)?);
-    Ok(outcomes)
+    let folded = log.commit(db, txn, updates, cached)?;
+    Ok((outcomes, folded))
 }

@@ -1,15 +1,15 @@
 //! Replaced versions kept for recycling: the next update of the same document edits one of
 //! them in place instead of copying the whole tree of the latest version.
 //!
-//! Why: a REST PUT of one key of a 100-key document copied all 100 keys (the new version
-//! must not disturb readers of the old one) and later freed the version it replaced, tree
-//! and all; copying and freeing were most of what a PUT cost beyond HTTP (callgrind, g)). A
-//! version the writer replaces goes back to its caller, which parks it here with the commit
-//! that replaced it. The next update of that document takes it and, if nothing else holds
+//! Why: a new version must not disturb readers of the old one, so an edit of one key of a
+//! 100-key document copies all 100 keys and later frees the version it replaced, tree and
+//! all: most of what a REST PUT costs beyond HTTP. A version an update replaces comes back
+//! from the backend with its answer ([`super::backend::Written`]), and the store parks it
+//! here with the commit that replaced it. The next update of that document takes it and, if nothing else holds
 //! it by then, replays that commit's log entry into it (the same replay that rebuilds
 //! versions from the change log, so the result is the latest version exactly) and edits the
 //! result in place. Anything unexpected (a newer version in between, someone still reading
-//! the old one) simply means no spare: the update copies, as before.
+//! the old one) simply means nothing to recycle: the update copies, as before.
 //!
 //! Bounded: at most `CAPACITY` parked versions, each of at most `MAX_BYTES` (by the size
 //! bound it carries), so at most 32 MiB kept past its time, plus as much again for the
@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-use crate::store::apply::replay_into;
-use crate::store::backend::Committed;
-use crate::store::model::Document;
+use super::apply::replay_into;
+use super::backend::Committed;
+use super::cache::DocCache;
+use super::model::Document;
 
 /// Most versions parked at once.
 const CAPACITY: usize = 256;
@@ -33,20 +34,20 @@ const MAX_BYTES: usize = 128 * 1024;
 /// From this size (bound) up, a parked version still held by the cache is worth the cache's
 /// housekeeping to free it; a smaller one is cheaper to copy. (Sequential updates of a tiny
 /// document lost ≈ 0.02 ms each to the housekeeping, a) p50.)
-const SETTLE_BYTES: usize = 1024;
+const RELEASE_BYTES: usize = 1024;
 
 /// A replaced version and the commit that replaced it.
-struct Spare {
+struct Parked {
     old: Arc<Document>,
     next: Arc<Committed>,
 }
 
 #[derive(Default)]
-pub(super) struct Spares {
-    parked: Mutex<HashMap<String, Spare>>,
+pub(super) struct Recycler {
+    parked: Mutex<HashMap<String, Parked>>,
 }
 
-impl Spares {
+impl Recycler {
     /// Parks `old`, which `next` replaced. Others may still hold it (the cache lets go of a
     /// replaced version only at its next housekeeping): it is recycled only if they have let
     /// go by the time the document's next update comes.
@@ -56,7 +57,7 @@ impl Spares {
             return;
         }
         let name = next.doc.owner().to_owned();
-        let spare = Spare {
+        let spare = Parked {
             old,
             next: next.clone(),
         };
@@ -75,13 +76,13 @@ impl Spares {
     }
 
     /// `userdata` equal to `latest`'s, owned by the caller, if a parked version of that
-    /// document can be brought up to exactly `latest`. `settle` makes the cache let go of
-    /// the versions it replaced (see `SETTLE_BYTES`).
+    /// document can be brought up to exactly `latest`. The cache is asked to let go of the
+    /// versions it replaced when that is what holds a large one (see `RELEASE_BYTES`).
     pub(super) fn take(
         &self,
         name: &str,
         latest: &Arc<Document>,
-        settle: &dyn Fn(),
+        cache: &DocCache,
     ) -> Option<Map<String, Value>> {
         let spare = self
             .parked
@@ -94,13 +95,14 @@ impl Spares {
         let entry = spare.next.entry.as_ref()?;
         let mut doc = match Arc::try_unwrap(spare.old) {
             Ok(doc) => doc,
-            // Held by us and by one more: the cache's pending housekeeping, which `settle`
-            // ends. Held by more (a watch's ring, a reader), settling would not free it.
+            // Held by us and by one more: the cache's pending housekeeping, which
+            // `release_replaced` ends. Held by more (a watch's ring, a reader), that would
+            // not free it.
             Err(old)
                 if Arc::strong_count(&old) == 2
-                    && latest.bounds.bytes().is_some_and(|b| b >= SETTLE_BYTES) =>
+                    && latest.bounds.bytes().is_some_and(|b| b >= RELEASE_BYTES) =>
             {
-                settle();
+                cache.release_replaced();
                 Arc::try_unwrap(old).ok()?
             }
             Err(_) => return None,
@@ -115,6 +117,7 @@ mod tests {
     use super::*;
     use crate::store::testing::merged;
     use serde_json::json;
+    use std::time::Duration;
 
     fn commit(doc: &Document, patch: Value) -> Arc<Committed> {
         merged(doc, &patch)
@@ -124,30 +127,34 @@ mod tests {
     /// or one that a newer commit has passed, never does.
     #[test]
     fn a_spare_is_the_latest_version_or_nothing() {
-        let spares = Spares::default();
+        let recycler = Recycler::default();
+        let cache = DocCache::new(16, Duration::from_secs(60));
         let v0 = Arc::new(Document::new("ann", "t0"));
         let v1 = commit(&v0, json!({"a": {"b": 1}, "c": [1, 2]}));
         let v2 = commit(&v1.doc, json!({"a": {"b": null, "d": 2}}));
 
-        spares.park(v1.doc.clone(), &v2);
+        recycler.park(v1.doc.clone(), &v2);
         assert!(
-            spares.take("ann", &v2.doc, &|| ()).is_none(),
+            recycler.take("ann", &v2.doc, &cache).is_none(),
             "still held elsewhere: not recycled"
         );
 
         let held = Arc::new((*v1.doc).clone());
-        spares.park(held, &v2);
+        recycler.park(held, &v2);
         assert_eq!(
-            spares.take("ann", &v2.doc, &|| ()),
+            recycler.take("ann", &v2.doc, &cache),
             Some(v2.doc.userdata.clone()),
             "replayed up to the latest"
         );
-        assert!(spares.take("ann", &v2.doc, &|| ()).is_none(), "taken once");
+        assert!(
+            recycler.take("ann", &v2.doc, &cache).is_none(),
+            "taken once"
+        );
 
         let v3 = commit(&v2.doc, json!({"e": true}));
-        spares.park(Arc::new((*v1.doc).clone()), &v2);
+        recycler.park(Arc::new((*v1.doc).clone()), &v2);
         assert!(
-            spares.take("ann", &v3.doc, &|| ()).is_none(),
+            recycler.take("ann", &v3.doc, &cache).is_none(),
             "a newer version came in between"
         );
     }

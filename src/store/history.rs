@@ -1,0 +1,95 @@
+//! Reading the change log back: a page of entries, and the versions a resuming watcher
+//! missed, rebuilt from the log's base when it wants their data.
+
+use std::sync::Arc;
+
+use super::error::StoreError;
+use super::model::{Document, LogEntry, Version};
+use super::{History, Store, apply};
+
+/// What a resuming watcher gets: every version after the one it saw, or word that the log
+/// no longer reaches back that far.
+#[derive(Debug)]
+pub enum Replay {
+    /// The log was trimmed past the requested version: send a snapshot marked `resync`.
+    Gap,
+    /// Versions in order, each with the document it produced when asked for.
+    Versions(Vec<(LogEntry, Option<Arc<Document>>)>),
+}
+
+impl Store {
+    /// The versions after `since` up to `upto`, for a watcher resuming from `since`. With
+    /// `with_data`, each comes with its resulting document, rebuilt from the log's base.
+    ///
+    /// # Errors
+    /// `Unavailable`; a log that does not replay cleanly is treated as a gap (and logged).
+    pub async fn replay(
+        &self,
+        target: &str,
+        since: Version,
+        upto: Version,
+        with_data: bool,
+    ) -> Result<Replay, StoreError> {
+        if since >= upto {
+            return Ok(Replay::Versions(Vec::new()));
+        }
+        let history = self
+            .inner
+            .backend
+            .history(target, since + 1, upto, usize::MAX, with_data)
+            .await?;
+        let first = if with_data {
+            match &history.base {
+                Some(base) if base.version() <= since => base.version() + 1,
+                _ => return Ok(Replay::Gap),
+            }
+        } else {
+            since + 1
+        };
+        let contiguous = history.entries.len() as u64 == upto + 1 - first
+            && history
+                .entries
+                .iter()
+                .zip(first..)
+                .all(|(e, v)| e.version == v);
+        if !contiguous {
+            return Ok(Replay::Gap);
+        }
+        let Some(mut doc) = history.base.filter(|_| with_data) else {
+            let out = history.entries.into_iter().map(|e| (e, None)).collect();
+            return Ok(Replay::Versions(out));
+        };
+        let mut out = Vec::with_capacity((upto - since) as usize);
+        for entry in history.entries {
+            doc = match apply::replay(&doc, &entry) {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(%target, version = entry.version, error = %e, "change log does not replay");
+                    return Ok(Replay::Gap);
+                }
+            };
+            if entry.version > since {
+                out.push((entry, Some(Arc::new(doc.clone()))));
+            }
+        }
+        Ok(Replay::Versions(out))
+    }
+
+    /// A page of the change log: entries in `from..=to`, at most `limit`, and the oldest
+    /// version still retained.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn changes(
+        &self,
+        target: &str,
+        from: Version,
+        to: Version,
+        limit: usize,
+    ) -> Result<History, StoreError> {
+        self.inner
+            .backend
+            .history(target, from, to, limit, false)
+            .await
+    }
+}
