@@ -113,13 +113,18 @@ impl Writer {
     /// Commits an update on the caller's own thread when the writer is idle, rather than
     /// handing it over, taking it out of `job`. Leaves it when the writer is busy, has work
     /// queued or committed in the last few milliseconds (then the queue keeps the order and
-    /// shares the fsync), for other writes, and outside a multi-threaded runtime (which
-    /// `block_in_place` needs).
+    /// shares the fsync), for other writes, and outside a multi-threaded runtime.
     ///
-    /// Why: a quiet update's ack waited for two thread hand-offs, session → writer →
-    /// session, each the wakeup of a sleeping thread. Alternated c) runs on this VM: ack
-    /// p50 ≈ 0.1 ms and p90 ≈ 0.2 ms lower (BENCHMARKS.md). Its watchers are still told by
-    /// the writer thread, `PUBLISH_DELAY` later, so the reply keeps its head start.
+    /// Why: a quiet update otherwise waits for a sleeping writer thread to wake, and its
+    /// watchers for a second hand-off back. Measured in the same sitting as a build without
+    /// it (issue 27): c)'s change p50 1.08 against 1.18 ms, lower in 5 of 5 alternated pairs;
+    /// the ack itself no longer differs (BENCHMARKS.md, "Changes measured").
+    ///
+    /// Why it is safe on a runtime worker: `block_in_place` hands the worker's other tasks to
+    /// another thread for the commit's fsync (≈ 0.2–0.5 ms), so no task waits on it; the
+    /// committer is taken with `try_lock` only, so an async caller never blocks on the writer
+    /// thread; and nothing may be in flight, so this update cannot overtake one queued before.
+    /// Its watchers are still told by the writer thread, `PUBLISH_DELAY` later.
     fn commit_here(&self, job: &mut Option<Job>, tx: &SyncSender<Msg>) {
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);

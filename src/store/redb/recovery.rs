@@ -101,7 +101,10 @@ pub(crate) fn recover(
     if let Some(damage) = &early {
         refuse_or_warn(damage, &log, accept_loss)?;
     }
-    let (mut wal, scanned) = wal::Wal::open(db, &log, faults, !clean)?;
+    // Read the log only when it may hold something: not after a clean stop (its records
+    // are all older than the last checkpoint), and not for a data file that never had one
+    // (no record can carry its id).
+    let (mut wal, scanned) = wal::Wal::open(db, &log, faults, !clean && had_log)?;
     let Scanned {
         rows: replayed,
         records,
