@@ -136,12 +136,6 @@ pub struct History {
     pub entries: Vec<LogEntry>,
 }
 
-/// The newest committed version of a document, when the store keeps it in memory. The
-/// writer asks here before parsing a document from storage: the store's cache is filled by
-/// the commit hook in commit order and never holds anything stale, so what it returns is
-/// exactly the latest committed version.
-pub type LatestDoc = Arc<dyn Fn(&str) -> Option<Arc<Document>> + Send + Sync>;
-
 /// Called by the backend twice for every committed version, in commit order: at
 /// [`Stage::Durable`] (after the commit is durable, before anyone is answered: the cache takes
 /// it here, so a client that got its ack reads what it wrote) and at [`Stage::Answered`]

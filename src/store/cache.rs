@@ -14,7 +14,7 @@ use std::time::Duration;
 use moka::ops::compute::Op as CacheOp;
 use moka::sync::Cache;
 
-use super::backend::{CommitHook, Committed, LatestDoc, Stage};
+use super::backend::{CommitHook, Committed, Stage};
 use super::error::StoreError;
 use super::model::{Document, Version};
 
@@ -59,12 +59,6 @@ impl DocCache {
                 Stage::Answered => on_commit(committed),
             },
         )
-    }
-
-    /// The cached documents as the redb writer looks them up.
-    pub(super) fn latest(&self) -> LatestDoc {
-        let docs = self.docs.clone();
-        Arc::new(move |name: &str| docs.get(name))
     }
 
     pub(super) fn get(&self, username: &str) -> Option<Arc<Document>> {

@@ -28,8 +28,7 @@ use futures_util::future::BoxFuture;
 
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{
-    Backend, BlobAdd, CommitHook, Committed, History, LatestDoc, Prepared, Stage, StoreStats,
-    Write, Written,
+    Backend, BlobAdd, CommitHook, Committed, History, Prepared, Stage, StoreStats, Write, Written,
 };
 use self::cache::DocCache;
 pub use self::error::StoreError;
@@ -108,7 +107,6 @@ impl Store {
                 max_age: cfg.changelog_max_age,
             },
             cache.hook(on_commit),
-            cache.latest(),
             cfg.faults.clone(),
             cfg.metrics.clone(),
             cfg.accept_wal_loss,

@@ -161,7 +161,7 @@ pub fn offline_snapshot(
     // Refused, as a start is, when the log is damaged.
     let mut log = super::durable::DurableLog::open(&db, db_path, None, false)?;
     // Still stopped: mark it clean again, as the server's stop had.
-    log.stop(&db, &super::durable::no_cache())?;
+    log.stop(&db)?;
     snapshot(&db, dest, info, None)
 }
 

@@ -18,6 +18,7 @@
 //! and a table insert per batch, a quarter of the writer's CPU under 50 writers
 //! (BENCHMARKS.md, "Changes measured").
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,22 +26,26 @@ use redb::{Database, WriteTransaction};
 
 use super::journal::{self, Journal, RowBytes};
 use super::wal::{self, Wal};
-use crate::store::backend::LatestDoc;
 use crate::store::error::StoreError;
 use crate::store::faults::Faults;
-use crate::store::model::Version;
+use crate::store::model::{Document, Version};
 
-/// One update as the log takes it: the document, its new version, and its change-log entry
-/// (JSON).
+/// One update as the log takes it: the document, its new version, its change-log entry
+/// (JSON), and the version it made.
 pub(super) struct UpdateRow {
     pub name: String,
     pub version: Version,
     pub entry: Vec<u8>,
+    pub doc: Arc<Document>,
 }
 
 pub(super) struct DurableLog {
     wal: Wal,
     unfolded: Arc<Journal>,
+    /// The newest version of every document with unfolded updates. The writer applies the
+    /// next update to it and a fold writes it to `docs`, so neither parses the document from
+    /// disk; a document not here is exactly what `docs` and `changelog` hold.
+    newest: HashMap<String, Arc<Document>>,
     /// `wal_clean` is 0 in the data file: set before the log is first written to, so that a
     /// log lost after that is seen as a loss (`recovery.rs`). Not at open: a start with
     /// nothing to fold makes no commit.
@@ -63,6 +68,7 @@ impl DurableLog {
         Ok(DurableLog {
             wal,
             unfolded: Arc::default(),
+            newest: HashMap::new(),
             marked_running,
         })
     }
@@ -70,6 +76,22 @@ impl DurableLog {
     /// The updates not folded yet, for readers (and for a backup, which carries them).
     pub fn unfolded(&self) -> Arc<Journal> {
         self.unfolded.clone()
+    }
+
+    /// `name`'s updates not folded yet, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` on a corrupt row.
+    pub fn unfolded_entries(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crate::store::model::LogEntry>, StoreError> {
+        self.unfolded.entries(name)
+    }
+
+    /// The newest committed version of `name`, if it has updates not folded yet.
+    pub fn newest(&self, name: &str) -> Option<&Arc<Document>> {
+        self.newest.get(name)
     }
 
     /// Whether anything waits for a fold.
@@ -111,12 +133,13 @@ impl DurableLog {
         db: &Database,
         others: Option<WriteTransaction>,
         updates: Vec<UpdateRow>,
-        latest: &LatestDoc,
     ) -> Result<Vec<String>, StoreError> {
         let mut rows = Vec::with_capacity(updates.len());
+        let mut docs = Vec::with_capacity(updates.len());
         for u in updates {
             let row = journal::encode_row(&u.name, u.version, &u.entry)?;
             rows.push((u.name, self.unfolded.next_seq(), RowBytes::from(row)));
+            docs.push(u.doc);
         }
         let logged = rows.is_empty()
             || self
@@ -136,10 +159,16 @@ impl DurableLog {
                 return Err(StoreError::unavailable(e));
             }
             self.unfolded.add(rows);
+            for doc in docs {
+                self.newest.insert(doc.owner().to_owned(), doc);
+            }
             return Ok(Vec::new());
         }
+        // Too large for the log: folded at once. Its documents are rebuilt from disk by the
+        // fold (the versions in `docs` are not durable until it commits, so `newest` must not
+        // hold them before).
         let extra = rows.into_iter().map(|(_, seq, row)| (seq, row)).collect();
-        self.checkpoint(db, others, extra, latest)
+        self.checkpoint(db, others, extra)
     }
 
     /// Folds every unfolded update into `changelog` and `docs` in one durable commit, after
@@ -148,16 +177,11 @@ impl DurableLog {
     ///
     /// # Errors
     /// `Unavailable`; the log and the unfolded rows then still hold every update.
-    pub fn fold(
-        &mut self,
-        db: &Database,
-        latest: &LatestDoc,
-        force: bool,
-    ) -> Result<Vec<String>, StoreError> {
+    pub fn fold(&mut self, db: &Database, force: bool) -> Result<Vec<String>, StoreError> {
         if !force && !self.holds_unfolded() {
             return Ok(Vec::new());
         }
-        self.checkpoint(db, None, Vec::new(), latest)
+        self.checkpoint(db, None, Vec::new())
     }
 
     /// A clean stop: folds everything, then records in the data file that the log holds
@@ -165,8 +189,8 @@ impl DurableLog {
     ///
     /// # Errors
     /// `Unavailable`; the next start then replays (and checks) the log.
-    pub fn stop(&mut self, db: &Database, latest: &LatestDoc) -> Result<(), StoreError> {
-        self.fold(db, latest, false)?;
+    pub fn stop(&mut self, db: &Database) -> Result<(), StoreError> {
+        self.fold(db, false)?;
         wal::checkpoint_with(db, &mut self.wal, |txn| {
             super::recovery::set_clean(txn, true)
         })
@@ -192,7 +216,6 @@ impl DurableLog {
         db: &Database,
         txn: Option<WriteTransaction>,
         extra: Vec<(u64, RowBytes)>,
-        latest: &LatestDoc,
     ) -> Result<Vec<String>, StoreError> {
         let mut rows = self.unfolded.all();
         let held = !rows.is_empty();
@@ -202,13 +225,14 @@ impl DurableLog {
             Some(txn) => txn,
             None => db.begin_write().map_err(StoreError::unavailable)?,
         };
-        let folded = journal::fold_into(&txn, &rows, Some(latest), false)?;
+        let folded = journal::fold_into(&txn, &rows, Some(&self.newest), false)?;
         let next = self.wal.begin_checkpoint(&txn)?;
         txn.commit().map_err(StoreError::unavailable)?;
         self.wal.checkpointed(next);
         if held {
             self.unfolded.folded();
         }
+        self.newest.clear();
         Ok(folded)
     }
 }
@@ -229,9 +253,4 @@ pub(super) fn new_identity(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// `Unavailable`.
 pub(super) fn mark_clean(txn: &WriteTransaction) -> Result<(), StoreError> {
     super::recovery::set_clean(txn, true)
-}
-
-/// For folding with no cache to ask (offline tools): every document is rebuilt from disk.
-pub(super) fn no_cache() -> LatestDoc {
-    Arc::new(|_: &str| None)
 }

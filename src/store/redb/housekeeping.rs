@@ -14,7 +14,6 @@ use super::durable::DurableLog;
 use super::journal::FOLD_AT;
 use super::{LOG, LOG_BASE, WriterConfig, decode};
 use crate::store::apply::replay_into;
-use crate::store::backend::LatestDoc;
 use crate::store::error::StoreError;
 use crate::store::model::Document;
 use crate::sys::rfc3339_millis;
@@ -41,7 +40,6 @@ pub(super) fn trim_wait(last_trim: Instant, last_commit: Option<Instant>) -> Dur
 pub(super) struct Housekeeping<'a> {
     pub db: &'a Database,
     pub log: &'a mut DurableLog,
-    pub latest: &'a LatestDoc,
     pub metrics: &'a crate::metrics::Metrics,
     pub cfg: &'a WriterConfig,
     /// Documents folded into the change log since their log was last trimmed.
@@ -78,7 +76,7 @@ impl Housekeeping<'_> {
             return true;
         }
         let started = Instant::now();
-        match self.log.fold(self.db, self.latest, force) {
+        match self.log.fold(self.db, force) {
             Ok(folded) => {
                 self.dirty.extend(folded);
                 self.metrics

@@ -27,7 +27,6 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 
 use super::{DOCS, LOG, decode, read_log};
 use crate::store::apply::replay_into;
-use crate::store::backend::LatestDoc;
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, Version};
 
@@ -221,7 +220,7 @@ pub fn document(
 pub fn fold_into(
     txn: &WriteTransaction,
     rows: &[(u64, RowBytes)],
-    latest: Option<&LatestDoc>,
+    newest_docs: Option<&HashMap<String, Arc<Document>>>,
     recovering: bool,
 ) -> Result<Vec<String>, StoreError> {
     let mut log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
@@ -254,10 +253,11 @@ pub fn fold_into(
     let mut folded = Vec::with_capacity(newest.len());
     for (name, version) in newest {
         folded.push(name.to_owned());
-        // The store's cache holds the newest version of hot documents; others are rebuilt
-        // from the checkpoint and the entries just moved into the log.
-        let doc = match latest.and_then(|l| l(name)) {
-            Some(doc) if doc.version() == version => doc,
+        // The writer holds the newest version of each document it committed since the last
+        // fold; others (at open) are rebuilt from the checkpoint and the entries just moved
+        // into the log.
+        let doc = match newest_docs.and_then(|n| n.get(name)) {
+            Some(doc) if doc.version() == version => doc.clone(),
             _ => match document(&docs, &log, name, &[])? {
                 Some(doc) => Arc::new(doc),
                 None => continue,

@@ -31,7 +31,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase};
 
-use super::backend::{Backend, CommitHook, History, LatestDoc, StoreStats, Write, Written};
+use super::backend::{Backend, CommitHook, History, StoreStats, Write, Written};
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 use schema::{
@@ -76,7 +76,6 @@ impl RedbBackend {
         path: &Path,
         cfg: WriterConfig,
         hook: CommitHook,
-        latest: LatestDoc,
         faults: Option<Arc<super::faults::Faults>>,
         metrics: Arc<crate::metrics::Metrics>,
         accept_loss: bool,
@@ -92,7 +91,6 @@ impl RedbBackend {
             healing: healing::Healing::new(path.to_owned(), faults, slot.clone()),
             cfg,
             hook,
-            latest,
             log,
             healthy: healthy.clone(),
             metrics,

@@ -7,28 +7,30 @@ use std::sync::Arc;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table};
 
 use super::blobs::BlobTables;
-use super::durable::UpdateRow;
+use super::durable::{DurableLog, UpdateRow};
 use super::jobs::Outcome;
-use super::journal::{self, Journal};
+use super::journal;
 use super::{DOCS, LOG, LOG_BASE, REVOKED, SESSIONS, USERS, decode, flag_table};
 use crate::store::apply::{Limits, apply};
-use crate::store::backend::{Committed, LatestDoc, Write};
+use crate::store::backend::{Committed, Write};
 use crate::store::error::StoreError;
 use crate::store::model::{Document, Flag, UserRecord};
 
-/// The batch's tables, opened on first use: an update to a cached document touches none of
-/// them, and opening all ten per batch cost the writer more than the update itself.
+/// The batch's tables, opened on first use: an update to a document with unfolded updates
+/// (its newest version in memory) touches none of them, and opening all ten per batch cost
+/// the writer more than the update itself.
 pub(super) struct Tables<'t> {
     pub(super) db: &'t Database,
     /// The batch's write transaction: only batches with writes other than updates have one.
     pub(super) txn: Option<&'t redb::WriteTransaction>,
-    /// For reading documents that are not cached, when there is no write transaction.
+    /// For reading documents not in memory, when there is no write transaction.
     pub(super) read: Option<ReadTransaction>,
     pub(super) users: Option<Table<'t, &'static str, &'static [u8]>>,
     pub(super) docs: Option<Table<'t, &'static str, &'static [u8]>>,
     pub(super) log: Option<Table<'t, (&'static str, u64), &'static [u8]>>,
-    /// Updates committed and not folded yet (the batch's own are in `updates`).
-    pub(super) unfolded: &'t Journal,
+    /// Updates committed and not folded yet, and the newest version of their documents (the
+    /// batch's own are in `updates` and `latest`).
+    pub(super) durable: &'t DurableLog,
     /// This batch's updates, in order, for the log.
     pub(super) updates: Vec<UpdateRow>,
     pub(super) bases: Option<Table<'t, &'static str, &'static [u8]>>,
@@ -37,12 +39,9 @@ pub(super) struct Tables<'t> {
     pub(super) blobs: Option<BlobTables<'t>>,
     /// Documents as left by earlier writes of this batch (saves re-parsing them).
     pub(super) latest: HashMap<String, Arc<Document>>,
-    /// Accounts deleted by earlier writes of this batch: the cache still holds their
-    /// documents until the batch's commit hook runs, so updates must not look there.
+    /// Accounts deleted by earlier writes of this batch: later updates to them must not
+    /// find them anywhere.
     pub(super) deleted: std::collections::HashSet<String>,
-    /// Committed documents kept in memory by the store: parsing a document from its bytes
-    /// for every update was most of the writer's time.
-    pub(super) cached: &'t LatestDoc,
     pub(super) now: String,
 }
 
@@ -103,12 +102,13 @@ impl<'t> Tables<'t> {
                 };
                 // One row of the log's record; the document and its change-log entry are
                 // written when it is folded (`durable.rs`).
+                let doc = Arc::new(applied.doc);
                 self.updates.push(UpdateRow {
                     name: update.target.clone(),
                     version: applied.entry.version,
                     entry: applied.entry_json,
+                    doc: doc.clone(),
                 });
-                let doc = Arc::new(applied.doc);
                 self.latest.insert(update.target.clone(), doc.clone());
                 *retired = Some(current);
                 Ok(Ok(Some(Arc::new(Committed {
@@ -214,7 +214,7 @@ impl<'t> Tables<'t> {
         if !self.user_exists(name)? {
             return Ok(Err(StoreError::NotFound));
         }
-        if !self.unfolded.entries(name)?.is_empty() {
+        if !self.durable.unfolded_entries(name)?.is_empty() {
             return Ok(Err(StoreError::unavailable(
                 "the journal could not be folded before a deletion",
             )));
@@ -302,10 +302,12 @@ impl<'t> Tables<'t> {
         if let Some(doc) = self.latest.get(name) {
             return Ok(Some(doc.clone()));
         }
-        if let Some(doc) = (self.cached)(name) {
-            return Ok(Some(doc));
+        // A document with unfolded updates: the version the last of them made. Otherwise it
+        // is exactly what `docs` and `changelog` hold, parsed once per fold at most.
+        if let Some(doc) = self.durable.newest(name) {
+            return Ok(Some(doc.clone()));
         }
-        let unfolded = self.unfolded.entries(name)?;
+        let unfolded = self.durable.unfolded_entries(name)?;
         let doc = if let Some(txn) = self.txn {
             let docs = open(Some(txn), &mut self.docs, DOCS)?;
             let log = open(Some(txn), &mut self.log, LOG)?;

@@ -27,7 +27,7 @@ use super::jobs::{Job, Outcome, refuse};
 use super::publish::Unpublished;
 use super::tables::Tables;
 use crate::metrics::Metrics;
-use crate::store::backend::{CommitHook, Committed, LatestDoc, Stage, Write};
+use crate::store::backend::{CommitHook, Committed, Stage, Write};
 use crate::store::error::StoreError;
 use crate::sys::now_rfc3339;
 
@@ -39,7 +39,6 @@ pub(super) struct Committer {
     pub healing: super::healing::Healing,
     pub cfg: WriterConfig,
     pub hook: CommitHook,
-    pub latest: LatestDoc,
     pub log: DurableLog,
     pub healthy: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
@@ -192,7 +191,6 @@ impl Committer {
     fn housekeeping<'a>(&'a mut self, db: &'a Database) -> (Housekeeping<'a>, &'a mut Instant) {
         let Committer {
             cfg,
-            latest,
             log,
             metrics,
             state,
@@ -201,7 +199,6 @@ impl Committer {
         let round = Housekeeping {
             db,
             log,
-            latest,
             metrics,
             cfg,
             dirty: &mut state.dirty,
@@ -218,7 +215,7 @@ impl Committer {
             tracing::warn!("stopping without a data file; the next start replays the log");
             return;
         };
-        if let Err(e) = self.log.stop(&db, &self.latest) {
+        if let Err(e) = self.log.stop(&db) {
             tracing::warn!(error = %e, "could not stop cleanly; the next start replays and checks the write-ahead log");
         }
     }
@@ -271,7 +268,7 @@ impl Committer {
             }
         }
         let started = Instant::now();
-        let outcomes = match commit_batch(&db, jobs, &self.cfg, &self.latest, &mut self.log) {
+        let outcomes = match commit_batch(&db, jobs, &self.cfg, &mut self.log) {
             Ok((outcomes, folded)) => {
                 self.state.dirty.extend(folded);
                 self.metrics
@@ -314,7 +311,6 @@ fn commit_batch(
     db: &Database,
     jobs: &mut [Job],
     cfg: &WriterConfig,
-    cached: &LatestDoc,
     log: &mut DurableLog,
 ) -> Result<(Vec<Outcome>, Vec<String>), StoreError> {
     let only_updates = jobs.iter().all(|j| matches!(j.write, Write::Update(..)));
@@ -329,7 +325,7 @@ fn commit_batch(
             users: None,
             docs: None,
             log: None,
-            unfolded: &log.unfolded(),
+            durable: &*log,
             updates: Vec::new(),
             bases: None,
             revoked: None,
@@ -337,7 +333,6 @@ fn commit_batch(
             blobs: None,
             latest: HashMap::new(),
             deleted: HashSet::new(),
-            cached,
             now: now_rfc3339(),
         };
         for job in jobs {
@@ -354,6 +349,6 @@ fn commit_batch(
         }
         return Ok((outcomes, Vec::new()));
     }
-    let folded = log.commit(db, txn, updates, cached)?;
+    let folded = log.commit(db, txn, updates)?;
     Ok((outcomes, folded))
 }
