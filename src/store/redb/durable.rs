@@ -254,3 +254,77 @@ pub(super) fn new_identity(txn: &WriteTransaction) -> Result<(), StoreError> {
 pub(super) fn mark_clean(txn: &WriteTransaction) -> Result<(), StoreError> {
     super::recovery::set_clean(txn, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redb::{DOCS, decode, schema::init_schema};
+    use redb::ReadableDatabase;
+
+    fn version(name: &str, v: Version) -> UpdateRow {
+        let mut doc = Document::new(name, "2026-01-01T00:00:00.000Z");
+        doc.metadata.version = v;
+        let entry = format!(
+            r#"{{"version":{v},"op":{{"merge":{{"n":{v}}}}},"at":"2026-01-01T00:00:00.000Z","by":"{name}"}}"#
+        );
+        UpdateRow {
+            name: name.to_owned(),
+            version: v,
+            entry: entry.into_bytes(),
+            doc: Arc::new(doc),
+        }
+    }
+
+    fn stored_version(db: &Database, name: &str) -> Option<Version> {
+        let txn = db.begin_read().unwrap();
+        let docs = txn.open_table(DOCS).unwrap();
+        let bytes = docs.get(name).unwrap()?;
+        Some(decode::<Document>(bytes.value(), name).unwrap().version())
+    }
+
+    /// What the writer relies on instead of the cache: after a commit the log holds the
+    /// version it made (the very `Arc`), and its rows are unfolded; a fold writes exactly that
+    /// version to `docs` and lets go of both, so the writer then reads the document from disk.
+    #[test]
+    fn the_newest_version_is_held_until_a_fold_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let db = Database::create(&path).unwrap();
+        init_schema(&db).unwrap();
+        let mut log = DurableLog::open(&db, &path, None, false).unwrap();
+        assert!(!log.holds_unfolded());
+
+        let (v1, v2) = (version("ann", 1), version("ann", 2));
+        let newest = v2.doc.clone();
+        let txn = log.begin(&db, false).unwrap();
+        assert!(
+            txn.is_none(),
+            "a batch of updates needs no redb transaction"
+        );
+        assert!(log.commit(&db, txn, vec![v1, v2]).unwrap().is_empty());
+        assert!(Arc::ptr_eq(log.newest("ann").unwrap(), &newest));
+        assert!(log.newest("bob").is_none());
+        let versions: Vec<Version> = log
+            .unfolded_entries("ann")
+            .unwrap()
+            .iter()
+            .map(|e| e.version)
+            .collect();
+        assert_eq!(versions, [1, 2]);
+        assert_eq!(
+            stored_version(&db, "ann"),
+            None,
+            "nothing in `docs` before the fold"
+        );
+
+        assert_eq!(log.fold(&db, false).unwrap(), ["ann"]);
+        assert_eq!(stored_version(&db, "ann"), Some(2));
+        assert!(log.newest("ann").is_none());
+        assert!(log.unfolded_entries("ann").unwrap().is_empty());
+        assert!(!log.holds_unfolded());
+        assert!(
+            log.fold(&db, false).unwrap().is_empty(),
+            "nothing left to fold"
+        );
+    }
+}
