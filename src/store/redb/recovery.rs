@@ -103,8 +103,8 @@ pub(crate) fn recover(
     }
     // Read the log only when it may hold something: not after a clean stop (its records
     // are all older than the last checkpoint), and not for a data file that never had one
-    // (no record can carry its id).
-    let (mut wal, scanned) = wal::Wal::open(db, &log, faults, !clean && had_log)?;
+    // (no record can carry its id). A trusted log is then simply written over from offset 0.
+    let (mut wal, scanned) = wal::Wal::open(db, &log, faults, !trusted)?;
     let Scanned {
         rows: replayed,
         records,
@@ -114,17 +114,15 @@ pub(crate) fn recover(
     } = scanned;
     let mut damage = early;
     if let Some(later) = &later {
-        if !clean {
-            let middle = Damage::Middle {
-                at: end,
-                later_at: later.offset,
-                records: later.records,
-                rows: later.rows.len(),
-            };
-            refuse_or_warn(&middle, &log, accept_loss)?;
-            damage = Some(middle);
-        }
-    } else if torn && !clean {
+        let middle = Damage::Middle {
+            at: end,
+            later_at: later.offset,
+            records: later.records,
+            rows: later.rows.len(),
+        };
+        refuse_or_warn(&middle, &log, accept_loss)?;
+        damage = Some(middle);
+    } else if torn {
         tracing::warn!(
             log = %log.display(), offset = end,
             "discarded a torn record at the end of the write-ahead log: it was being written when the server stopped, and was never acknowledged"
@@ -132,12 +130,7 @@ pub(crate) fn recover(
     }
     let mut rows: Vec<(u64, RowBytes)> = journal::stored_rows(db)?;
     let stored = rows.len();
-    if clean {
-        // A clean stop's last checkpoint holds everything: nothing in the log is needed.
-        wal.checkpointed_at_open();
-    } else {
-        rows.extend(replayed);
-    }
+    rows.extend(replayed);
     if rows.is_empty() && damage.is_none() {
         return Ok((wal, false));
     }

@@ -306,12 +306,6 @@ impl Wal {
         Ok(next)
     }
 
-    /// The data file was stopped cleanly: whatever the log holds is not needed, and the next
-    /// record starts the log over.
-    pub fn checkpointed_at_open(&mut self) {
-        self.pos = 0;
-    }
-
     /// A checkpoint committed: everything logged so far is in the data file.
     pub fn checkpointed(&mut self, generation: u64) {
         self.generation = generation;
