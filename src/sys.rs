@@ -7,10 +7,7 @@ use rand::Rng;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    since_epoch().as_secs()
 }
 
 /// Time since the Unix epoch (zero if the clock is before it).
@@ -52,9 +49,15 @@ pub fn rfc3339_millis(ms: u128) -> String {
 
 /// `bytes` random bytes from the thread's CSPRNG, as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut buf = vec![0u8; bytes];
     rand::rng().fill(&mut buf[..]);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(2 * bytes);
+    for b in buf {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]

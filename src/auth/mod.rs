@@ -46,7 +46,7 @@ impl Auth {
     /// `InvalidToken`.
     pub fn verify(&self, token: &str) -> Result<(Claims, bool), Error> {
         let (claims, known) = self.tokens.decode(token)?;
-        if self.sockets.is_revoked(&claims.sid) || self.flags.is_disabled(&claims.sub) {
+        if self.ended(&claims) {
             return Err(Error::InvalidToken);
         }
         Ok((Claims::clone(&claims), known))
@@ -55,9 +55,12 @@ impl Auth {
     /// Whether a socket signed in as `claims` must be signed out now: its token expired, its
     /// session was revoked, or its account disabled.
     pub fn lapsed(&self, claims: &Claims) -> bool {
-        claims.exp < crate::sys::unix_now()
-            || self.sockets.is_revoked(&claims.sid)
-            || self.flags.is_disabled(&claims.sub)
+        claims.exp < crate::sys::unix_now() || self.ended(claims)
+    }
+
+    /// The session was revoked, or its account disabled.
+    fn ended(&self, claims: &Claims) -> bool {
+        self.sockets.is_revoked(&claims.sid) || self.flags.is_disabled(&claims.sub)
     }
 
     /// Refuses the account's tokens from now on and closes its sockets (4003). The caller
