@@ -160,7 +160,13 @@ impl DurableLog {
             }
             self.unfolded.add(rows);
             for doc in docs {
-                self.newest.insert(doc.owner().to_owned(), doc);
+                // The same few documents again and again: no new key for those.
+                match self.newest.get_mut(doc.owner()) {
+                    Some(slot) => *slot = doc,
+                    None => {
+                        self.newest.insert(doc.owner().to_owned(), doc);
+                    }
+                }
             }
             return Ok(Vec::new());
         }

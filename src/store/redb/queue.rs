@@ -116,9 +116,8 @@ impl Writer {
     /// shares the fsync), for other writes, and outside a multi-threaded runtime.
     ///
     /// Why: a quiet update otherwise waits for a sleeping writer thread to wake, and its
-    /// watchers for a second hand-off back. Measured in the same sitting as a build without
-    /// it (issue 27): c)'s change p50 1.08 against 1.18 ms, lower in 5 of 5 alternated pairs;
-    /// the ack itself no longer differs (BENCHMARKS.md, "Changes measured").
+    /// watchers for a second hand-off back; committed here, its change reaches watchers about
+    /// 0.1 ms sooner (BENCHMARKS.md, "Changes measured", `commit_here`).
     ///
     /// Why it is safe on a runtime worker: `block_in_place` hands the worker's other tasks to
     /// another thread for the commit's fsync (≈ 0.2–0.5 ms), so no task waits on it; the
