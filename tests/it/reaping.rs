@@ -117,22 +117,13 @@ async fn sse_streams_count_against_the_per_user_limit() {
     let (_socket, token) = server.named_user("ann").await;
     // The signed-in socket holds ann's one slot: a stream is refused.
     let url = format!("http://{}/v1/users/ann/events", server.addr);
-    let refused = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 429);
+    let http = reqwest::Client::new();
+    let open = || async { http.get(&url).bearer_auth(&token).send().await.unwrap() };
+    assert_eq!(open().await.status(), 429);
     drop(_socket);
     let mut opened = None;
     for _ in 0..50 {
-        let r = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = open().await;
         if r.status() == 200 {
             opened = Some(r);
             break;
@@ -140,11 +131,6 @@ async fn sse_streams_count_against_the_per_user_limit() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(opened.is_some(), "with the socket gone, a stream opens");
-    let second = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let second = open().await;
     assert_eq!(second.status(), 429, "and counts like one");
 }
