@@ -238,7 +238,7 @@ async fn commit(state: &AppState, username: &str, version: Version) {
         .watched(username)
         .is_some_and(|last| last >= version)
     {
-        return; // this node's own commit, already delivered by its commit hook
+        return; // this node's own commit, already published by its own writer
     }
     state.store.invalidate_older(username, version);
     if state.hub.watched(username).is_some() {

@@ -82,7 +82,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             let hub = hub.clone();
             let path = store_config.path.clone();
             let store = tokio::task::spawn_blocking(move || {
-                Store::open(&store_config, move |c| hub.publish(c))
+                Store::open(&store_config, Some(std::sync::Arc::new(hub)))
             })
             .await
             .map_err(|e| StartError::Store(crate::store::StoreError::unavailable(e)))?
@@ -95,9 +95,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         }
         Some(pg) => {
             let hub = hub.clone();
-            let (store, shared) = Store::open_postgres(&store_config, &pg, move |c| hub.publish(c))
-                .await
-                .inspect_err(|e| tracing::error!(error = %e, "cannot open the PostgreSQL store"))?;
+            let (store, shared) =
+                Store::open_postgres(&store_config, &pg, Some(std::sync::Arc::new(hub)))
+                    .await
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "cannot open the PostgreSQL store"),
+                    )?;
             // Every node must sign and check tokens with the same key: unless configured,
             // it is the one kept in the database.
             let secret: std::sync::Arc<[u8]> = match config.jwt_secret.as_deref() {

@@ -113,7 +113,7 @@ pub struct Hub {
 }
 
 /// One watched document: its ring, and the newest version sent on it. In cluster mode a
-/// version can reach a node twice (its own commit hook, then the database's notification) or
+/// version can reach a node twice (from its own writer, then from the database's notification) or
 /// late; sending only newer versions keeps each channel increasing, and watchers fill any gap
 /// from the change log.
 struct Topic {
@@ -137,6 +137,13 @@ fn weigh(change: &Arc<Change>) -> usize {
     let doc = change.doc();
     doc.size_bound()
         .unwrap_or_else(|| crate::store::apply::serialized_len(&**doc).unwrap_or(0))
+}
+
+/// The store hands the hub each committed version through this, after its writer was answered.
+impl crate::store::Publish for Hub {
+    fn publish(&self, committed: &Arc<Committed>) {
+        Hub::publish(self, committed);
+    }
 }
 
 impl Hub {

@@ -152,11 +152,10 @@ pub async fn recover(config: &Config, accept_loss: bool) -> Result<(), String> {
     config.accept_wal_loss = true;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let store_config = crate::server::store_config(&config, metrics);
-    let store =
-        tokio::task::spawn_blocking(move || crate::store::Store::open(&store_config, |_| {}))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+    let store = tokio::task::spawn_blocking(move || crate::store::Store::open(&store_config, None))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     store.close().await;
     Ok(())
 }

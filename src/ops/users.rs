@@ -54,7 +54,7 @@ async fn offline(action: Action, config: &Config) -> Result<String, String> {
     // In cluster mode the database is the shared truth and running nodes hear of every
     // change (revocations and flags are notified), so there is no "stopped" to require.
     let (store, secret) = if let Some(pg) = config.postgres() {
-        Store::open_postgres(&store_config, &pg, |_| {})
+        Store::open_postgres(&store_config, &pg, None)
             .await
             .map_err(|e| e.to_string())?
     } else {
@@ -68,7 +68,7 @@ async fn offline(action: Action, config: &Config) -> Result<String, String> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
         let secret = crate::auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
             .map_err(|e| format!("reading the JWT secret: {e}"))?;
-        let store = tokio::task::spawn_blocking(move || Store::open(&store_config, |_| {}))
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_config, None))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;

@@ -136,22 +136,6 @@ pub struct History {
     pub entries: Vec<LogEntry>,
 }
 
-/// Called by the backend twice for every committed version, in commit order: at
-/// [`Stage::Durable`] (after the commit is durable, before anyone is answered: the cache takes
-/// it here, so a client that got its ack reads what it wrote) and at [`Stage::Answered`]
-/// (after the batch's callers were answered: the hub publishes here; the redb writer waits
-/// `PUBLISH_DELAY` (250 µs) more after a quiet spell, `redb/publish.rs`). Ordering is what lets
-/// watchers see versions in sequence; answering first is what keeps a writer's ack from
-/// queueing behind the fanout of its own change to a thousand watchers.
-pub type CommitHook = Arc<dyn Fn(&Arc<Committed>, Stage) + Send + Sync>;
-
-/// Where in a commit the [`CommitHook`] is called.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Durable,
-    Answered,
-}
-
 pub trait Backend: Send + Sync + 'static {
     /// The latest committed document of `username`, or `None` if there is no such user.
     fn document<'a>(
@@ -193,8 +177,8 @@ pub trait Backend: Send + Sync + 'static {
         with_base: bool,
     ) -> BoxFuture<'a, Result<History, StoreError>>;
 
-    /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and the
-    /// commit hook has run for it.
+    /// Applies `write` and resolves only once it is durable (it survives `kill -9`) and
+    /// [`super::Commits::durable`] has run for it (the cache holds it).
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Written, StoreError>>;
 
     /// Queues `write` now, in call order, and returns the wait for its outcome; or hands the

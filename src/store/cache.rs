@@ -2,7 +2,7 @@
 //! in time.
 //!
 //! The cache never holds anything that did not commit and never goes back in time: the
-//! commit hook inserts each committed version, and a reader that loaded a document from disk
+//! writer inserts each committed version (`commits.rs`), and a reader that loaded a document from disk
 //! inserts it only if no commit happened meanwhile. The *epoch*, bumped after each durable
 //! commit before the cache is touched, is how the reader knows.
 
@@ -14,7 +14,6 @@ use std::time::Duration;
 use moka::ops::compute::Op as CacheOp;
 use moka::sync::Cache;
 
-use super::backend::{CommitHook, Committed, Stage};
 use super::error::StoreError;
 use super::model::{Document, Version};
 
@@ -38,27 +37,13 @@ impl DocCache {
         }
     }
 
-    /// The hook every backend calls for each committed version: caches it once durable, and
-    /// hands it to `on_commit` once answered.
-    pub(super) fn hook(
-        &self,
-        on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
-    ) -> CommitHook {
-        let cache = self.clone();
-        Arc::new(
-            move |committed: &Arc<Committed>, stage: Stage| match stage {
-                Stage::Durable => {
-                    // A plain insert, not `put_newer`'s per-key compute (which cost the writer
-                    // thread): one writer commits in version order, and a reader's older copy
-                    // cannot stick (it checks the epoch after its insert).
-                    cache.epoch.fetch_add(1, Ordering::SeqCst);
-                    cache
-                        .docs
-                        .insert(committed.doc.owner().to_owned(), committed.doc.clone());
-                }
-                Stage::Answered => on_commit(committed),
-            },
-        )
+    /// Caches a version the writer just made durable. A plain insert, not `put_newer`'s
+    /// per-key compute (which cost the writer thread): one writer commits in version order,
+    /// and a reader's older copy cannot stick (it checks the epoch after its insert).
+    /// Callers: [`super::commits::Commits::durable`] only.
+    pub(super) fn insert_committed(&self, doc: &Arc<Document>) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.docs.insert(doc.owner().to_owned(), doc.clone());
     }
 
     pub(super) fn get(&self, username: &str) -> Option<Arc<Document>> {
@@ -152,8 +137,8 @@ mod tests {
     use crate::store::testing::merged;
     use serde_json::json;
 
-    fn next(doc: &Document) -> Arc<Committed> {
-        merged(doc, &json!({}))
+    fn next(doc: &Document) -> Arc<Document> {
+        merged(doc, &json!({})).doc.clone()
     }
 
     fn cache() -> DocCache {
@@ -174,12 +159,11 @@ mod tests {
     #[tokio::test]
     async fn a_disk_read_raced_by_a_commit_is_not_cached() {
         let cache = cache();
-        let hook = cache.hook(|_| {});
         let v0 = Document::new("ann", "t0");
         let v1 = next(&v0);
         let read = cache
             .load("ann", || async {
-                hook(&v1, Stage::Durable);
+                cache.insert_committed(&v1);
                 assert_eq!(cache.get("ann").map(|d| d.version()), Some(1));
                 cache.docs.invalidate("ann");
                 Ok(Some(v0.clone()))
@@ -192,9 +176,8 @@ mod tests {
     #[tokio::test]
     async fn a_disk_read_never_replaces_a_newer_copy() {
         let cache = cache();
-        let hook = cache.hook(|_| {});
         let v0 = Document::new("ann", "t0");
-        hook(&next(&v0), Stage::Durable);
+        cache.insert_committed(&next(&v0));
         let _ = cache.load("ann", || async { Ok(Some(v0.clone())) }).await;
         assert_eq!(cache.get("ann").map(|d| d.version()), Some(1));
     }
@@ -202,8 +185,7 @@ mod tests {
     #[test]
     fn invalidating_older_versions_keeps_the_current_one() {
         let cache = cache();
-        let hook = cache.hook(|_| {});
-        hook(&next(&Document::new("ann", "t0")), Stage::Durable);
+        cache.insert_committed(&next(&Document::new("ann", "t0")));
         cache.invalidate_older("ann", 1);
         assert_eq!(cache.get("ann").map(|d| d.version()), Some(1));
         cache.invalidate_older("ann", 2);

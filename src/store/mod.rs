@@ -1,12 +1,14 @@
 //! The store: committed documents, accounts and revocations, with a cache in front.
 //!
-//! `Store` is what commands and HTTP handlers call. It owns the cache and the commit hook
-//! (`cache.rs`); where bytes live is the [`Backend`]'s business.
+//! `Store` is what commands and HTTP handlers call. It owns the cache (`cache.rs`) and gives
+//! the backend [`Commits`], where each committed version goes (`commits.rs`); where bytes
+//! live is the [`Backend`]'s business.
 
 pub mod apply;
 pub mod backend;
 mod bounds;
 mod cache;
+mod commits;
 pub mod error;
 pub mod faults;
 mod history;
@@ -28,9 +30,10 @@ use futures_util::future::BoxFuture;
 
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{
-    Backend, BlobAdd, CommitHook, Committed, History, Prepared, Stage, StoreStats, Write, Written,
+    Backend, BlobAdd, Committed, History, Prepared, StoreStats, Write, Written,
 };
 use self::cache::DocCache;
+pub use self::commits::{Commits, Publish};
 pub use self::error::StoreError;
 pub use self::history::Replay;
 pub use self::model::{
@@ -88,15 +91,12 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens the redb backend. `on_commit` runs for every committed version in commit order,
-    /// after the cache holds it (the hub's publish goes here).
+    /// Opens the redb backend. `hub` hears of every committed version in commit order, after
+    /// the cache holds it and its writer was answered; `None` where nobody watches.
     ///
     /// # Errors
     /// The data file cannot be opened; see [`RedbBackend::open`].
-    pub fn open(
-        cfg: &StoreConfig,
-        on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
-    ) -> Result<Store, StoreError> {
+    pub fn open(cfg: &StoreConfig, hub: Option<Arc<dyn Publish>>) -> Result<Store, StoreError> {
         let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
         let backend = RedbBackend::open(
             &cfg.path,
@@ -106,7 +106,7 @@ impl Store {
                 retain: cfg.changelog_retain.max(1),
                 max_age: cfg.changelog_max_age,
             },
-            cache.hook(on_commit),
+            Commits::new(cache.clone(), hub),
             cfg.faults.clone(),
             cfg.metrics.clone(),
             cfg.accept_wal_loss,
@@ -122,7 +122,7 @@ impl Store {
     pub async fn open_postgres(
         cfg: &StoreConfig,
         pg: &PgSettings,
-        on_commit: impl Fn(&Arc<Committed>) + Send + Sync + 'static,
+        hub: Option<Arc<dyn Publish>>,
     ) -> Result<(Store, String), StoreError> {
         let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
         let backend = postgres::PgBackend::connect(
@@ -133,7 +133,7 @@ impl Store {
                 limits: cfg.limits,
                 retain: cfg.changelog_retain.max(1),
             },
-            cache.hook(on_commit),
+            Commits::new(cache.clone(), hub),
             cfg.metrics.clone(),
         )
         .await?;

@@ -1,6 +1,6 @@
 //! Accounts' flags and passwords, sessions, revocations and blob references: writes and
 //! reads that go straight to the backend. Nothing here is cached; the document cache and
-//! commit hook live with documents (`mod.rs`).
+//! where commits go live with documents (`mod.rs`, `commits.rs`).
 
 use super::{
     BlobAdd, BlobRecord, BlobRef, Flag, SessionRecord, Store, StoreError, StoreStats, UserRecord,

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{decode, encode, int, pg};
 use crate::store::apply::{Limits, apply, replay_into};
-use crate::store::backend::{CommitHook, Committed, Stage};
+use crate::store::backend::Committed;
+use crate::store::commits::Commits;
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, Update, Version};
 use crate::sys::now_rfc3339;
@@ -35,7 +36,7 @@ pub struct Committer {
     pub channel: String,
     pub limits: Limits,
     pub retain: u64,
-    pub hook: CommitHook,
+    pub commits: Commits,
     pub healthy: Arc<AtomicBool>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -67,13 +68,13 @@ impl Committer {
                         outcomes.iter().flatten().cloned().collect();
                     for c in &committed {
                         self.metrics.commits.inc();
-                        (self.hook)(c, Stage::Durable);
+                        self.commits.durable(c);
                     }
                     for (job, outcome) in jobs.drain(..).zip(outcomes) {
                         let _ = job.reply.send(outcome.map(Some));
                     }
                     for c in &committed {
-                        (self.hook)(c, Stage::Answered);
+                        self.commits.answered(c);
                     }
                 }
                 Err(e) => {

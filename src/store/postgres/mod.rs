@@ -7,7 +7,7 @@
 //! exactly what is stored (the same pure `apply` the redb writer uses, so the version
 //! check, access rules and limits are the same), write documents and change-log entries
 //! with one statement each, `pg_notify` the other nodes, `COMMIT`, and only then run the
-//! commit hook and reply. Because the notification is part of the transaction, a commit is
+//! cache and reply, then the hub (`commits.rs`). Because the notification is part of the transaction, a commit is
 //! never announced unless it happened and never happens unannounced, even if the node dies
 //! right after. Other writes (accounts, sessions, flags, blobs) are rare and short: one
 //! transaction each on the pool (`writes.rs`). Reads are one short query each (`reads.rs`);
@@ -26,7 +26,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::apply::Limits;
-use super::backend::{Backend, CommitHook, History, StoreStats, Write, Written};
+use super::backend::{Backend, History, StoreStats, Write, Written};
+use super::commits::Commits;
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 pub use schema::valid_schema;
@@ -50,7 +51,7 @@ pub struct PgBackend {
     pool: Pool,
     s: String,
     channel: String,
-    hook: CommitHook,
+    commits: Commits,
     /// Updates go to this node's committer, which folds whatever is waiting into one
     /// transaction; `None` once closed.
     updates: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<committer::Job>>>,
@@ -116,7 +117,7 @@ impl PgBackend {
     /// The database cannot be reached or migrated.
     pub async fn connect(
         cfg: PgConfig,
-        hook: CommitHook,
+        commits: Commits,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<PgBackend, StoreError> {
         if !valid_schema(&cfg.schema) {
@@ -160,7 +161,7 @@ impl PgBackend {
                 channel: channel(&cfg.schema),
                 limits: cfg.limits,
                 retain: cfg.retain.max(1),
-                hook: hook.clone(),
+                commits: commits.clone(),
                 healthy: healthy.clone(),
                 metrics: metrics.clone(),
             }
@@ -170,7 +171,7 @@ impl PgBackend {
             pool,
             s: cfg.schema.clone(),
             channel: channel(&cfg.schema),
-            hook,
+            commits,
             updates: std::sync::Mutex::new(Some(tx)),
             committer: std::sync::Mutex::new(Some(task)),
             healthy,

@@ -9,7 +9,7 @@ use deadpool_postgres::Transaction;
 use serde_json::json;
 
 use super::{PgBackend, decode, encode, flag_name, int, pg, uint};
-use crate::store::backend::{BlobAdd, Committed, Stage, Write};
+use crate::store::backend::{BlobAdd, Committed, Write};
 use crate::store::error::StoreError;
 use crate::store::model::{BlobRecord, SessionRecord, UserRecord};
 
@@ -154,8 +154,8 @@ impl PgBackend {
         committed.map_err(pg)?;
         if let Some(c) = &created {
             self.metrics.commits.inc();
-            (self.hook)(c, Stage::Durable);
-            (self.hook)(c, Stage::Answered);
+            self.commits.durable(c);
+            self.commits.answered(c);
         }
         Ok(created)
     }

@@ -31,7 +31,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase};
 
-use super::backend::{Backend, CommitHook, History, StoreStats, Write, Written};
+use super::backend::{Backend, History, StoreStats, Write, Written};
+use super::commits::Commits;
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 use schema::{
@@ -75,7 +76,7 @@ impl RedbBackend {
     pub fn open(
         path: &Path,
         cfg: WriterConfig,
-        hook: CommitHook,
+        commits: Commits,
         faults: Option<Arc<super::faults::Faults>>,
         metrics: Arc<crate::metrics::Metrics>,
         accept_loss: bool,
@@ -90,7 +91,7 @@ impl RedbBackend {
         let committer = writer::Committer {
             healing: healing::Healing::new(path.to_owned(), faults, slot.clone()),
             cfg,
-            hook,
+            commits,
             log,
             healthy: healthy.clone(),
             metrics,

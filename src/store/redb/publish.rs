@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::store::backend::{CommitHook, Committed, Stage};
+use crate::store::backend::Committed;
 
 /// How long a batch's replies get before its watchers are told (see [`Unpublished`]).
 const PUBLISH_DELAY: Duration = Duration::from_micros(250);
@@ -62,11 +62,11 @@ impl Unpublished {
     }
 
     /// Publishes everything waiting, in commit order, once the oldest is due (or `now`).
-    pub(super) fn publish(&mut self, hook: &CommitHook, now: bool) {
+    pub(super) fn publish(&mut self, mut tell: impl FnMut(&Arc<Committed>), now: bool) {
         let busy = self.last.is_some_and(|t| t.elapsed() < self.busy);
         if self.since.is_some() && (now || busy || self.due_in().is_some_and(|d| d.is_zero())) {
             for c in self.versions.drain(..) {
-                hook(&c, Stage::Answered);
+                tell(&c);
             }
             self.since = None;
             self.last = Some(Instant::now());
@@ -76,11 +76,11 @@ impl Unpublished {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::Unpublished;
-    use crate::store::backend::{CommitHook, Committed, Stage};
+    use crate::store::backend::Committed;
     use crate::store::model::Document;
 
     fn committed(version: u64) -> Arc<Committed> {
@@ -93,55 +93,36 @@ mod tests {
         })
     }
 
-    fn recorder() -> (CommitHook, Arc<Mutex<Vec<u64>>>) {
-        let told = Arc::new(Mutex::new(Vec::new()));
-        let hook: CommitHook = {
-            let told = told.clone();
-            Arc::new(move |c: &Arc<Committed>, stage| {
-                assert_eq!(stage, Stage::Answered);
-                told.lock().unwrap().push(c.doc.version());
-            })
-        };
-        (hook, told)
-    }
-
     /// After a quiet spell a change waits for the delay (the replies' head start); in a busy
     /// stream it goes at once; either way in commit order, each exactly once. Delays of an
     /// hour and of zero keep the test independent of how fast the machine runs it.
     #[test]
     fn a_change_after_quiet_waits_a_moment_and_a_busy_stream_does_not() {
         let hour = Duration::from_secs(3600);
-        let (hook, told) = recorder();
+        let mut told: Vec<u64> = Vec::new();
         let mut waiting = Unpublished::with(hour, hour);
         assert_eq!(waiting.due_in(), None, "nothing waits");
         waiting.add(vec![committed(1), committed(2)]);
-        waiting.publish(&hook, false);
-        assert!(
-            told.lock().unwrap().is_empty(),
-            "held back after a quiet spell"
-        );
+        waiting.publish(|c| told.push(c.doc.version()), false);
+        assert!(told.is_empty(), "held back after a quiet spell");
         assert!(
             waiting
                 .due_in()
                 .is_some_and(|d| d > Duration::ZERO && d <= hour)
         );
-        waiting.publish(&hook, true);
-        assert_eq!(
-            *told.lock().unwrap(),
-            [1, 2],
-            "told in order when it is time"
-        );
+        waiting.publish(|c| told.push(c.doc.version()), true);
+        assert_eq!(told, [1, 2], "told in order when it is time");
         assert_eq!(waiting.due_in(), None);
         waiting.add(vec![committed(3)]);
-        waiting.publish(&hook, false);
-        assert_eq!(*told.lock().unwrap(), [1, 2, 3], "busy: at once");
-        waiting.publish(&hook, true);
-        assert_eq!(told.lock().unwrap().len(), 3, "nothing is told twice");
+        waiting.publish(|c| told.push(c.doc.version()), false);
+        assert_eq!(told, [1, 2, 3], "busy: at once");
+        waiting.publish(|c| told.push(c.doc.version()), true);
+        assert_eq!(told.len(), 3, "nothing is told twice");
 
-        let (hook, told) = recorder();
+        let mut told: Vec<u64> = Vec::new();
         let mut due = Unpublished::with(Duration::ZERO, Duration::ZERO);
         due.add(vec![committed(7)]);
-        due.publish(&hook, false);
-        assert_eq!(*told.lock().unwrap(), [7], "due once the delay has passed");
+        due.publish(|c| told.push(c.doc.version()), false);
+        assert_eq!(told, [7], "due once the delay has passed");
     }
 }

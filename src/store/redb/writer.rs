@@ -3,9 +3,9 @@
 //!
 //! Every queued write is drained into one batch (up to `max_batch`) made durable by one fsync
 //! ([`DurableLog::commit`]). Each write is checked against the state left by the ones before
-//! it. The commit hook (cache, then hub) runs for each committed version in commit order
-//! after the fsync: the cache before anyone is answered, the hub after (`publish.rs`: a
-//! moment after, following a quiet spell).
+//! it. Each committed version goes to [`Commits`] in commit order after the fsync: the
+//! cache before anyone is answered, the hub after (`publish.rs`: a moment after, following a
+//! quiet spell).
 //!
 //! That state — the log, the fold and trim bookkeeping, what awaits publishing — is a
 //! [`Committer`] behind a mutex rather than the thread's locals, because a caller that finds
@@ -27,7 +27,8 @@ use super::jobs::{Job, Outcome, refuse};
 use super::publish::Unpublished;
 use super::tables::Tables;
 use crate::metrics::Metrics;
-use crate::store::backend::{CommitHook, Committed, Stage, Write};
+use crate::store::backend::{Committed, Write};
+use crate::store::commits::Commits;
 use crate::store::error::StoreError;
 use crate::sys::now_rfc3339;
 
@@ -38,7 +39,7 @@ pub(super) struct Committer {
     /// The data file, and getting back to one that commits after storage failed.
     pub healing: super::healing::Healing,
     pub cfg: WriterConfig,
-    pub hook: CommitHook,
+    pub commits: Commits,
     pub log: DurableLog,
     pub healthy: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
@@ -210,7 +211,10 @@ impl Committer {
     /// A clean stop ends with a checkpoint that records it (`wal_clean`): the next start
     /// then knows the log holds nothing it needs, and a missing log is no loss.
     fn stop(&mut self) {
-        self.state.unpublished.publish(&self.hook, true);
+        let commits = &self.commits;
+        self.state
+            .unpublished
+            .publish(|c| commits.answered(c), true);
         let Some(db) = self.db() else {
             tracing::warn!("stopping without a data file; the next start replays the log");
             return;
@@ -223,7 +227,10 @@ impl Committer {
     /// Publishes what is due and, once nothing waits, housekeeps: after each batch, after
     /// a timer, and when woken after someone else's commit.
     fn catch_up(&mut self) {
-        self.state.unpublished.publish(&self.hook, false);
+        let commits = &self.commits;
+        self.state
+            .unpublished
+            .publish(|c| commits.answered(c), false);
         if self.healing.suspect {
             if !self.healing.try_heal() {
                 return;
@@ -293,7 +300,7 @@ impl Committer {
         let committed: Vec<Arc<Committed>> = outcomes.iter().flatten().flatten().cloned().collect();
         for c in &committed {
             self.metrics.commits.inc();
-            (self.hook)(c, Stage::Durable);
+            self.commits.durable(c);
         }
         for (job, outcome) in jobs.drain(..).zip(outcomes) {
             // The caller may have gone away (its socket closed); the write stands regardless.
