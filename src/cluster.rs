@@ -30,7 +30,7 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
-use crate::store::{Committed, Flag, PgSettings, Version};
+use crate::store::{Access, Committed, Flag, PgSettings, ShareChange, Version};
 
 /// What one node tells the others.
 #[derive(Debug, Deserialize, PartialEq)]
@@ -49,6 +49,20 @@ pub enum Event {
         sid: String,
         #[serde(rename = "e")]
         expires: u64,
+    },
+    /// Named document `key` was deleted: its watches here end.
+    Deleted {
+        #[serde(rename = "d")]
+        key: String,
+    },
+    /// Document `key` is now shared with `user` as `role`, or no longer (`None`).
+    Share {
+        #[serde(rename = "s")]
+        user: String,
+        #[serde(rename = "k")]
+        key: String,
+        #[serde(rename = "r")]
+        role: Option<String>,
     },
     /// An account flag changed.
     Flag {
@@ -227,6 +241,22 @@ fn apply_account_event(state: &AppState, event: Event) {
             ("admin", on) => state.auth.flags.set_granted_admin(&username, on),
             _ => tracing::warn!(%flag, "unknown account flag"),
         },
+        Event::Deleted { key } => {
+            state.store.invalidate_older(&key, Version::MAX);
+            state.hub.end(&key);
+        }
+        Event::Share { user, key, role } => {
+            let role = match role.as_deref() {
+                None => None,
+                Some("write") => Some(Access::Write),
+                Some(_) => Some(Access::Read),
+            };
+            crate::fanout::publisher::tell_share(
+                &state.auth.sockets,
+                &key,
+                &ShareChange { user, role },
+            );
+        }
         Event::Commit { .. } => {}
     }
 }
@@ -275,6 +305,7 @@ async fn publish_latest(state: &AppState, username: &str) {
         doc,
         entry,
         created: false,
+        shares: Vec::new(),
     }));
 }
 

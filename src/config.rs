@@ -51,6 +51,10 @@ pub struct Config {
     #[arg(long, env = "MAX_DEPTH", default_value_t = default::MAX_DEPTH)]
     pub max_depth: usize,
 
+    /// Named documents one account may own (its default document not counted).
+    #[arg(long, env = "MAX_DOCUMENTS_PER_ACCOUNT", default_value_t = default::MAX_DOCUMENTS_PER_ACCOUNT)]
+    pub max_documents_per_account: usize,
+
     /// Documents one connection may watch at once.
     #[arg(long, env = "MAX_WATCHES", default_value_t = default::MAX_WATCHES)]
     pub max_watches: usize,
@@ -235,6 +239,7 @@ impl Config {
             max_data_size_json: default::MAX_DATA_SIZE_JSON,
             max_message_size: default::MAX_MESSAGE_SIZE,
             max_depth: default::MAX_DEPTH,
+            max_documents_per_account: default::MAX_DOCUMENTS_PER_ACCOUNT,
             max_watches: default::MAX_WATCHES,
             outbound_buffer: default::OUTBOUND_BUFFER,
             max_connections_per_ip: default::MAX_CONNECTIONS_PER_IP,
@@ -371,6 +376,7 @@ pub mod default {
     pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
     pub const MAX_DEPTH: usize = 64;
     pub const MAX_WATCHES: usize = 100;
+    pub const MAX_DOCUMENTS_PER_ACCOUNT: usize = 1000;
     pub const OUTBOUND_BUFFER: usize = 1024 * 1024;
     pub const MAX_CONNECTIONS_PER_IP: usize = 256;
     pub const MAX_CONNECTIONS_PER_USER: usize = 64;

@@ -41,6 +41,12 @@ pub enum Error {
     /// The account's blobs would exceed its `BLOB_QUOTA`.
     #[error("blob quota exceeded: the quota is {quota} bytes")]
     QuotaExceeded { quota: u64 },
+    /// `create` of a named document that exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The account holds as many named documents as it may.
+    #[error("too many documents: the limit is {limit} per account")]
+    TooManyDocuments { limit: usize },
     #[error("too many watches on this connection (limit {0})")]
     TooManyWatches(usize),
     #[error("too many connections")]
@@ -74,6 +80,8 @@ impl Error {
             Error::VersionMismatch { .. } => "version_mismatch",
             Error::TooLarge { .. } => "too_large",
             Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::AlreadyExists => "already_exists",
+            Error::TooManyDocuments { .. } => "too_many_documents",
             Error::TooManyWatches(_) => "too_many_watches",
             Error::TooManyConnections => "too_many_connections",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -108,6 +116,8 @@ impl From<StoreError> for Error {
             StoreError::UsernameTaken => Error::UsernameTaken,
             StoreError::QuotaExceeded { quota } => Error::QuotaExceeded { quota },
             StoreError::NotFound => Error::NotFound,
+            StoreError::AlreadyExists => Error::AlreadyExists,
+            StoreError::TooManyDocuments { limit } => Error::TooManyDocuments { limit },
             StoreError::Unavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");
                 Error::Unavailable

@@ -98,12 +98,18 @@ pub enum Reply {
     /// Reply to `update`: the version it committed.
     Version {
         username: String,
+        /// A named document's name (`username` is its owner); absent for the default one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         version: Version,
     },
     /// Reply to `fetch`, and to `watch` (then `watching` is true) with the snapshot the
     /// watch starts from; `resync` when a `since` could not be honoured.
     Data {
         username: String,
+        /// A named document's name (`username` is its owner); absent for the default one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         version: Version,
         data: View,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -115,6 +121,9 @@ pub enum Reply {
     /// `change` frames, then live ones.
     Watching {
         username: String,
+        /// A named document's name (`username` is its owner); absent for the default one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         since: Version,
         version: Version,
     },
@@ -123,6 +132,9 @@ pub enum Reply {
     /// snapshot sent because the watcher fell behind: versions before it were skipped.
     Change {
         username: String,
+        /// A named document's name (`username` is its owner); absent for the default one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         version: Version,
         #[serde(skip_serializing_if = "Option::is_none")]
         at: Option<String>,
@@ -142,9 +154,41 @@ pub enum Reply {
     Password {
         ended: usize,
     },
+    /// Pushed to every socket of a user a document was just shared with.
+    Shared {
+        owner: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        role: &'static str,
+    },
+    /// Pushed when that ends.
+    Unshared {
+        owner: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Reply to `create` is `data`; to `delete`, this.
+    Deleted {
+        username: String,
+        name: String,
+    },
+    /// Reply to `list`.
+    List {
+        documents: Vec<serde_json::Value>,
+        shared: Vec<serde_json::Value>,
+        /// Pass as `after` for the next page of `documents`, `sharedAfter` for `shared`;
+        /// absent on the last page.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+        #[serde(rename = "sharedNext", skip_serializing_if = "Option::is_none")]
+        shared_next: Option<String>,
+    },
     /// Reply to `unwatch`.
     Unwatch {
         username: String,
+        /// A named document's name (`username` is its owner); absent for the default one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     Error(ErrorBody),
 }
@@ -161,6 +205,10 @@ impl Reply {
             Reply::Logout {} => "logout",
             Reply::Password { .. } => "password",
             Reply::Unwatch { .. } => "unwatch",
+            Reply::Shared { .. } => "shared",
+            Reply::Unshared { .. } => "unshared",
+            Reply::Deleted { .. } => "deleted",
+            Reply::List { .. } => "list",
             Reply::Error(_) => "error",
         }
     }
@@ -168,13 +216,15 @@ impl Reply {
     /// A `change` frame for one committed version. `entry` supplies `at`, `by` and `op`;
     /// `data` the resulting document (at least one of the two must be given).
     pub fn change(
-        username: &str,
+        key: &str,
         entry: Option<&LogEntry>,
         version: Version,
         data: Option<View>,
     ) -> Reply {
+        let (username, name) = split_key(key);
         Reply::Change {
-            username: username.to_owned(),
+            username,
+            name,
             version,
             at: entry.map(|e| e.at.clone()),
             by: entry.map(|e| e.by.clone()),
@@ -188,6 +238,7 @@ impl Reply {
     pub fn resync(data: View) -> Reply {
         Reply::Change {
             username: data.doc.owner().to_owned(),
+            name: data.doc.metadata.name.clone(),
             version: data.doc.version(),
             at: None,
             by: None,
@@ -200,11 +251,20 @@ impl Reply {
     pub fn data(data: View, watching: bool) -> Reply {
         Reply::Data {
             username: data.doc.owner().to_owned(),
+            name: data.doc.metadata.name.clone(),
             version: data.doc.version(),
             data,
             watching,
             resync: false,
         }
+    }
+}
+
+/// A document key (`owner` or `owner/name`) as frames carry it: `username` and `name`.
+pub fn split_key(key: &str) -> (String, Option<String>) {
+    match key.split_once('/') {
+        Some((owner, name)) => (owner.to_owned(), Some(name.to_owned())),
+        None => (key.to_owned(), None),
     }
 }
 
@@ -297,6 +357,7 @@ mod tests {
             Some(&json!("a1")),
             &Reply::Version {
                 username: "ann".into(),
+                name: None,
                 version: 3,
             },
         );

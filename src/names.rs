@@ -47,6 +47,71 @@ pub fn plausible(name: &str) -> bool {
     validate(name).is_ok()
 }
 
+/// Longest document name.
+pub const MAX_DOC_NAME: usize = 64;
+
+/// Checks the documented rule for a named document's name: 1–64 characters of `a-z`, `0-9`,
+/// `-`, `_`, `.`, not starting with `.` (so `.` and `..` are never names, and a name is
+/// safe in a path segment and a storage key as it is).
+///
+/// # Errors
+/// A message saying what is allowed.
+pub fn validate_doc(name: &str) -> Result<(), String> {
+    let ok_chars = name.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+    });
+    if !(1..=MAX_DOC_NAME).contains(&name.len()) || !ok_chars || name.starts_with('.') {
+        return Err(format!(
+            "document names are 1-{MAX_DOC_NAME} characters of lowercase letters, digits, '-', '_' and '.', not starting with '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// A document's address as clients write it: `owner` (the default document) or
+/// `owner/name`. Its string form is also the document's storage key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub owner: String,
+    pub name: Option<String>,
+}
+
+impl Target {
+    /// Parses `owner` or `owner/name`; `None` when either part could not exist.
+    pub fn parse(s: &str) -> Option<Target> {
+        let (owner, name) = match s.split_once('/') {
+            Some((owner, name)) => (owner, Some(name)),
+            None => (s, None),
+        };
+        if !plausible(owner) || name.is_some_and(|n| validate_doc(n).is_err()) {
+            return None;
+        }
+        Some(Target {
+            owner: owner.to_owned(),
+            name: name.map(str::to_owned),
+        })
+    }
+
+    /// The storage key: `owner` or `owner/name`.
+    pub fn key(&self) -> String {
+        match &self.name {
+            None => self.owner.clone(),
+            Some(name) => format!("{}/{name}", self.owner),
+        }
+    }
+}
+
+/// Keys of `owner`'s named documents lie strictly between these two (`owner/` and `owner0`:
+/// `0` follows `/` in ASCII, and usernames hold neither), in name order.
+pub fn named_range(owner: &str) -> (String, String) {
+    (format!("{owner}/"), format!("{owner}0"))
+}
+
+/// The owner part of a document key (`owner` or `owner/name`).
+pub fn owner_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(owner, _)| owner)
+}
+
 const ADJECTIVES: &[&str] = &[
     "amber", "brave", "bright", "calm", "clever", "cosy", "crisp", "daring", "eager", "fancy",
     "gentle", "glad", "golden", "happy", "hardy", "humble", "jolly", "keen", "kind", "lively",
@@ -100,5 +165,43 @@ mod tests {
         for _ in 0..100 {
             assert!(validate(&generate()).is_ok());
         }
+    }
+
+    #[test]
+    fn document_names_and_targets() {
+        for ok in ["groceries", "a", "2026.budget", "x_y-z", &"n".repeat(64)] {
+            assert!(validate_doc(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".x",
+            "a/b",
+            "Café",
+            "é",
+            "A",
+            "a b",
+            &"n".repeat(65),
+        ] {
+            assert!(validate_doc(bad).is_err(), "{bad:?}");
+        }
+        let t = Target::parse("ann/groceries").expect("valid");
+        assert_eq!(
+            (t.owner.as_str(), t.name.as_deref()),
+            ("ann", Some("groceries"))
+        );
+        assert_eq!(t.key(), "ann/groceries");
+        assert_eq!(
+            Target::parse("ann").map(|t| t.key()).as_deref(),
+            Some("ann")
+        );
+        for bad in [
+            "ann/", "ann/..", "ann/a/b", "an/x", "/x", "ann/.x", "admin/x",
+        ] {
+            assert!(Target::parse(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(owner_of("ann/groceries"), "ann");
+        assert_eq!(owner_of("ann"), "ann");
     }
 }

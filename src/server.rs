@@ -50,6 +50,7 @@ pub fn store_config(
             max_doc_bytes: config.max_data_size_json,
             max_depth: config.max_depth,
         },
+        max_documents: config.max_documents_per_account,
         max_batch: config.max_batch.max(1),
         cache_size: config.cache_size,
         cache_max_age: config.cache_max_age(),
@@ -75,14 +76,19 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
 
     let hub = Hub::new(config.watch_buffer, config.watch_buffer_bytes);
+    let sockets = std::sync::Arc::new(crate::auth::sockets::Sockets::default());
+    let publisher = std::sync::Arc::new(crate::fanout::publisher::Publisher {
+        hub: hub.clone(),
+        sockets: sockets.clone(),
+        share_pushes: config.postgres().is_none(),
+    });
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let store_config = store_config(&config, metrics.clone());
     let (store, secret) = match store_config.postgres.clone() {
         None => {
-            let hub = hub.clone();
             let path = store_config.path.clone();
             let store = tokio::task::spawn_blocking(move || {
-                Store::open(&store_config, Some(std::sync::Arc::new(hub)))
+                Store::open(&store_config, Some(publisher))
             })
             .await
             .map_err(|e| StartError::Store(crate::store::StoreError::unavailable(e)))?
@@ -94,13 +100,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             (store, secret)
         }
         Some(pg) => {
-            let hub = hub.clone();
-            let (store, shared) =
-                Store::open_postgres(&store_config, &pg, Some(std::sync::Arc::new(hub)))
-                    .await
-                    .inspect_err(
-                        |e| tracing::error!(error = %e, "cannot open the PostgreSQL store"),
-                    )?;
+            let (store, shared) = Store::open_postgres(&store_config, &pg, Some(publisher))
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "cannot open the PostgreSQL store"))?;
             // Every node must sign and check tokens with the same key: unless configured,
             // it is the one kept in the database.
             let secret: std::sync::Arc<[u8]> = match config.jwt_secret.as_deref() {
@@ -110,7 +112,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             (store, secret)
         }
     };
-    let auth = Auth::new(&secret, config.token_ttl, config.admins());
+    let auth = Auth::with_sockets(&secret, config.token_ttl, config.admins(), sockets);
     auth.sockets.restore_revoked(store.revoked().await?);
     auth.flags
         .restore_disabled(store.flagged(Flag::Disabled).await?);

@@ -43,6 +43,10 @@ struct Session {
     /// Counts this socket against its user's connection limit while signed in.
     user_slot: Option<UserGuard>,
     watches: HashMap<String, AbortOnDropHandle<()>>,
+    /// The socket asked for `list` since it signed in: it is shown `shared` and `unshared`
+    /// pushes from then on. Sockets that never list (every client written before named
+    /// documents) get no frame they would not understand.
+    hears_shares: bool,
     rate: DefaultDirectRateLimiter,
 }
 
@@ -95,6 +99,7 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
         user: None,
         user_slot: None,
         watches: HashMap::new(),
+        hears_shares: false,
         rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
     };
     let mut last_heard = Instant::now();
@@ -112,6 +117,11 @@ pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuar
             Some(ctl) = control_rx.recv() => match ctl {
                 Control::Revoked => Box::pin(session.signed_out("token revoked")).await,
                 Control::Close(code, reason) => break Some((code, reason)),
+                Control::Notice(frame) => {
+                    if session.hears_shares {
+                        session.out.try_send_control(Message::Text(frame));
+                    }
+                }
             },
             Some(answer) = next_answer(&mut inflight), if !inflight.is_empty() => {
                 if !Box::pin(session.answer(*answer)).await {
@@ -289,6 +299,10 @@ impl Session {
                 None
             }
             Some(Effect::Watch(watcher)) => Some(watcher),
+            Some(Effect::HearShares) => {
+                self.hears_shares = true;
+                None
+            }
         };
         let sent = self.send(id.as_ref(), &reply).await;
         if let Some(watcher) = watch {
@@ -360,6 +374,7 @@ impl Session {
             self.state.metrics.sessions.dec();
             if !same_user {
                 self.watches.clear();
+                self.hears_shares = false;
             }
         }
         self.state
@@ -373,6 +388,7 @@ impl Session {
     }
 
     fn unauthenticate(&mut self) {
+        self.hears_shares = false;
         if let Some(old) = self.user.take() {
             self.state
                 .auth

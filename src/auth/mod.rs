@@ -23,16 +23,27 @@ use crate::error::Error;
 pub struct Auth {
     pub tokens: tokens::Tokens,
     pub passwords: passwords::Passwords,
-    pub sockets: sockets::Sockets,
+    /// Shared with the store's publisher (`fanout/publisher.rs`), which exists before the
+    /// secret does (in cluster mode the secret is read from the store it opens).
+    pub sockets: std::sync::Arc<sockets::Sockets>,
     pub flags: flags::Flags,
 }
 
 impl Auth {
     pub fn new(secret: &[u8], ttl: u64, admins: Vec<String>) -> Auth {
+        Auth::with_sockets(secret, ttl, admins, std::sync::Arc::default())
+    }
+
+    pub fn with_sockets(
+        secret: &[u8],
+        ttl: u64,
+        admins: Vec<String>,
+        sockets: std::sync::Arc<sockets::Sockets>,
+    ) -> Auth {
         Auth {
             tokens: tokens::Tokens::new(secret, ttl),
             passwords: passwords::Passwords::default(),
-            sockets: sockets::Sockets::default(),
+            sockets,
             flags: flags::Flags::new(admins),
         }
     }

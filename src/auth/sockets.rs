@@ -14,6 +14,8 @@ pub enum Control {
     Revoked,
     /// Close the socket with this code and reason (slow consumer, ...).
     Close(u16, &'static str),
+    /// Send this frame (a `shared` or `unshared` push); streams ignore it.
+    Notice(axum::extract::ws::Utf8Bytes),
 }
 
 #[derive(Default)]
@@ -62,6 +64,11 @@ impl Sockets {
                 let _ = tx.try_send(control.clone());
             }
         }
+    }
+
+    /// Sends `control` to every signed-in socket and stream of `username`, if any.
+    pub fn notify(&self, username: &str, control: &Control) {
+        self.close_sockets(username, control.clone());
     }
 
     /// Counts connection `conn` as signed in to session `sid` of `username` until

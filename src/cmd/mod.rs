@@ -7,6 +7,7 @@
 //! socket's state; the session applies the outcome, so data flows one way.
 
 pub mod account;
+pub mod docs;
 pub mod read;
 pub mod update;
 pub mod watch;
@@ -61,15 +62,16 @@ impl Context<'_> {
         }
     }
 
-    /// The document a command is about: `target`, or the caller's own, with the caller's
-    /// name. A name that cannot exist is `unauthorized`, as an unknown user is.
+    /// The document a command is about, as its key: `target` (`owner` or `owner/name`), or
+    /// the caller's default document; with the caller's name. A target that cannot exist is
+    /// `unauthorized`, as an unknown user is.
     ///
     /// # Errors
     /// `AuthRequired`, `InvalidToken`, `Unauthorized`.
     pub fn target(&self, target: Option<String>) -> Result<(String, String), Error> {
         let me = self.user()?.sub.clone();
         let target = target.unwrap_or_else(|| me.clone());
-        if !names::plausible(&target) {
+        if names::Target::parse(&target).is_none() {
             return Err(Error::Unauthorized);
         }
         Ok((me, target))
@@ -96,6 +98,8 @@ pub enum Effect {
     Watch(Watcher<Outbound>),
     /// End the watch of this document, if there is one.
     Unwatch(String),
+    /// Push `shared` and `unshared` to this socket from now on (it asked for `list`).
+    HearShares,
 }
 
 impl Outcome {
@@ -131,6 +135,9 @@ pub enum Command {
     Fetch(read::Fetch),
     Watch(watch::Watch),
     Unwatch(watch::Unwatch),
+    Create(docs::Create),
+    Delete(docs::Delete),
+    List(docs::List),
 }
 
 impl Command {
@@ -149,13 +156,16 @@ impl Command {
             "fetch" => Command::Fetch(args(body)?),
             "watch" => Command::Watch(args(body)?),
             "unwatch" => Command::Unwatch(args(body)?),
+            "create" => Command::Create(args(body)?),
+            "delete" => Command::Delete(args(body)?),
+            "list" => Command::List(args(body)?),
             other => {
                 let mut shown: String = other.chars().take(40).collect();
                 if shown.len() < other.len() {
                     shown.push('…');
                 }
                 return Err(Error::BadRequest(format!(
-                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch or unwatch"
+                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch, unwatch, create, delete or list"
                 )));
             }
         })
@@ -174,6 +184,9 @@ impl Command {
             Command::Fetch(_) => "fetch",
             Command::Watch(_) => "watch",
             Command::Unwatch(_) => "unwatch",
+            Command::Create(_) => "create",
+            Command::Delete(_) => "delete",
+            Command::List(_) => "list",
         }
     }
 
@@ -191,6 +204,12 @@ impl Command {
             Command::Fetch(c) => c.apply(cx).await.map(Outcome::reply),
             Command::Watch(c) => c.apply(cx).await,
             Command::Unwatch(c) => c.apply(cx),
+            Command::Create(c) => c.apply(cx).await.map(Outcome::reply),
+            Command::Delete(c) => c.apply(cx).await.map(Outcome::reply),
+            Command::List(c) => c
+                .apply(cx)
+                .await
+                .map(|reply| Outcome::then(reply, Effect::HearShares)),
         }
     }
 }

@@ -81,7 +81,7 @@ impl UpdateCmd {
         let target = update.target.clone();
         // Only the owner may change the lists (the store refuses anyone else, and that
         // refusal comes first: strangers learn nothing about which names exist).
-        if update.target == update.by
+        if names::owner_of(&update.target) == update.by
             && (update.collaborators.is_some() || update.readers.is_some())
         {
             // Sharing is rare; checking the names needs the store, so such an update is
@@ -90,20 +90,14 @@ impl UpdateCmd {
             let reply = async move {
                 known_accounts(&store, &update).await?;
                 let committed = store.commit(update).await?;
-                Ok(Reply::Version {
-                    username: target,
-                    version: committed.doc.version(),
-                })
+                Ok(version_reply(&target, &committed))
             };
             return Ok((false, reply.boxed()));
         }
         let (queued, outcome) = cx.state.store.submit(update);
         let reply = async move {
             let committed = outcome.await?;
-            Ok(Reply::Version {
-                username: target,
-                version: committed.doc.version(),
-            })
+            Ok(version_reply(&target, &committed))
         };
         Ok((queued, reply.boxed()))
     }
@@ -139,6 +133,15 @@ impl UpdateCmd {
     }
 }
 
+fn version_reply(target: &str, committed: &crate::store::Committed) -> Reply {
+    let (username, name) = crate::frame::split_key(target);
+    Reply::Version {
+        username,
+        name,
+        version: committed.doc.version(),
+    }
+}
+
 /// An update's reply, once its commit is done.
 pub type Pending = BoxFuture<'static, Result<Reply, Error>>;
 
@@ -158,7 +161,10 @@ fn edit(mode: PatchMode, userdata: Value) -> Result<Edit, Error> {
     })
 }
 
-fn access_list(name: &str, list: Option<Vec<String>>) -> Result<Option<Vec<String>>, Error> {
+pub(super) fn access_list(
+    name: &str,
+    list: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, Error> {
     let Some(list) = list else { return Ok(None) };
     if list.len() > MAX_ACCESS_LIST {
         return Err(Error::BadRequest(format!(
@@ -176,7 +182,10 @@ fn access_list(name: &str, list: Option<Vec<String>>) -> Result<Option<Vec<Strin
 ///
 /// # Errors
 /// `UnknownUsers` naming each missing account; `Unavailable`.
-async fn known_accounts(store: &crate::store::Store, update: &Update) -> Result<(), Error> {
+pub(super) async fn known_accounts(
+    store: &crate::store::Store,
+    update: &Update,
+) -> Result<(), Error> {
     let mut listed: Vec<String> = update.collaborators.clone().unwrap_or_default();
     listed.extend(update.readers.clone().unwrap_or_default());
     let mut unknown: Vec<String> = Vec::new();

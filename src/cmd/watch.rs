@@ -18,6 +18,8 @@ pub struct Watch {
     fields: Option<Vec<String>>,
     /// The last version the client has; replay from the next one.
     since: Option<Version>,
+    /// With `since` on a named document: the `incarnation` its versions were counted in.
+    incarnation: Option<String>,
     #[serde(default)]
     mode: WatchMode,
 }
@@ -59,6 +61,7 @@ impl Watch {
             target,
             fields,
             since: self.since,
+            incarnation: self.incarnation,
             mode: self.mode.into(),
         };
         let out = Output {
@@ -81,9 +84,8 @@ pub struct Unwatch {
 impl Unwatch {
     pub fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
         let (_, target) = cx.target(self.target)?;
-        let reply = Reply::Unwatch {
-            username: target.clone(),
-        };
+        let (username, name) = crate::frame::split_key(&target);
+        let reply = Reply::Unwatch { username, name };
         Ok(Outcome::then(reply, Effect::Unwatch(target)))
     }
 }

@@ -5,6 +5,7 @@
 //! shared by every watcher wanting that view: with 10,000 watchers of one document, one
 //! serialization instead of 10,000.
 
+pub mod publisher;
 mod ring;
 pub mod watcher;
 
@@ -60,6 +61,8 @@ pub fn change_frame(
 /// A committed version on its way to watchers.
 pub struct Change {
     committed: Arc<Committed>,
+    /// Not a version: the document was deleted, and its watches end.
+    deleted: bool,
     full: OnceLock<Utf8Bytes>,
     ops: OnceLock<Utf8Bytes>,
     views: Mutex<Vec<(Fields, Utf8Bytes)>>,
@@ -72,6 +75,10 @@ impl Change {
 
     pub fn version(&self) -> Version {
         self.committed.doc.version()
+    }
+
+    pub fn is_deletion(&self) -> bool {
+        self.deleted
     }
 
     /// True when this version set the access lists: only then can a watcher have lost access,
@@ -139,13 +146,6 @@ fn weigh(change: &Arc<Change>) -> usize {
         .unwrap_or_else(|| crate::store::apply::serialized_len(&**doc).unwrap_or(0))
 }
 
-/// The store hands the hub each committed version through this, after its writer was answered.
-impl crate::store::Publish for Hub {
-    fn publish(&self, committed: &Arc<Committed>) {
-        Hub::publish(self, committed);
-    }
-}
-
 impl Hub {
     pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Hub {
@@ -179,7 +179,7 @@ impl Hub {
 
     /// Delivers a committed version to its document's watchers, if it has any.
     pub fn publish(&self, committed: &Arc<Committed>) {
-        if let Some(topic) = self.inner.topics.get(committed.doc.owner()) {
+        if let Some(topic) = self.inner.topics.get(committed.doc.key().as_ref()) {
             let version = committed.doc.version();
             let seen = topic
                 .last
@@ -189,12 +189,34 @@ impl Hub {
             }
             let change = Arc::new(Change {
                 committed: committed.clone(),
+                deleted: false,
                 full: OnceLock::new(),
                 ops: OnceLock::new(),
                 views: Mutex::new(Vec::new()),
             });
             // `false` only means every watcher left since the lookup; nobody to tell.
             topic.ring.send(change);
+        }
+    }
+
+    /// Ends every watch of document `key`: it was deleted. The topic goes at once, so that
+    /// a document created again under the name starts a fresh one.
+    pub fn end(&self, key: &str) {
+        if let Some((_, topic)) = self.inner.topics.remove(key) {
+            // Watchers look only at `deleted`; the document is a stand-in.
+            let stand_in = Document::new(crate::names::owner_of(key), "");
+            topic.ring.send(Arc::new(Change {
+                committed: Arc::new(Committed {
+                    doc: Arc::new(stand_in),
+                    entry: None,
+                    created: false,
+                    shares: Vec::new(),
+                }),
+                deleted: true,
+                full: OnceLock::new(),
+                ops: OnceLock::new(),
+                views: Mutex::new(Vec::new()),
+            }));
         }
     }
 

@@ -33,12 +33,17 @@ pub struct WatchRequest {
     pub target: String,
     pub fields: Option<Fields>,
     pub since: Option<Version>,
+    /// Which life of a named document `since` counts in (`metadata.incarnation`); a resume
+    /// into another one gets a resync.
+    pub incarnation: Option<String>,
     pub mode: Mode,
 }
 
 /// What a new watch starts with: the reply to send, then the forwarder to run.
 pub struct Started<T> {
     pub reply: Reply,
+    /// The watched document's incarnation (named documents), for SSE event ids.
+    pub incarnation: Option<String>,
     pub watcher: Watcher<T>,
 }
 
@@ -59,12 +64,15 @@ pub async fn start<T: WatchSink>(
         .filter(|d| d.access(&req.viewer) >= Access::Read)
         .ok_or(Error::Unauthorized)?;
     let current = doc.version();
+    let incarnation = doc.metadata.incarnation.clone();
     let mut backlog = Vec::new();
     let reply = match req.since {
         None => Reply::data(View::new(doc, req.fields.as_ref()), true),
         Some(since) => {
             let with_data = req.mode == Mode::Full;
-            let replay = if since <= current {
+            let replay = if doc.metadata.incarnation != req.incarnation {
+                Replay::Gap // the document was deleted and created again since
+            } else if since <= current {
                 state
                     .store
                     .replay(&req.target, since, current, with_data)
@@ -95,8 +103,10 @@ pub async fn start<T: WatchSink>(
                             kind: PushKind::Change,
                         });
                     }
+                    let (username, name) = crate::frame::split_key(&req.target);
                     Reply::Watching {
-                        username: req.target.clone(),
+                        username,
+                        name,
                         since,
                         version: current,
                     }
@@ -106,6 +116,7 @@ pub async fn start<T: WatchSink>(
     };
     Ok(Started {
         reply,
+        incarnation,
         watcher: Watcher {
             subscription,
             backlog,
@@ -220,6 +231,12 @@ impl<T: WatchSink> Watcher<T> {
     async fn forward(&mut self, changes: &mut Vec<Arc<Change>>) -> Step {
         let mut batch = Vec::new();
         for change in changes.drain(..) {
+            if change.is_deletion() {
+                if let Step::Stop = self.push_all(std::mem::take(&mut batch)).await {
+                    return Step::Stop;
+                }
+                return self.ended(Error::NotFound, "deleted").await;
+            }
             let version = change.version();
             if version <= self.last {
                 continue;
@@ -341,14 +358,19 @@ impl<T: WatchSink> Watcher<T> {
 
     /// The viewer lost access: end this watch with an error saying so.
     async fn revoked(&mut self) -> Step {
+        self.ended(Error::Unauthorized, "access revoked").await
+    }
+
+    /// Ends this watch with a pushed `error` naming the document and why.
+    async fn ended(&mut self, error: Error, detail: &str) -> Step {
         self.out
             .metrics
             .errors
-            .with_label_values(&["unauthorized"])
+            .with_label_values(&[error.code()])
             .inc();
-        let mut body = ErrorBody::from(&Error::Unauthorized);
+        let mut body = ErrorBody::from(&error);
         body.target = Some(self.req.target.clone());
-        body.detail = Some("access revoked".into());
+        body.detail = Some(detail.into());
         let frame = encode(None, &Reply::Error(body));
         self.push(Push {
             frame,

@@ -80,6 +80,8 @@ pub async fn changes(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
     since: Option<Version>,
+    /// With `since` on a named document: the incarnation it counts in.
+    incarnation: Option<String>,
     /// Comma-separated field paths.
     fields: Option<String>,
     mode: Option<String>,
@@ -112,7 +114,7 @@ pub async fn events(
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<Version>().ok());
+        .and_then(parse_event_id);
     let fields: Option<Vec<String>> = q.fields.map(|f| f.split(',').map(str::to_owned).collect());
     let mode = match q.mode.as_deref() {
         None | Some("full") => Mode::Full,
@@ -123,7 +125,11 @@ pub async fn events(
         viewer: claims.sub.clone(),
         target: user,
         fields: parse_fields(fields.as_deref())?,
-        since: last_event_id.or(q.since),
+        since: last_event_id.as_ref().map(|(v, _)| *v).or(q.since),
+        incarnation: match last_event_id {
+            Some((_, incarnation)) => incarnation,
+            None => q.incarnation,
+        },
         mode,
     };
     let (tx, rx) = mpsc::channel::<Push>(SSE_QUEUE);
@@ -134,7 +140,8 @@ pub async fn events(
         slow: state.limits.slow_consumer_timeout,
     };
     let started = watcher::start(&state, request, out).await?;
-    let first = first_event(&started.reply);
+    let incarnation = started.incarnation.clone();
+    let first = first_event(&started.reply, incarnation.as_deref());
     let forwarder = AbortOnDropHandle::new(state.output.spawn(started.watcher.run()));
 
     // Logout of this token ends the stream, as it signs out a socket.
@@ -152,9 +159,13 @@ pub async fn events(
     let ended = {
         let shutdown = state.shutdown.clone();
         async move {
+            let told_to_end = async {
+                // A `shared` notice is for sockets; anything else ends the stream.
+                while let Some(crate::auth::Control::Notice(_)) = control_rx.recv().await {}
+            };
             tokio::select! {
                 () = shutdown.cancelled() => {},
-                _ = control_rx.recv() => {},
+                () = told_to_end => {},
                 () = tokio::time::sleep(expires_in) => {},
             }
         }
@@ -167,7 +178,7 @@ pub async fn events(
             Some((push, (rx, f, r, s)))
         },
     )
-    .map(|push| Ok(to_event(push)));
+    .map(move |push| Ok(to_event(push, incarnation.as_deref())));
     let stream = stream::once(async move { Ok(first) })
         .chain(live)
         .take_until(ended);
@@ -177,20 +188,38 @@ pub async fn events(
 /// The stream's opening event. A snapshot carries its version as the event id; a `watching`
 /// reply must not (the replay after it has not arrived yet, and a reconnect in between would
 /// otherwise skip it).
-fn first_event(reply: &Reply) -> Event {
+fn first_event(reply: &Reply, incarnation: Option<&str>) -> Event {
     let event = Event::default().data(encode(None, reply).as_str());
     match reply {
-        Reply::Data { version, .. } => event.id(version.to_string()),
+        Reply::Data { version, .. } => event.id(event_id(*version, incarnation)),
         _ => event,
     }
 }
 
-fn to_event(push: Push) -> Event {
+fn to_event(push: Push, incarnation: Option<&str>) -> Event {
     let event = Event::default().data(push.frame.as_str());
     match (push.kind, push.version) {
         (PushKind::Ended, _) | (_, None) => event,
-        (PushKind::Change | PushKind::Resync, Some(v)) => event.id(v.to_string()),
+        (PushKind::Change | PushKind::Resync, Some(v)) => event.id(event_id(v, incarnation)),
     }
+}
+
+/// An event's id: the version, and for a named document `:` and its incarnation, so that a
+/// reconnect after the document was deleted and created again resyncs.
+fn event_id(version: Version, incarnation: Option<&str>) -> String {
+    match incarnation {
+        None => version.to_string(),
+        Some(i) => format!("{version}:{i}"),
+    }
+}
+
+/// `Last-Event-ID`: `version` or `version:incarnation`.
+fn parse_event_id(id: &str) -> Option<(Version, Option<String>)> {
+    let (version, incarnation) = match id.trim().split_once(':') {
+        Some((v, i)) => (v, Some(i.to_owned())),
+        None => (id.trim(), None),
+    };
+    Some((version.parse().ok()?, incarnation))
 }
 
 /// Keeps an SSE stream in the revocation registry for as long as it lives.

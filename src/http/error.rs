@@ -39,7 +39,9 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Unauthorized | Error::NotFound => StatusCode::NOT_FOUND,
         Error::Forbidden => StatusCode::FORBIDDEN,
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        Error::UsernameTaken => StatusCode::CONFLICT,
+        Error::UsernameTaken | Error::AlreadyExists | Error::TooManyDocuments { .. } => {
+            StatusCode::CONFLICT
+        }
         Error::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         Error::TooLarge { .. } | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::TooManyWatches(_) | Error::TooManyConnections | Error::RateLimited { .. } => {

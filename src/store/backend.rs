@@ -86,6 +86,13 @@ pub enum Write {
     /// updates to it (`Store::delete_user`); the backend makes sure no update committed
     /// before it survives it.
     DeleteUser { username: String },
+    /// Create a named document (`doc`, version 0, its key `owner/name`): `Unauthorized` if
+    /// its owner does not exist, `AlreadyExists` if the key does, `TooManyDocuments` if the
+    /// owner holds `max_docs` named documents already.
+    CreateDoc { doc: Document, max_docs: usize },
+    /// Remove a named document, its change log and its blob mentions; `NotFound` if there
+    /// is none. The store tells its watchers ([`super::Publish::deleted`]).
+    DeleteDoc { key: String },
     /// Forget a session and remember its id as revoked until its token would have expired.
     Revoke {
         username: String,
@@ -102,6 +109,16 @@ pub struct Committed {
     pub entry: Option<LogEntry>,
     /// A path edit created its key.
     pub created: bool,
+    /// Whose access this version gave or took (a new named document's lists, an update of
+    /// the lists); empty for nearly every version.
+    pub shares: Vec<super::model::ShareChange>,
+}
+
+/// One named document as `list` shows it: its metadata and serialized size.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub metadata: super::model::Metadata,
+    pub size: u64,
 }
 
 /// Counts for `GET /v1/admin/stats`.
@@ -232,6 +249,24 @@ pub trait Backend: Send + Sync + 'static {
         offset: usize,
         limit: usize,
     ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>>;
+
+    /// `owner`'s named documents whose names sort after `after` ("" for the first page), in
+    /// name order, at most `limit`: each one's latest metadata and serialized size.
+    fn documents<'a>(
+        &'a self,
+        owner: &'a str,
+        after: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, StoreError>>;
+
+    /// Keys of the documents shared with `user` that sort after `after` ("" first), in key
+    /// order, at most `limit`, with the role each grants.
+    fn shared_with<'a>(
+        &'a self,
+        user: &'a str,
+        after: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(String, super::model::Access)>, StoreError>>;
 
     /// Row counts and the data file's size, for operators.
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>>;

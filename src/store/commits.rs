@@ -13,11 +13,16 @@ use std::sync::Arc;
 
 use super::backend::Committed;
 use super::cache::DocCache;
+use super::model::{Document, ShareChange};
 
 /// Tells watchers of a commit: the hub (`fanout`) implements it. A trait the store defines
 /// and the layer after it implements, so that the store does not depend on that layer.
 pub trait Publish: Send + Sync + 'static {
     fn publish(&self, committed: &Arc<Committed>);
+
+    /// Named document `doc` (as it was last) was deleted: its watches end, and `shares`
+    /// (everyone it was shared with) lose it.
+    fn deleted(&self, doc: &Arc<Document>, shares: &[ShareChange]);
 }
 
 /// The cache and, for a serving process, the hub. Cheap to clone.
@@ -45,6 +50,14 @@ impl Commits {
     pub fn answered(&self, committed: &Arc<Committed>) {
         if let Some(hub) = &self.hub {
             hub.publish(committed);
+        }
+    }
+
+    /// Named document `doc` is gone: the cache forgets it, then its watchers are told.
+    pub(super) fn deleted(&self, doc: &Arc<Document>, shares: &[ShareChange]) {
+        self.cache.forget(&doc.key());
+        if let Some(hub) = &self.hub {
+            hub.deleted(doc, shares);
         }
     }
 }

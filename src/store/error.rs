@@ -23,9 +23,15 @@ pub enum StoreError {
     /// The account's blobs would add up to more than its quota.
     #[error("blob quota of {quota} bytes exceeded")]
     QuotaExceeded { quota: u64 },
-    /// A key path to delete does not exist.
+    /// A key path to delete does not exist; a named document to delete does not.
     #[error("not found")]
     NotFound,
+    /// `create` of a named document that exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The account holds `limit` named documents already (`MAX_DOCUMENTS_PER_ACCOUNT`).
+    #[error("the account holds its limit of {limit} documents")]
+    TooManyDocuments { limit: usize },
     /// Storage failed or is shutting down. The cause is logged, never sent to clients.
     #[error("store unavailable: {0}")]
     Unavailable(String),

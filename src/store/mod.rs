@@ -8,6 +8,7 @@ pub mod apply;
 pub mod backend;
 mod bounds;
 mod cache;
+mod collections;
 mod commits;
 pub mod error;
 pub mod faults;
@@ -30,15 +31,16 @@ use futures_util::future::BoxFuture;
 
 pub use self::apply::{Fields, Limits};
 pub use self::backend::{
-    Backend, BlobAdd, Committed, History, Prepared, StoreStats, Write, Written,
+    Backend, BlobAdd, Committed, History, Listed, Prepared, StoreStats, Write, Written,
 };
 use self::cache::DocCache;
+pub use self::collections::{NewDoc, SharedDoc};
 pub use self::commits::{Commits, Publish};
 pub use self::error::StoreError;
 pub use self::history::Replay;
 pub use self::model::{
-    Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord, Update,
-    UserRecord, Version,
+    Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord,
+    ShareChange, Update, UserRecord, Version,
 };
 use self::redb::{RedbBackend, WriterConfig};
 
@@ -46,6 +48,8 @@ use self::redb::{RedbBackend, WriterConfig};
 pub struct StoreConfig {
     pub path: std::path::PathBuf,
     pub limits: Limits,
+    /// Named documents an account may own (`MAX_DOCUMENTS_PER_ACCOUNT`).
+    pub max_documents: usize,
     pub max_batch: usize,
     pub cache_size: u64,
     pub cache_max_age: Duration,
@@ -79,6 +83,9 @@ pub struct Store {
 struct Inner {
     backend: Box<dyn Backend>,
     limits: Limits,
+    max_documents: usize,
+    /// Where deletions of named documents are announced (commits go there from the backend).
+    commits: Commits,
     cache: DocCache,
     /// Versions replaced by updates, parked for the document's next update to edit in place.
     recycler: recycle::Recycler,
@@ -98,6 +105,7 @@ impl Store {
     /// The data file cannot be opened; see [`RedbBackend::open`].
     pub fn open(cfg: &StoreConfig, hub: Option<Arc<dyn Publish>>) -> Result<Store, StoreError> {
         let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
+        let commits = Commits::new(cache.clone(), hub);
         let backend = RedbBackend::open(
             &cfg.path,
             WriterConfig {
@@ -106,12 +114,12 @@ impl Store {
                 retain: cfg.changelog_retain.max(1),
                 max_age: cfg.changelog_max_age,
             },
-            Commits::new(cache.clone(), hub),
+            commits.clone(),
             cfg.faults.clone(),
             cfg.metrics.clone(),
             cfg.accept_wal_loss,
         )?;
-        Ok(Store::assemble(cfg, cache, Box::new(backend)))
+        Ok(Store::assemble(cfg, cache, commits, Box::new(backend)))
     }
 
     /// Connects to PostgreSQL (cluster mode) and migrates its schema. Also returns the JWT
@@ -125,6 +133,7 @@ impl Store {
         hub: Option<Arc<dyn Publish>>,
     ) -> Result<(Store, String), StoreError> {
         let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
+        let commits = Commits::new(cache.clone(), hub);
         let backend = postgres::PgBackend::connect(
             postgres::PgConfig {
                 url: pg.url.clone(),
@@ -133,19 +142,29 @@ impl Store {
                 limits: cfg.limits,
                 retain: cfg.changelog_retain.max(1),
             },
-            Commits::new(cache.clone(), hub),
+            commits.clone(),
             cfg.metrics.clone(),
         )
         .await?;
         let secret = backend.shared_secret().await?;
-        Ok((Store::assemble(cfg, cache, Box::new(backend)), secret))
+        Ok((
+            Store::assemble(cfg, cache, commits, Box::new(backend)),
+            secret,
+        ))
     }
 
-    fn assemble(cfg: &StoreConfig, cache: DocCache, backend: Box<dyn Backend>) -> Store {
+    fn assemble(
+        cfg: &StoreConfig,
+        cache: DocCache,
+        commits: Commits,
+        backend: Box<dyn Backend>,
+    ) -> Store {
         Store {
             inner: Arc::new(Inner {
                 backend,
                 limits: cfg.limits,
+                max_documents: cfg.max_documents,
+                commits,
                 cache,
                 recycler: recycle::Recycler::default(),
                 metrics: cfg.metrics.clone(),

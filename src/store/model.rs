@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 /// A document's version: 0 at signup, +1 per committed update.
 pub type Version = u64;
 
-/// The one JSON document a user owns, exactly as clients see it.
+/// A JSON document, exactly as clients see it: an account's default document (addressed by
+/// its owner's name) or one of its named documents (`owner/name`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     pub metadata: Metadata,
@@ -72,7 +73,18 @@ impl PartialEq for Bounds {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
+    /// The owner.
     pub username: String,
+    /// A named document's name; `None` for the account's default document, whose stored and
+    /// sent JSON is exactly what it was before named documents existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Which life of `owner/name` this is: a fresh random id at each `create`, so that a
+    /// client resuming with `since` after the document was deleted and created again gets
+    /// a resync, never a version of the other one. `None` for default documents (their
+    /// name cannot be reused while the account lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
     pub version: Version,
     /// Read and write access to `userdata`.
     pub collaborators: Vec<String>,
@@ -98,6 +110,17 @@ pub enum Access {
     Owner,
 }
 
+impl Access {
+    /// The role as clients see it in `list` and `shared` frames.
+    pub fn role_name(self) -> &'static str {
+        match self {
+            Access::Owner => "owner",
+            Access::Write => "write",
+            Access::Read | Access::None => "read",
+        }
+    }
+}
+
 impl Document {
     /// A fresh document at version 0. `lastUpdate` is set to the creation so clients never
     /// have to handle a missing value.
@@ -105,6 +128,8 @@ impl Document {
         Document {
             metadata: Metadata {
                 username: username.to_owned(),
+                name: None,
+                incarnation: None,
                 version: 0,
                 collaborators: Vec::new(),
                 readers: Vec::new(),
@@ -129,8 +154,25 @@ impl Document {
         self.bounds.bytes()
     }
 
+    /// A fresh named document `owner/name` at version 0, in a new incarnation.
+    pub fn named(owner: &str, name: &str, now: &str, incarnation: String) -> Self {
+        let mut doc = Document::new(owner, now);
+        doc.metadata.name = Some(name.to_owned());
+        doc.metadata.incarnation = Some(incarnation);
+        doc
+    }
+
     pub fn owner(&self) -> &str {
         &self.metadata.username
+    }
+
+    /// Where the document is kept and watched: the owner's name for the default document,
+    /// `owner/name` for a named one (usernames hold no `/`, so the two never meet).
+    pub fn key(&self) -> std::borrow::Cow<'_, str> {
+        match &self.metadata.name {
+            None => std::borrow::Cow::Borrowed(&self.metadata.username),
+            Some(name) => std::borrow::Cow::Owned(format!("{}/{}", self.metadata.username, name)),
+        }
     }
 
     pub fn access(&self, user: &str) -> Access {
@@ -145,6 +187,58 @@ impl Document {
             Access::None
         }
     }
+}
+
+/// That a document is now shared with `user` as `role` (`Access::Read` or `Write`), or no
+/// longer (`None`): what `shared` and `unshared` pushes tell that user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareChange {
+    pub user: String,
+    pub role: Option<Access>,
+}
+
+impl Document {
+    /// Each user the document is shared with and their role; a name on both lists is a
+    /// collaborator.
+    pub fn shared_with(&self) -> Vec<(&str, Access)> {
+        let m = &self.metadata;
+        let mut out: Vec<(&str, Access)> = m
+            .collaborators
+            .iter()
+            .map(|u| (u.as_str(), Access::Write))
+            .collect();
+        for r in &m.readers {
+            if !m.collaborators.contains(r) {
+                out.push((r.as_str(), Access::Read));
+            }
+        }
+        out.retain(|(u, _)| *u != m.username);
+        out
+    }
+}
+
+/// Whose access changed from `before` to `after` (either may be absent: created, deleted).
+pub fn share_changes(before: Option<&Document>, after: Option<&Document>) -> Vec<ShareChange> {
+    let old = before.map(Document::shared_with).unwrap_or_default();
+    let new = after.map(Document::shared_with).unwrap_or_default();
+    let mut out = Vec::new();
+    for (user, role) in &new {
+        if !old.contains(&(*user, *role)) {
+            out.push(ShareChange {
+                user: (*user).to_owned(),
+                role: Some(*role),
+            });
+        }
+    }
+    for (user, _) in &old {
+        if !new.iter().any(|(u, _)| u == user) {
+            out.push(ShareChange {
+                user: (*user).to_owned(),
+                role: None,
+            });
+        }
+    }
+    out
 }
 
 /// How an update changes `userdata`.
@@ -163,7 +257,7 @@ pub enum Edit {
 /// One requested change to one document, checked and applied by the store's writer.
 #[derive(Clone, Debug)]
 pub struct Update {
-    /// The document's owner.
+    /// The document's key ([`Document::key`]): its owner, or `owner/name`.
     pub target: String,
     /// Who asks; access is checked against the document as it is when the write happens.
     pub by: String,

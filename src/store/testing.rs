@@ -29,5 +29,6 @@ pub fn merged(doc: &Document, patch: &Value) -> Arc<Committed> {
         doc: Arc::new(applied.doc),
         entry: Some(applied.entry),
         created: false,
+        shares: Vec::new(),
     })
 }

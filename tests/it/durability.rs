@@ -179,5 +179,5 @@ async fn a_schema_1_data_file_is_upgraded_in_place() {
         .get("schema_version")
         .expect("get")
         .map(|v| v.value());
-    assert_eq!(version, Some(3), "upgraded");
+    assert_eq!(version, Some(4), "upgraded to the current schema");
 }

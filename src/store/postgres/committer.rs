@@ -15,7 +15,7 @@ use crate::store::apply::{Limits, apply, replay_into};
 use crate::store::backend::Committed;
 use crate::store::commits::Commits;
 use crate::store::error::StoreError;
-use crate::store::model::{Document, LogEntry, Update, Version};
+use crate::store::model::{Document, LogEntry, ShareChange, Update, Version, share_changes};
 use crate::sys::now_rfc3339;
 
 /// Updates waiting beyond this make callers wait (backpressure).
@@ -117,6 +117,10 @@ impl Committer {
         let (mut log_names, mut log_versions, mut log_entries) =
             (Vec::new(), Vec::new(), Vec::new());
         let mut trims = Vec::new();
+        // Documents whose lists an update set (their `shares` rows are rewritten from the
+        // batch's last version of each), and whose access changed for whom.
+        let mut reshared: Vec<(String, Arc<Document>)> = Vec::new();
+        let mut notices: Vec<(String, ShareChange)> = Vec::new();
         for job in jobs {
             let update = &job.update;
             let Some(current) = latest.get(&update.target).cloned() else {
@@ -150,11 +154,19 @@ impl Committer {
                 trims.push((update.target.clone(), version));
             }
             let doc = Arc::new(applied.doc);
+            let shares = if update.collaborators.is_some() || update.readers.is_some() {
+                reshared.push((update.target.clone(), doc.clone()));
+                share_changes(Some(&current), Some(&doc))
+            } else {
+                Vec::new()
+            };
+            notices.extend(shares.iter().map(|c| (update.target.clone(), c.clone())));
             latest.insert(update.target.clone(), doc.clone());
             outcomes.push(Ok(Arc::new(Committed {
                 doc,
                 entry: Some(applied.entry),
                 created: applied.created,
+                shares,
             })));
         }
         if rows.is_empty() {
@@ -191,6 +203,14 @@ impl Committer {
             .map_err(pg)?;
         for (name, version) in trims {
             trim(&tx, s, self.retain, &name, version).await?;
+        }
+        for (key, _) in &reshared {
+            if let Some(doc) = latest.get(key) {
+                super::sharing::reindex(&tx, s, key, Some(doc)).await?;
+            }
+        }
+        for (key, change) in &notices {
+            super::sharing::notify(&tx, &self.channel, key, std::slice::from_ref(change)).await?;
         }
         // One notification per document, with its newest version: listeners read what
         // they have not seen from the log anyway.

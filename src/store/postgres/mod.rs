@@ -16,6 +16,7 @@
 mod committer;
 mod reads;
 mod schema;
+mod sharing;
 mod writes;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::apply::Limits;
-use super::backend::{Backend, History, StoreStats, Write, Written};
+use super::backend::{Backend, History, Listed, StoreStats, Write, Written};
 use super::commits::Commits;
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
@@ -384,6 +385,24 @@ impl Backend for PgBackend {
         limit: usize,
     ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
         self.select_users(offset, limit).boxed()
+    }
+
+    fn documents<'a>(
+        &'a self,
+        owner: &'a str,
+        after: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, StoreError>> {
+        self.select_documents(owner, after, limit).boxed()
+    }
+
+    fn shared_with<'a>(
+        &'a self,
+        user: &'a str,
+        after: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(String, crate::store::Access)>, StoreError>> {
+        self.select_shared_with(user, after, limit).boxed()
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {

@@ -2,9 +2,11 @@
 //! for history), so that `mod.rs` holds connecting and the trait's wiring.
 
 use super::{PgBackend, decode, flag_name, int, pg, uint};
-use crate::store::backend::{History, StoreStats};
+use crate::store::backend::{History, Listed, StoreStats};
 use crate::store::error::StoreError;
-use crate::store::model::{BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
+use crate::store::model::{
+    Access, BlobRef, Document, Flag, Metadata, SessionRecord, UserRecord, Version,
+};
 
 impl PgBackend {
     pub(super) async fn select_history(
@@ -194,6 +196,70 @@ impl PgBackend {
             out.push(decode(&row.get::<_, String>(1), &name)?);
         }
         Ok((out, uint(total)))
+    }
+
+    pub(super) async fn select_documents(
+        &self,
+        owner: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Listed>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct MetadataOnly {
+            metadata: Metadata,
+        }
+        let s = &self.s;
+        let (first, end) = crate::names::named_range(owner);
+        let start = if after.is_empty() {
+            first
+        } else {
+            format!("{owner}/{after}")
+        };
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT username, body FROM {s}.docs WHERE username > $1 AND username < $2
+                     ORDER BY username LIMIT $3"
+                ),
+                &[&start, &end, &bound(limit)],
+            )
+            .await
+            .map_err(pg)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.get(0);
+            let body: String = row.get(1);
+            out.push(Listed {
+                metadata: decode::<MetadataOnly>(&body, &key)?.metadata,
+                size: body.len() as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn select_shared_with(
+        &self,
+        user: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Access)>, StoreError> {
+        let s = &self.s;
+        let client = self.pool.get().await.map_err(pg)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT doc, role FROM {s}.shares WHERE username = $1 AND doc > $2
+                     ORDER BY doc LIMIT $3"
+                ),
+                &[&user, &after, &bound(limit)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), super::sharing::role_of(r.get(1))))
+            .collect())
     }
 
     pub(super) async fn select_stats(&self) -> Result<StoreStats, StoreError> {

@@ -5,7 +5,8 @@
 //! Also the one value every node reads from the schema at start: the shared JWT secret.
 
 /// Bumped when the layout changes; a newer schema is refused rather than misread.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: named documents (`owner/name` keys in `docs` and `changelog`) and `shares`.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. `{s}`
 /// is the schema name.
@@ -32,6 +33,22 @@ CREATE TABLE IF NOT EXISTS {s}.blob_usage (username text PRIMARY KEY, bytes bigi
 CREATE TABLE IF NOT EXISTS {s}.blob_mentions (
     doc text NOT NULL, sha256 text NOT NULL, by_user text NOT NULL,
     PRIMARY KEY (doc, sha256, by_user));
+",
+    // Who each document is shared with, both ways; built from the documents already there
+    // (collaborators first, so a name on both lists is a collaborator).
+    r"
+CREATE TABLE IF NOT EXISTS {s}.shares (
+    doc text NOT NULL, username text NOT NULL, role smallint NOT NULL,
+    PRIMARY KEY (doc, username));
+CREATE INDEX IF NOT EXISTS shares_by_user ON {s}.shares (username, doc);
+INSERT INTO {s}.shares (doc, username, role)
+    SELECT d.username, c, 2 FROM {s}.docs d,
+        jsonb_array_elements_text((d.body::jsonb)->'metadata'->'collaborators') c
+    WHERE c <> d.username ON CONFLICT DO NOTHING;
+INSERT INTO {s}.shares (doc, username, role)
+    SELECT d.username, r, 1 FROM {s}.docs d,
+        jsonb_array_elements_text(COALESCE((d.body::jsonb)->'metadata'->'readers', '[]'::jsonb)) r
+    WHERE r <> d.username ON CONFLICT DO NOTHING;
 ",
 ];
 

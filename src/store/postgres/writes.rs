@@ -9,9 +9,10 @@ use deadpool_postgres::Transaction;
 use serde_json::json;
 
 use super::{PgBackend, decode, encode, flag_name, int, pg, uint};
+use crate::names::named_range;
 use crate::store::backend::{BlobAdd, Committed, Write};
 use crate::store::error::StoreError;
-use crate::store::model::{BlobRecord, SessionRecord, UserRecord};
+use crate::store::model::{BlobRecord, Document, SessionRecord, UserRecord, share_changes};
 
 impl PgBackend {
     /// Every write other than an update: one short transaction each.
@@ -57,8 +58,13 @@ impl PgBackend {
                     doc: Arc::new(doc.clone()),
                     entry: None,
                     created: true,
+                    shares: Vec::new(),
                 }));
             }
+            Write::CreateDoc { doc, max_docs } => {
+                created = Some(self.create_doc(&tx, doc, *max_docs).await?);
+            }
+            Write::DeleteDoc { key } => self.delete_doc(&tx, key).await?,
             Write::Session(session) => self.put_session(&tx, session).await?,
             Write::Revoke {
                 username,
@@ -160,6 +166,110 @@ impl PgBackend {
         Ok(created)
     }
 
+    /// A named document at version 0, its log base and its `shares` rows; every node is told
+    /// whom it is shared with.
+    async fn create_doc(
+        &self,
+        tx: &Transaction<'_>,
+        doc: &Document,
+        max_docs: usize,
+    ) -> Result<Arc<Committed>, StoreError> {
+        let s = &self.s;
+        let key = doc.key().into_owned();
+        self.require_user(tx, doc.owner()).await?;
+        let (from, to) = named_range(doc.owner());
+        // Serializes creates of one account, so two at once cannot both pass the count.
+        tx.execute(
+            &format!("SELECT 1 FROM {s}.users WHERE username = $1 FOR UPDATE"),
+            &[&doc.owner()],
+        )
+        .await
+        .map_err(pg)?;
+        let held: i64 = tx
+            .query_one(
+                &format!("SELECT count(*) FROM {s}.docs WHERE username > $1 AND username < $2"),
+                &[&from, &to],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        if usize::try_from(held).unwrap_or(usize::MAX) >= max_docs {
+            return Err(StoreError::TooManyDocuments { limit: max_docs });
+        }
+        let body = encode(doc)?;
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.docs (username, version, body) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING"
+                ),
+                &[&key, &body],
+            )
+            .await
+            .map_err(pg)?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        // A log left by a deleted document of the same name must not be replayed into this one.
+        tx.execute(
+            &format!("DELETE FROM {s}.changelog WHERE username = $1"),
+            &[&key],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.changelog_base (username, body) VALUES ($1, $2)
+                 ON CONFLICT (username) DO UPDATE SET body = EXCLUDED.body"
+            ),
+            &[&key, &body],
+        )
+        .await
+        .map_err(pg)?;
+        super::sharing::reindex(tx, s, &key, Some(doc)).await?;
+        let shares = share_changes(None, Some(doc));
+        super::sharing::notify(tx, &self.channel, &key, &shares).await?;
+        Ok(Arc::new(Committed {
+            doc: Arc::new(doc.clone()),
+            entry: None,
+            created: true,
+            shares,
+        }))
+    }
+
+    /// Every row of named document `key`; every node ends its watches (`{"d": key}`) and
+    /// tells whoever it was shared with.
+    async fn delete_doc(&self, tx: &Transaction<'_>, key: &str) -> Result<(), StoreError> {
+        let s = &self.s;
+        let Some(row) = tx
+            .query_opt(
+                &format!("DELETE FROM {s}.docs WHERE username = $1 RETURNING body"),
+                &[&key],
+            )
+            .await
+            .map_err(pg)?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        let doc: Document = decode(&row.get::<_, String>(0), key)?;
+        for table in ["changelog", "changelog_base"] {
+            tx.execute(
+                &format!("DELETE FROM {s}.{table} WHERE username = $1"),
+                &[&key],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.execute(
+            &format!("DELETE FROM {s}.blob_mentions WHERE doc = $1"),
+            &[&key],
+        )
+        .await
+        .map_err(pg)?;
+        super::sharing::reindex(tx, s, key, None).await?;
+        super::sharing::notify(tx, &self.channel, key, &share_changes(Some(&doc), None)).await?;
+        self.notify(tx, json!({ "d": key })).await
+    }
+
     /// Every row of `name`, in the deletion's transaction. Other nodes learn of it from
     /// their next read (the document's version is gone) and from the flag notifications.
     async fn delete_user(&self, tx: &Transaction<'_>, name: &String) -> Result<(), StoreError> {
@@ -174,6 +284,18 @@ impl PgBackend {
         if removed == 0 {
             return Err(StoreError::NotFound);
         }
+        // Its named documents first: their watchers, on every node, are told.
+        let (from, to) = named_range(name);
+        let named = tx
+            .query(
+                &format!("SELECT username FROM {s}.docs WHERE username > $1 AND username < $2"),
+                &[&from, &to],
+            )
+            .await
+            .map_err(pg)?;
+        for row in named {
+            self.delete_doc(tx, &row.get::<_, String>(0)).await?;
+        }
         for table in ["docs", "changelog", "changelog_base", "sessions", "flags"] {
             tx.execute(
                 &format!("DELETE FROM {s}.{table} WHERE username = $1"),
@@ -182,6 +304,12 @@ impl PgBackend {
             .await
             .map_err(pg)?;
         }
+        tx.execute(
+            &format!("DELETE FROM {s}.shares WHERE doc = $1 OR username = $1"),
+            &[name],
+        )
+        .await
+        .map_err(pg)?;
         let held = tx
             .query(
                 &format!("SELECT sha256 FROM {s}.blob_refs WHERE username = $1"),

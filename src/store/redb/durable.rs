@@ -123,7 +123,8 @@ impl DurableLog {
     }
 
     /// Makes one batch durable: `updates` (in commit order) as one log record, fsynced, then
-    /// `others` (from [`DurableLog::begin`]), which commits durably in redb. A batch too large for the log is folded, with every unfolded update, in one
+    /// `others` (from [`DurableLog::begin`]), which commits durably in redb. A batch too
+    /// large for the log, or with `fold_now`, is folded with every unfolded update in one
     /// checkpoint instead. Returns the documents folded into `changelog` (for trimming).
     ///
     /// # Errors
@@ -133,6 +134,7 @@ impl DurableLog {
         db: &Database,
         others: Option<WriteTransaction>,
         updates: Vec<UpdateRow>,
+        fold_now: bool,
     ) -> Result<Vec<String>, StoreError> {
         let mut rows = Vec::with_capacity(updates.len());
         let mut docs = Vec::with_capacity(updates.len());
@@ -142,9 +144,10 @@ impl DurableLog {
             docs.push(u.doc);
         }
         let logged = rows.is_empty()
-            || self
-                .wal
-                .append(rows.iter().map(|(_, seq, row)| (*seq, &**row)))?;
+            || (!fold_now
+                && self
+                    .wal
+                    .append(rows.iter().map(|(_, seq, row)| (*seq, &**row)))?);
         if logged {
             if let Some(txn) = others
                 && let Err(e) = txn.commit()
@@ -170,7 +173,8 @@ impl DurableLog {
             }
             return Ok(Vec::new());
         }
-        // Too large for the log: folded at once. Its documents are rebuilt from disk by the
+        // Too large for the log, or asked to (`fold_now`: it changes who a document is shared
+        // with, and the sharing index is written by folds): folded at once. Its documents are rebuilt from disk by the
         // fold (the versions in `docs` are not durable until it commits, so `newest` must not
         // hold them before).
         let extra = rows.into_iter().map(|(_, seq, row)| (seq, row)).collect();
@@ -307,7 +311,11 @@ mod tests {
             txn.is_none(),
             "a batch of updates needs no redb transaction"
         );
-        assert!(log.commit(&db, txn, vec![v1, v2]).unwrap().is_empty());
+        assert!(
+            log.commit(&db, txn, vec![v1, v2], false)
+                .unwrap()
+                .is_empty()
+        );
         assert!(Arc::ptr_eq(log.newest("ann").unwrap(), &newest));
         assert!(log.newest("bob").is_none());
         let versions: Vec<Version> = log

@@ -19,13 +19,13 @@
 //! The redb table `journal` remains for rows that travel in a backup (and in files of earlier
 //! builds): they are folded when the file is opened (`recover`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{DOCS, LOG, decode, read_log};
+use super::{DOCS, LOG, decode, read_log, sharing};
 use crate::store::apply::replay_into;
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, Version};
@@ -227,6 +227,9 @@ pub fn fold_into(
     let mut docs = txn.open_table(DOCS).map_err(StoreError::unavailable)?;
     let mut newest: HashMap<&str, Version> = HashMap::new();
     let mut floor: HashMap<&str, Version> = HashMap::new();
+    // Documents whose folded rows may have changed their access lists: their sharing rows
+    // are rewritten. A false positive (a key named `readers` in the data) only costs that.
+    let mut reshared: HashSet<&str> = HashSet::new();
     for (_, bytes) in rows {
         let row = decode_row(bytes)?;
         if recovering {
@@ -247,6 +250,9 @@ pub fn fold_into(
         }
         log.insert((row.name, row.version), row.entry)
             .map_err(StoreError::unavailable)?;
+        if mentions_access(row.entry) {
+            reshared.insert(row.name);
+        }
         // Rows come in commit order: the last one seen for a name is its newest.
         newest.insert(row.name, row.version);
     }
@@ -266,8 +272,17 @@ pub fn fold_into(
         let bytes = serde_json::to_vec(&*doc).map_err(StoreError::unavailable)?;
         docs.insert(name, bytes.as_slice())
             .map_err(StoreError::unavailable)?;
+        if reshared.contains(name) {
+            sharing::reindex(txn, name, Some(&doc))?;
+        }
     }
     Ok(folded)
+}
+
+/// True when a change-log entry (JSON) may set access lists.
+pub fn mentions_access(entry: &[u8]) -> bool {
+    let has = |needle: &[u8]| entry.windows(needle.len()).any(|w| w == needle);
+    has(b"\"collaborators\"") || has(b"\"readers\"")
 }
 
 /// The rows of the redb `journal` table (a backup's, or an earlier build's), in order.

@@ -20,6 +20,7 @@ mod queue;
 mod reads;
 mod recovery;
 mod schema;
+mod sharing;
 mod tables;
 pub mod wal;
 mod writer;
@@ -31,7 +32,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase};
 
-use super::backend::{Backend, History, StoreStats, Write, Written};
+use super::backend::{Backend, History, Listed, StoreStats, Write, Written};
 use super::commits::Commits;
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
@@ -237,6 +238,32 @@ impl Backend for RedbBackend {
         limit: usize,
     ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
         self.read(move |db| reads::users(db, offset, limit)).boxed()
+    }
+
+    fn documents<'a>(
+        &'a self,
+        owner: &'a str,
+        after: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, StoreError>> {
+        let (owner, after) = (owner.to_owned(), after.to_owned());
+        let journal = self.journal.clone();
+        self.read(move |db| reads::documents(db, &journal, &owner, &after, limit))
+            .boxed()
+    }
+
+    fn shared_with<'a>(
+        &'a self,
+        user: &'a str,
+        after: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(String, crate::store::Access)>, StoreError>> {
+        let (user, after) = (user.to_owned(), after.to_owned());
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(StoreError::unavailable)?;
+            sharing::shared_with(&txn, &user, &after, limit)
+        })
+        .boxed()
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, StoreError>> {

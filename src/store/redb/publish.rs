@@ -90,6 +90,7 @@ mod tests {
             doc: Arc::new(doc),
             entry: None,
             created: false,
+            shares: Vec::new(),
         })
     }
 

@@ -9,10 +9,10 @@ use super::journal::Journal;
 use super::schema::{
     BLOBS, DOCS, LOG, LOG_BASE, REVOKED, SESSIONS, USERS, decode, flag_table, read_log,
 };
-use crate::store::backend::{History, StoreStats};
+use crate::store::backend::{History, Listed, StoreStats};
 use crate::store::error::StoreError;
 use crate::store::model::{
-    BlobRecord, Document, Flag, LogEntry, SessionRecord, UserRecord, Version,
+    BlobRecord, Document, Flag, LogEntry, Metadata, SessionRecord, UserRecord, Version,
 };
 
 /// `Backend::history`: one read transaction, so base and entries agree even while the
@@ -73,6 +73,74 @@ pub(super) fn history(
         oldest,
         entries,
     })
+}
+
+/// `Backend::documents`: one snapshot, the journal's rows for it, and each document's
+/// metadata (its `userdata` skipped, not built). A document with unfolded updates is rebuilt
+/// to its newest version and measured.
+pub(super) fn documents(
+    db: &Database,
+    journal: &Journal,
+    owner: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<Listed>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct MetadataOnly {
+        metadata: Metadata,
+    }
+    let (first, end) = crate::names::named_range(owner);
+    let start = if after.is_empty() {
+        first
+    } else {
+        format!("{owner}/{after}")
+    };
+    let (txn, rows) = journal.snapshot_all(db)?;
+    let mut unfolded: std::collections::HashMap<String, Vec<LogEntry>> =
+        std::collections::HashMap::new();
+    for (_, bytes) in &rows {
+        let row = super::journal::decode_row(bytes)?;
+        if row.name > start.as_str() && row.name < end.as_str() {
+            unfolded
+                .entry(row.name.to_owned())
+                .or_default()
+                .push(decode(row.entry, row.name)?);
+        }
+    }
+    let docs = txn.open_table(DOCS).map_err(StoreError::unavailable)?;
+    let log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
+    let mut out = Vec::new();
+    for row in docs
+        .range(start.as_str()..end.as_str())
+        .map_err(StoreError::unavailable)?
+    {
+        let (key, value) = row.map_err(StoreError::unavailable)?;
+        let key = key.value();
+        if key == start {
+            continue; // `after` itself, or `owner/` (never a key)
+        }
+        let listed = match unfolded.get(key) {
+            None => Listed {
+                metadata: decode::<MetadataOnly>(value.value(), key)?.metadata,
+                size: value.value().len() as u64,
+            },
+            Some(entries) => {
+                let Some(doc) = super::journal::document(&docs, &log, key, entries)? else {
+                    continue;
+                };
+                let size = crate::store::apply::serialized_len(&doc)? as u64;
+                Listed {
+                    metadata: doc.metadata,
+                    size,
+                }
+            }
+        };
+        out.push(listed);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// `Backend::flagged`.

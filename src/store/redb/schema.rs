@@ -3,9 +3,9 @@
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::journal;
+use super::{journal, sharing};
 use crate::store::error::StoreError;
-use crate::store::model::{Flag, LogEntry, Version};
+use crate::store::model::{Document, Flag, LogEntry, Version};
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(super) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -46,7 +46,9 @@ pub(super) fn flag_table(flag: Flag) -> TableDefinition<'static, &'static str, (
 /// serve stale documents from such a file, so it must refuse it.
 /// 3: acknowledged updates may be only in the write-ahead log after a crash (`wal.rs`); a
 /// build that does not replay it would lose them.
-pub(super) const SCHEMA_VERSION: u64 = 3;
+/// 4: named documents (`owner/name` keys in `docs` and `changelog`) and the sharing index
+/// (`sharing.rs`), built from every document when a file of version 3 or less is opened.
+pub(super) const SCHEMA_VERSION: u64 = 4;
 
 pub(super) fn init_schema(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(StoreError::unavailable)?;
@@ -56,19 +58,20 @@ pub(super) fn init_schema(db: &Database) -> Result<(), StoreError> {
             .get("schema_version")
             .map_err(StoreError::unavailable)?
             .map(|v| v.value());
-        match found {
+        let upgrade = match found {
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::Unavailable(format!(
                     "data file has schema version {v}; this build reads up to {SCHEMA_VERSION}"
                 )));
             }
-            Some(v) if v == SCHEMA_VERSION => {}
-            // Older files only lack tables, which are created below.
+            Some(v) if v == SCHEMA_VERSION => false,
+            // Older files lack tables, which are created below, and the sharing index.
             Some(_) | None => {
                 meta.insert("schema_version", SCHEMA_VERSION)
                     .map_err(StoreError::unavailable)?;
+                found.is_some()
             }
-        }
+        };
         // Create every table up front so readers never meet a missing one.
         txn.open_table(USERS).map_err(StoreError::unavailable)?;
         txn.open_table(DOCS).map_err(StoreError::unavailable)?;
@@ -86,8 +89,32 @@ pub(super) fn init_schema(db: &Database) -> Result<(), StoreError> {
             .map_err(StoreError::unavailable)?;
         txn.open_table(BLOB_MENTIONS)
             .map_err(StoreError::unavailable)?;
+        sharing::create(&txn)?;
+        if upgrade {
+            index_sharing(&txn)?;
+        }
     }
     txn.commit().map_err(StoreError::unavailable)
+}
+
+/// Builds the sharing index from every stored document (a file from before it existed). Rows
+/// the file's log still holds are indexed when recovery folds them.
+fn index_sharing(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut shared = Vec::new();
+    {
+        let docs = txn.open_table(DOCS).map_err(StoreError::unavailable)?;
+        for row in docs.iter().map_err(StoreError::unavailable)? {
+            let (k, v) = row.map_err(StoreError::unavailable)?;
+            let doc: Document = decode(v.value(), k.value())?;
+            if !doc.metadata.collaborators.is_empty() || !doc.metadata.readers.is_empty() {
+                shared.push((k.value().to_owned(), doc));
+            }
+        }
+    }
+    for (key, doc) in shared {
+        sharing::reindex(txn, &key, Some(&doc))?;
+    }
+    Ok(())
 }
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(

@@ -10,11 +10,12 @@ use super::blobs::BlobTables;
 use super::durable::{DurableLog, UpdateRow};
 use super::jobs::Outcome;
 use super::journal;
-use super::{DOCS, LOG, LOG_BASE, REVOKED, SESSIONS, USERS, decode, flag_table};
+use super::{DOCS, LOG, LOG_BASE, REVOKED, SESSIONS, USERS, decode, flag_table, sharing};
+use crate::names::named_range;
 use crate::store::apply::{Limits, apply};
 use crate::store::backend::{Committed, Write};
 use crate::store::error::StoreError;
-use crate::store::model::{Document, Flag, UserRecord};
+use crate::store::model::{Document, Flag, UserRecord, share_changes};
 
 /// The batch's tables, opened on first use: an update to a document with unfolded updates
 /// (its newest version in memory) touches none of them, and opening all ten per batch cost
@@ -42,6 +43,9 @@ pub(super) struct Tables<'t> {
     /// Accounts deleted by earlier writes of this batch: later updates to them must not
     /// find them anywhere.
     pub(super) deleted: std::collections::HashSet<String>,
+    /// An update changed access lists: the batch is folded at once, which keeps the sharing
+    /// index (written by folds) current for reads after the ack.
+    pub(super) fold_now: bool,
     pub(super) now: String,
 }
 
@@ -110,11 +114,19 @@ impl<'t> Tables<'t> {
                     doc: doc.clone(),
                 });
                 self.latest.insert(update.target.clone(), doc.clone());
+                let sets_access = update.collaborators.is_some() || update.readers.is_some();
+                self.fold_now |= sets_access;
+                let shares = if sets_access {
+                    share_changes(Some(&current), Some(&doc))
+                } else {
+                    Vec::new()
+                };
                 *retired = Some(current);
                 Ok(Ok(Some(Arc::new(Committed {
                     doc,
                     entry: Some(applied.entry),
                     created: applied.created,
+                    shares,
                 }))))
             }
             Write::CreateUser { user, doc, session } => {
@@ -143,6 +155,7 @@ impl<'t> Tables<'t> {
                     doc,
                     entry: None,
                     created: true,
+                    shares: Vec::new(),
                 }))))
             }
             Write::SetFlag { username, flag, on } => {
@@ -188,6 +201,8 @@ impl<'t> Tables<'t> {
                 Ok(Ok(None))
             }
             Write::DeleteUser { username } => self.delete_user(username),
+            Write::CreateDoc { doc, max_docs } => self.create_doc(doc, *max_docs),
+            Write::DeleteDoc { key } => self.delete_doc(key),
             Write::BlobMention { doc, sha256, by } => {
                 Ok(self.blobs()?.mention(doc, sha256, by)?.map(|()| None))
             }
@@ -219,21 +234,21 @@ impl<'t> Tables<'t> {
                 "the journal could not be folded before a deletion",
             )));
         }
-        self.updates.retain(|u| u.name != name);
-        self.latest.remove(name);
-        self.deleted.insert(name.to_owned());
+        let (from, to) = named_range(name);
+        let mut named = Vec::new();
+        for row in open(self.txn, &mut self.docs, DOCS)?
+            .range(from.as_str()..to.as_str())
+            .map_err(StoreError::unavailable)?
+        {
+            named.push(row.map_err(StoreError::unavailable)?.0.value().to_owned());
+        }
+        for key in named.iter().map(String::as_str).chain([name]) {
+            self.remove_doc(key)?;
+        }
         let txn = write_txn(self.txn)?;
+        sharing::forget_user(txn, name)?;
         open(self.txn, &mut self.users, USERS)?
             .remove(name)
-            .map_err(StoreError::unavailable)?;
-        open(self.txn, &mut self.docs, DOCS)?
-            .remove(name)
-            .map_err(StoreError::unavailable)?;
-        open(self.txn, &mut self.bases, LOG_BASE)?
-            .remove(name)
-            .map_err(StoreError::unavailable)?;
-        open(self.txn, &mut self.log, LOG)?
-            .retain_in((name, 0)..=(name, u64::MAX), |_, _| false)
             .map_err(StoreError::unavailable)?;
         open(self.txn, &mut self.sessions, SESSIONS)?
             .retain_in((name, "")..=(name, "\u{10ffff}"), |_, _| false)
@@ -252,6 +267,77 @@ impl<'t> Tables<'t> {
         self.blobs()?.forget_usage(name)?;
         self.blobs()?.forget_mentions(name)?;
         Ok(Ok(None))
+    }
+
+    /// Creates a named document: its `docs` row, its log base (version 0) and its sharing
+    /// rows, in the batch's transaction.
+    fn create_doc(&mut self, doc: &Document, max_docs: usize) -> Result<Outcome, StoreError> {
+        let key = doc.key().into_owned();
+        if !self.user_exists(doc.owner())? {
+            return Ok(Err(StoreError::Unauthorized));
+        }
+        if self.current(&key)?.is_some() {
+            return Ok(Err(StoreError::AlreadyExists));
+        }
+        let docs = open(self.txn, &mut self.docs, DOCS)?;
+        let (from, to) = named_range(doc.owner());
+        let held = docs
+            .range(from.as_str()..to.as_str())
+            .map_err(StoreError::unavailable)?
+            .count();
+        if held >= max_docs {
+            return Ok(Err(StoreError::TooManyDocuments { limit: max_docs }));
+        }
+        let bytes = serde_json::to_vec(doc).map_err(StoreError::unavailable)?;
+        docs.insert(key.as_str(), bytes.as_slice())
+            .map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.bases, LOG_BASE)?
+            .insert(key.as_str(), bytes.as_slice())
+            .map_err(StoreError::unavailable)?;
+        // A name deleted earlier in this batch: its old log went with it.
+        self.deleted.remove(&key);
+        sharing::reindex(write_txn(self.txn)?, &key, Some(doc))?;
+        let doc = Arc::new(doc.clone());
+        self.latest.insert(key, doc.clone());
+        Ok(Ok(Some(Arc::new(Committed {
+            shares: share_changes(None, Some(&doc)),
+            doc,
+            entry: None,
+            created: true,
+        }))))
+    }
+
+    /// Removes a named document's every row. As with accounts, its journal rows were folded
+    /// first (the writer folds before a batch with a deletion).
+    fn delete_doc(&mut self, key: &str) -> Result<Outcome, StoreError> {
+        if self.current(key)?.is_none() {
+            return Ok(Err(StoreError::NotFound));
+        }
+        if !self.durable.unfolded_entries(key)?.is_empty() {
+            return Ok(Err(StoreError::unavailable(
+                "the journal could not be folded before a deletion",
+            )));
+        }
+        self.remove_doc(key)?;
+        Ok(Ok(None))
+    }
+
+    /// Every row of document `key`: itself, its log, its blob mentions and sharing rows.
+    fn remove_doc(&mut self, key: &str) -> Result<(), StoreError> {
+        self.updates.retain(|u| u.name != key);
+        self.latest.remove(key);
+        self.deleted.insert(key.to_owned());
+        open(self.txn, &mut self.docs, DOCS)?
+            .remove(key)
+            .map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.bases, LOG_BASE)?
+            .remove(key)
+            .map_err(StoreError::unavailable)?;
+        open(self.txn, &mut self.log, LOG)?
+            .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
+            .map_err(StoreError::unavailable)?;
+        self.blobs()?.forget_mentions(key)?;
+        sharing::reindex(write_txn(self.txn)?, key, None)
     }
 
     fn blobs(&mut self) -> Result<&mut BlobTables<'t>, StoreError> {

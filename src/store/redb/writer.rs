@@ -267,7 +267,7 @@ impl Committer {
         // refuses if one is left, should this fold fail): rare enough for a checkpoint.
         if jobs
             .iter()
-            .any(|j| matches!(j.write, Write::DeleteUser { .. }))
+            .any(|j| matches!(j.write, Write::DeleteUser { .. } | Write::DeleteDoc { .. }))
         {
             let (mut round, _) = self.housekeeping(&db);
             if !round.fold(false) {
@@ -324,7 +324,7 @@ fn commit_batch(
     let txn = log.begin(db, !only_updates)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut wrote = false;
-    let updates = {
+    let (updates, fold_now) = {
         let mut tables = Tables {
             db,
             txn: txn.as_ref(),
@@ -340,6 +340,7 @@ fn commit_batch(
             blobs: None,
             latest: HashMap::new(),
             deleted: HashSet::new(),
+            fold_now: false,
             now: now_rfc3339(),
         };
         for job in jobs {
@@ -347,7 +348,7 @@ fn commit_batch(
             wrote |= outcome.is_ok();
             outcomes.push(outcome);
         }
-        tables.updates
+        (tables.updates, tables.fold_now)
     };
     if !wrote {
         // Every write was refused: nothing to make durable.
@@ -356,6 +357,6 @@ fn commit_batch(
         }
         return Ok((outcomes, Vec::new()));
     }
-    let folded = log.commit(db, txn, updates)?;
+    let folded = log.commit(db, txn, updates, fold_now)?;
     Ok((outcomes, folded))
 }
