@@ -39,17 +39,17 @@ pub fn change_frame(
     fields: Option<&Fields>,
     mode: Mode,
 ) -> Utf8Bytes {
-    let owner = doc.owner();
+    let key = doc.key();
     let reply = match (mode, fields) {
-        (Mode::Ops, _) => Reply::change(owner, entry, doc.version(), None),
+        (Mode::Ops, _) => Reply::change(&key, entry, doc.version(), None),
         (Mode::Full, None) => Reply::change(
-            owner,
+            &key,
             entry,
             doc.version(),
             Some(View::new(doc.clone(), None)),
         ),
         (Mode::Full, Some(f)) => Reply::change(
-            owner,
+            &key,
             None,
             doc.version(),
             Some(View::new(doc.clone(), Some(f))),

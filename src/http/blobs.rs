@@ -287,7 +287,7 @@ async fn may_read(
     // Only a holder's own act shares a blob: someone who holds it wrote its hash into this
     // document. Being a writer of the document is not enough (its owner can make anyone a
     // collaborator without their consent), nor is knowing the hash.
-    let writers = state.store.mentioned_by(doc.owner(), sha256).await?;
+    let writers = state.store.mentioned_by(&doc.key(), sha256).await?;
     if writers.is_empty() {
         return Ok(false);
     }

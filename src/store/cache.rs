@@ -17,7 +17,7 @@ use moka::sync::Cache;
 use super::error::StoreError;
 use super::model::{Document, Version};
 
-/// Latest committed documents by owner. Cheap to clone; clones share the cache.
+/// Latest committed documents by key (`owner` or `owner/name`). Cheap to clone; clones share the cache.
 #[derive(Clone)]
 pub(super) struct DocCache {
     docs: Cache<String, Arc<Document>>,
@@ -43,7 +43,7 @@ impl DocCache {
     /// Callers: [`super::commits::Commits::durable`] only.
     pub(super) fn insert_committed(&self, doc: &Arc<Document>) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.docs.insert(doc.owner().to_owned(), doc.clone());
+        self.docs.insert(doc.key().into_owned(), doc.clone());
     }
 
     pub(super) fn get(&self, username: &str) -> Option<Arc<Document>> {
@@ -119,7 +119,7 @@ impl DocCache {
     /// after.
     fn put_newer(&self, doc: &Arc<Document>, still_fresh: impl FnOnce() -> bool) {
         self.docs
-            .entry_by_ref(doc.owner())
+            .entry_by_ref(doc.key().as_ref())
             .and_compute_with(|cached| {
                 let newer = cached.is_none_or(|c| c.value().version() < doc.version());
                 if newer && still_fresh() {

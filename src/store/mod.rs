@@ -291,7 +291,10 @@ impl Store {
             .deletions
             .load(std::sync::atomic::Ordering::SeqCst)
             > 0
-            && self.inner.deleting.contains(&update.target)
+            && self
+                .inner
+                .deleting
+                .contains(crate::names::owner_of(&update.target))
         {
             return (true, async { Err(StoreError::Unauthorized) }.boxed());
         }
@@ -392,6 +395,8 @@ impl Store {
         // of a zero count never misses a name in the set.
         self.inner.deletions.fetch_add(1, SeqCst);
         self.inner.deleting.insert(username.to_owned());
+        // Its named documents go with it: their watchers and sharees are told after.
+        let named = self.documents(username, "", usize::MAX).await;
         let result = self
             .inner
             .backend
@@ -401,6 +406,16 @@ impl Store {
             .await;
         if result.is_ok() {
             self.inner.cache.forget(username);
+            for listed in named.unwrap_or_default() {
+                let doc = Arc::new(Document {
+                    metadata: listed.metadata,
+                    userdata: serde_json::Map::new(),
+                    bounds: model::Bounds::default(),
+                });
+                self.inner
+                    .commits
+                    .deleted(&doc, &model::share_changes(Some(&doc), None));
+            }
         }
         self.inner.deleting.remove(username);
         self.inner.deletions.fetch_sub(1, SeqCst);

@@ -56,7 +56,7 @@ impl Recycler {
         if next.entry.is_none() || !small {
             return;
         }
-        let name = next.doc.owner().to_owned();
+        let name = next.doc.key().into_owned();
         let spare = Parked {
             old,
             next: next.clone(),

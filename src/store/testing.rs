@@ -17,7 +17,7 @@ pub const LIMITS: Limits = Limits {
 /// would commit it.
 pub fn merged(doc: &Document, patch: &Value) -> Arc<Committed> {
     let update = Update {
-        target: doc.owner().into(),
+        target: doc.key().into_owned(),
         by: doc.owner().into(),
         base: Some(doc.version()),
         edit: Some(Edit::Merge(patch.as_object().cloned().unwrap_or_default())),

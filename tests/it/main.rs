@@ -10,6 +10,7 @@ mod backup;
 mod blobs;
 mod chaos;
 mod cluster;
+mod collections;
 mod crash;
 mod durability;
 mod events;

@@ -164,10 +164,10 @@ impl DurableLog {
             self.unfolded.add(rows);
             for doc in docs {
                 // The same few documents again and again: no new key for those.
-                match self.newest.get_mut(doc.owner()) {
+                match self.newest.get_mut(doc.key().as_ref()) {
                     Some(slot) => *slot = doc,
                     None => {
-                        self.newest.insert(doc.owner().to_owned(), doc);
+                        self.newest.insert(doc.key().into_owned(), doc);
                     }
                 }
             }
