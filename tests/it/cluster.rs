@@ -333,3 +333,61 @@ async fn bump(writer: &mut Client, v: u64) {
         .await;
     assert_eq!(r["version"], v + 1, "{r}");
 }
+
+/// Named documents across nodes: sharing is pushed to the sharee's socket on another node,
+/// a write on one node reaches a watcher on the other, and a deletion on one node ends the
+/// watch on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_documents_share_and_delete_across_nodes() {
+    let Some(nodes) = TestServer::cluster(2, |_| {}).await else {
+        return;
+    };
+    let (mut ann, _) = nodes[0].named_user("ann").await;
+    let (_, bob_token) = nodes[1].named_user("bob").await;
+    let mut bob = authed(&nodes[1], &bob_token).await;
+    bob.request(json!({"type": "list"})).await;
+    let created = ann
+        .request(json!({"type": "create", "name": "groceries", "collaborators": ["bob"]}))
+        .await;
+    assert_eq!(created["version"], 0, "{created}");
+    assert_eq!(
+        bob.next_push().await,
+        json!({"type": "shared", "owner": "ann", "name": "groceries", "role": "write"})
+    );
+    let list = bob.request(json!({"type": "list"})).await;
+    assert_eq!(list["shared"][0]["name"], "groceries", "{list}");
+
+    let w = bob
+        .request(json!({"type": "watch", "target": "ann/groceries"}))
+        .await;
+    assert_eq!(w["watching"], true, "{w}");
+    let r = ann
+        .request(
+            json!({"type": "update", "target": "ann/groceries", "patch": true,
+            "data": {"metadata": {"version": 0}, "userdata": {"n": 1}}}),
+        )
+        .await;
+    assert_eq!(r["version"], 1, "{r}");
+    let change = bob.next_push().await;
+    assert_eq!(
+        (change["name"].as_str(), change["version"].as_u64()),
+        (Some("groceries"), Some(1))
+    );
+
+    let d = ann
+        .request(json!({"type": "delete", "name": "groceries"}))
+        .await;
+    assert_eq!(d["type"], "deleted", "{d}");
+    let two = [bob.next_push().await, bob.next_push().await];
+    assert!(
+        two.iter()
+            .any(|p| p["type"] == "error" && p["detail"] == "deleted"),
+        "{two:?}"
+    );
+    assert!(two.iter().any(|p| p["type"] == "unshared"), "{two:?}");
+    assert_error(
+        &bob.request(json!({"type": "fetch", "target": "ann/groceries"}))
+            .await,
+        "unauthorized",
+    );
+}

@@ -443,3 +443,69 @@ async fn named_documents_and_sharing_survive_a_restart_and_go_with_their_account
         );
     }
 }
+
+/// A data file written before named documents (schema 3: no sharing index) opens, is
+/// upgraded in place, and indexes what its documents already shared: the sharee's list shows
+/// it, the owner's token still works, and its change log still replays.
+#[tokio::test]
+async fn a_data_file_from_before_named_documents_is_upgraded_in_place() {
+    use redb::{ReadableDatabase, TableDefinition, TableHandle};
+    const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    if std::env::var("TEST_STORE").is_ok_and(|s| s == "postgres") {
+        return; // a redb file; PostgreSQL's migration runs in every cluster test
+    }
+    let mut server = TestServer::start().await;
+    let (mut ann, name, ann_token) = server.user().await;
+    let (_, bob_name, bob_token) = server.user().await;
+    ann.request(
+        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}}),
+    )
+    .await;
+    merge(&mut ann, &name, 1, json!({"a": 1})).await;
+    server.shutdown().await;
+    let path = server.dir.path().join("hearth.redb");
+    {
+        let db = redb::Database::open(&path).expect("open");
+        let txn = db.begin_write().expect("write");
+        for table in ["shares", "shared_with"] {
+            let handle = txn
+                .list_tables()
+                .expect("tables")
+                .find(|t| t.name() == table);
+            assert!(handle.is_some(), "{table} exists in today's files");
+            assert!(txn.delete_table(handle.expect("table")).expect("delete"));
+        }
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", 3)
+            .expect("version");
+        txn.commit().expect("commit");
+        let read = db.begin_read().expect("read");
+        assert!(
+            !read
+                .list_tables()
+                .expect("tables")
+                .any(|t| t.name() == "shares")
+        );
+    }
+    let server = server.restart().await;
+    let mut bob = server.client().await;
+    bob.request(json!({"type": "auth", "token": bob_token}))
+        .await;
+    let list = bob.request(json!({"type": "list"})).await;
+    assert_eq!(
+        list["shared"],
+        json!([{"owner": name, "role": "read", "version": 2, "lastUpdate": list["shared"][0]["lastUpdate"]}]),
+        "{list}"
+    );
+    let mut ann = server.client().await;
+    assert_eq!(
+        ann.request(json!({"type": "auth", "token": ann_token}))
+            .await["type"],
+        "auth"
+    );
+    let replay = ann.request(json!({"type": "watch", "since": 0})).await;
+    assert_eq!(replay["type"], "watching", "{replay}");
+    assert_eq!(ann.next_push().await["version"], 1);
+    assert_eq!(ann.next_push().await["op"], json!({"merge": {"a": 1}}));
+}
