@@ -160,17 +160,45 @@ pub async fn list(
     shared_after: &str,
     limit: usize,
 ) -> Result<Page, Error> {
+    let (documents, next) = documents_page(store, me, after, limit).await?;
+    let (shared, shared_next) = shared_page(store, me, shared_after, limit).await?;
+    Ok(Page {
+        documents,
+        shared,
+        next,
+        shared_next,
+    })
+}
+
+/// `me`'s named documents after `after`, and the `after` of the next page.
+///
+/// # Errors
+/// `Unavailable`.
+pub async fn documents_page(
+    store: &crate::store::Store,
+    me: &str,
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<String>), Error> {
     let docs = store.documents(me, after, limit).await?;
     let next = (docs.len() == limit)
         .then(|| docs.last().and_then(|d| d.metadata.name.clone()))
         .flatten();
-    let (shared, shared_next) = store.shared_with(me, shared_after, limit).await?;
-    Ok(Page {
-        documents: docs.iter().map(listed).collect(),
-        shared: shared.iter().map(shared_entry).collect(),
-        next,
-        shared_next,
-    })
+    Ok((docs.iter().map(listed).collect(), next))
+}
+
+/// Documents shared with `me` after key `after`, and the `after` of the next page.
+///
+/// # Errors
+/// `Unavailable`.
+pub async fn shared_page(
+    store: &crate::store::Store,
+    me: &str,
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<String>), Error> {
+    let (shared, next) = store.shared_with(me, after, limit).await?;
+    Ok((shared.iter().map(shared_entry).collect(), next))
 }
 
 fn listed(d: &Listed) -> Value {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::auth::{Caller, ClientIp};
-use super::data::readable;
+use super::data::{DataPath, readable};
 use super::error::ApiError;
 use crate::auth::{Auth, Control};
 use crate::cmd::read::parse_fields;
@@ -24,7 +24,6 @@ use crate::error::Error;
 use crate::fanout::Mode;
 use crate::fanout::watcher::{self, Output, Push, PushKind, WatchRequest};
 use crate::frame::{Reply, encode};
-use crate::names;
 use crate::state::AppState;
 use crate::store::Version;
 
@@ -50,9 +49,10 @@ pub struct ChangesQuery {
 pub async fn changes(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(user): Path<String>,
+    Path(p): Path<DataPath>,
     Query(q): Query<ChangesQuery>,
 ) -> Result<Response, ApiError> {
+    let user = p.key()?;
     let doc = readable(&state, &claims.sub, &user).await?;
     let current = doc.version();
     let to = q.to.unwrap_or(current).min(current);
@@ -63,13 +63,18 @@ pub async fn changes(
         Some(last) if history.entries.len() == limit && last.version < to => Some(last.version + 1),
         _ => None,
     };
-    let body = json!({
-        "username": user,
+    let (username, name) = crate::frame::split_key(&user);
+    let mut body = json!({
+        "username": username,
         "version": current,
         "oldest": history.oldest,
         "changes": history.entries,
         "next": next,
     });
+    if let (Some(name), Some(map)) = (name, body.as_object_mut()) {
+        map.insert("name".into(), name.into());
+        map.insert("incarnation".into(), json!(doc.metadata.incarnation));
+    }
     let mut response = Json(body).into_response();
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{current}\"")) {
         response.headers_mut().insert(header::ETAG, etag);
@@ -98,13 +103,11 @@ pub async fn events(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Caller(claims): Caller,
-    Path(user): Path<String>,
+    Path(p): Path<DataPath>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    if !names::plausible(&user) {
-        return Err(Error::Unauthorized.into());
-    }
+    let user = p.key()?;
     // A stream holds a connection open as a socket does, and counts as one against the
     // per-address and per-user limits (429 `too_many_connections` past them).
     let slots = (

@@ -33,14 +33,14 @@ pub(super) const MAX_PAGE: usize = 1000;
 /// Operations in one batch.
 pub const MAX_BATCH_OPS: usize = 1000;
 
-/// The document `user` if `caller` may read it; `unauthorized` (404) otherwise, the same for
-/// users who do not exist.
+/// The document `user` (a key: `owner` or `owner/name`) if `caller` may read it;
+/// `unauthorized` (404) otherwise, the same for documents that do not exist.
 pub async fn readable(
     state: &AppState,
     caller: &str,
     user: &str,
 ) -> Result<Arc<Document>, ApiError> {
-    if !names::plausible(user) {
+    if names::Target::parse(user).is_none() {
         return Err(Error::Unauthorized.into());
     }
     state
@@ -69,9 +69,9 @@ pub(super) fn with_etag(
 pub async fn document(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(user): Path<String>,
+    Path(p): Path<DataPath>,
 ) -> Result<Response, ApiError> {
-    let doc = readable(&state, &claims.sub, &user).await?;
+    let doc = readable(&state, &claims.sub, &p.key()?).await?;
     Ok(with_etag(doc.version(), StatusCode::OK, &*doc))
 }
 
@@ -95,9 +95,9 @@ async fn read_at(
 pub async fn get_root(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(user): Path<String>,
+    Path(p): Path<DataPath>,
 ) -> Result<Response, ApiError> {
-    read_at(&state, &claims, &user, "").await
+    read_at(&state, &claims, &p.key()?, "").await
 }
 
 /// The value at a key path (`profile/address/billing` is `userdata.profile.address.billing`).
@@ -106,9 +106,9 @@ pub async fn get_root(
 pub async fn get_data(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path((user, path)): Path<(String, String)>,
+    Path(p): Path<DataPath>,
 ) -> Result<Response, ApiError> {
-    read_at(&state, &claims, &user, &path).await
+    read_at(&state, &claims, &p.key()?, p.path.as_deref().unwrap_or("")).await
 }
 
 /// Commits path edits as `claims`, honouring `If-Match`; answers `{username, version}`.
@@ -121,7 +121,7 @@ pub(super) async fn write(
     created_status: StatusCode,
 ) -> Result<Response, ApiError> {
     claims.can_write()?;
-    if !names::plausible(user) {
+    if names::Target::parse(user).is_none() {
         return Err(Error::Unauthorized.into());
     }
     for edit in &edits {
@@ -146,17 +146,39 @@ pub(super) async fn write(
     } else {
         StatusCode::OK
     };
-    Ok(with_etag(
-        version,
-        status,
-        &json!({"username": user, "version": version}),
-    ))
+    Ok(with_etag(version, status, &doc_ref(user, version)))
 }
 
+/// `{username, version}`, with `name` for a named document: what REST writes answer.
+pub(super) fn doc_ref(key: &str, version: Version) -> Value {
+    let (username, name) = crate::frame::split_key(key);
+    match name {
+        None => json!({"username": username, "version": version}),
+        Some(name) => json!({"username": username, "name": name, "version": version}),
+    }
+}
+
+/// The path parameters every document route may have: the owner, a named document's name
+/// (`/v1/users/{user}/docs/{name}/…`) and a key path.
 #[derive(Deserialize, IntoParams)]
 pub struct DataPath {
     user: String,
+    name: Option<String>,
     path: Option<String>,
+}
+
+impl DataPath {
+    /// The document's key; a name that cannot exist is `unauthorized`, as an unknown user is.
+    pub fn key(&self) -> Result<String, ApiError> {
+        let target = names::Target {
+            owner: self.user.clone(),
+            name: self.name.clone(),
+        };
+        if names::Target::parse(&target.key()).is_none() {
+            return Err(Error::Unauthorized.into());
+        }
+        Ok(target.key())
+    }
 }
 
 /// Sets the value at a key path (201 when the key was absent, 200 otherwise).
@@ -174,7 +196,7 @@ pub async fn put_data(
     write(
         &state,
         &claims,
-        &p.user,
+        &p.key()?,
         &headers,
         vec![PathEdit::Put { path, value }],
         StatusCode::CREATED,
@@ -197,7 +219,7 @@ pub async fn patch_data(
     write(
         &state,
         &claims,
-        &p.user,
+        &p.key()?,
         &headers,
         vec![PathEdit::Patch { path, patch }],
         StatusCode::OK,
@@ -219,7 +241,7 @@ pub async fn delete_data(
     write(
         &state,
         &claims,
-        &p.user,
+        &p.key()?,
         &headers,
         vec![PathEdit::Delete { path }],
         StatusCode::OK,
@@ -246,10 +268,11 @@ pub struct BatchOp {
 pub async fn batch(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    Path(user): Path<String>,
+    Path(p): Path<DataPath>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let user = p.key()?;
     let ops: Vec<BatchOp> = body::json(raw, state.limits.max_message_size)?;
     if ops.is_empty() || ops.len() > MAX_BATCH_OPS {
         return Err(
@@ -304,7 +327,7 @@ pub async fn keys(
     Query(q): Query<KeysQuery>,
 ) -> Result<Response, ApiError> {
     let path = key_path(p.path.as_deref().unwrap_or(""))?;
-    let doc = readable(&state, &claims.sub, &p.user).await?;
+    let doc = readable(&state, &claims.sub, &p.key()?).await?;
     // `None`: the whole userdata; looked up in place, nothing copied.
     let found = if path.is_empty() {
         None

@@ -9,8 +9,10 @@ mod body;
 mod changes;
 mod data;
 mod demo;
+mod docs;
 pub mod error;
 mod health;
+mod named;
 mod openapi;
 mod rivet;
 mod root;
@@ -66,6 +68,24 @@ routes!(api_routes {
     post "/v1/users/{user}/batch" => data::batch,
     get "/v1/users/{user}/changes" => changes::changes,
     get "/v1/users/{user}/events" => changes::events,
+    get "/v1/me/shared" => docs::shared,
+    get "/v1/users/{user}/docs" => docs::list_docs,
+    get "/v1/users/{user}/docs/{name}" => docs::get_doc,
+    put "/v1/users/{user}/docs/{name}" => docs::put_doc,
+    delete "/v1/users/{user}/docs/{name}" => docs::delete_doc,
+    get "/v1/users/{user}/docs/{name}/data" => named::get_root,
+    put "/v1/users/{user}/docs/{name}/data" => named::put_root,
+    patch "/v1/users/{user}/docs/{name}/data" => named::patch_root,
+    delete "/v1/users/{user}/docs/{name}/data" => named::delete_root,
+    get "/v1/users/{user}/docs/{name}/data/{*path}" => named::get_data,
+    put "/v1/users/{user}/docs/{name}/data/{*path}" => named::put_data,
+    patch "/v1/users/{user}/docs/{name}/data/{*path}" => named::patch_data,
+    delete "/v1/users/{user}/docs/{name}/data/{*path}" => named::delete_data,
+    get "/v1/users/{user}/docs/{name}/keys" => named::root_keys,
+    get "/v1/users/{user}/docs/{name}/keys/{*path}" => named::keys,
+    post "/v1/users/{user}/docs/{name}/batch" => named::batch,
+    get "/v1/users/{user}/docs/{name}/changes" => named::changes,
+    get "/v1/users/{user}/docs/{name}/events" => named::events,
     get "/v1/openapi.json" => openapi::document,
     get "/v1/admin/stats" => admin::stats,
     get "/v1/admin/users" => admin::users,

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{account, admin, blobs, changes, data, health, rivet, root, ws};
+use super::{account, admin, blobs, changes, data, docs, health, named, rivet, root, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,10 @@ use super::{account, admin, blobs, changes, data, health, rivet, root, ws};
         root::keys, rivet::store_list, rivet::store_get, rivet::store_put, rivet::store_post,
         rivet::store_delete,
         changes::changes, changes::events, document,
+        docs::list_docs, docs::shared, docs::get_doc, docs::put_doc, docs::delete_doc,
+        named::get_root, named::put_root, named::patch_root, named::delete_root,
+        named::get_data, named::put_data, named::patch_data, named::delete_data,
+        named::root_keys, named::keys, named::batch, named::changes, named::events,
         admin::stats, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
         admin::grant_admin, admin::revoke_admin,

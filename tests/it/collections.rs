@@ -20,6 +20,22 @@ async fn merge(c: &mut Client, target: &str, version: u64, userdata: Value) -> V
         .await
 }
 
+/// Pushes until one of each of `kinds` arrived (in any order; others, such as changes, are
+/// skipped): access notices and watch ends travel different paths.
+async fn pushes_of(c: &mut Client, kinds: &[&str]) -> Vec<Value> {
+    let mut found: Vec<Value> = Vec::new();
+    for _ in 0..20 {
+        if kinds.iter().all(|k| found.iter().any(|p| p["type"] == *k)) {
+            return found;
+        }
+        let v = c.next_push().await;
+        if kinds.contains(&v["type"].as_str().unwrap_or("")) {
+            found.push(v);
+        }
+    }
+    panic!("not all of {kinds:?} pushed: {found:?}");
+}
+
 /// A pushed frame of `kind`, skipping others (changes of other watches).
 async fn push_of(c: &mut Client, kind: &str) -> Value {
     for _ in 0..20 {
@@ -263,7 +279,7 @@ async fn sharing_one_document_is_pushed_live_and_listed() {
         "data": {"metadata": {"version": 3, "readers": []}}}))
         .await;
     // Two pushes, in either order: the watch's end and the access notice.
-    let two = [bob.next_push().await, bob.next_push().await];
+    let two = pushes_of(&mut bob, &["error", "unshared"]).await;
     let ended = two
         .iter()
         .find(|p| p["type"] == "error")
@@ -323,7 +339,7 @@ async fn deleting_ends_watches_and_a_new_incarnation_never_resumes_the_old_one()
         deleted,
         json!({"id": deleted["id"], "type": "deleted", "username": name, "name": "notes"})
     );
-    let two = [bob.next_push().await, bob.next_push().await];
+    let two = pushes_of(&mut bob, &["error", "unshared"]).await;
     let ended = two
         .iter()
         .find(|p| p["type"] == "error")
@@ -508,4 +524,133 @@ async fn a_data_file_from_before_named_documents_is_upgraded_in_place() {
     assert_eq!(replay["type"], "watching", "{replay}");
     assert_eq!(ann.next_push().await["version"], 1);
     assert_eq!(ann.next_push().await["op"], json!({"merge": {"a": 1}}));
+}
+
+/// The REST view: create with PUT, then every default-document route under the named one,
+/// listing, "shared with me", and delete; SSE ids carry the incarnation.
+#[tokio::test]
+async fn named_documents_over_http() {
+    use crate::common::{Sse, http, http_get};
+    use reqwest::Method;
+    let server = TestServer::start().await;
+    let (_ann, name, token) = server.user().await;
+    let (_bob, bob_name, bob_token) = server.user().await;
+    let base = format!("http://{}/v1/users/{name}/docs", server.addr);
+    let doc = format!("{base}/groceries");
+
+    let (status, body) = http(Method::PUT, &doc, Some(&token), Some(json!({"milk": 1}))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body,
+        json!({"username": name, "name": "groceries", "version": 0})
+    );
+    let (status, body) = http(Method::PUT, &doc, Some(&token), Some(json!({"milk": 2}))).await;
+    assert_eq!(
+        (status, body["version"].as_u64()),
+        (200, Some(1)),
+        "replaced"
+    );
+    let (status, body) = http(
+        Method::PUT,
+        &format!("{doc}/data/eggs"),
+        Some(&token),
+        Some(json!(6)),
+    )
+    .await;
+    assert_eq!((status, body["version"].as_u64()), (201, Some(2)), "{body}");
+    let (_, eggs) = http_get(&format!("{doc}/data/eggs"), &token).await;
+    assert_eq!(eggs, json!(6));
+    let (_, keys) = http_get(&format!("{doc}/keys"), &token).await;
+    assert_eq!(keys["keys"], json!(["eggs", "milk"]), "{keys}");
+    let (status, _) = http(
+        Method::POST,
+        &format!("{doc}/batch"),
+        Some(&token),
+        Some(
+            json!([{"op": "delete", "path": "eggs"}, {"op": "put", "path": "tea", "value": true}]),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, whole) = http_get(&doc, &token).await;
+    assert_eq!(whole["userdata"], json!({"milk": 2, "tea": true}));
+    let incarnation = whole["metadata"]["incarnation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, log) = http_get(&format!("{doc}/changes?from=1"), &token).await;
+    assert_eq!(log["name"], "groceries", "{log}");
+    assert_eq!(log["incarnation"], incarnation.as_str());
+    assert_eq!(log["changes"].as_array().map(Vec::len), Some(3));
+    // The default document is untouched, and its change log looks as it always did.
+    let (_, mine) = http_get(
+        &format!("http://{}/v1/users/{name}/changes", server.addr),
+        &token,
+    )
+    .await;
+    assert!(mine.get("name").is_none() && mine["version"] == 0, "{mine}");
+
+    // Strangers: nothing to see, nothing to create or delete in someone else's space.
+    let (status, _) = http_get(&doc, &bob_token).await;
+    assert_eq!(status, 404);
+    let (status, _) = http(
+        Method::PUT,
+        &format!("{base}/theirs"),
+        Some(&bob_token),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = http(Method::DELETE, &doc, Some(&bob_token), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = http_get(&base, &bob_token).await;
+    assert_eq!(status, 404, "only the owner lists");
+    for bad in ["..", ".x", "A", &"n".repeat(65)] {
+        let (status, _) = http(
+            Method::PUT,
+            &format!("{base}/{bad}"),
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+        assert!(status == 404 || status == 400, "{bad}: {status}");
+    }
+
+    // Listing, and sharing seen from the other side.
+    let (_, list) = http_get(&base, &token).await;
+    assert_eq!(list["documents"][0]["name"], "groceries", "{list}");
+    let mut ws = server.client().await;
+    ws.request(json!({"type": "auth", "token": token})).await;
+    ws.request(
+        json!({"type": "update", "target": format!("{name}/groceries"),
+        "data": {"metadata": {"version": 3, "readers": [bob_name]}}}),
+    )
+    .await;
+    let (_, shared) = http_get(&format!("http://{}/v1/me/shared", server.addr), &bob_token).await;
+    assert_eq!(shared["shared"][0]["role"], "read", "{shared}");
+
+    // SSE: ids are `version:incarnation`; a resume into another incarnation resyncs.
+    let mut sse = Sse::open(&format!("{doc}/events"), &token, None).await;
+    let first = sse.next().await.expect("snapshot");
+    assert_eq!(
+        first.id.as_deref(),
+        Some(format!("4:{incarnation}").as_str())
+    );
+    let (status, _) = http(Method::DELETE, &doc, Some(&token), None).await;
+    assert_eq!(status, 200);
+    let ended = sse.next().await.expect("end");
+    assert_eq!(ended.data["detail"], "deleted", "{:?}", ended.data);
+    let (status, _) = http(Method::DELETE, &doc, Some(&token), None).await;
+    assert_eq!(status, 404, "deleted once");
+    let (status, _) = http(Method::PUT, &doc, Some(&token), Some(json!({"new": 1}))).await;
+    assert_eq!(status, 201);
+    let mut resumed = Sse::open(
+        &format!("{doc}/events"),
+        &token,
+        Some(&format!("4:{incarnation}")),
+    )
+    .await;
+    let snapshot = resumed.next().await.expect("resync");
+    assert_eq!(snapshot.data["resync"], true, "{:?}", snapshot.data);
+    assert_eq!(snapshot.data["data"]["userdata"], json!({"new": 1}));
 }

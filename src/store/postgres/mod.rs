@@ -14,6 +14,7 @@
 //! what remains here is connecting and wiring the `Backend` methods to both.
 
 mod committer;
+mod named;
 mod reads;
 mod schema;
 mod sharing;
@@ -22,7 +23,7 @@ mod writes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Pool;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
@@ -179,21 +180,6 @@ impl PgBackend {
             gate: tokio::sync::RwLock::new(true),
             metrics,
         })
-    }
-
-    async fn notify(
-        &self,
-        tx: &Transaction<'_>,
-        payload: serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let stmt = tx
-            .prepare_cached("SELECT pg_notify($1, $2)")
-            .await
-            .map_err(pg)?;
-        tx.execute(&stmt, &[&self.channel, &payload.to_string()])
-            .await
-            .map_err(pg)?;
-        Ok(())
     }
 
     async fn query_text(&self, sql: &str, key: &str) -> Result<Option<String>, StoreError> {
