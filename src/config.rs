@@ -55,6 +55,10 @@ pub struct Config {
     #[arg(long, env = "MAX_DOCUMENTS_PER_ACCOUNT", default_value_t = default::MAX_DOCUMENTS_PER_ACCOUNT)]
     pub max_documents_per_account: usize,
 
+    /// Bytes one account's documents may hold together (blobs have their own quota).
+    #[arg(long, env = "MAX_ACCOUNT_BYTES", default_value_t = default::MAX_ACCOUNT_BYTES)]
+    pub max_account_bytes: u64,
+
     /// Documents one connection may watch at once.
     #[arg(long, env = "MAX_WATCHES", default_value_t = default::MAX_WATCHES)]
     pub max_watches: usize,
@@ -240,6 +244,7 @@ impl Config {
             max_message_size: default::MAX_MESSAGE_SIZE,
             max_depth: default::MAX_DEPTH,
             max_documents_per_account: default::MAX_DOCUMENTS_PER_ACCOUNT,
+            max_account_bytes: default::MAX_ACCOUNT_BYTES,
             max_watches: default::MAX_WATCHES,
             outbound_buffer: default::OUTBOUND_BUFFER,
             max_connections_per_ip: default::MAX_CONNECTIONS_PER_IP,
@@ -377,6 +382,7 @@ pub mod default {
     pub const MAX_DEPTH: usize = 64;
     pub const MAX_WATCHES: usize = 100;
     pub const MAX_DOCUMENTS_PER_ACCOUNT: usize = 1000;
+    pub const MAX_ACCOUNT_BYTES: u64 = 64 * 1024 * 1024;
     pub const OUTBOUND_BUFFER: usize = 1024 * 1024;
     pub const MAX_CONNECTIONS_PER_IP: usize = 256;
     pub const MAX_CONNECTIONS_PER_USER: usize = 64;

@@ -44,6 +44,9 @@ pub enum Error {
     /// `create` of a named document that exists.
     #[error("already exists")]
     AlreadyExists,
+    /// The account's documents would hold more than `MAX_ACCOUNT_BYTES` together.
+    #[error("account full: its documents may hold {quota} bytes together")]
+    AccountFull { quota: u64 },
     /// The account holds as many named documents as it may.
     #[error("too many documents: the limit is {limit} per account")]
     TooManyDocuments { limit: usize },
@@ -81,6 +84,7 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::AlreadyExists => "already_exists",
+            Error::AccountFull { .. } => "account_full",
             Error::TooManyDocuments { .. } => "too_many_documents",
             Error::TooManyWatches(_) => "too_many_watches",
             Error::TooManyConnections => "too_many_connections",
@@ -117,6 +121,7 @@ impl From<StoreError> for Error {
             StoreError::QuotaExceeded { quota } => Error::QuotaExceeded { quota },
             StoreError::NotFound => Error::NotFound,
             StoreError::AlreadyExists => Error::AlreadyExists,
+            StoreError::AccountFull { quota } => Error::AccountFull { quota },
             StoreError::TooManyDocuments { limit } => Error::TooManyDocuments { limit },
             StoreError::Unavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");

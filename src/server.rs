@@ -51,6 +51,7 @@ pub fn store_config(
             max_depth: config.max_depth,
         },
         max_documents: config.max_documents_per_account,
+        max_account_bytes: config.max_account_bytes,
         max_batch: config.max_batch.max(1),
         cache_size: config.cache_size,
         cache_max_age: config.cache_max_age(),

@@ -23,6 +23,8 @@ fn config() -> WebSocketConfig {
 pub struct Conn {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    /// The document updates go to (`owner/name`); `None`: the account's default document.
+    pub target: Option<String>,
 }
 
 impl Conn {
@@ -30,7 +32,11 @@ impl Conn {
         let (ws, _) = connect_async_with_config(url, Some(config()), false)
             .await
             .expect("connect");
-        Conn { ws, next_id: 1 }
+        Conn {
+            ws,
+            next_id: 1,
+            target: None,
+        }
     }
 
     /// A connection whose TCP side comes from `source` (another 127.0.0.x), so more
@@ -49,7 +55,11 @@ impl Conn {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(Conn { ws, next_id: 1 })
+        Ok(Conn {
+            ws,
+            next_id: 1,
+            target: None,
+        })
     }
 
     /// A new connection signed up with a generated name: (conn, username, token).
@@ -78,9 +88,14 @@ impl Conn {
     pub async fn send_update(&mut self, version: u64, patch: Value) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let frame = format!(
-            r#"{{"id":{id},"type":"update","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
-        );
+        let frame = match &self.target {
+            None => format!(
+                r#"{{"id":{id},"type":"update","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
+            ),
+            Some(target) => format!(
+                r#"{{"id":{id},"type":"update","target":"{target}","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
+            ),
+        };
         self.ws.send(Message::text(frame)).await.expect("send");
         id
     }

@@ -5,6 +5,7 @@
 mod client;
 mod disk;
 mod fanout;
+mod listing;
 mod scenarios;
 mod stats;
 mod watchers;
@@ -69,6 +70,13 @@ struct Args {
     /// For `ready`: the Unix time in nanoseconds the server was started.
     #[arg(long)]
     since_ns: Option<u128>,
+    /// For `writers`: each writer updates a named document of its own; for `list`, how many
+    /// other accounts get 100 named documents each.
+    #[arg(long)]
+    named: bool,
+    /// For `list`: accounts besides the measured one, with 100 named documents each.
+    #[arg(long, default_value_t = 0)]
+    accounts: usize,
     /// For `disk`: the directory to write in (the server's data directory, to measure its
     /// disk).
     #[arg(long, default_value = ".")]
@@ -95,6 +103,9 @@ pub enum Scenario {
     Rest,
     /// The disk alone: quiet 4 KiB `O_DIRECT` writes + `fdatasync`, `--interval-ms` apart.
     Disk,
+    /// h) named documents: one account with `--n` of them (and `--accounts` more with 100
+    /// each), then `list` timed.
+    List,
 }
 
 #[tokio::main]
@@ -109,7 +120,10 @@ async fn main() {
                 .await
                 .expect("sequential scenario")
         }
-        Scenario::Writers => scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs).await,
+        Scenario::Writers => {
+            scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs, args.named).await
+        }
+        Scenario::List => listing::list(&args.addr, args.n.unwrap_or(1000), args.accounts).await,
         Scenario::Fanout => {
             let opts = fanout::FanoutOpts {
                 interval: std::time::Duration::from_millis(args.interval_ms),

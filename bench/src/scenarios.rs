@@ -75,14 +75,20 @@ pub async fn sequential(addr: &str, n: usize) -> Metrics {
     ])
 }
 
-/// `addr` may list several nodes (`a,b`): clients are spread over them in turn.
-pub async fn writers(addr: &str, n: usize, secs: u64) -> Metrics {
+/// `addr` may list several nodes (`a,b`): clients are spread over them in turn. With
+/// `named`, each writes to a named document of its own instead of its default one.
+pub async fn writers(addr: &str, n: usize, secs: u64, named: bool) -> Metrics {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let nodes: Vec<&str> = addr.split(',').collect();
     let tasks = (0..n).map(|i| {
         let url = url(nodes[i % nodes.len()]);
         tokio::spawn(async move {
-            let (mut c, _, _) = Conn::signup(&url).await;
+            let (mut c, name, _) = Conn::signup(&url).await;
+            if named {
+                let r = c.request(json!({"type": "create", "name": "bench"})).await;
+                assert_eq!(r["version"], 0, "{r}");
+                c.target = Some(format!("{name}/bench"));
+            }
             let mut stats = Stats::default();
             let mut v = 0;
             while Instant::now() < deadline {

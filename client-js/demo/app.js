@@ -5,7 +5,9 @@ const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 const hearth = connect(wsUrl, { persist: true });
 
-let doc = null; // the latest change of my own document: { version, data }
+let doc = null; // the latest change of the open document: { version, data }
+// The open document: undefined for my default one, else "owner/name".
+let current = undefined;
 let dirty = false; // the editor holds text the user has not saved
 // What the editor's text was loaded from: a save is a write at this version, so a version
 // saved meanwhile (by a collaborator, or by this user in another tab) is never overwritten
@@ -24,6 +26,12 @@ const EXAMPLES = {
 hearth.on("connected", () => setStatus(true));
 hearth.on("disconnected", () => setStatus(false));
 hearth.on("auth", (auth) => (auth ? showApp(auth.username) : showWelcome()));
+// Live "shared with me": the list is the truth, the pushes say when to read it again.
+hearth.on("shared", () => refreshList());
+hearth.on("unshared", (e) => {
+  refreshList();
+  if (current === keyOf(e)) open(undefined, `${keyOf(e)} is no longer shared with you.`);
+});
 hearth.on("error", (e) => {
   if (e.code === "invalid_token") showWelcome("Your session ended. Sign in again.");
 });
@@ -40,6 +48,7 @@ function showWelcome(message = "") {
   stopOther?.();
   stopOwn = stopOther = null;
   doc = null;
+  current = undefined;
   $("welcome").hidden = false;
   $("app").hidden = true;
   $("who").hidden = $("logout").hidden = true;
@@ -52,13 +61,104 @@ function showApp(username) {
   $("who").hidden = $("logout").hidden = false;
   $("me").textContent = username;
   if (stopOwn && $("me").dataset.watching === username) return;
-  stopOwn?.();
   $("me").dataset.watching = username;
-  stopOwn = hearth.watch((change) => {
+  open(undefined);
+  refreshList();
+}
+
+// ---- documents: mine, named, and shared with me ----------------------------------------
+
+const keyOf = (e) => (e.name === undefined ? e.owner : `${e.owner}/${e.name}`);
+const mine = (target) => target === undefined || target.startsWith(`${hearth.username}/`);
+
+/** Opens a document in the editor: watches it, and shows sharing only to its owner. */
+function open(target, message = "") {
+  stopOwn?.();
+  current = target;
+  doc = base = null;
+  dirty = false;
+  $("mode").value = "false";
+  hideConflict();
+  say("");
+  $("doc-error").textContent = message;
+  $("doc-title").textContent = target === undefined ? "Your document" : target.startsWith(`${hearth.username}/`) ? target.slice(hearth.username.length + 1) : target;
+  $("delete-doc").hidden = target === undefined || !mine(target);
+  $("share-card").hidden = !mine(target);
+  $("share-what").textContent = target === undefined ? "" : `· ${$("doc-title").textContent}`;
+  $("editor").value = "";
+  const onChange = (change) => {
     doc = { version: change.version, data: change.data };
     renderOwn(change);
-  });
+  };
+  const onError = (e) => open(undefined, e.detail === "deleted" ? `${target} was deleted.` : e.detail === "access revoked" ? `${target} is no longer shared with you.` : e.message);
+  stopOwn = target === undefined ? hearth.watch({ onError }, onChange) : hearth.watch(target, { onError }, onChange);
+  stopOwn.ready.catch(onError);
+  markCurrent();
 }
+
+function markCurrent() {
+  for (const b of document.querySelectorAll(".doclist button")) {
+    b.setAttribute("aria-current", String(b.dataset.target === (current ?? "")));
+  }
+}
+
+function docButton(target, label, meta) {
+  const li = document.createElement("li");
+  const b = document.createElement("button");
+  b.dataset.target = target ?? "";
+  const name = document.createElement("span");
+  name.textContent = label;
+  const m = document.createElement("span");
+  m.className = "meta";
+  m.textContent = meta;
+  b.append(name, m);
+  b.onclick = () => open(target);
+  li.append(b);
+  return li;
+}
+
+async function refreshList() {
+  if (!hearth.username) return;
+  try {
+    const { documents, shared } = await hearth.list();
+    const my = [docButton(undefined, "My document", "default")];
+    for (const d of documents) my.push(docButton(`${hearth.username}/${d.name}`, d.name, `v${d.version}`));
+    $("my-docs").replaceChildren(...my);
+    const theirs = shared.map((s) => docButton(keyOf(s), keyOf(s), s.role === "write" ? "can edit" : "can read"));
+    if (theirs.length === 0) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.textContent = "nothing yet";
+      theirs.push(li);
+    }
+    $("shared-docs").replaceChildren(...theirs);
+    markCurrent();
+  } catch (e) {
+    $("docs-error").textContent = e.message;
+  }
+}
+
+$("create-form").onsubmit = (ev) => {
+  ev.preventDefault();
+  const name = $("create-name").value.trim();
+  if (!name) return;
+  attempt($("docs-error"), async () => {
+    await hearth.create(name);
+    $("create-name").value = "";
+    await refreshList();
+    open(`${hearth.username}/${name}`);
+  });
+};
+
+$("delete-doc").onclick = () => {
+  if (current === undefined || !confirm(`Delete ${current}? Everyone it is shared with loses it.`)) return;
+  const target = current;
+  attempt($("doc-error"), async () => {
+    open(undefined, `Deleted ${target}.`);
+    await hearth.deleteDoc(target);
+    await refreshList();
+  });
+};
 
 async function attempt(errorEl, fn) {
   errorEl.textContent = "";
@@ -95,7 +195,18 @@ function renderOwn(change) {
   }
   renderChips("collaborators", metadata.collaborators);
   renderChips("readers", metadata.readers);
-  renderFiles($("files"), userdata, undefined);
+  renderFiles($("files"), userdata, current);
+  if (current !== undefined && mine(current)) refreshListSoon();
+}
+
+/** The list's versions follow my named documents' edits, at most once a second. */
+let listTimer = null;
+function refreshListSoon() {
+  if (listTimer) return;
+  listTimer = setTimeout(() => {
+    listTimer = null;
+    refreshList();
+  }, 1000);
 }
 
 // ---- files (blobs) --------------------------------------------------------------------
@@ -161,7 +272,7 @@ $("attach").onchange = async () => {
   try {
     const { sha256 } = await hearth.putBlob(file);
     const key = file.name.replace(/[~/]/g, "_");
-    const version = await hearth.update({ files: { [key]: `blob:${sha256}` } }, doc.version, "merge");
+    const version = await hearth.update(current, { files: { [key]: `blob:${sha256}` } }, doc.version, "merge");
     say(`Attached ${file.name} (v${version}).`);
   } catch (e) {
     say(e.code === "version_mismatch" ? "Someone saved first; attach it again." : e.message);
@@ -253,7 +364,7 @@ async function save(edit, done) {
     return say(`Not valid JSON: ${e.message}`);
   }
   try {
-    const version = await hearth.update(write.value, write.version, write.patch);
+    const version = await hearth.update(current, write.value, write.version, write.patch);
     dirty = false;
     $("mode").value = "false";
     hideConflict();
@@ -292,7 +403,8 @@ function renderChips(list, names) {
 async function setAccess(list, names) {
   $("share-error").textContent = "";
   try {
-    await hearth.share({ [list]: names }, doc.version);
+    if (current === undefined) await hearth.share({ [list]: names }, doc.version);
+    else await hearth.share(current, { [list]: names }, doc.version);
     return true;
   } catch (e) {
     $("share-error").textContent =

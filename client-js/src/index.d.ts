@@ -17,6 +17,9 @@ export type ErrorCode =
   | "rate_limited"
   | "forbidden"
   | "not_found"
+  | "already_exists"
+  | "too_many_documents"
+  | "account_full"
   | "unavailable"
   | "internal"
   // raised by the client itself:
@@ -44,6 +47,10 @@ export type Userdata = { [key: string]: JSONValue };
 
 export interface Metadata {
   username: string;
+  /** A named document's name (absent for the account's default document). */
+  name?: string;
+  /** A named document's life: new at every `create` of the name. */
+  incarnation?: string;
   version: number;
   collaborators: string[];
   readers: string[];
@@ -66,6 +73,8 @@ export interface Op {
 
 export interface Change {
   username: string;
+  /** A named document's name. */
+  name?: string;
   version: number;
   /** The resulting document (absent in `mode: "ops"`). */
   data?: Document;
@@ -105,6 +114,8 @@ export interface WatchOptions {
   fields?: string[];
   /** Resume after this version: missed versions are replayed first. */
   since?: number;
+  /** With `since` on a named document: the incarnation `since` counts in (else a resync). */
+  incarnation?: string;
   /** "full" (default): op and resulting data; "ops": only the op. */
   mode?: "full" | "ops";
   /** Called when the server ends this watch (access revoked) or refuses it. */
@@ -124,11 +135,52 @@ export interface Auth {
 
 export interface Fetched {
   username: string;
+  name?: string;
   version: number;
   data: Document;
 }
 
-export type EventName = "connected" | "disconnected" | "auth" | "error";
+/** One of your named documents, as `list` shows it. */
+export interface Listed {
+  name: string;
+  version: number;
+  /** Serialized size in bytes. */
+  size: number;
+  collaborators: string[];
+  readers: string[];
+  createdAt: string;
+  lastUpdate: { at: string; by: string };
+  incarnation: string;
+}
+
+/** A document someone shares with you (`name` absent: their default document). */
+export interface SharedWithMe {
+  owner: string;
+  name?: string;
+  role: "read" | "write";
+  version: number;
+  lastUpdate: { at: string; by: string };
+}
+
+/** A `shared` / `unshared` event (`role` only on `shared`). */
+export interface ShareEvent {
+  owner: string;
+  name?: string;
+  role?: "read" | "write";
+}
+
+/** A named document's handle: the client's methods with the target filled in. */
+export interface DocHandle {
+  readonly target: string;
+  fetch(fields?: string[]): Promise<Fetched>;
+  update(data: Userdata | JSONValue[], version: number, patch?: Patch): Promise<number>;
+  transact(fn: (userdata: Userdata) => Userdata | Promise<Userdata>): Promise<{ version: number; userdata: Userdata }>;
+  share(access: { collaborators?: string[]; readers?: string[] }, version: number): Promise<number>;
+  watch(options: WatchOptions | undefined, onChange: (change: Change) => void): Unwatch;
+  delete(): Promise<void>;
+}
+
+export type EventName = "connected" | "disconnected" | "auth" | "error" | "shared" | "unshared";
 
 export class Hearth {
   readonly url: string;
@@ -140,6 +192,22 @@ export class Hearth {
   on(event: "auth", fn: (auth: Auth | null) => void): () => void;
   on(event: "error", fn: (error: HearthError) => void): () => void;
   on(event: "connected" | "disconnected", fn: () => void): () => void;
+  /** A document was shared with you (or your role changed), or no longer is. */
+  on(event: "shared" | "unshared", fn: (event: ShareEvent) => void): () => void;
+  /** `doc("groceries")` (yours) or `doc("bob/groceries")`. */
+  doc(name: string): DocHandle;
+  create(
+    name: string,
+    init?: { userdata?: Userdata; collaborators?: string[]; readers?: string[] },
+  ): Promise<{ username: string; name: string; version: number; data: Document }>;
+  /** Deletes a named document of yours. */
+  deleteDoc(name: string): Promise<void>;
+  list(page?: { after?: string; sharedAfter?: string; limit?: number }): Promise<{
+    documents: Listed[];
+    shared: SharedWithMe[];
+    next?: string;
+    sharedNext?: string;
+  }>;
   off(event: EventName, fn: (...args: any[]) => void): void;
   signup(): Promise<Auth>;
   signup(username: string, password: string): Promise<Auth>;

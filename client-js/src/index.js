@@ -63,11 +63,21 @@ export class Hearth {
 
   // ---- events ------------------------------------------------------------------------
 
-  /** Listens for `connected`, `disconnected`, `auth` ({username, token} or null), `error`. */
+  /** Listens for `connected`, `disconnected`, `auth` ({username, token} or null), `error`,
+   * and `shared` / `unshared` ({owner, name?, role?}: a document was shared with you, or no
+   * longer is; the server sends these once the socket has listed, which this does for you). */
   on(event, fn) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     this._listeners.get(event).add(fn);
+    if ((event === "shared" || event === "unshared") && this.ready && this.token) {
+      this._hearShares();
+    }
     return () => this.off(event, fn);
+  }
+
+  /** Asks the server for `shared` / `unshared` pushes on this socket (a `list` does). */
+  _hearShares() {
+    this._request({ type: "list", limit: 1 }).catch(() => {});
   }
 
   off(event, fn) {
@@ -144,6 +154,9 @@ export class Hearth {
     this._scheduleRefresh();
     const auth = { username: reply.username, token: reply.token };
     this._emit("auth", auth);
+    if (this._listeners.get("shared")?.size || this._listeners.get("unshared")?.size) {
+      this._hearShares();
+    }
     return auth;
   }
 
@@ -174,11 +187,54 @@ export class Hearth {
 
   // ---- data --------------------------------------------------------------------------
 
-  /** The document (or some `fields` of it): `{ username, version, data: {metadata, userdata} }`. */
+  /** The document (or some `fields` of it): `{ username, name?, version, data: {metadata, userdata} }`.
+   * `target`: a username (that user's default document) or `"owner/name"`. */
   async fetch(target, fields) {
     if (Array.isArray(target)) [target, fields] = [undefined, target];
     const reply = await this._request(omitUndefined({ type: "fetch", target, fields }));
-    return { username: reply.username, version: reply.version, data: reply.data };
+    return omitUndefined({ username: reply.username, name: reply.name, version: reply.version, data: reply.data });
+  }
+
+  // ---- named documents ---------------------------------------------------------------
+
+  /**
+   * A handle on a named document: `doc("groceries")` (yours) or `doc("bob/groceries")`.
+   * Its methods are the client's, with the target filled in.
+   */
+  doc(name) {
+    const target = () => (name.includes("/") ? name : `${this.username}/${name}`);
+    return {
+      get target() {
+        return target();
+      },
+      fetch: (fields) => this.fetch(target(), fields),
+      update: (data, version, patch = false) => this.update(target(), data, version, patch),
+      transact: (fn) => this.transact(target(), fn),
+      share: (access, version) => this.share(target(), access, version),
+      watch: (options, onChange) => this.watch(target(), options ?? {}, onChange),
+      delete: () => this.deleteDoc(target()),
+    };
+  }
+
+  /** Creates a named document of yours: `create("groceries", { userdata, collaborators,
+   * readers })`. Resolves to `{ username, name, version: 0, data }`; rejects with
+   * `already_exists` or `too_many_documents`. */
+  async create(name, { userdata, collaborators, readers } = {}) {
+    const reply = await this._request(omitUndefined({ type: "create", name, userdata, collaborators, readers }));
+    return { username: reply.username, name: reply.name, version: reply.version, data: reply.data };
+  }
+
+  /** Deletes a named document of yours (`"groceries"` or `"me/groceries"`). */
+  async deleteDoc(name) {
+    const frame = name.includes("/") ? { type: "delete", target: name } : { type: "delete", name };
+    await this._request(frame);
+  }
+
+  /** Your named documents and those shared with you: `{ documents, shared, next?, sharedNext? }`
+   * (pass `next` as `after`, `sharedNext` as `sharedAfter` for more). */
+  async list({ after, sharedAfter, limit } = {}) {
+    const reply = await this._request(omitUndefined({ type: "list", after, sharedAfter, limit }));
+    return omitUndefined({ documents: reply.documents, shared: reply.shared, next: reply.next, sharedNext: reply.sharedNext });
   }
 
   /**
@@ -300,6 +356,7 @@ export class Hearth {
       fields: options.fields,
       mode: options.mode,
       last: options.since ?? null,
+      incarnation: options.incarnation ?? null,
       onChange,
       onError: options.onError,
       active: true,
@@ -326,13 +383,15 @@ export class Hearth {
       fields: record.fields,
       mode: record.mode,
       since: record.last ?? undefined,
+      incarnation: record.last !== null ? record.incarnation ?? undefined : undefined,
     });
     try {
       const reply = await this._request(frame);
       if (!record.active) return reply;
       if (reply.type === "data") {
         record.last = reply.version;
-        deliver(record, { username: reply.username, version: reply.version, data: reply.data, snapshot: true, resync: reply.resync === true });
+        record.incarnation = reply.data?.metadata?.incarnation ?? null;
+        deliver(record, omitUndefined({ username: reply.username, name: reply.name, version: reply.version, data: reply.data, snapshot: true, resync: reply.resync === true }));
       }
       return reply;
     } catch (e) {
@@ -440,14 +499,20 @@ export class Hearth {
     }
     if (frame.type === "change") return this._onChange(frame);
     if (frame.type === "error") return this._onPushedError(frame);
+    if (frame.type === "shared" || frame.type === "unshared") {
+      const { type, ...event } = frame;
+      this._emit(type, event);
+    }
   }
 
   _onChange(frame) {
-    const record = this._watches.get(frame.username === this.username ? "" : frame.username) ?? this._watches.get(frame.username);
+    const key = frame.name === undefined ? frame.username : `${frame.username}/${frame.name}`;
+    const record = this._watches.get(key === this.username ? "" : key) ?? this._watches.get(key);
     if (!record?.active) return;
     if (record.last !== null && frame.version <= record.last) return; // already delivered
     record.last = frame.version;
-    const change = { username: frame.username, version: frame.version };
+    if (frame.resync && frame.data?.metadata) record.incarnation = frame.data.metadata.incarnation ?? null;
+    const change = omitUndefined({ username: frame.username, name: frame.name, version: frame.version });
     for (const k of ["data", "op", "at", "by"]) if (frame[k] !== undefined) change[k] = frame[k];
     if (frame.resync) change.resync = true;
     deliver(record, change);

@@ -142,3 +142,47 @@ test("a stale edit is never saved without a word, and unknown names are named", 
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test("a named document shared with one person shows in their sidebar live", async () => {
+  const ann = await person();
+  const bob = await person();
+
+  // Ann creates "groceries"; it opens, and her sidebar lists it.
+  await ann.page.fill("#create-name", "groceries");
+  await ann.page.click("#create-form button");
+  await ann.page.waitForSelector('#doc-title:has-text("groceries")');
+  await ann.page.waitForSelector('#my-docs button[aria-current="true"]:has-text("groceries")');
+  await ann.page.fill("#editor", JSON.stringify({ milk: 1 }, null, 2));
+  await ann.page.click("#save");
+  await ann.page.waitForSelector('#save-status:has-text("Saved as v1")');
+
+  // She shares only that one with Bob: his sidebar shows it without a reload.
+  await ann.page.fill('form[data-list="collaborators"] input', bob.username);
+  await ann.page.click('form[data-list="collaborators"] button');
+  await ann.page.waitForSelector(`#collaborators li:has-text("${bob.username}")`);
+  const key = `${ann.username}/groceries`;
+  await bob.page.waitForSelector(`#shared-docs button:has-text("${key}")`);
+  assert.match(await bob.page.textContent("#shared-docs"), /can edit/);
+
+  // Bob opens it and edits; Ann sees his edit in her open document.
+  await bob.page.click(`#shared-docs button:has-text("${key}")`);
+  await bob.page.waitForFunction(() => document.getElementById("editor").value.includes('"milk": 1'));
+  assert.equal(await bob.page.isHidden("#share-card"), true, "sharing is the owner's");
+  await bob.page.fill("#editor", JSON.stringify({ milk: 1, eggs: 12 }, null, 2));
+  await bob.page.click("#save");
+  await bob.page.waitForSelector('#save-status:has-text("Saved as v3")');
+  await ann.page.waitForFunction(() => document.getElementById("editor").value.includes('"eggs": 12'));
+  assert.match(await ann.page.textContent("#last-update"), new RegExp(`saved by ${bob.username}`));
+  // Ann's default document is untouched and private.
+  await ann.page.screenshot({ path: `${ARTIFACTS}demo-named-ann.png`, fullPage: true });
+  await bob.page.screenshot({ path: `${ARTIFACTS}demo-named-bob.png`, fullPage: true });
+
+  // Ann deletes it: it leaves Bob's sidebar and his open view says so.
+  ann.page.once("dialog", (d) => d.accept());
+  await ann.page.click("#delete-doc");
+  await bob.page.waitForSelector(`#doc-error:has-text("${key}")`);
+  await bob.page.waitForFunction(() => !document.getElementById("shared-docs").textContent.includes("groceries"));
+  await bob.page.screenshot({ path: `${ARTIFACTS}demo-named-deleted.png`, fullPage: true });
+  assert.deepEqual(ann.errors, []);
+  assert.deepEqual(bob.errors, []);
+});

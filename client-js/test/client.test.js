@@ -314,3 +314,54 @@ describe("hostile sockets (issue 26)", () => {
     assert.deepEqual([...new Set(codes)], [1009], `close codes: ${codes.join(",")}`);
   });
 });
+
+describe("named documents", () => {
+  test("create, a handle's fetch/update/watch, share with live events, list, delete", async () => {
+    const ann = client();
+    const bob = client();
+    const { username: annName } = await ann.signup();
+    const { username: bobName } = await bob.signup();
+    const shared = [];
+    const unshared = [];
+    bob.on("shared", (e) => shared.push(e));
+    bob.on("unshared", (e) => unshared.push(e));
+
+    const created = await ann.create("groceries", { userdata: { milk: 1 } });
+    assert.equal(created.name, "groceries");
+    assert.equal(created.version, 0);
+    await assert.rejects(ann.create("groceries"), (e) => e.code === "already_exists");
+    const g = ann.doc("groceries");
+    assert.equal(g.target, `${annName}/groceries`);
+
+    const seen = [];
+    const stop = g.watch({}, (c) => seen.push(c));
+    await stop.ready;
+    assert.equal(seen[0].name, "groceries");
+    assert.equal(await g.update({ eggs: 6 }, 0, true), 1);
+    await until(() => seen.length === 2);
+    assert.deepEqual(seen[1].data.userdata, { milk: 1, eggs: 6 });
+    assert.equal((await ann.fetch()).version, 0, "the default document did not move");
+
+    await g.share({ collaborators: [bobName] }, 1);
+    await until(() => shared.length === 1);
+    assert.deepEqual(shared[0], { owner: annName, name: "groceries", role: "write" });
+    const bobList = await bob.list();
+    assert.equal(bobList.shared[0].name, "groceries");
+    const theirs = bob.doc(`${annName}/groceries`);
+    const { userdata } = await theirs.transact((u) => ({ ...u, tea: true }));
+    assert.deepEqual(userdata, { milk: 1, eggs: 6, tea: true });
+    await until(() => seen.length === 4, 5000, "ann sees the share and bob's write");
+
+    const annList = await ann.list();
+    assert.deepEqual(annList.documents.map((d) => d.name), ["groceries"]);
+    let ended;
+    const bobWatch = theirs.watch({ onError: (e) => (ended = e) }, () => {});
+    await bobWatch.ready;
+    await g.delete();
+    await until(() => ended && unshared.length === 1);
+    assert.equal(ended.code, "not_found");
+    assert.equal(ended.detail, "deleted");
+    await assert.rejects(g.fetch(), (e) => e.code === "unauthorized");
+    stop();
+  });
+});

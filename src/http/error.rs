@@ -43,7 +43,9 @@ pub fn status(e: &Error) -> StatusCode {
             StatusCode::CONFLICT
         }
         Error::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
-        Error::TooLarge { .. } | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::TooLarge { .. } | Error::QuotaExceeded { .. } | Error::AccountFull { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         Error::TooManyWatches(_) | Error::TooManyConnections | Error::RateLimited { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }

@@ -12,6 +12,8 @@ mod demo;
 mod docs;
 pub mod error;
 mod health;
+mod kopano;
+mod kv;
 mod named;
 mod openapi;
 mod rivet;
@@ -98,7 +100,11 @@ routes!(api_routes {
     post "/v1/admin/users/{user}/password" => admin::reset_password,
     post "/v1/admin/users/{user}/admin" => admin::grant_admin,
     delete "/v1/admin/users/{user}/admin" => admin::revoke_admin,
-    // Rivet's paths, onto the same handlers.
+    // Kopano kvs: collections are named documents of the caller.
+    get "/api/kvs/v1/kv/user/{*key}" => kopano::get,
+    put "/api/kvs/v1/kv/user/{*key}" => kopano::put,
+    delete "/api/kvs/v1/kv/user/{*key}" => kopano::delete,
+    // Rivet's paths: a flat key space in the user's document `store`.
     get "/login" => account::rivet_login,
     get "/logout" => account::rivet_logout,
     get "/store/{user}" => rivet::store_list,

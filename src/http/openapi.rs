@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{account, admin, blobs, changes, data, docs, health, named, rivet, root, ws};
+use super::{account, admin, blobs, changes, data, docs, health, kopano, named, rivet, root, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{account, admin, blobs, changes, data, docs, health, named, rivet, ro
         data::document, data::get_root, data::get_data, data::put_data, data::patch_data,
         data::delete_data, data::batch, data::keys, root::put, root::patch, root::delete,
         root::keys, rivet::store_list, rivet::store_get, rivet::store_put, rivet::store_post,
-        rivet::store_delete,
+        rivet::store_delete, kopano::get, kopano::put, kopano::delete,
         changes::changes, changes::events, document,
         docs::list_docs, docs::shared, docs::get_doc, docs::put_doc, docs::delete_doc,
         named::get_root, named::put_root, named::patch_root, named::delete_root,

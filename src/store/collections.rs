@@ -6,9 +6,25 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Store;
-use super::backend::{Listed, Write};
+use super::paths::PathEdit;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::backend::{Committed, Listed, Write};
 use super::error::StoreError;
-use super::model::{Access, Document, share_changes};
+use super::model::{Access, Document, Update, share_changes};
+
+/// Bytes a path edit may add at most: its value, serialized, and its path.
+fn payload_len(edit: &PathEdit) -> usize {
+    let (path, value) = match edit {
+        PathEdit::Put { path, value } | PathEdit::Patch { path, patch: value } => {
+            (path, Some(value))
+        }
+        PathEdit::Delete { path } => (path, None),
+    };
+    let value = value.map_or(0, |v| super::apply::serialized_len(v).unwrap_or(0));
+    value + path.iter().map(|s| s.len() + 3).sum::<usize>()
+}
 
 /// A document shared with someone, as their `list` shows it.
 #[derive(Debug, Clone)]
@@ -61,6 +77,12 @@ impl Store {
                 limit: limits.max_doc_bytes,
             });
         }
+        if !self.inner.usage.tracks(&new.owner) {
+            self.load_usage(&new.owner).await?;
+        }
+        self.inner
+            .usage
+            .check(&new.owner, &doc.key(), size as u64, true)?;
         let written = self
             .inner
             .backend
@@ -92,6 +114,82 @@ impl Store {
             .commits
             .deleted(&doc, &share_changes(Some(&doc), None));
         Ok(())
+    }
+
+    /// An update of a named document must fit in its account's bytes (`usage.rs`): passes
+    /// `update` on, or the answer to give instead. An account not listed yet is listed first,
+    /// and then the update is not queued (see `Store::submit`).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn check_named(
+        &self,
+        update: Update,
+    ) -> Result<Update, (bool, BoxFuture<'static, Result<Arc<Committed>, StoreError>>)> {
+        if !update.target.contains('/') {
+            return Ok(update);
+        }
+        let owner = crate::names::owner_of(&update.target).to_owned();
+        if !self.inner.usage.tracks(&owner) {
+            let store = self.clone();
+            let outcome = async move {
+                store.load_usage(&owner).await?;
+                store.check_usage(&owner, &update)?;
+                store.submit(update).1.await
+            };
+            return Err((false, outcome.boxed()));
+        }
+        match self.check_usage(&owner, &update) {
+            Ok(()) => Ok(update),
+            Err(e) => Err((true, async { Err(e) }.boxed())),
+        }
+    }
+
+    /// The named documents of a deleted account are gone: their watchers and sharees are told.
+    pub(super) fn named_gone(&self, listed: Vec<Listed>) {
+        for l in listed {
+            let doc = Arc::new(Document {
+                metadata: l.metadata,
+                userdata: Map::new(),
+                bounds: super::model::Bounds::default(),
+            });
+            self.inner
+                .commits
+                .deleted(&doc, &share_changes(Some(&doc), None));
+        }
+    }
+
+    /// Lists `owner`'s documents to start keeping its bytes (`usage.rs`).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub(super) async fn load_usage(&self, owner: &str) -> Result<(), StoreError> {
+        let listed = self.documents(owner, "", usize::MAX).await?;
+        let default_size = match self.document(owner).await? {
+            Some(doc) => match doc.size_bound() {
+                Some(bound) => bound as u64,
+                None => super::apply::serialized_len(&doc)? as u64,
+            },
+            None => 0,
+        };
+        self.inner.usage.load(owner, &listed, default_size);
+        Ok(())
+    }
+
+    /// Whether `update` of a named document of `owner` fits in the account's bytes.
+    ///
+    /// # Errors
+    /// `AccountFull`.
+    pub(super) fn check_usage(&self, owner: &str, update: &Update) -> Result<(), StoreError> {
+        use super::model::Edit;
+        let (growth, replaces) = match &update.edit {
+            None => return Ok(()),
+            Some(Edit::Replace(map)) => (super::apply::serialized_len(map)?, true),
+            Some(Edit::Merge(map)) => (super::apply::serialized_len(map)?, false),
+            Some(Edit::JsonPatch(patch)) => (super::apply::serialized_len(patch)?, false),
+            Some(Edit::Paths(edits)) => (edits.iter().map(payload_len).sum(), false),
+        };
+        self.inner
+            .usage
+            .check(owner, &update.target, growth as u64, replaces)
     }
 
     /// `owner`'s named documents after `after`, at most `limit`.

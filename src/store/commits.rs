@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::backend::Committed;
 use super::cache::DocCache;
 use super::model::{Document, ShareChange};
+use super::usage::AccountUsage;
 
 /// Tells watchers of a commit: the hub (`fanout`) implements it. A trait the store defines
 /// and the layer after it implements, so that the store does not depend on that layer.
@@ -29,20 +30,35 @@ pub trait Publish: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Commits {
     cache: DocCache,
+    /// Bytes per account, kept current for named documents' commits.
+    usage: Arc<AccountUsage>,
     /// `None` for a store opened by an offline command (`hearth user`, restore): nobody
     /// watches there.
     hub: Option<Arc<dyn Publish>>,
 }
 
 impl Commits {
-    pub(super) fn new(cache: DocCache, hub: Option<Arc<dyn Publish>>) -> Commits {
-        Commits { cache, hub }
+    pub(super) fn new(
+        cache: DocCache,
+        hub: Option<Arc<dyn Publish>>,
+        usage: Arc<AccountUsage>,
+    ) -> Commits {
+        Commits { cache, usage, hub }
+    }
+
+    pub(super) fn usage(&self) -> Arc<AccountUsage> {
+        self.usage.clone()
     }
 
     /// `committed` is durable and nobody has been answered yet. The caller must call this in
     /// commit order, from the one place that commits (a writer thread, a group committer).
     pub fn durable(&self, committed: &Arc<Committed>) {
         self.cache.insert_committed(&committed.doc);
+        // Named documents only: the default document's commits (the hot path of most
+        // workloads) do not pay for a lookup.
+        if committed.doc.metadata.name.is_some() {
+            self.usage.committed(&committed.doc);
+        }
     }
 
     /// `committed`'s writers have been answered: its watchers are told. Same order as
@@ -56,6 +72,7 @@ impl Commits {
     /// Named document `doc` is gone: the cache forgets it, then its watchers are told.
     pub(super) fn deleted(&self, doc: &Arc<Document>, shares: &[ShareChange]) {
         self.cache.forget(&doc.key());
+        self.usage.deleted(doc.owner(), &doc.key());
         if let Some(hub) = &self.hub {
             hub.deleted(doc, shares);
         }

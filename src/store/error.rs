@@ -29,6 +29,9 @@ pub enum StoreError {
     /// `create` of a named document that exists.
     #[error("already exists")]
     AlreadyExists,
+    /// The account's documents would hold more than `quota` bytes together.
+    #[error("account quota of {quota} bytes exceeded")]
+    AccountFull { quota: u64 },
     /// The account holds `limit` named documents already (`MAX_DOCUMENTS_PER_ACCOUNT`).
     #[error("the account holds its limit of {limit} documents")]
     TooManyDocuments { limit: usize },

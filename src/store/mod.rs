@@ -22,6 +22,7 @@ mod recycle;
 pub mod redb;
 #[cfg(test)]
 mod testing;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct StoreConfig {
     pub limits: Limits,
     /// Named documents an account may own (`MAX_DOCUMENTS_PER_ACCOUNT`).
     pub max_documents: usize,
+    /// Bytes an account's documents may hold together (`MAX_ACCOUNT_BYTES`).
+    pub max_account_bytes: u64,
     pub max_batch: usize,
     pub cache_size: u64,
     pub cache_max_age: Duration,
@@ -86,6 +89,8 @@ struct Inner {
     max_documents: usize,
     /// Where deletions of named documents are announced (commits go there from the backend).
     commits: Commits,
+    /// Bytes per account across its documents (`usage.rs`); `commits` keeps it current.
+    usage: Arc<usage::AccountUsage>,
     cache: DocCache,
     /// Versions replaced by updates, parked for the document's next update to edit in place.
     recycler: recycle::Recycler,
@@ -105,7 +110,11 @@ impl Store {
     /// The data file cannot be opened; see [`RedbBackend::open`].
     pub fn open(cfg: &StoreConfig, hub: Option<Arc<dyn Publish>>) -> Result<Store, StoreError> {
         let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
-        let commits = Commits::new(cache.clone(), hub);
+        let usage = Arc::new(usage::AccountUsage::new(
+            cfg.max_account_bytes,
+            cfg.limits.max_doc_bytes,
+        ));
+        let commits = Commits::new(cache.clone(), hub, usage);
         let backend = RedbBackend::open(
             &cfg.path,
             WriterConfig {
@@ -133,7 +142,11 @@ impl Store {
         hub: Option<Arc<dyn Publish>>,
     ) -> Result<(Store, String), StoreError> {
         let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
-        let commits = Commits::new(cache.clone(), hub);
+        let usage = Arc::new(usage::AccountUsage::new(
+            cfg.max_account_bytes,
+            cfg.limits.max_doc_bytes,
+        ));
+        let commits = Commits::new(cache.clone(), hub, usage);
         let backend = postgres::PgBackend::connect(
             postgres::PgConfig {
                 url: pg.url.clone(),
@@ -164,6 +177,7 @@ impl Store {
                 backend,
                 limits: cfg.limits,
                 max_documents: cfg.max_documents,
+                usage: commits.usage(),
                 commits,
                 cache,
                 recycler: recycle::Recycler::default(),
@@ -220,27 +234,6 @@ impl Store {
     /// `Unavailable` when storage fails.
     pub async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         self.inner.backend.user(username).await
-    }
-
-    /// Creates an account, its version-0 document and, optionally, its first session.
-    ///
-    /// # Errors
-    /// `UsernameTaken`, or `Unavailable`.
-    pub async fn create_user(
-        &self,
-        user: UserRecord,
-        session: Option<SessionRecord>,
-    ) -> Result<Arc<Document>, StoreError> {
-        let doc = Document::new(&user.username, &user.created_at);
-        let written = self
-            .inner
-            .backend
-            .write(Write::CreateUser { user, doc, session })
-            .await?;
-        written
-            .committed
-            .map(|c| c.doc.clone())
-            .ok_or_else(|| StoreError::unavailable("create returned no document"))
     }
 
     /// Applies `update` to the cached latest version, if there is one and the update applies,
@@ -303,6 +296,10 @@ impl Store {
             .as_ref()
             .map(mentions::blob_hashes)
             .unwrap_or_default();
+        let update = match self.check_named(update) {
+            Ok(update) => update,
+            Err(refused) => return refused,
+        };
         if !hashes.is_empty() {
             // A writer sharing a blob it holds: recorded before the update commits, so that
             // a reader never sees the hash without the right to fetch it. Rare (attaching a
@@ -406,16 +403,8 @@ impl Store {
             .await;
         if result.is_ok() {
             self.inner.cache.forget(username);
-            for listed in named.unwrap_or_default() {
-                let doc = Arc::new(Document {
-                    metadata: listed.metadata,
-                    userdata: serde_json::Map::new(),
-                    bounds: model::Bounds::default(),
-                });
-                self.inner
-                    .commits
-                    .deleted(&doc, &model::share_changes(Some(&doc), None));
-            }
+            self.inner.usage.forget(username);
+            self.named_gone(named.unwrap_or_default());
         }
         self.inner.deleting.remove(username);
         self.inner.deletions.fetch_sub(1, SeqCst);

@@ -1,13 +1,36 @@
-//! Accounts' flags and passwords, sessions, revocations and blob references: writes and
+//! Accounts (created with their default document), their flags and passwords, sessions, revocations and blob references: writes and
 //! reads that go straight to the backend. Nothing here is cached; the document cache and
 //! where commits go live with documents (`mod.rs`, `commits.rs`).
 
+use std::sync::Arc;
+
 use super::{
-    BlobAdd, BlobRecord, BlobRef, Flag, SessionRecord, Store, StoreError, StoreStats, UserRecord,
-    Write,
+    BlobAdd, BlobRecord, BlobRef, Document, Flag, SessionRecord, Store, StoreError, StoreStats,
+    UserRecord, Write,
 };
 
 impl Store {
+    /// Creates an account, its version-0 document and, optionally, its first session.
+    ///
+    /// # Errors
+    /// `UsernameTaken`, or `Unavailable`.
+    pub async fn create_user(
+        &self,
+        user: UserRecord,
+        session: Option<SessionRecord>,
+    ) -> Result<Arc<Document>, StoreError> {
+        let doc = Document::new(&user.username, &user.created_at);
+        let written = self
+            .inner
+            .backend
+            .write(Write::CreateUser { user, doc, session })
+            .await?;
+        written
+            .committed
+            .map(|c| c.doc.clone())
+            .ok_or_else(|| StoreError::unavailable("create returned no document"))
+    }
+
     /// Durably sets or clears an account flag (disabled, admin).
     ///
     /// # Errors

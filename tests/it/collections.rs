@@ -654,3 +654,38 @@ async fn named_documents_over_http() {
     assert_eq!(snapshot.data["resync"], true, "{:?}", snapshot.data);
     assert_eq!(snapshot.data["data"]["userdata"], json!({"new": 1}));
 }
+
+/// `MAX_ACCOUNT_BYTES`: an account's documents together stay within it, across creates and
+/// updates; deleting frees room. Blobs are not counted here (they have their own quota).
+#[tokio::test]
+async fn bytes_per_account_are_limited_across_documents() {
+    let server = TestServer::start_with(|c| {
+        c.max_data_size_json = 2048;
+        c.max_account_bytes = 6000;
+    })
+    .await;
+    let (mut ann, name, _) = server.user().await;
+    let filler = |n: usize| json!({"pad": "x".repeat(n)});
+    for doc in ["a", "b", "c"] {
+        let r = create(&mut ann, doc, json!({"userdata": filler(1500)})).await;
+        assert_eq!(r["type"], "data", "{doc}: {r}");
+    }
+    let full = create(&mut ann, "d", json!({"userdata": filler(1500)})).await;
+    assert_error(&full, "account_full");
+    assert!(full["message"].as_str().unwrap().contains("6000"), "{full}");
+    // An update that would grow past the quota is refused; one that fits goes through.
+    let grow = merge(
+        &mut ann,
+        &format!("{name}/a"),
+        0,
+        json!({"more": "y".repeat(1400)}),
+    )
+    .await;
+    assert_error(&grow, "account_full");
+    let small = merge(&mut ann, &format!("{name}/a"), 0, json!({"n": 1})).await;
+    assert_eq!(small["version"], 1, "{small}");
+    // Deleting a document makes room again.
+    ann.request(json!({"type": "delete", "name": "b"})).await;
+    let fits = create(&mut ann, "d", json!({"userdata": filler(1500)})).await;
+    assert_eq!(fits["type"], "data", "{fits}");
+}

@@ -18,6 +18,7 @@ mod faults;
 mod faults_bounded;
 mod holes;
 mod hostile;
+mod kv;
 mod limits;
 mod log_output;
 mod metrics;

@@ -677,64 +677,120 @@ async fn paging_through_a_thousand_keys_returns_each_once() {
     assert_eq!(second.body["next_offset"], Value::Null);
 }
 
+/// Rivet's seed, run as its README describes: a session token in `X-Session-Token`, route-like
+/// keys that are independent of each other, raw values with their content type (binary too,
+/// byte for byte), 201 from POST only for a new key, and a list paged by the last key.
 #[tokio::test]
-async fn rivet_store_paths_map_onto_the_same_data() {
+async fn rivet_store_is_a_flat_key_space_of_raw_values() {
     let server = TestServer::start().await;
     let http = Http::new(&server);
     let token = signup(&http, "ann").await;
-    let raw = |method: Method, path: &str, body: &str| {
+    let raw = |method: Method, path: &str, body: Vec<u8>| {
         http.client
             .request(method, format!("{}{path}", http.base))
             .header("X-Session-Token", &token)
-            .body(body.to_owned())
+            .body(body)
     };
-    let created = raw(Method::POST, "/store/ann/profile/bio", "hello there")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let again = raw(Method::POST, "/store/ann/profile/bio", "hello again")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 200);
-    let put = raw(Method::PUT, "/store/ann/profile/age", "41")
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
-    let text = raw(Method::GET, "/store/ann/profile/bio", "")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(text.headers()["content-type"], "text/plain; charset=utf-8");
-    assert_eq!(text.text().await.unwrap(), "hello again");
-    assert_eq!(
-        http.get("/v1/users/ann/data/profile", &token).await.body,
-        json!({"age": 41, "bio": "hello again"})
-    );
-    let list = http.get("/store/ann?limit=1", &token).await;
-    assert_eq!(
-        list.body,
-        json!({"keys": ["profile/age"], "next_offset": 1})
-    );
-    assert_eq!(
-        raw(Method::DELETE, "/store/ann/profile/bio", "")
+    // The seed's own example keys: each one stands alone.
+    for (key, body) in [
+        ("profile", "Ann"),
+        ("profile/bio", "hello there"),
+        ("profile/address/billing", "1 Main St"),
+    ] {
+        let created = raw(Method::POST, &format!("/store/ann/{key}"), body.into())
+            .header("content-type", "text/plain")
             .send()
             .await
-            .unwrap()
-            .status(),
-        200
-    );
+            .unwrap();
+        assert_eq!(created.status(), 201, "{key}");
+    }
+    let again = raw(
+        Method::POST,
+        "/store/ann/profile/bio",
+        b"hello again".to_vec(),
+    )
+    .header("content-type", "text/plain")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(again.status(), 200, "POST of an existing key");
+    let put = raw(Method::PUT, "/store/ann/fresh", b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "PUT answers 200 either way");
+    let text = raw(Method::GET, "/store/ann/profile", vec![])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.headers()["content-type"], "text/plain");
     assert_eq!(
-        raw(Method::DELETE, "/store/ann/profile/bio", "")
+        text.text().await.unwrap(),
+        "Ann",
+        "writing profile/bio left profile alone"
+    );
+    let bio = raw(Method::GET, "/store/ann/profile/bio", vec![])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bio.text().await.unwrap(), "hello again");
+
+    // Binary values round-trip byte for byte, with their type.
+    let png: Vec<u8> = (0..=255u8)
+        .chain([0, 0xff, 0x89, b'P', b'N', b'G'])
+        .collect();
+    let stored = raw(Method::PUT, "/store/ann/avatar", png.clone())
+        .header("content-type", "image/png")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
+    let back = raw(Method::GET, "/store/ann/avatar", vec![])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.headers()["content-type"], "image/png");
+    assert_eq!(back.bytes().await.unwrap().to_vec(), png);
+
+    // The list: keys in order, paged by the last key, filtered by prefix.
+    let first = http.get("/store/ann?limit=2", &token).await;
+    assert_eq!(
+        first.body,
+        json!({"keys": ["avatar", "fresh"], "next_offset": "fresh"})
+    );
+    let second = http.get("/store/ann?limit=2&offset=fresh", &token).await;
+    assert_eq!(
+        second.body["keys"],
+        json!(["profile", "profile/address/billing"])
+    );
+    let prefixed = http.get("/store/ann?prefix=profile/", &token).await;
+    assert_eq!(
+        prefixed.body["keys"],
+        json!(["profile/address/billing", "profile/bio"])
+    );
+
+    // It is a document like any other: versioned and readable as `ann/store`.
+    let doc = http.get("/v1/users/ann/docs/store", &token).await;
+    assert_eq!(
+        doc.body["userdata"]["profile/bio"]["value"]
+            .as_str()
+            .map(str::len),
+        Some(16)
+    );
+    assert_eq!(doc.body["metadata"]["version"], 6);
+
+    for status in [200, 404] {
+        let r = raw(Method::DELETE, "/store/ann/profile/bio", vec![])
             .send()
             .await
-            .unwrap()
-            .status(),
-        404
-    );
+            .unwrap();
+        assert_eq!(r.status(), status);
+    }
+    let still = raw(Method::GET, "/store/ann/profile", vec![])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200, "deleting profile/bio left profile");
 }
 
 #[tokio::test]

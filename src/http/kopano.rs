@@ -1,0 +1,191 @@
+//! Kopano kvs (seed `001`): `/api/kvs/v1/kv/user/{collection}/{key…}` on the caller's own
+//! space. A collection is the caller's named document `{collection}`, created by its first
+//! PUT; a key is one flat entry in it (`kv.rs`). Kopano's envelope, its `raw`, `recurse` and
+//! `batch` parameters, and its statuses (DELETE 200, then 404), with Hearth's Bearer tokens.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use super::auth::Caller;
+use super::body;
+use super::data::readable;
+use super::error::ApiError;
+use super::kv::{checked_key, entries_with, entry, raw_of, write_own};
+use crate::error::Error;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::paths::PathEdit;
+
+/// Entries a `recurse=1` read returns at most (Kopano's figure).
+const MAX_RECURSE: usize = 500;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct KvQuery {
+    /// `1`: the stored value itself, not the envelope.
+    raw: Option<String>,
+    /// `1`: every entry whose key starts with this one.
+    recurse: Option<String>,
+    /// `1` (PUT): a JSON array of `{key, value, content_type}` entries, in one version.
+    batch: Option<String>,
+}
+
+fn on(flag: Option<&String>) -> bool {
+    matches!(flag.map(String::as_str), Some("1" | "true"))
+}
+
+/// `collection/key…` → the collection (a document name) and the key within it ("" if none).
+fn split(path: &str) -> Result<(String, String), ApiError> {
+    let (collection, key) = path.split_once('/').unwrap_or((path, ""));
+    crate::names::validate_doc(collection).map_err(|why| ApiError(Error::BadRequest(why)))?;
+    Ok((collection.to_owned(), key.to_owned()))
+}
+
+/// Reads one entry (`{key, value, content_type}`, or the stored value with `raw=1`), or with
+/// `recurse=1` every entry under the key (at most 500).
+#[utoipa::path(get, path = "/api/kvs/v1/kv/user/{key}", params(("key" = String, Path, description = "collection/key/path"), KvQuery),
+    responses((status = 200), (status = 404)), tag = "kopano")]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(path): Path<String>,
+    Query(q): Query<KvQuery>,
+) -> Result<Response, ApiError> {
+    let (collection, key) = split(&path)?;
+    let doc = readable(&state, &claims.sub, &format!("{}/{collection}", claims.sub))
+        .await
+        .map_err(|_| ApiError(Error::NotFound))?;
+    let envelope = |k: &String, v: &Value| json!({"key": format!("{collection}/{k}"), "value": v["value"], "content_type": v["content_type"]});
+    if on(q.recurse.as_ref()) {
+        let found: Vec<Value> = entries_with(&doc, &key)
+            .into_iter()
+            .take(MAX_RECURSE)
+            .map(|(k, v)| envelope(k, v))
+            .collect();
+        return Ok(Json(found).into_response());
+    }
+    let stored = doc.userdata.get(&key).ok_or(Error::NotFound)?;
+    if on(q.raw.as_ref()) {
+        let (content_type, bytes) = raw_of(stored).ok_or(Error::Internal)?;
+        return Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response());
+    }
+    Ok(Json(envelope(&key, stored)).into_response())
+}
+
+/// One batch entry.
+#[derive(Debug, Deserialize)]
+struct BatchEntry {
+    key: String,
+    value: Value,
+    #[serde(default = "octets")]
+    content_type: String,
+}
+
+fn octets() -> String {
+    "application/octet-stream".into()
+}
+
+/// Creates or replaces an entry (its body, with its content type), or with `batch=1` every
+/// entry of a JSON array in one version; the collection is created by its first write.
+#[utoipa::path(put, path = "/api/kvs/v1/kv/user/{key}", params(("key" = String, Path, description = "collection/key/path"), KvQuery),
+    request_body = String, responses((status = 200), (status = 400), (status = 403), (status = 409, description = "too_many_documents"), (status = 413)), tag = "kopano")]
+pub async fn put(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(path): Path<String>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (collection, key) = split(&path)?;
+    let bytes = body::raw(raw, state.limits.max_message_size)?;
+    let edits = if on(q.batch.as_ref()) {
+        let entries: Vec<BatchEntry> = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError(Error::BadRequest(format!(
+                "a batch is a JSON array of {{key, value, content_type}}: {e}"
+            )))
+        })?;
+        let mut edits = Vec::with_capacity(entries.len());
+        for e in entries {
+            // Keys as `recurse=1` returns them (with the collection) or relative to the URL.
+            let full = e
+                .key
+                .strip_prefix(&format!("{collection}/"))
+                .map(str::to_owned);
+            let relative = match (full, key.is_empty()) {
+                (Some(k), _) if k.starts_with(&key) => k,
+                (_, true) => e.key.clone(),
+                (_, false) => format!("{key}/{}", e.key),
+            };
+            let value = if super::kv::is_json(&e.content_type) {
+                json!({"content_type": e.content_type, "value": e.value})
+            } else {
+                let text = e.value.as_str().ok_or_else(|| {
+                    ApiError(Error::BadRequest(
+                        "a value that is not JSON is Base64 text".into(),
+                    ))
+                })?;
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|_| ApiError(Error::BadRequest("invalid Base64 value".into())))?;
+                json!({"content_type": e.content_type, "value": text})
+            };
+            edits.push(PathEdit::Put {
+                path: vec![checked_key(&relative)?],
+                value,
+            });
+        }
+        if edits.is_empty() {
+            return Err(Error::BadRequest("an empty batch".into()).into());
+        }
+        edits
+    } else {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream");
+        vec![PathEdit::Put {
+            path: vec![checked_key(&key)?],
+            value: entry(content_type, &bytes)?,
+        }]
+    };
+    let me = claims.sub.clone();
+    write_own(&state, &claims, &me, &collection, edits).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Removes an entry: 200, then 404.
+#[utoipa::path(delete, path = "/api/kvs/v1/kv/user/{key}", params(("key" = String, Path, description = "collection/key/path")),
+    responses((status = 200), (status = 404)), tag = "kopano")]
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    claims.can_write()?;
+    let (collection, key) = split(&path)?;
+    let key = checked_key(&key)?;
+    let update = crate::store::Update {
+        target: format!("{}/{collection}", claims.sub),
+        by: claims.sub.clone(),
+        base: None,
+        edit: Some(crate::store::Edit::Paths(vec![PathEdit::Delete {
+            path: vec![key],
+        }])),
+        collaborators: None,
+        readers: None,
+    };
+    match state.store.commit(update).await {
+        Ok(_) => Ok(StatusCode::OK.into_response()),
+        // No such collection: no such key either.
+        Err(StoreError::Unauthorized | StoreError::NotFound) => Err(Error::NotFound.into()),
+        Err(e) => Err(e.into()),
+    }
+}
