@@ -174,7 +174,7 @@ pub enum Reply {
     },
     /// Reply to `list`.
     List {
-        documents: Vec<serde_json::Value>,
+        documents: Vec<crate::store::Listed>,
         shared: Vec<serde_json::Value>,
         /// Pass as `after` for the next page of `documents`, `sharedAfter` for `shared`;
         /// absent on the last page.

@@ -77,6 +77,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether `s` is `owner` or `owner/name` with both parts possible (nothing allocated:
+    /// every command checks its target).
+    pub fn valid(s: &str) -> bool {
+        match s.split_once('/') {
+            Some((owner, name)) => plausible(owner) && validate_doc(name).is_ok(),
+            None => plausible(s),
+        }
+    }
+
     /// Parses `owner` or `owner/name`; `None` when either part could not exist.
     pub fn parse(s: &str) -> Option<Target> {
         let (owner, name) = match s.split_once('/') {

@@ -199,14 +199,14 @@ function renderOwn(change) {
   if (current !== undefined && mine(current)) refreshListSoon();
 }
 
-/** The list's versions follow my named documents' edits, at most once a second. */
+/** The list's versions follow my named documents' edits, at most about three times a second. */
 let listTimer = null;
 function refreshListSoon() {
   if (listTimer) return;
   listTimer = setTimeout(() => {
     listTimer = null;
     refreshList();
-  }, 1000);
+  }, 300);
 }
 
 // ---- files (blobs) --------------------------------------------------------------------

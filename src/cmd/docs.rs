@@ -145,7 +145,7 @@ impl List {
 
 /// One page of `list`, as the WebSocket and REST forms both answer it.
 pub struct Page {
-    pub documents: Vec<Value>,
+    pub documents: Vec<Listed>,
     pub shared: Vec<Value>,
     pub next: Option<String>,
     pub shared_next: Option<String>,
@@ -179,12 +179,12 @@ pub async fn documents_page(
     me: &str,
     after: &str,
     limit: usize,
-) -> Result<(Vec<Value>, Option<String>), Error> {
+) -> Result<(Vec<Listed>, Option<String>), Error> {
     let docs = store.documents(me, after, limit).await?;
     let next = (docs.len() == limit)
         .then(|| docs.last().and_then(|d| d.metadata.name.clone()))
         .flatten();
-    Ok((docs.iter().map(listed).collect(), next))
+    Ok((docs, next))
 }
 
 /// Documents shared with `me` after key `after`, and the `after` of the next page.
@@ -199,20 +199,6 @@ pub async fn shared_page(
 ) -> Result<(Vec<Value>, Option<String>), Error> {
     let (shared, next) = store.shared_with(me, after, limit).await?;
     Ok((shared.iter().map(shared_entry).collect(), next))
-}
-
-fn listed(d: &Listed) -> Value {
-    let m = &d.metadata;
-    json!({
-        "name": m.name,
-        "version": m.version,
-        "size": d.size,
-        "collaborators": m.collaborators,
-        "readers": m.readers,
-        "createdAt": m.created_at,
-        "lastUpdate": m.last_update,
-        "incarnation": m.incarnation,
-    })
 }
 
 fn shared_entry(s: &SharedDoc) -> Value {

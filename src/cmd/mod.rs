@@ -71,7 +71,7 @@ impl Context<'_> {
     pub fn target(&self, target: Option<String>) -> Result<(String, String), Error> {
         let me = self.user()?.sub.clone();
         let target = target.unwrap_or_else(|| me.clone());
-        if names::Target::parse(&target).is_none() {
+        if !names::Target::valid(&target) {
             return Err(Error::Unauthorized);
         }
         Ok((me, target))

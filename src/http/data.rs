@@ -40,7 +40,7 @@ pub async fn readable(
     caller: &str,
     user: &str,
 ) -> Result<Arc<Document>, ApiError> {
-    if names::Target::parse(user).is_none() {
+    if !names::Target::valid(user) {
         return Err(Error::Unauthorized.into());
     }
     state
@@ -121,7 +121,7 @@ pub(super) async fn write(
     created_status: StatusCode,
 ) -> Result<Response, ApiError> {
     claims.can_write()?;
-    if names::Target::parse(user).is_none() {
+    if !names::Target::valid(user) {
         return Err(Error::Unauthorized.into());
     }
     for edit in &edits {

@@ -91,10 +91,16 @@ impl Store {
                 max_docs: self.inner.max_documents,
             })
             .await?;
-        written
+        let doc = written
             .committed
             .map(|c| c.doc.clone())
-            .ok_or_else(|| StoreError::unavailable("create returned no document"))
+            .ok_or_else(|| StoreError::unavailable("create returned no document"))?;
+        self.inner.usage.committed(&doc);
+        if self.inner.usage.could_fill(&doc.metadata.username) {
+            // Past the point where sizes matter: know them all, not the ones written since.
+            self.load_usage(&doc.metadata.username).await?;
+        }
+        Ok(doc)
     }
 
     /// Deletes named document `key`: its watchers get a pushed `not_found` ("deleted") and
@@ -127,19 +133,22 @@ impl Store {
         if !update.target.contains('/') {
             return Ok(update);
         }
-        let owner = crate::names::owner_of(&update.target).to_owned();
-        if !self.inner.usage.tracks(&owner) {
-            let store = self.clone();
-            let outcome = async move {
-                store.load_usage(&owner).await?;
-                store.check_usage(&owner, &update)?;
-                store.submit(update).1.await
-            };
-            return Err((false, outcome.boxed()));
-        }
-        match self.check_usage(&owner, &update) {
-            Ok(()) => Ok(update),
-            Err(e) => Err((true, async { Err(e) }.boxed())),
+        let owner = crate::names::owner_of(&update.target);
+        match self.inner.usage.state(owner) {
+            None => {
+                let (store, owner) = (self.clone(), owner.to_owned());
+                let outcome = async move {
+                    store.load_usage(&owner).await?;
+                    store.check_usage(&owner, &update)?;
+                    store.submit(update).1.await
+                };
+                Err((false, outcome.boxed()))
+            }
+            Some(false) => Ok(update), // cannot reach the quota: nothing to measure
+            Some(true) => match self.check_usage(owner, &update) {
+                Ok(()) => Ok(update),
+                Err(e) => Err((true, async { Err(e) }.boxed())),
+            },
         }
     }
 
@@ -180,6 +189,9 @@ impl Store {
     /// `AccountFull`.
     pub(super) fn check_usage(&self, owner: &str, update: &Update) -> Result<(), StoreError> {
         use super::model::Edit;
+        if !self.inner.usage.could_fill(owner) {
+            return Ok(());
+        }
         let (growth, replaces) = match &update.edit {
             None => return Ok(()),
             Some(Edit::Replace(map)) => (super::apply::serialized_len(map)?, true),

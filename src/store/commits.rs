@@ -30,7 +30,8 @@ pub trait Publish: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Commits {
     cache: DocCache,
-    /// Bytes per account, kept current for named documents' commits.
+    /// Bytes per account: told of deletions here; of commits by the store, on the caller's
+    /// task (`Store::submit`), so that the writer thread does not pay for it.
     usage: Arc<AccountUsage>,
     /// `None` for a store opened by an offline command (`hearth user`, restore): nobody
     /// watches there.
@@ -54,11 +55,6 @@ impl Commits {
     /// commit order, from the one place that commits (a writer thread, a group committer).
     pub fn durable(&self, committed: &Arc<Committed>) {
         self.cache.insert_committed(&committed.doc);
-        // Named documents only: the default document's commits (the hot path of most
-        // workloads) do not pay for a lookup.
-        if committed.doc.metadata.name.is_some() {
-            self.usage.committed(&committed.doc);
-        }
     }
 
     /// `committed`'s writers have been answered: its watchers are told. Same order as

@@ -374,6 +374,10 @@ impl Store {
             if let Some(replaced) = written.replaced {
                 store.inner.recycler.park(replaced, &committed);
             }
+            // On the caller's task, not the writer's: the account's bytes (`usage.rs`).
+            if committed.doc.metadata.name.is_some() {
+                store.inner.usage.committed(&committed.doc);
+            }
             Ok(committed)
         };
         (queued, outcome.boxed())

@@ -57,6 +57,14 @@ impl AccountUsage {
         self.accounts.contains_key(owner)
     }
 
+    /// `None` if `owner` is not tracked; else whether its documents could reach the quota at
+    /// all (see [`AccountUsage::could_fill`]). One lookup, for the path every update takes.
+    pub(super) fn state(&self, owner: &str) -> Option<bool> {
+        let sizes = self.accounts.get(owner)?;
+        let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
+        Some((sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) > self.quota)
+    }
+
     /// Starts tracking `owner` from a listing of its named documents and the size of its
     /// default one.
     pub(super) fn load(&self, owner: &str, listed: &[Listed], default_size: u64) {
@@ -69,6 +77,15 @@ impl AccountUsage {
         }
         self.accounts
             .insert(owner.to_owned(), Arc::new(Mutex::new(sizes)));
+    }
+
+    /// Whether `owner`'s documents could reach the quota at all (else no write needs
+    /// measuring): it is tracked, and its documents at the maximum size each would pass it.
+    pub(super) fn could_fill(&self, owner: &str) -> bool {
+        self.accounts.get(owner).is_some_and(|sizes| {
+            let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
+            (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) > self.quota
+        })
     }
 
     /// Refuses a write to document `key` of `owner` that may add `growth` bytes (`replaces`:
@@ -99,10 +116,20 @@ impl AccountUsage {
     }
 
     /// A version of a document of a tracked account committed: its size is now this one's.
+    /// Only accounts that could fill their quota keep sizes current (the others are listed
+    /// again by the `create` that takes them past that point).
     pub(super) fn committed(&self, doc: &Document) {
         let Some(sizes) = self.accounts.get(doc.owner()) else {
             return;
         };
+        {
+            let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
+            if (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) <= self.quota
+                && sizes.by_key.contains_key(doc.key().as_ref())
+            {
+                return;
+            }
+        }
         let size = match doc.size_bound() {
             Some(bound) => bound as u64,
             None => super::apply::serialized_len(doc).map_or(0, |n| n as u64),

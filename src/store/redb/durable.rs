@@ -161,16 +161,16 @@ impl DurableLog {
                 }
                 return Err(StoreError::unavailable(e));
             }
-            self.unfolded.add(rows);
-            for doc in docs {
+            for ((name, _, _), doc) in rows.iter().zip(docs) {
                 // The same few documents again and again: no new key for those.
-                match self.newest.get_mut(doc.key().as_ref()) {
+                match self.newest.get_mut(name.as_str()) {
                     Some(slot) => *slot = doc,
                     None => {
-                        self.newest.insert(doc.key().into_owned(), doc);
+                        self.newest.insert(name.clone(), doc);
                     }
                 }
             }
+            self.unfolded.add(rows);
             return Ok(Vec::new());
         }
         // Too large for the log, or asked to (`fold_now`: it changes who a document is shared

@@ -123,6 +123,37 @@ impl Journal {
         self.consistent(db, || self.entries(name))
     }
 
+    /// A read snapshot and the rows not in it of the documents whose keys lie strictly
+    /// between `after` and `before`, decoded, by key (a listing of one account's documents).
+    ///
+    /// # Errors
+    /// `Unavailable`, or a corrupt row.
+    pub fn snapshot_between(
+        &self,
+        db: &Database,
+        after: &str,
+        before: &str,
+    ) -> Result<(ReadTransaction, HashMap<String, Vec<LogEntry>>), StoreError> {
+        let (txn, rows) = self.consistent(db, || {
+            Ok(self
+                .rows()
+                .by_name
+                .iter()
+                .filter(|(k, _)| k.as_str() > after && k.as_str() < before)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>())
+        })?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for (name, rows) in rows {
+            let entries = rows
+                .iter()
+                .map(|bytes| decode::<LogEntry>(decode_row(bytes)?.entry, &name))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.insert(name, entries);
+        }
+        Ok((txn, out))
+    }
+
     /// A read snapshot and every row not in it, in commit order (for a backup).
     ///
     /// # Errors

@@ -95,18 +95,7 @@ pub(super) fn documents(
     } else {
         format!("{owner}/{after}")
     };
-    let (txn, rows) = journal.snapshot_all(db)?;
-    let mut unfolded: std::collections::HashMap<String, Vec<LogEntry>> =
-        std::collections::HashMap::new();
-    for (_, bytes) in &rows {
-        let row = super::journal::decode_row(bytes)?;
-        if row.name > start.as_str() && row.name < end.as_str() {
-            unfolded
-                .entry(row.name.to_owned())
-                .or_default()
-                .push(decode(row.entry, row.name)?);
-        }
-    }
+    let (txn, unfolded) = journal.snapshot_between(db, &start, &end)?;
     let docs = txn.open_table(DOCS).map_err(StoreError::unavailable)?;
     let log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
     let mut out = Vec::new();
