@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::body::{self, if_match};
-use super::data::{DataPath, doc_ref, readable, with_etag};
+use super::data::{DataPath, doc_ref, with_etag};
 use super::error::ApiError;
 use crate::cmd::docs::{MAX_LIST_PAGE, documents_page, shared_page};
 use crate::error::Error;
@@ -74,12 +74,11 @@ pub async fn shared(
 #[utoipa::path(get, path = "/v1/users/{user}/docs/{name}", params(("user" = String, Path), ("name" = String, Path)),
     responses((status = 200), (status = 404)), tag = "documents")]
 pub async fn get_doc(
-    State(state): State<AppState>,
-    Caller(claims): Caller,
-    Path(p): Path<DataPath>,
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<DataPath>,
 ) -> Result<Response, ApiError> {
-    let doc = readable(&state, &claims.sub, &p.key()?).await?;
-    Ok(with_etag(doc.version(), StatusCode::OK, &*doc))
+    super::data::document(state, caller, path).await
 }
 
 /// Creates the named document with this `userdata` (201; owner only), or replaces the
