@@ -285,9 +285,10 @@ pub async fn delete_me(
     Ok(Json(report))
 }
 
-/// Everything the account holds, as one JSON download: the document, its retained change
-/// log, its sessions and the list of its blobs (fetch each from `/v1/blobs/{sha256}`).
-#[utoipa::path(get, path = "/v1/me/export", responses((status = 200, description = "{username, createdAt, exportedAt, document, changes, oldestRetained, sessions, blobs}"), (status = 401)), tag = "sessions")]
+/// Everything the account holds, as one JSON download: the default document, its retained
+/// change log, each named document with its own, its sessions and the list of its blobs
+/// (fetch each from `/v1/blobs/{sha256}`).
+#[utoipa::path(get, path = "/v1/me/export", responses((status = 200, description = "{username, createdAt, exportedAt, document, changes, oldestRetained, documents: [{document, changes, oldestRetained}], sessions, blobs}"), (status = 401)), tag = "sessions")]
 pub async fn export(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -312,6 +313,22 @@ pub async fn export(
         blobs.extend(page);
     }
     let sessions = state.store.sessions(name).await?;
+    let mut named = Vec::new();
+    for listed in state.store.documents(name, "", usize::MAX).await? {
+        let Some(doc_name) = listed.metadata.name else {
+            continue;
+        };
+        let key = format!("{name}/{doc_name}");
+        // Deleted meanwhile: not part of the account any more.
+        let Some(doc) = state.store.document(&key).await? else {
+            continue;
+        };
+        let history = state
+            .store
+            .changes(&key, 0, doc.version(), usize::MAX)
+            .await?;
+        named.push(json!({"document": &*doc, "oldestRetained": history.oldest, "changes": history.entries}));
+    }
     let body = json!({
         "username": name,
         "createdAt": user.created_at,
@@ -319,6 +336,7 @@ pub async fn export(
         "document": &*doc,
         "oldestRetained": history.oldest,
         "changes": history.entries,
+        "documents": named,
         "sessions": sessions,
         "blobs": blobs,
     });

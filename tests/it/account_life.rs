@@ -100,6 +100,15 @@ async fn deleting_an_account_leaves_nothing_to_inherit() {
     assert!(blob_file.exists());
     let watch = bob.request(json!({"type": "watch"})).await;
     assert_eq!(watch["type"], "data");
+    let notes = ann
+        .request(json!({"type": "create", "name": "notes", "userdata": {"secret": true}}))
+        .await;
+    assert_eq!(notes["version"], 0, "{notes}");
+    ann.request(
+        json!({"type": "update", "target": "ann/notes", "patch": true,
+        "data": {"metadata": {"version": 0}, "userdata": {"more": 1}}}),
+    )
+    .await;
 
     // The export has it all.
     let response = reqwest::Client::new()
@@ -120,6 +129,13 @@ async fn deleting_an_account_leaves_nothing_to_inherit() {
     assert_eq!(export["document"]["userdata"]["n"], 4);
     assert_eq!(export["changes"].as_array().unwrap().len(), 5);
     assert_eq!(export["blobs"][0]["sha256"], sha.as_str());
+    let named = &export["documents"][0];
+    assert_eq!(named["document"]["metadata"]["name"], "notes", "{export}");
+    assert_eq!(
+        named["document"]["userdata"],
+        json!({"secret": true, "more": 1})
+    );
+    assert_eq!(named["changes"][0]["op"], json!({"merge": {"more": 1}}));
 
     // Without the password: refused.
     let (status, body) = http(

@@ -241,3 +241,57 @@ async fn blob_references_and_admin_grants_travel_with_a_backup() {
     let (status, _) = http_get(&format!("{base}/v1/admin/stats"), &ann_token).await;
     assert_eq!(status, 200, "the admin grant came along");
 }
+
+/// Named documents, their change logs and who they are shared with travel with a backup: the
+/// restored server lists them, shows "shared with me", and resumes their watches.
+#[tokio::test]
+async fn named_documents_and_sharing_travel_with_a_backup() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
+    let (_boss, boss_token) = server.named_user("boss").await;
+    let (mut ann, _) = server.named_user("ann").await;
+    let (_bob, bob_token) = server.named_user("bob").await;
+    let created = ann
+        .request(json!({"type": "create", "name": "groceries", "readers": ["bob"], "userdata": {"milk": 1}}))
+        .await;
+    let incarnation = created["data"]["metadata"]["incarnation"].clone();
+    let r = ann
+        .request(
+            json!({"type": "update", "target": "ann/groceries", "patch": true,
+            "data": {"metadata": {"version": 0}, "userdata": {"eggs": 6}}}),
+        )
+        .await;
+    assert_eq!(r["version"], 1, "{r}");
+    let base = format!("http://{}", server.addr);
+    let backup_dir = tempfile::tempdir().unwrap();
+    let file = backup_dir.path().join("b.redb");
+    let (ok, out) = hearth(
+        &[
+            "backup",
+            "--to",
+            file.to_str().unwrap(),
+            "--url",
+            &base,
+            "--token",
+            &boss_token,
+        ],
+        server.dir.path(),
+    )
+    .await;
+    assert!(ok, "{out}");
+    let fresh = tempfile::tempdir().unwrap();
+    let (ok, out) = hearth(&["restore", "--from", file.to_str().unwrap()], fresh.path()).await;
+    assert!(ok, "{out}");
+    let config = hearth::Config::defaults(fresh.path());
+    let restored = TestServer::start_in(fresh, config).await;
+    let mut bob: Client = restored.client().await;
+    bob.request(json!({"type": "auth", "token": bob_token}))
+        .await;
+    let list = bob.request(json!({"type": "list"})).await;
+    assert_eq!(list["shared"][0]["name"], "groceries", "{list}");
+    assert_eq!(list["shared"][0]["version"], 1);
+    let replay = bob
+        .request(json!({"type": "watch", "target": "ann/groceries", "since": 0, "incarnation": incarnation}))
+        .await;
+    assert_eq!(replay["type"], "watching", "{replay}");
+    assert_eq!(bob.next_push().await["op"], json!({"merge": {"eggs": 6}}));
+}
