@@ -12,15 +12,22 @@ use crate::scenarios::{Metrics, metrics, own_writer, url};
 use crate::stats::Stats;
 
 /// `n` lean watchers of `token`'s document (see `watchers.rs`), connected by a few threads.
-async fn lean_watchers(addr: &str, token: &str, n: usize) -> Vec<crate::watchers::Watcher> {
+async fn lean_watchers(
+    addr: &str,
+    token: &str,
+    n: usize,
+    target: Option<String>,
+) -> Vec<crate::watchers::Watcher> {
     let threads = 4.min(n.max(1));
     let handles: Vec<_> = (0..threads)
         .map(|i| {
-            let (addr, token) = (addr.to_owned(), token.to_owned());
+            let (addr, token, target) = (addr.to_owned(), token.to_owned(), target.clone());
             let count = n / threads + usize::from(i < n % threads);
             tokio::task::spawn_blocking(move || {
                 (0..count)
-                    .map(|_| crate::watchers::connect(&addr, &token).expect("watcher"))
+                    .map(|_| {
+                        crate::watchers::connect(&addr, &token, target.as_deref()).expect("watcher")
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -46,6 +53,8 @@ pub struct FanoutOpts {
     pub hold: Duration,
     /// The watchers' server, to read its fanout thread's CPU time (`fanout_us_per_delivery`).
     pub pid: Option<u32>,
+    /// Write and watch a named document of the writer's instead of its default one.
+    pub named: bool,
 }
 
 /// CPU time the server's threads named `name` have run, in ns, from the scheduler's own
@@ -82,11 +91,24 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
     // When the writer last sent, for the reader's hold.
     let sent_at = Arc::new(AtomicU64::new(0));
     let sent = sent_at.clone();
-    let (token, go, writer_side) = own_writer(url(first), move |writer| {
+    // The named document's key, known once it is created (after the writer signed up).
+    let target: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let writer_target = target.clone();
+    let (token, go, writer_side) = own_writer(url(first), move |mut writer| {
+        writer.target = writer_target.get().cloned();
         write_updates(writer, updates, opts, sent)
     })
     .await;
-    let conns = lean_watchers(last, &token, n).await;
+    if opts.named {
+        let mut c = crate::client::Conn::connect(&url(first)).await;
+        c.auth(&token).await;
+        let r = c
+            .request(serde_json::json!({"type": "create", "name": "bench"}))
+            .await;
+        let key = format!("{}/bench", r["username"].as_str().expect("created"));
+        let _ = target.set(key);
+    }
+    let conns = lean_watchers(last, &token, n, target.get().cloned()).await;
     let updates = updates as usize;
     let receiver = crate::watchers::Receiver::new(conns);
     let hold = (!hold.is_zero()).then_some((sent_at, hold));

@@ -70,8 +70,8 @@ struct Args {
     /// For `ready`: the Unix time in nanoseconds the server was started.
     #[arg(long)]
     since_ns: Option<u128>,
-    /// For `writers`: each writer updates a named document of its own; for `list`, how many
-    /// other accounts get 100 named documents each.
+    /// For `writers`: each writer updates a named document of its own; for `fanout`, the
+    /// writer updates, and the watchers watch, a named document.
     #[arg(long)]
     named: bool,
     /// For `list`: accounts besides the measured one, with 100 named documents each.
@@ -134,6 +134,7 @@ async fn main() {
                 warmup: args.warmup,
                 hold: std::time::Duration::from_millis(args.hold_ms),
                 pid: args.pid,
+                named: args.named,
             };
             fanout::fanout(&args.addr, args.n.unwrap_or(1000), opts).await
         }

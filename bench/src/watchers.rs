@@ -33,14 +33,20 @@ pub struct Watcher {
 }
 
 /// Connects, signs in with `token` and watches that account's document; blocking.
-pub fn connect(addr: &str, token: &str) -> Result<Watcher, String> {
+pub fn connect(addr: &str, token: &str, target: Option<&str>) -> Result<Watcher, String> {
     let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (mut ws, _) =
         tungstenite::client(format!("ws://{addr}/ws"), stream).map_err(|e| e.to_string())?;
     for (id, frame) in [
         (1, json!({"id": 1, "type": "auth", "token": token})),
-        (2, json!({"id": 2, "type": "watch"})),
+        (
+            2,
+            match target {
+                None => json!({"id": 2, "type": "watch"}),
+                Some(t) => json!({"id": 2, "type": "watch", "target": t}),
+            },
+        ),
     ] {
         ws.send(Message::text(frame.to_string()))
             .map_err(|e| e.to_string())?;

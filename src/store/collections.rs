@@ -95,7 +95,7 @@ impl Store {
             .committed
             .map(|c| c.doc.clone())
             .ok_or_else(|| StoreError::unavailable("create returned no document"))?;
-        self.inner.usage.committed(&doc);
+        self.inner.usage.created(&doc);
         if self.inner.usage.could_fill(&doc.metadata.username) {
             // Past the point where sizes matter: know them all, not the ones written since.
             self.load_usage(&doc.metadata.username).await?;

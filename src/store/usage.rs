@@ -116,17 +116,15 @@ impl AccountUsage {
     }
 
     /// A version of a document of a tracked account committed: its size is now this one's.
-    /// Only accounts that could fill their quota keep sizes current (the others are listed
-    /// again by the `create` that takes them past that point).
+    /// Only accounts that could fill their quota keep sizes current: the others are listed
+    /// again by the `create` that takes them past that point (`Store::create_doc`).
     pub(super) fn committed(&self, doc: &Document) {
         let Some(sizes) = self.accounts.get(doc.owner()) else {
             return;
         };
         {
             let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
-            if (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) <= self.quota
-                && sizes.by_key.contains_key(doc.key().as_ref())
-            {
+            if (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) <= self.quota {
                 return;
             }
         }
@@ -136,6 +134,16 @@ impl AccountUsage {
         };
         let mut sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
         sizes.by_key.insert(doc.key().into_owned(), size);
+    }
+
+    /// A new document of a tracked account: counted whatever the account's size (the count
+    /// is what decides whether sizes matter).
+    pub(super) fn created(&self, doc: &Document) {
+        if let Some(sizes) = self.accounts.get(doc.owner()) {
+            let size = super::apply::serialized_len(doc).map_or(0, |n| n as u64);
+            let mut sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
+            sizes.by_key.insert(doc.key().into_owned(), size);
+        }
     }
 
     /// Document `key` is gone.
