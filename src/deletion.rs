@@ -39,9 +39,9 @@ pub async fn delete_account(
     let mut report = Deleted::default();
     // Closed before the revocations, which would sign the sockets out (and out of the
     // registry this finds them in) without closing them.
-    auth.sockets.close_sockets(
+    auth.sockets.tell(
         name,
-        crate::auth::Control::Close(CLOSE_DELETED, "account deleted"),
+        &crate::auth::Control::Close(CLOSE_DELETED, "account deleted"),
     );
     for session in store.sessions(name).await? {
         let until = auth.tokens.revoked_until(session.expires);

@@ -92,7 +92,7 @@ impl Auth {
 
     fn close_disabled(&self, username: &str) {
         self.sockets
-            .close_sockets(username, Control::Close(4003, "account disabled"));
+            .tell(username, &Control::Close(4003, "account disabled"));
     }
 }
 

@@ -55,20 +55,15 @@ impl Sockets {
         }
     }
 
-    /// Tells every signed-in socket and stream of `username` (and closes them, with a
-    /// `Close`).
-    pub fn close_sockets(&self, username: &str, control: Control) {
+    /// Tells every signed-in socket and stream of `username`: closes them (a `Close`), or
+    /// has sockets send a frame (a `Notice`).
+    pub fn tell(&self, username: &str, control: &Control) {
         if let Some(sockets) = self.by_user.get(username) {
             for tx in sockets.values() {
                 // A full or closed control queue means that socket is going away anyway.
                 let _ = tx.try_send(control.clone());
             }
         }
-    }
-
-    /// Sends `control` to every signed-in socket and stream of `username`, if any.
-    pub fn notify(&self, username: &str, control: &Control) {
-        self.close_sockets(username, control.clone());
     }
 
     /// Counts connection `conn` as signed in to session `sid` of `username` until

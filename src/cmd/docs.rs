@@ -66,9 +66,6 @@ impl Create {
         let target = own_doc(cx, self.name, self.target)?;
         let collaborators = access_list("collaborators", self.collaborators)?.unwrap_or_default();
         let readers = access_list("readers", self.readers)?.unwrap_or_default();
-        if let Some(userdata) = &self.userdata {
-            crate::error::check_depth(&Value::Object(userdata.clone()), cx.state.limits.max_depth)?;
-        }
         let probe = Update {
             target: target.key(),
             by: target.owner.clone(),

@@ -58,5 +58,5 @@ pub fn tell_share(sockets: &Sockets, key: &str, change: &ShareChange) {
         None => Reply::Unshared { owner, name },
     };
     let frame: Utf8Bytes = encode(None, &reply);
-    sockets.notify(&change.user, &Control::Notice(frame));
+    sockets.tell(&change.user, &Control::Notice(frame));
 }

@@ -170,14 +170,19 @@ pub struct DataPath {
 impl DataPath {
     /// The document's key; a name that cannot exist is `unauthorized`, as an unknown user is.
     pub fn key(&self) -> Result<String, ApiError> {
+        self.target().map(|t| t.key())
+    }
+
+    /// The document's owner and name, checked as [`DataPath::key`] is.
+    pub fn target(&self) -> Result<names::Target, ApiError> {
         let target = names::Target {
             owner: self.user.clone(),
             name: self.name.clone(),
         };
-        if names::Target::parse(&target.key()).is_none() {
+        if !names::Target::valid(&target.key()) {
             return Err(Error::Unauthorized.into());
         }
-        Ok(target.key())
+        Ok(target)
     }
 }
 

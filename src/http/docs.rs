@@ -93,13 +93,13 @@ pub async fn put_doc(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     claims.can_write()?;
-    let key = p.key()?;
+    let target = p.target()?;
+    let key = target.key();
+    // Size and depth are the store's to check, for a create as for an update.
     let userdata: Map<String, Value> = match body::json(raw, state.limits.max_message_size)? {
         Value::Object(map) => map,
         _ => return Err(Error::BadRequest("the body is userdata: a JSON object".into()).into()),
     };
-    crate::error::check_depth(&Value::Object(userdata.clone()), state.limits.max_depth)?;
-    let target = crate::names::Target::parse(&key).ok_or(Error::Unauthorized)?;
     let base = if_match(&headers)?;
     if target.owner == claims.sub && base.is_none() {
         let created = state
@@ -148,8 +148,8 @@ pub async fn delete_doc(
     Path(p): Path<DataPath>,
 ) -> Result<Response, ApiError> {
     claims.can_write()?;
-    let key = p.key()?;
-    let target = crate::names::Target::parse(&key).ok_or(Error::Unauthorized)?;
+    let target = p.target()?;
+    let key = target.key();
     if target.owner != claims.sub {
         // Someone else's document: whether it exists is not theirs to learn.
         return Err(Error::Unauthorized.into());

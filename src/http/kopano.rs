@@ -17,10 +17,11 @@ use super::auth::Caller;
 use super::body;
 use super::data::readable;
 use super::error::ApiError;
-use super::kv::{checked_key, entries_with, entry, raw_of, write_own};
+use super::kv::{
+    checked_key, delete_entry, entries_with, entry_from, entry_of_value, raw_of, write_own,
+};
 use crate::error::Error;
 use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::paths::PathEdit;
 
 /// Entries a `recurse=1` read returns at most (Kopano's figure).
@@ -58,9 +59,13 @@ pub async fn get(
     Query(q): Query<KvQuery>,
 ) -> Result<Response, ApiError> {
     let (collection, key) = split(&path)?;
+    // No such collection: no such key either (but a storage failure stays one).
     let doc = readable(&state, &claims.sub, &format!("{}/{collection}", claims.sub))
         .await
-        .map_err(|_| ApiError(Error::NotFound))?;
+        .map_err(|e| match e.0 {
+            Error::Unauthorized => ApiError(Error::NotFound),
+            _ => e,
+        })?;
     let envelope = |k: &String, v: &Value| json!({"key": format!("{collection}/{k}"), "value": v["value"], "content_type": v["content_type"]});
     if on(q.recurse.as_ref()) {
         let found: Vec<Value> = entries_with(&doc, &key)
@@ -113,33 +118,10 @@ pub async fn put(
         })?;
         let mut edits = Vec::with_capacity(entries.len());
         for e in entries {
-            // Keys as `recurse=1` returns them (with the collection) or relative to the URL.
-            let full = e
-                .key
-                .strip_prefix(&format!("{collection}/"))
-                .map(str::to_owned);
-            let relative = match (full, key.is_empty()) {
-                (Some(k), _) if k.starts_with(&key) => k,
-                (_, true) => e.key.clone(),
-                (_, false) => format!("{key}/{}", e.key),
-            };
-            let value = if super::kv::is_json(&e.content_type) {
-                json!({"content_type": e.content_type, "value": e.value})
-            } else {
-                let text = e.value.as_str().ok_or_else(|| {
-                    ApiError(Error::BadRequest(
-                        "a value that is not JSON is Base64 text".into(),
-                    ))
-                })?;
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map_err(|_| ApiError(Error::BadRequest("invalid Base64 value".into())))?;
-                json!({"content_type": e.content_type, "value": text})
-            };
+            let within = batch_key(&collection, &key, &e.key);
             edits.push(PathEdit::Put {
-                path: vec![checked_key(&relative)?],
-                value,
+                path: vec![checked_key(&within)?],
+                value: entry_of_value(&e.content_type, e.value)?,
             });
         }
         if edits.is_empty() {
@@ -147,18 +129,28 @@ pub async fn put(
         }
         edits
     } else {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream");
         vec![PathEdit::Put {
             path: vec![checked_key(&key)?],
-            value: entry(content_type, &bytes)?,
+            value: entry_from(&headers, &bytes)?,
         }]
     };
     let me = claims.sub.clone();
     write_own(&state, &claims, &me, &collection, edits).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// A batch entry's key within the collection. Entries name keys as `recurse=1` returns them
+/// (`collection/…`) or relative to the URL's prefix; either way they land under that prefix.
+fn batch_key(collection: &str, prefix: &str, key: &str) -> String {
+    let key = key
+        .strip_prefix(collection)
+        .and_then(|k| k.strip_prefix('/'))
+        .unwrap_or(key);
+    if prefix.is_empty() || key == prefix || key.starts_with(&format!("{prefix}/")) {
+        key.to_owned()
+    } else {
+        format!("{prefix}/{key}")
+    }
 }
 
 /// Removes an entry: 200, then 404.
@@ -169,23 +161,28 @@ pub async fn delete(
     Caller(claims): Caller,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
-    claims.can_write()?;
     let (collection, key) = split(&path)?;
-    let key = checked_key(&key)?;
-    let update = crate::store::Update {
-        target: format!("{}/{collection}", claims.sub),
-        by: claims.sub.clone(),
-        base: None,
-        edit: Some(crate::store::Edit::Paths(vec![PathEdit::Delete {
-            path: vec![key],
-        }])),
-        collaborators: None,
-        readers: None,
-    };
-    match state.store.commit(update).await {
+    let doc_key = format!("{}/{collection}", claims.sub);
+    match delete_entry(&state, &claims, doc_key, &key).await {
         Ok(_) => Ok(StatusCode::OK.into_response()),
         // No such collection: no such key either.
-        Err(StoreError::Unauthorized | StoreError::NotFound) => Err(Error::NotFound.into()),
-        Err(e) => Err(e.into()),
+        Err(ApiError(Error::Unauthorized)) => Err(Error::NotFound.into()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_key;
+
+    #[test]
+    fn batch_keys_land_under_the_prefix() {
+        assert_eq!(batch_key("notes", "", "notes/a"), "a");
+        assert_eq!(batch_key("notes", "", "a/b"), "a/b");
+        assert_eq!(batch_key("notes", "sub", "notes/sub/a"), "sub/a");
+        assert_eq!(batch_key("notes", "sub", "a"), "sub/a");
+        assert_eq!(batch_key("notes", "sub", "notes/other"), "sub/other");
+        assert_eq!(batch_key("notes", "sub", "subway"), "sub/subway");
+        assert_eq!(batch_key("notes", "sub", "sub"), "sub");
     }
 }

@@ -50,6 +50,21 @@ pub fn entry(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
     Ok(json!({"content_type": content_type, "value": value}))
 }
 
+/// The stored form of a value already in envelope form (a Kopano batch entry): JSON as it
+/// is, anything else Base64 text, checked.
+///
+/// # Errors
+/// `bad_request` for a non-JSON value that is not Base64 text.
+pub fn entry_of_value(content_type: &str, value: Value) -> Result<Value, ApiError> {
+    if !is_json(content_type) {
+        let valid = value.as_str().is_some_and(|t| BASE64.decode(t).is_ok());
+        if !valid {
+            return Err(Error::BadRequest("a value that is not JSON is Base64 text".into()).into());
+        }
+    }
+    Ok(json!({"content_type": content_type, "value": value}))
+}
+
 pub fn is_json(content_type: &str) -> bool {
     content_type
         .split(';')
@@ -88,6 +103,39 @@ pub fn entries_with<'a>(doc: &'a Document, prefix: &str) -> Vec<(&'a String, &'a
     out
 }
 
+/// `edits` to document `doc_key` by the caller, at whatever version is current.
+fn paths_update(claims: &Claims, doc_key: String, edits: Vec<PathEdit>) -> Update {
+    Update {
+        target: doc_key,
+        by: claims.sub.clone(),
+        base: None,
+        edit: Some(Edit::Paths(edits)),
+        collaborators: None,
+        readers: None,
+    }
+}
+
+/// Removes entry `key` from document `doc_key`.
+///
+/// # Errors
+/// `not_found` (no such entry), `unauthorized` (no such document, or not the caller's to
+/// write), `forbidden` (a read-only token).
+pub async fn delete_entry(
+    state: &AppState,
+    claims: &Claims,
+    doc_key: String,
+    key: &str,
+) -> Result<std::sync::Arc<Committed>, ApiError> {
+    claims.can_write()?;
+    let edit = PathEdit::Delete {
+        path: vec![checked_key(key)?],
+    };
+    Ok(state
+        .store
+        .commit(paths_update(claims, doc_key, vec![edit]))
+        .await?)
+}
+
 /// Commits `edits` (each on one top-level key) to the caller's own named document `name`,
 /// creating the document first if it does not exist yet.
 ///
@@ -102,14 +150,7 @@ pub async fn write_own(
 ) -> Result<std::sync::Arc<Committed>, ApiError> {
     claims.can_write()?;
     let key = format!("{owner}/{name}");
-    let update = Update {
-        target: key.clone(),
-        by: claims.sub.clone(),
-        base: None,
-        edit: Some(Edit::Paths(edits)),
-        collaborators: None,
-        readers: None,
-    };
+    let update = paths_update(claims, key.clone(), edits);
     match state.store.commit(update.clone()).await {
         Err(StoreError::Unauthorized)
             if owner == claims.sub && state.store.document(&key).await?.is_none() =>

@@ -17,11 +17,10 @@ use super::auth::Caller;
 use super::body::{self, etag};
 use super::data::{MAX_PAGE, readable};
 use super::error::ApiError;
-use super::kv::{checked_key, entries_with, entry_from, raw_of, write_own};
+use super::kv::{checked_key, delete_entry, entries_with, entry_from, raw_of, write_own};
 use crate::error::Error;
 use crate::state::AppState;
 use crate::store::paths::PathEdit;
-use crate::store::{Edit, StoreError, Update};
 
 /// The document holding a user's Rivet keys.
 pub const STORE: &str = "store";
@@ -150,24 +149,10 @@ pub async fn store_delete(
     Caller(claims): Caller,
     Path((user, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    claims.can_write()?;
-    let update = Update {
-        target: format!("{user}/{STORE}"),
-        by: claims.sub.clone(),
-        base: None,
-        edit: Some(Edit::Paths(vec![PathEdit::Delete {
-            path: vec![checked_key(&key)?],
-        }])),
-        collaborators: None,
-        readers: None,
-    };
-    match state.store.commit(update).await {
-        Ok(c) => Ok(super::data::with_etag(
-            c.doc.version(),
-            StatusCode::OK,
-            &json!({"key": key, "version": c.doc.version()}),
-        )),
-        Err(StoreError::NotFound) => Err(Error::NotFound.into()),
-        Err(e) => Err(e.into()),
-    }
+    let c = delete_entry(&state, &claims, format!("{user}/{STORE}"), &key).await?;
+    Ok(super::data::with_etag(
+        c.doc.version(),
+        StatusCode::OK,
+        &json!({"key": key, "version": c.doc.version()}),
+    ))
 }

@@ -77,7 +77,7 @@ impl Store {
                 limit: limits.max_doc_bytes,
             });
         }
-        if !self.inner.usage.tracks(&new.owner) {
+        if self.inner.usage.could_fill(&new.owner).is_none() {
             self.load_usage(&new.owner).await?;
         }
         self.inner
@@ -96,7 +96,7 @@ impl Store {
             .map(|c| c.doc.clone())
             .ok_or_else(|| StoreError::unavailable("create returned no document"))?;
         self.inner.usage.created(&doc);
-        if self.inner.usage.could_fill(&doc.metadata.username) {
+        if self.inner.usage.could_fill(&doc.metadata.username) == Some(true) {
             // Past the point where sizes matter: know them all, not the ones written since.
             self.load_usage(&doc.metadata.username).await?;
         }
@@ -134,7 +134,7 @@ impl Store {
             return Ok(update);
         }
         let owner = crate::names::owner_of(&update.target);
-        match self.inner.usage.state(owner) {
+        match self.inner.usage.could_fill(owner) {
             None => {
                 let (store, owner) = (self.clone(), owner.to_owned());
                 let outcome = async move {
@@ -189,9 +189,6 @@ impl Store {
     /// `AccountFull`.
     pub(super) fn check_usage(&self, owner: &str, update: &Update) -> Result<(), StoreError> {
         use super::model::Edit;
-        if !self.inner.usage.could_fill(owner) {
-            return Ok(());
-        }
         let (growth, replaces) = match &update.edit {
             None => return Ok(()),
             Some(Edit::Replace(map)) => (super::apply::serialized_len(map)?, true),

@@ -109,12 +109,7 @@ impl Store {
     /// # Errors
     /// The data file cannot be opened; see [`RedbBackend::open`].
     pub fn open(cfg: &StoreConfig, hub: Option<Arc<dyn Publish>>) -> Result<Store, StoreError> {
-        let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
-        let usage = Arc::new(usage::AccountUsage::new(
-            cfg.max_account_bytes,
-            cfg.limits.max_doc_bytes,
-        ));
-        let commits = Commits::new(cache.clone(), hub, usage);
+        let (cache, commits) = Store::parts(cfg, hub);
         let backend = RedbBackend::open(
             &cfg.path,
             WriterConfig {
@@ -141,12 +136,7 @@ impl Store {
         pg: &PgSettings,
         hub: Option<Arc<dyn Publish>>,
     ) -> Result<(Store, String), StoreError> {
-        let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
-        let usage = Arc::new(usage::AccountUsage::new(
-            cfg.max_account_bytes,
-            cfg.limits.max_doc_bytes,
-        ));
-        let commits = Commits::new(cache.clone(), hub, usage);
+        let (cache, commits) = Store::parts(cfg, hub);
         let backend = postgres::PgBackend::connect(
             postgres::PgConfig {
                 url: pg.url.clone(),
@@ -164,6 +154,16 @@ impl Store {
             Store::assemble(cfg, cache, commits, Box::new(backend)),
             secret,
         ))
+    }
+
+    /// The cache and where commits go, which the backend is opened with.
+    fn parts(cfg: &StoreConfig, hub: Option<Arc<dyn Publish>>) -> (DocCache, Commits) {
+        let cache = DocCache::new(cfg.cache_size, cfg.cache_max_age);
+        let usage = Arc::new(usage::AccountUsage::new(
+            cfg.max_account_bytes,
+            cfg.limits.max_doc_bytes,
+        ));
+        (cache.clone(), Commits::new(cache, hub, usage))
     }
 
     fn assemble(

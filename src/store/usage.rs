@@ -52,17 +52,17 @@ impl AccountUsage {
         }
     }
 
-    /// Whether `owner`'s usage is loaded.
-    pub(super) fn tracks(&self, owner: &str) -> bool {
-        self.accounts.contains_key(owner)
-    }
-
     /// `None` if `owner` is not tracked; else whether its documents could reach the quota at
-    /// all (see [`AccountUsage::could_fill`]). One lookup, for the path every update takes.
-    pub(super) fn state(&self, owner: &str) -> Option<bool> {
+    /// all: with every one of them (and one more) at the maximum size, would they pass it?
+    /// If not, no write needs measuring. One lookup, for the path every update takes.
+    pub(super) fn could_fill(&self, owner: &str) -> Option<bool> {
         let sizes = self.accounts.get(owner)?;
         let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
-        Some((sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) > self.quota)
+        Some(self.fillable(&sizes))
+    }
+
+    fn fillable(&self, sizes: &Sizes) -> bool {
+        (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) > self.quota
     }
 
     /// Starts tracking `owner` from a listing of its named documents and the size of its
@@ -77,15 +77,6 @@ impl AccountUsage {
         }
         self.accounts
             .insert(owner.to_owned(), Arc::new(Mutex::new(sizes)));
-    }
-
-    /// Whether `owner`'s documents could reach the quota at all (else no write needs
-    /// measuring): it is tracked, and its documents at the maximum size each would pass it.
-    pub(super) fn could_fill(&self, owner: &str) -> bool {
-        self.accounts.get(owner).is_some_and(|sizes| {
-            let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
-            (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) > self.quota
-        })
     }
 
     /// Refuses a write to document `key` of `owner` that may add `growth` bytes (`replaces`:
@@ -104,8 +95,8 @@ impl AccountUsage {
             return Ok(());
         };
         let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
-        if (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) <= self.quota {
-            return Ok(()); // cannot reach the quota even with every document full
+        if !self.fillable(&sizes) {
+            return Ok(());
         }
         let current = sizes.by_key.get(key).copied().unwrap_or(0);
         let after = sizes.total() - if replaces { current } else { 0 } + growth;
@@ -122,17 +113,14 @@ impl AccountUsage {
         let Some(sizes) = self.accounts.get(doc.owner()) else {
             return;
         };
-        {
-            let sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
-            if (sizes.by_key.len() as u64 + 1).saturating_mul(self.per_doc) <= self.quota {
-                return;
-            }
+        let mut sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.fillable(&sizes) {
+            return;
         }
         let size = match doc.size_bound() {
             Some(bound) => bound as u64,
             None => super::apply::serialized_len(doc).map_or(0, |n| n as u64),
         };
-        let mut sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
         sizes.by_key.insert(doc.key().into_owned(), size);
     }
 

@@ -14,6 +14,29 @@ async fn hearth(args: &[&str], data_dir: &std::path::Path) -> (bool, String) {
     (run.ok, run.stderr)
 }
 
+/// Backs `server` up through the CLI (as admin `token`) and restores that file into a fresh
+/// data dir, returned.
+async fn backup_and_restore(server: &TestServer, token: &str) -> tempfile::TempDir {
+    let base = format!("http://{}", server.addr);
+    let backup_dir = tempfile::tempdir().unwrap();
+    let file = backup_dir.path().join("b.redb");
+    let args = [
+        "backup",
+        "--to",
+        file.to_str().unwrap(),
+        "--url",
+        &base,
+        "--token",
+        token,
+    ];
+    let (ok, out) = hearth(&args, server.dir.path()).await;
+    assert!(ok, "{out}");
+    let fresh = tempfile::tempdir().unwrap();
+    let (ok, out) = hearth(&["restore", "--from", file.to_str().unwrap()], fresh.path()).await;
+    assert!(ok, "{out}");
+    fresh
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_backup_under_writes_restores_everything_acknowledged_before_it() {
     let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
@@ -200,27 +223,8 @@ async fn blob_references_and_admin_grants_travel_with_a_backup() {
         crate::common::http(reqwest::Method::POST, &grant, Some(&boss_token), None).await;
     assert_eq!(status, 204);
 
-    let backup_dir = tempfile::tempdir().unwrap();
-    let file = backup_dir.path().join("b.redb");
-    let (ok, out) = hearth(
-        &[
-            "backup",
-            "--to",
-            file.to_str().unwrap(),
-            "--url",
-            &base,
-            "--token",
-            &boss_token,
-        ],
-        server.dir.path(),
-    )
-    .await;
-    assert!(ok, "{out}");
-
     // Restore the database and copy the blob files, as README says.
-    let fresh = tempfile::tempdir().unwrap();
-    let (ok, out) = hearth(&["restore", "--from", file.to_str().unwrap()], fresh.path()).await;
-    assert!(ok, "{out}");
+    let fresh = backup_and_restore(&server, &boss_token).await;
     let src = server.dir.path().join("blobs").join(&hash[..2]);
     let dst = fresh.path().join("blobs").join(&hash[..2]);
     std::fs::create_dir_all(&dst).unwrap();
@@ -261,26 +265,7 @@ async fn named_documents_and_sharing_travel_with_a_backup() {
         )
         .await;
     assert_eq!(r["version"], 1, "{r}");
-    let base = format!("http://{}", server.addr);
-    let backup_dir = tempfile::tempdir().unwrap();
-    let file = backup_dir.path().join("b.redb");
-    let (ok, out) = hearth(
-        &[
-            "backup",
-            "--to",
-            file.to_str().unwrap(),
-            "--url",
-            &base,
-            "--token",
-            &boss_token,
-        ],
-        server.dir.path(),
-    )
-    .await;
-    assert!(ok, "{out}");
-    let fresh = tempfile::tempdir().unwrap();
-    let (ok, out) = hearth(&["restore", "--from", file.to_str().unwrap()], fresh.path()).await;
-    assert!(ok, "{out}");
+    let fresh = backup_and_restore(&server, &boss_token).await;
     let config = hearth::Config::defaults(fresh.path());
     let restored = TestServer::start_in(fresh, config).await;
     let mut bob: Client = restored.client().await;
