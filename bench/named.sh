@@ -43,4 +43,4 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 say "h) list: $DOCS documents, $ACCOUNTS other accounts with 100 each"
-with_server "$BENCH" --addr "$ADDR" --scenario list --n "$DOCS" --accounts "$ACCOUNTS"
+with_server sh -c "'$BENCH' --addr $ADDR --scenario list --n $DOCS --accounts $ACCOUNTS --pid \$PID"

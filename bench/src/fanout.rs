@@ -57,16 +57,16 @@ pub struct FanoutOpts {
     pub named: bool,
 }
 
-/// CPU time the server's threads named `name` have run, in ns, from the scheduler's own
-/// accounting (`/proc/PID/task/*/schedstat`, exact where `stat`'s ticks are 10 ms steps);
-/// `None` without a pid or when the process cannot be read.
-fn thread_cpu_ns(pid: Option<u32>, name: &str) -> Option<u64> {
+/// CPU time the server's threads named `name` (`""`: all of them) have run, in ns, from the
+/// scheduler's own accounting (`/proc/PID/task/*/schedstat`, exact where `stat`'s ticks are
+/// 10 ms steps); `None` without a pid or when the process cannot be read.
+pub fn thread_cpu_ns(pid: Option<u32>, name: &str) -> Option<u64> {
     let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
     let mut total = 0;
     for task in tasks.flatten() {
         let path = task.path();
         let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if comm.trim_end() != name {
+        if !name.is_empty() && comm.trim_end() != name {
             continue;
         }
         let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;

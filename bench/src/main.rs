@@ -77,6 +77,9 @@ struct Args {
     /// For `list`: accounts besides the measured one, with 100 named documents each.
     #[arg(long, default_value_t = 0)]
     accounts: usize,
+    /// For `list`: bytes of filler in each measured document's userdata (0: a short note).
+    #[arg(long, default_value_t = 0)]
+    doc_bytes: usize,
     /// For `disk`: the directory to write in (the server's data directory, to measure its
     /// disk).
     #[arg(long, default_value = ".")]
@@ -123,7 +126,16 @@ async fn main() {
         Scenario::Writers => {
             scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs, args.named).await
         }
-        Scenario::List => listing::list(&args.addr, args.n.unwrap_or(1000), args.accounts).await,
+        Scenario::List => {
+            listing::list(
+                &args.addr,
+                args.n.unwrap_or(1000),
+                args.accounts,
+                args.doc_bytes,
+                args.pid,
+            )
+            .await
+        }
         Scenario::Fanout => {
             let opts = fanout::FanoutOpts {
                 interval: std::time::Duration::from_millis(args.interval_ms),

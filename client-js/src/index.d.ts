@@ -141,16 +141,12 @@ export interface Fetched {
 }
 
 /** One of your named documents, as `list` shows it. */
-export interface Listed {
+/** One of your named documents in `list`: its metadata, as `fetch` shows it, and its size. */
+export interface Listed extends Metadata {
   name: string;
-  version: number;
+  incarnation: string;
   /** Serialized size in bytes. */
   size: number;
-  collaborators: string[];
-  readers: string[];
-  createdAt: string;
-  lastUpdate: { at: string; by: string };
-  incarnation: string;
 }
 
 /** A document someone shares with you (`name` absent: their default document). */

@@ -179,7 +179,7 @@ pub async fn documents_page(
 ) -> Result<(Vec<Listed>, Option<String>), Error> {
     let docs = store.documents(me, after, limit).await?;
     let next = (docs.len() == limit)
-        .then(|| docs.last().and_then(|d| d.metadata.name.clone()))
+        .then(|| docs.last().map(|d| d.name.clone()))
         .flatten();
     Ok((docs, next))
 }

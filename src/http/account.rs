@@ -315,10 +315,7 @@ pub async fn export(
     let sessions = state.store.sessions(name).await?;
     let mut named = Vec::new();
     for listed in state.store.documents(name, "", usize::MAX).await? {
-        let Some(doc_name) = listed.metadata.name else {
-            continue;
-        };
-        let key = format!("{name}/{doc_name}");
+        let key = format!("{name}/{}", listed.name);
         // Deleted meanwhile: not part of the account any more.
         let Some(doc) = state.store.document(&key).await? else {
             continue;

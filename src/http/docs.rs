@@ -35,7 +35,7 @@ fn page_size(limit: Option<usize>) -> usize {
 
 /// The caller's named documents (only the owner may list them): `{documents, next}`.
 #[utoipa::path(get, path = "/v1/users/{user}/docs", params(("user" = String, Path), ListQuery),
-    responses((status = 200, description = "{documents: [{name, version, size, collaborators, readers, createdAt, lastUpdate}], next}"), (status = 404)), tag = "documents")]
+    responses((status = 200, description = "{documents: [{size, username, name, incarnation, version, collaborators, readers, createdAt, lastUpdate}], next}: each entry a document's metadata and size"), (status = 404)), tag = "documents")]
 pub async fn list_docs(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -48,7 +48,13 @@ pub async fn list_docs(
     let limit = page_size(q.limit);
     let (documents, next) =
         documents_page(&state.store, &user, q.after.as_deref().unwrap_or(""), limit).await?;
-    Ok(Json(json!({"documents": documents, "next": next})).into_response())
+    /// Written straight from the entries (`json!` would parse each back into a tree).
+    #[derive(serde::Serialize)]
+    struct Page {
+        documents: Vec<crate::store::Listed>,
+        next: Option<String>,
+    }
+    Ok(Json(Page { documents, next }).into_response())
 }
 
 /// Documents others share with the caller: `{shared: [{owner, name, role, version, lastUpdate}], next}`.

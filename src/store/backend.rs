@@ -114,31 +114,7 @@ pub struct Committed {
     pub shares: Vec<super::model::ShareChange>,
 }
 
-/// One named document as `list` shows it: its metadata and serialized size.
-#[derive(Debug, Clone)]
-pub struct Listed {
-    pub metadata: super::model::Metadata,
-    pub size: u64,
-}
-
-/// `list`'s entry, written straight from the metadata (no intermediate JSON tree: a page
-/// holds up to 500 of them).
-impl serde::Serialize for Listed {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let m = &self.metadata;
-        let mut map = s.serialize_map(Some(8))?;
-        map.serialize_entry("name", &m.name)?;
-        map.serialize_entry("version", &m.version)?;
-        map.serialize_entry("size", &self.size)?;
-        map.serialize_entry("collaborators", &m.collaborators)?;
-        map.serialize_entry("readers", &m.readers)?;
-        map.serialize_entry("createdAt", &m.created_at)?;
-        map.serialize_entry("lastUpdate", &m.last_update)?;
-        map.serialize_entry("incarnation", &m.incarnation)?;
-        map.end()
-    }
-}
+pub use super::listed::Listed;
 
 /// Counts for `GET /v1/admin/stats`.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

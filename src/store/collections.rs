@@ -152,14 +152,28 @@ impl Store {
         }
     }
 
+    /// Every named document of `owner` as it is now, read past the cache (an account about
+    /// to be deleted: [`Self::named_gone`] announces them).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub(super) async fn named_documents(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<Arc<Document>>, StoreError> {
+        let mut out = Vec::new();
+        for l in self.documents(owner, "", usize::MAX).await? {
+            let key = format!("{owner}/{}", l.name);
+            if let Some(doc) = self.inner.backend.document(&key).await? {
+                out.push(Arc::new(doc));
+            }
+        }
+        Ok(out)
+    }
+
     /// The named documents of a deleted account are gone: their watchers and sharees are told.
-    pub(super) fn named_gone(&self, listed: Vec<Listed>) {
-        for l in listed {
-            let doc = Arc::new(Document {
-                metadata: l.metadata,
-                userdata: Map::new(),
-                bounds: super::model::Bounds::default(),
-            });
+    pub(super) fn named_gone(&self, docs: Vec<Arc<Document>>) {
+        for doc in docs {
             self.inner
                 .commits
                 .deleted(&doc, &share_changes(Some(&doc), None));

@@ -13,6 +13,7 @@ mod commits;
 pub mod error;
 pub mod faults;
 mod history;
+mod listed;
 pub mod mentions;
 pub mod model;
 pub mod paths;
@@ -397,7 +398,7 @@ impl Store {
         self.inner.deletions.fetch_add(1, SeqCst);
         self.inner.deleting.insert(username.to_owned());
         // Its named documents go with it: their watchers and sharees are told after.
-        let named = self.documents(username, "", usize::MAX).await;
+        let named = self.named_documents(username).await;
         let result = self
             .inner
             .backend

@@ -71,9 +71,7 @@ impl AccountUsage {
         let mut sizes = Sizes::default();
         sizes.by_key.insert(owner.to_owned(), default_size);
         for l in listed {
-            if let Some(name) = &l.metadata.name {
-                sizes.by_key.insert(format!("{owner}/{name}"), l.size);
-            }
+            sizes.by_key.insert(format!("{owner}/{}", l.name), l.size);
         }
         self.accounts
             .insert(owner.to_owned(), Arc::new(Mutex::new(sizes)));

@@ -115,6 +115,13 @@ async fn a_named_document_lives_beside_the_default_one() {
     assert_eq!(g["version"], 1);
     assert!(g["size"].as_u64().unwrap() > 20);
     assert_eq!(g["lastUpdate"]["by"], name.as_str());
+    // An entry is the metadata `fetch` shows, plus the size.
+    let whole = ann
+        .request(json!({"type": "fetch", "target": target}))
+        .await;
+    let mut entry = g.clone();
+    entry.as_object_mut().unwrap().remove("size");
+    assert_eq!(entry, whole["data"]["metadata"], "{list}");
     assert_eq!(list["shared"], json!([]));
     let page = ann.request(json!({"type": "list", "limit": 1})).await;
     assert_eq!(page["documents"].as_array().unwrap().len(), 1);

@@ -4,9 +4,7 @@
 use super::{PgBackend, decode, flag_name, int, pg, uint};
 use crate::store::backend::{History, Listed, StoreStats};
 use crate::store::error::StoreError;
-use crate::store::model::{
-    Access, BlobRef, Document, Flag, Metadata, SessionRecord, UserRecord, Version,
-};
+use crate::store::model::{Access, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 
 impl PgBackend {
     pub(super) async fn select_history(
@@ -204,10 +202,6 @@ impl PgBackend {
         after: &str,
         limit: usize,
     ) -> Result<Vec<Listed>, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct MetadataOnly {
-            metadata: Metadata,
-        }
         let s = &self.s;
         let (first, end) = crate::names::named_range(owner);
         let start = if after.is_empty() {
@@ -230,10 +224,7 @@ impl PgBackend {
         for row in rows {
             let key: String = row.get(0);
             let body: String = row.get(1);
-            out.push(Listed {
-                metadata: decode::<MetadataOnly>(&body, &key)?.metadata,
-                size: body.len() as u64,
-            });
+            out.push(Listed::from_row(&key, body.as_bytes())?);
         }
         Ok(out)
     }

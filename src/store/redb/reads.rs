@@ -12,7 +12,7 @@ use super::schema::{
 use crate::store::backend::{History, Listed, StoreStats};
 use crate::store::error::StoreError;
 use crate::store::model::{
-    BlobRecord, Document, Flag, LogEntry, Metadata, SessionRecord, UserRecord, Version,
+    BlobRecord, Document, Flag, LogEntry, SessionRecord, UserRecord, Version,
 };
 
 /// `Backend::history`: one read transaction, so base and entries agree even while the
@@ -85,10 +85,6 @@ pub(super) fn documents(
     after: &str,
     limit: usize,
 ) -> Result<Vec<Listed>, StoreError> {
-    #[derive(serde::Deserialize)]
-    struct MetadataOnly {
-        metadata: Metadata,
-    }
     let (first, end) = crate::names::named_range(owner);
     let start = if after.is_empty() {
         first
@@ -109,19 +105,13 @@ pub(super) fn documents(
             continue; // `after` itself, or `owner/` (never a key)
         }
         let listed = match unfolded.get(key) {
-            None => Listed {
-                metadata: decode::<MetadataOnly>(value.value(), key)?.metadata,
-                size: value.value().len() as u64,
-            },
+            None => Listed::from_row(key, value.value())?,
             Some(entries) => {
                 let Some(doc) = super::journal::document(&docs, &log, key, entries)? else {
                     continue;
                 };
                 let size = crate::store::apply::serialized_len(&doc)? as u64;
-                Listed {
-                    metadata: doc.metadata,
-                    size,
-                }
+                Listed::of(&doc.metadata, size)?
             }
         };
         out.push(listed);
