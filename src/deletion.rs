@@ -72,49 +72,42 @@ pub async fn delete_account(
 }
 
 /// Takes `name` out of every access list, as an update by each document's owner (watchers
-/// see the lists change). Walks every account: deletions are rare, and an index of who is
-/// listed where would cost every sharing update.
+/// see the lists change). The documents are found through the sharing index, which still
+/// lists them: deleting the account leaves those rows to these updates, which rewrite them.
 async fn leave_access_lists(store: &Store, name: &str) -> Result<usize, Error> {
     let mut unshared = 0;
-    let mut offset = 0;
+    let mut after = String::new();
     loop {
-        let (users, _) = store.users(offset, 500).await?;
-        if users.is_empty() {
-            return Ok(unshared);
-        }
-        offset += users.len();
-        for user in users {
-            let Some(doc) = store.document(&user.username).await? else {
-                continue;
-            };
+        let (page, next) = store.shared_with(name, &after, 500).await?;
+        for shared in page {
+            let doc = shared.doc;
             let meta = &doc.metadata;
-            if !meta
-                .collaborators
-                .iter()
-                .chain(&meta.readers)
-                .any(|n| n == name)
-            {
-                continue;
-            }
             let without = |list: &Vec<String>| -> Option<Vec<String>> {
                 list.iter()
                     .any(|n| n == name)
                     .then(|| list.iter().filter(|n| *n != name).cloned().collect())
             };
             let update = crate::store::Update {
-                target: user.username.clone(),
-                by: user.username.clone(),
+                target: doc.key().into_owned(),
+                by: meta.username.clone(),
                 base: None,
                 edit: None,
                 collaborators: without(&meta.collaborators),
                 readers: without(&meta.readers),
             };
+            if update.collaborators.is_none() && update.readers.is_none() {
+                continue;
+            }
             match store.commit(update).await {
                 Ok(_) => unshared += 1,
                 // Deleted meanwhile itself: nothing left to share.
-                Err(StoreError::Unauthorized) => {}
+                Err(StoreError::Unauthorized | StoreError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        match next {
+            Some(next) => after = next,
+            None => return Ok(unshared),
         }
     }
 }

@@ -77,6 +77,11 @@ async fn deleting_an_account_leaves_nothing_to_inherit() {
             "collaborators": ["ann"], "readers": ["ann"]}, "userdata": {"list": []}}}))
         .await;
     assert_eq!(shared["type"], "version", "{shared}");
+    // …and a named one, read-only (found through the sharing index at deletion).
+    let plans = bob
+        .request(json!({"type": "create", "name": "plans", "readers": ["ann"]}))
+        .await;
+    assert_eq!(plans["version"], 0, "{plans}");
     for v in 0..5 {
         let w = ann
             .request(json!({"type": "update", "patch": true,
@@ -158,7 +163,7 @@ async fn deleting_an_account_leaves_nothing_to_inherit() {
     .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["blobs"], 1);
-    assert_eq!(report["unshared"], 1);
+    assert_eq!(report["unshared"], 2);
 
     // Her socket is closed, her tokens dead, her name gone from bob's lists (a version
     // bob's watcher sees), her blob file gone.
@@ -200,6 +205,20 @@ async fn deleting_an_account_leaves_nothing_to_inherit() {
     assert_eq!(w["version"], 1, "{w}");
     let (_, bob_doc) = http_get(&format!("{}/v1/users/bob", base(&server)), &bob_token).await;
     assert_eq!(bob_doc["metadata"]["collaborators"], json!([]));
+    let (_, plans) = http_get(
+        &format!("{}/v1/users/bob/docs/plans", base(&server)),
+        &bob_token,
+    )
+    .await;
+    assert_eq!(plans["metadata"]["readers"], json!([]), "{plans}");
+    assert_error(
+        &new_ann
+            .request(json!({"type": "fetch", "target": "bob/plans"}))
+            .await,
+        "unauthorized",
+    );
+    let list = new_ann.request(json!({"type": "list"})).await;
+    assert_eq!(list["shared"], json!([]), "{list}");
 }
 
 /// `hearth user delete` on a stopped server's data dir, right after updates that may still

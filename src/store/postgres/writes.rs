@@ -200,12 +200,11 @@ impl PgBackend {
             .await
             .map_err(pg)?;
         }
-        tx.execute(
-            &format!("DELETE FROM {s}.shares WHERE doc = $1 OR username = $1"),
-            &[name],
-        )
-        .await
-        .map_err(pg)?;
+        // Rows sharing others' documents with it stay: those documents still list it until
+        // `deletion::leave_access_lists` updates them, and finds them there.
+        tx.execute(&format!("DELETE FROM {s}.shares WHERE doc = $1"), &[name])
+            .await
+            .map_err(pg)?;
         let held = tx
             .query(
                 &format!("SELECT sha256 FROM {s}.blob_refs WHERE username = $1"),

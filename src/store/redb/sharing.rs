@@ -70,33 +70,6 @@ pub(super) fn reindex(
     Ok(())
 }
 
-/// Forgets that anything is shared with `user` (the account is being deleted).
-///
-/// # Errors
-/// `Unavailable`.
-pub(super) fn forget_user(txn: &WriteTransaction, user: &str) -> Result<(), StoreError> {
-    let mut shares = txn.open_table(SHARES).map_err(StoreError::unavailable)?;
-    let mut with = txn
-        .open_table(SHARED_WITH)
-        .map_err(StoreError::unavailable)?;
-    let mut keys = Vec::new();
-    for row in with
-        .range((user, "")..=(user, "\u{10ffff}"))
-        .map_err(StoreError::unavailable)?
-    {
-        let (k, _) = row.map_err(StoreError::unavailable)?;
-        keys.push(k.value().1.to_owned());
-    }
-    for key in &keys {
-        with.remove((user, key.as_str()))
-            .map_err(StoreError::unavailable)?;
-        shares
-            .remove((key.as_str(), user))
-            .map_err(StoreError::unavailable)?;
-    }
-    Ok(())
-}
-
 /// Documents shared with `user` whose key sorts after `after`, at most `limit`, with the
 /// role each grants.
 ///

@@ -245,8 +245,9 @@ impl<'t> Tables<'t> {
         for key in named.iter().map(String::as_str).chain([name]) {
             self.remove_doc(key)?;
         }
+        // Its rows in `shared_with` stay: the documents still list it until
+        // `deletion::leave_access_lists` updates them, and finds them there.
         let txn = write_txn(self.txn)?;
-        sharing::forget_user(txn, name)?;
         open(self.txn, &mut self.users, USERS)?
             .remove(name)
             .map_err(StoreError::unavailable)?;
