@@ -39,6 +39,11 @@ pub struct Config {
     #[arg(long, env = "CACHE_MAX_AGE", default_value_t = default::CACHE_MAX_AGE)]
     pub cache_max_age: u64,
 
+    /// MiB of the data file's pages kept in memory (redb's page cache), on top of the
+    /// document cache: what reads that miss the document cache find without the disk.
+    #[arg(long, env = "STORE_CACHE_MB", default_value_t = default::STORE_CACHE_MB)]
+    pub store_cache_mb: usize,
+
     /// Largest stored document (metadata + userdata, serialized), in bytes.
     #[arg(long, env = "MAX_DATA_SIZE_JSON", default_value_t = default::MAX_DATA_SIZE_JSON)]
     pub max_data_size_json: usize,
@@ -240,6 +245,7 @@ impl Config {
             token_ttl: default::TOKEN_TTL,
             cache_size: default::CACHE_SIZE,
             cache_max_age: default::CACHE_MAX_AGE,
+            store_cache_mb: default::STORE_CACHE_MB,
             max_data_size_json: default::MAX_DATA_SIZE_JSON,
             max_message_size: default::MAX_MESSAGE_SIZE,
             max_depth: default::MAX_DEPTH,
@@ -377,6 +383,8 @@ pub mod default {
     pub const TOKEN_TTL: u64 = 30 * 24 * 3600;
     pub const CACHE_SIZE: u64 = 10_000;
     pub const CACHE_MAX_AGE: u64 = 900_000;
+    /// redb's own default.
+    pub const STORE_CACHE_MB: usize = 1024;
     pub const MAX_DATA_SIZE_JSON: usize = 512 * 1024;
     pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
     pub const MAX_DEPTH: usize = 64;

@@ -55,6 +55,7 @@ pub fn store_config(
         max_batch: config.max_batch.max(1),
         cache_size: config.cache_size,
         cache_max_age: config.cache_max_age(),
+        page_cache_bytes: config.store_cache_mb.saturating_mul(1024 * 1024),
         changelog_retain: config.changelog_retain,
         changelog_max_age: config.changelog_max_age(),
         faults: config.faults.clone(),

@@ -57,6 +57,8 @@ pub struct StoreConfig {
     pub max_batch: usize,
     pub cache_size: u64,
     pub cache_max_age: Duration,
+    /// The data file's page cache (redb), bytes.
+    pub page_cache_bytes: usize,
     /// Change-log entries kept per document.
     pub changelog_retain: u64,
     /// Change-log entries older than this are trimmed; `None`: no age limit.
@@ -112,7 +114,11 @@ impl Store {
     pub fn open(cfg: &StoreConfig, hub: Option<Arc<dyn Publish>>) -> Result<Store, StoreError> {
         let (cache, commits) = Store::parts(cfg, hub);
         let backend = RedbBackend::open(
-            &cfg.path,
+            redb::DataFile {
+                path: cfg.path.clone(),
+                faults: cfg.faults.clone(),
+                page_cache: cfg.page_cache_bytes,
+            },
             WriterConfig {
                 limits: cfg.limits,
                 max_batch: cfg.max_batch,
@@ -120,7 +126,6 @@ impl Store {
                 max_age: cfg.changelog_max_age,
             },
             commits.clone(),
-            cfg.faults.clone(),
             cfg.metrics.clone(),
             cfg.accept_wal_loss,
         )?;

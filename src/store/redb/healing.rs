@@ -33,13 +33,29 @@ pub(super) fn current(slot: &FileSlot) -> Option<Arc<Database>> {
         .clone()
 }
 
-/// Opens (or creates) the data file at `path`, over the fault-injecting backend when given.
-///
-/// # Errors
-/// The file is in use, unreadable, or cannot be repaired.
-pub(super) fn open(path: &Path, faults: Option<Arc<Faults>>) -> Result<Database, StoreError> {
+/// The data file and how to open it.
+#[derive(Clone)]
+pub struct DataFile {
+    pub path: PathBuf,
+    /// Simulated faults, through a fault-injecting backend (tests and drills).
+    pub faults: Option<Arc<Faults>>,
+    /// redb's page cache, bytes.
+    pub page_cache: usize,
+}
+
+impl DataFile {
+    /// Opens (or creates) the file.
+    ///
+    /// # Errors
+    /// The file is in use, unreadable, or cannot be repaired.
+    pub(super) fn open(&self) -> Result<Database, StoreError> {
+        open(&self.path, self.faults.clone(), self.page_cache)
+    }
+}
+
+fn open(path: &Path, faults: Option<Arc<Faults>>, cache: usize) -> Result<Database, StoreError> {
     let opened = match faults {
-        None => Database::create(path),
+        None => redb::Builder::new().set_cache_size(cache).create(path),
         Some(faults) => std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -48,7 +64,11 @@ pub(super) fn open(path: &Path, faults: Option<Arc<Faults>>) -> Result<Database,
             .open(path)
             .map_err(redb::DatabaseError::from)
             .and_then(|file| crate::store::faults::FaultyFile::new(file, faults))
-            .and_then(|backend| redb::Builder::new().create_with_backend(backend)),
+            .and_then(|backend| {
+                redb::Builder::new()
+                    .set_cache_size(cache)
+                    .create_with_backend(backend)
+            }),
     };
     opened.map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -60,8 +80,7 @@ pub(super) fn open(path: &Path, faults: Option<Arc<Faults>>) -> Result<Database,
 
 /// The writer's state of health.
 pub(super) struct Healing {
-    pub path: PathBuf,
-    pub faults: Option<Arc<Faults>>,
+    pub file: DataFile,
     pub slot: FileSlot,
     /// A batch failed and no commit has succeeded since.
     pub suspect: bool,
@@ -69,10 +88,9 @@ pub(super) struct Healing {
 }
 
 impl Healing {
-    pub(super) fn new(path: PathBuf, faults: Option<Arc<Faults>>, slot: FileSlot) -> Healing {
+    pub(super) fn new(file: DataFile, slot: FileSlot) -> Healing {
         Healing {
-            path,
-            faults,
+            file,
             slot,
             suspect: false,
             last_try: Instant::now(),
@@ -106,7 +124,7 @@ impl Healing {
         }
         match self.probe() {
             Ok(()) => {
-                tracing::warn!(path = %self.path.display(), "storage commits again after reopening the data file");
+                tracing::warn!(path = %self.file.path.display(), "storage commits again after reopening the data file");
                 self.suspect = false;
                 true
             }
@@ -120,12 +138,12 @@ impl Healing {
     /// A small file written and synced next to the data file: a full disk says no here first,
     /// before a reopen (which may need to write to repair the file) is tried.
     fn directory_takes_writes(&self) -> bool {
-        if let Some(faults) = &self.faults
+        if let Some(faults) = &self.file.faults
             && faults.check_data_file().is_err()
         {
             return false;
         }
-        let probe = self.path.with_extension("probe");
+        let probe = self.file.path.with_extension("probe");
         let ok = std::fs::write(&probe, b"probe")
             .and_then(|()| std::fs::File::open(&probe)?.sync_all())
             .is_ok();
@@ -171,7 +189,7 @@ impl Healing {
     }
 
     fn open_into_slot(&mut self) -> Result<(), StoreError> {
-        let db = open(&self.path, self.faults.clone())?;
+        let db = self.file.open()?;
         *self
             .slot
             .lock()

@@ -12,6 +12,7 @@ mod blobs;
 mod direct;
 mod durable;
 mod healing;
+pub use self::healing::DataFile;
 mod housekeeping;
 mod jobs;
 mod journal;
@@ -25,7 +26,6 @@ mod tables;
 pub mod wal;
 mod writer;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
@@ -75,22 +75,22 @@ impl RedbBackend {
     /// damaged.
     #[allow(clippy::too_many_arguments)] // the parts a backend is made of, each once
     pub fn open(
-        path: &Path,
+        file: DataFile,
         cfg: WriterConfig,
         commits: Commits,
-        faults: Option<Arc<super::faults::Faults>>,
         metrics: Arc<crate::metrics::Metrics>,
         accept_loss: bool,
     ) -> Result<Self, StoreError> {
-        let db = healing::open(path, faults.clone())?;
+        let path = file.path.clone();
+        let db = file.open()?;
         init_schema(&db)?;
-        let log = durable::DurableLog::open(&db, path, faults.clone(), accept_loss)?;
+        let log = durable::DurableLog::open(&db, &file.path, file.faults.clone(), accept_loss)?;
         let journal = log.unfolded();
         let slot: healing::FileSlot = Arc::new(Mutex::new(Some(Arc::new(db))));
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let max_batch = cfg.max_batch;
         let committer = writer::Committer {
-            healing: healing::Healing::new(path.to_owned(), faults, slot.clone()),
+            healing: healing::Healing::new(file, slot.clone()),
             cfg,
             commits,
             log,
@@ -100,7 +100,7 @@ impl RedbBackend {
         };
         let writer = queue::Writer::start(committer, max_batch)?;
         Ok(RedbBackend {
-            path: path.to_owned(),
+            path,
             healthy,
             db: slot,
             journal,
