@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::Message;
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::connection::close;
 
@@ -18,7 +19,7 @@ const CLOSE_HANDSHAKE_SHUTDOWN: Duration = Duration::from_millis(100);
 /// After our close frame (if we are the ones closing), waits briefly for the client's, and
 /// lets the writer flush.
 pub(crate) async fn finish(
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    mut stream: BoxStream<'static, Result<Message, axum::Error>>,
     mut writer: tokio::task::JoinHandle<()>,
     close_with: Option<(u16, &'static str)>,
 ) {

@@ -17,8 +17,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
+use futures_util::stream::BoxStream;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::mailbox;
@@ -44,8 +44,30 @@ pub enum QueueError {
 
 type Queued = (Message, OwnedSemaphorePermit);
 
-/// The socket's write half, shared by its writer loop and (for replies) its session.
-pub type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
+/// A socket's write half: a WebSocket's, or a socket.io connection's (`socketio`), which
+/// turns frames into its own packets.
+pub type BoxSink = std::pin::Pin<Box<dyn futures_util::Sink<Message, Error = axum::Error> + Send>>;
+
+/// The write half, shared by its writer loop and (for replies) its session.
+pub type Sink = Arc<Mutex<BoxSink>>;
+
+/// What a session runs over: frames in, frames out, as a WebSocket carries them. Boxed so
+/// that one session code serves `/ws` and socket.io (a call through a pointer per write,
+/// nothing against the syscall it leads to).
+pub struct Transport {
+    pub sink: BoxSink,
+    pub stream: BoxStream<'static, Result<Message, axum::Error>>,
+}
+
+impl From<WebSocket> for Transport {
+    fn from(socket: WebSocket) -> Self {
+        let (sink, stream) = socket.split();
+        Transport {
+            sink: Box::pin(sink),
+            stream: stream.boxed(),
+        }
+    }
+}
 
 /// The sending side of a socket's queue. Cheap to clone.
 #[derive(Clone)]

@@ -52,6 +52,7 @@ pub mod proxies;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod socketio;
 pub mod state;
 pub mod store;
 pub mod sys;

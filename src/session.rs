@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::Message;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -23,7 +23,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::auth::{Claims, Control};
 use crate::closing::{CLOSE_FLUSH, close_for, finish};
 use crate::cmd::{Command, Context, Effect, Outcome};
-use crate::connection::{Outbound, close, write_loop};
+use crate::connection::{Outbound, Transport, close, write_loop};
 use crate::error::Error;
 use crate::frame::{ErrorBody, Frame, Reply, encode};
 use crate::limits::{IpGuard, UserGuard};
@@ -75,8 +75,8 @@ type Answer = (Option<Value>, Result<Reply, Error>);
 /// so the results and replies are exactly those of running them one at a time.
 pub const MAX_PIPELINED_UPDATES: usize = 32;
 
-pub async fn run(state: AppState, socket: WebSocket, ip: IpAddr, ip_slot: IpGuard) {
-    let (sink, mut stream) = socket.split();
+pub async fn run(state: AppState, transport: Transport, ip: IpAddr, ip_slot: IpGuard) {
+    let Transport { sink, mut stream } = transport;
     let sink = Arc::new(tokio::sync::Mutex::new(sink));
     let (out, out_rx) = Outbound::new(state.limits.outbound_buffer, sink.clone());
     let (close_tx, close_rx) = oneshot::channel();

@@ -87,6 +87,8 @@ pub struct ServerParts {
     pub tracker: TaskTracker,
     /// Where writer loops and watch forwarders run (`output.rs`).
     pub output: crate::output::OutputThreads,
+    /// Open socket.io connections.
+    pub socketio: crate::socketio::Registry,
     next_conn: AtomicU64,
 }
 
@@ -130,6 +132,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             output,
+            socketio: crate::socketio::Registry::default(),
             next_conn: AtomicU64::new(1),
         }))
     }

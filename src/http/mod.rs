@@ -19,6 +19,7 @@ mod openapi;
 mod rivet;
 mod root;
 pub mod serve;
+mod socketio;
 mod ws;
 
 use axum::Router;
@@ -116,6 +117,9 @@ routes!(api_routes {
     get "/readyz" => health::ready,
     get "/metrics" => health::metrics,
     get "/ws" => ws::upgrade,
+    // personal-backend's socket.io clients (seed 003).
+    get "/socket.io/" => socketio::poll,
+    post "/socket.io/" => socketio::post,
 });
 
 // Blob uploads stream to disk under their own limits (`BLOB_MAX_SIZE`, `BLOB_QUOTA`).

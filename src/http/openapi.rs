@@ -4,7 +4,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{account, admin, blobs, changes, data, docs, health, kopano, named, rivet, root, ws};
+use super::{
+    account, admin, blobs, changes, data, docs, health, kopano, named, rivet, root, socketio, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,7 +28,7 @@ use super::{account, admin, blobs, changes, data, docs, health, kopano, named, r
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
         admin::grant_admin, admin::revoke_admin,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,
-        health::live, health::ready, health::metrics, ws::upgrade,
+        health::live, health::ready, health::metrics, ws::upgrade, socketio::poll, socketio::post,
     ),
     components(schemas(account::Credentials, account::TokenBody, account::PasswordChange,
         account::Confirm, data::BatchOp, admin::NewUser, admin::NewPassword)),

@@ -53,13 +53,13 @@ pub async fn upgrade(
         .max_frame_size(max)
         .on_upgrade(move |socket| {
             let tracker = state.tracker.clone();
-            tracker.track_future(session::run(state, socket, ip, ip_slot))
+            tracker.track_future(session::run(state, socket.into(), ip, ip_slot))
         })
 }
 
 /// With `CORS_ORIGINS` set to a list, a browser's upgrade must come from one of them.
 /// Requests without `Origin` (not from a browser) are not cross-site and pass.
-fn origin_allowed(origins: Option<&[String]>, headers: &HeaderMap) -> bool {
+pub(crate) fn origin_allowed(origins: Option<&[String]>, headers: &HeaderMap) -> bool {
     let Some(allowed) = origins.filter(|o| !o.is_empty()) else {
         return true;
     };
