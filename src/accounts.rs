@@ -316,6 +316,21 @@ pub async fn refresh(state: &AppState, claims: &Claims) -> Result<Issued, Error>
     })
 }
 
+/// A new ordinary session for the holder of a personal-backend token (`LEGACY_JWT_SECRET`),
+/// so apps move off tokens that never expire the first time they sign in.
+///
+/// # Errors
+/// `Internal`, `Unavailable`.
+pub async fn upgrade_legacy(state: &AppState, legacy: &Claims) -> Result<Issued, Error> {
+    let (token, claims) = state.auth.tokens.issue(&legacy.sub, legacy.scope)?;
+    state.store.add_session(session_record(&claims)).await?;
+    Ok(Issued {
+        username: claims.sub.clone(),
+        token,
+        claims,
+    })
+}
+
 /// Checks that `given` is `username`'s password before an act that needs it (changing it,
 /// deleting the account). An account without a password (a generated name) needs none, but
 /// one given anyway must then be absent. Attempts count against the login limits, so this is

@@ -31,6 +31,11 @@ pub struct Config {
     #[arg(long, env = "TOKEN_TTL", default_value_t = default::TOKEN_TTL)]
     pub token_ttl: u64,
 
+    /// personal-backend's `JWT_SECRET`: its tokens (which never expire) are accepted for
+    /// accounts that exist, and `auth` with one answers with an ordinary token. Unset: off.
+    #[arg(long, env = "LEGACY_JWT_SECRET", hide_env_values = true)]
+    pub legacy_jwt_secret: Option<String>,
+
     /// Documents kept in the in-memory cache.
     #[arg(long, env = "CACHE_SIZE", default_value_t = default::CACHE_SIZE)]
     pub cache_size: u64,
@@ -246,6 +251,7 @@ impl Config {
             cache_size: default::CACHE_SIZE,
             cache_max_age: default::CACHE_MAX_AGE,
             store_cache_mb: default::STORE_CACHE_MB,
+            legacy_jwt_secret: None,
             max_data_size_json: default::MAX_DATA_SIZE_JSON,
             max_message_size: default::MAX_MESSAGE_SIZE,
             max_depth: default::MAX_DEPTH,

@@ -114,7 +114,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             (store, secret)
         }
     };
-    let auth = Auth::with_sockets(&secret, config.token_ttl, config.admins(), sockets);
+    let mut auth = Auth::with_sockets(&secret, config.token_ttl, config.admins(), sockets);
+    auth.legacy = config
+        .legacy_jwt_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(crate::auth::legacy::Legacy::new);
     auth.sockets.restore_revoked(store.revoked().await?);
     auth.flags
         .restore_disabled(store.flagged(Flag::Disabled).await?);

@@ -7,6 +7,7 @@
 //! (is this token good? disable an account and close its sockets) live here.
 
 pub mod flags;
+pub mod legacy;
 pub mod passwords;
 pub mod secret;
 pub mod sockets;
@@ -27,6 +28,8 @@ pub struct Auth {
     /// secret does (in cluster mode the secret is read from the store it opens).
     pub sockets: std::sync::Arc<sockets::Sockets>,
     pub flags: flags::Flags,
+    /// personal-backend's tokens, accepted when `LEGACY_JWT_SECRET` is set.
+    pub legacy: Option<legacy::Legacy>,
 }
 
 impl Auth {
@@ -45,6 +48,7 @@ impl Auth {
             passwords: passwords::Passwords::default(),
             sockets,
             flags: flags::Flags::new(admins),
+            legacy: None,
         }
     }
 
@@ -56,7 +60,17 @@ impl Auth {
     /// # Errors
     /// `InvalidToken`.
     pub fn verify(&self, token: &str) -> Result<(Claims, bool), Error> {
-        let (claims, known) = self.tokens.decode(token)?;
+        let (claims, known) = match self.tokens.decode(token) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let now = crate::sys::unix_now();
+                let legacy = self
+                    .legacy
+                    .as_ref()
+                    .and_then(|l| l.claims(token, now, self.tokens.ttl()));
+                (std::sync::Arc::new(legacy.ok_or(e)?), false)
+            }
+        };
         if self.ended(&claims) {
             return Err(Error::InvalidToken);
         }

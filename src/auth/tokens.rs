@@ -101,6 +101,11 @@ impl Tokens {
         Ok((token, claims))
     }
 
+    /// Seconds a token is good for (`TOKEN_TTL`).
+    pub fn ttl(&self) -> u64 {
+        self.ttl
+    }
+
     /// How long a revocation made now must be kept: until every token of the session could
     /// have expired, including one refreshed a moment ago.
     pub fn revoked_until(&self, expires: u64) -> u64 {

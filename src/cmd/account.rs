@@ -59,6 +59,11 @@ pub struct AuthCmd {
 impl AuthCmd {
     pub async fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
         let claims = accounts::check_token(cx.state, &self.token).await?;
+        if crate::auth::legacy::is_legacy(&claims) {
+            // A personal-backend token: answered with an ordinary one to keep instead.
+            let issued = accounts::upgrade_legacy(cx.state, &claims).await?;
+            return Ok(signed_in(issued));
+        }
         let reply = Reply::Auth {
             username: claims.sub.clone(),
             token: self.token,

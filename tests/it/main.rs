@@ -19,6 +19,7 @@ mod faults_bounded;
 mod holes;
 mod hostile;
 mod kv;
+mod legacy;
 mod limits;
 mod log_output;
 mod metrics;
