@@ -53,6 +53,18 @@ enum Command {
         #[arg(long)]
         accept_loss: bool,
     },
+    /// Bring accounts and documents from another server. Through the running server with
+    /// --url (or HEARTH_URL) and an admin's --token, or into a stopped server's DATA_DIR.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+        /// The running server, e.g. http://127.0.0.1:8080.
+        #[arg(long, env = "HEARTH_URL", global = true)]
+        url: Option<String>,
+        /// An admin's token.
+        #[arg(long, env = "HEARTH_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+    },
     /// Manage accounts: through the running server with --url (or HEARTH_URL) and an admin's
     /// --token, or on a stopped server's DATA_DIR without.
     User {
@@ -65,6 +77,14 @@ enum Command {
         #[arg(long, env = "HEARTH_TOKEN", hide_env_values = true, global = true)]
         token: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// A personal-backend `.data/` directory (one `<username>.json` per user): accounts and
+    /// documents as they were; names Hearth does not accept are reported and skipped.
+    /// Running it twice changes nothing. Set LEGACY_JWT_SECRET so their tokens keep working.
+    PersonalBackend { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -210,8 +230,9 @@ fn main() -> ExitCode {
 }
 
 async fn run_command(command: Command, config: &Config) -> ExitCode {
-    // Account commands answer on stdout (a listing is data); the others report on stderr.
-    let to_stdout = matches!(command, Command::User { .. });
+    // Account and import commands answer on stdout (a listing, a report: data); the others
+    // report on stderr.
+    let to_stdout = matches!(command, Command::User { .. } | Command::Import { .. });
     let result = match command {
         Command::Backup {
             to,
@@ -244,6 +265,23 @@ async fn run_command(command: Command, config: &Config) -> ExitCode {
                 hearth::ops::users::run(action, target).await
             }
         },
+        Command::Import {
+            from: ImportFrom::PersonalBackend { dir },
+            url,
+            token,
+        } => {
+            let target = match (&url, &token) {
+                (Some(url), Some(token)) => hearth::ops::users::Target::Server { url, token },
+                (Some(_), None) => {
+                    eprintln!(
+                        "hearth: import --url needs --token (or HEARTH_TOKEN), an admin's token"
+                    );
+                    return ExitCode::FAILURE;
+                }
+                (None, _) => hearth::ops::users::Target::DataDir(config),
+            };
+            hearth::ops::import::run(&dir, target).await
+        }
         Command::Recover { accept_loss } => {
             hearth::ops::recover(config, accept_loss).await.map(|()| {
                 format!(

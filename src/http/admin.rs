@@ -254,3 +254,41 @@ pub async fn revoke_admin(
     accounts::set_admin(&state.store, &state.auth, &user, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// One personal-backend user file, as `hearth import personal-backend` sends it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SeedFile {
+    name: String,
+    /// The file's text: `{metadata, userdata}`.
+    content: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFiles {
+    files: Vec<SeedFile>,
+}
+
+/// Imports personal-backend user files (`.data/<username>.json`) as accounts with their
+/// documents as they were: `{imported, present, skipped: [[file, why]], dropped: [[user,
+/// collaborator]]}` (PROTOCOL.md, "socket.io"; `hearth import personal-backend`).
+#[utoipa::path(post, path = "/v1/admin/import/personal-backend", request_body = SeedFiles, responses((status = 200), (status = 400), (status = 403)), tag = "admin")]
+pub async fn import_personal_backend(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::ops::import::Report>, ApiError> {
+    use crate::ops::import;
+    require_admin(&state, &claims)?;
+    let files: SeedFiles = super::body::json(body, state.limits.max_message_size)?;
+    let (mut accounts, mut skipped) = (Vec::new(), Vec::new());
+    for f in files.files {
+        match import::parse(&f.name, f.content.as_bytes(), state.store.max_doc_bytes()) {
+            Ok(a) => accounts.push(a),
+            Err(why) => skipped.push((f.name, why)),
+        }
+    }
+    let mut report = import::import(&state.store, accounts, |_, _| {}).await?;
+    report.skipped.extend(skipped);
+    Ok(Json(report))
+}

@@ -101,6 +101,7 @@ routes!(api_routes {
     post "/v1/admin/users/{user}/password" => admin::reset_password,
     post "/v1/admin/users/{user}/admin" => admin::grant_admin,
     delete "/v1/admin/users/{user}/admin" => admin::revoke_admin,
+    post "/v1/admin/import/personal-backend" => admin::import_personal_backend,
     // Kopano kvs: collections are named documents of the caller.
     get "/api/kvs/v1/kv/user/{*key}" => kopano::get,
     put "/api/kvs/v1/kv/user/{*key}" => kopano::put,

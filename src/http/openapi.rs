@@ -26,7 +26,7 @@ use super::{
         named::root_keys, named::keys, named::batch, named::changes, named::events,
         admin::stats, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
-        admin::grant_admin, admin::revoke_admin,
+        admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,
         health::live, health::ready, health::metrics, ws::upgrade, socketio::poll, socketio::post,
     ),

@@ -1,5 +1,6 @@
 //! Operator commands run by the `hearth` binary: `backup`, `restore` and `user`.
 
+pub mod import;
 pub mod users;
 
 use std::path::{Path, PathBuf};

@@ -48,7 +48,12 @@ pub async fn run(action: Action, target: Target<'_>) -> Result<String, String> {
     }
 }
 
-async fn offline(action: Action, config: &Config) -> Result<String, String> {
+/// The store of a stopped server's data dir (refused while a server uses it), or in cluster
+/// mode the database, with the JWT secret.
+///
+/// # Errors
+/// A message for people.
+pub(crate) async fn open_offline(config: &Config) -> Result<(Store, String), String> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let store_config = crate::server::store_config(config, metrics);
     // In cluster mode the database is the shared truth and running nodes hear of every
@@ -74,6 +79,11 @@ async fn offline(action: Action, config: &Config) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         (store, String::from_utf8_lossy(&secret).into_owned())
     };
+    Ok((store, secret))
+}
+
+async fn offline(action: Action, config: &Config) -> Result<String, String> {
+    let (store, secret) = open_offline(config).await?;
     let auth = Auth::new(secret.as_bytes(), config.token_ttl, config.admins());
     let blobs =
         crate::blobs::Blobs::open(config.blob_dir(), config.blob_max_size, config.blob_quota)
@@ -234,7 +244,7 @@ async fn online(action: Action, url: &str, token: &str) -> Result<String, String
 /// One HTTP/1.1 request with `Connection: close`; the JSON answer (or `null` for none).
 /// Hand-rolled on purpose: the CLI talks to one known server on a local address, and an
 /// HTTP client crate would grow the binary for four lines of protocol.
-async fn request(
+pub(crate) async fn request(
     url: &str,
     token: &str,
     method: &str,

@@ -48,8 +48,9 @@ pub struct BlobAdd {
 /// A write for the backend's single writer.
 #[derive(Debug)]
 pub enum Write {
-    /// Create an account, its version-0 document and (optionally) its first session;
-    /// `UsernameTaken` if the name exists.
+    /// Create an account, its document (version 0 at a signup; as it was, with its version
+    /// and access lists, for an import) and (optionally) its first session; `UsernameTaken`
+    /// if the name exists. The document's history starts at its version.
     CreateUser {
         user: UserRecord,
         doc: Document,

@@ -41,8 +41,8 @@ pub use self::commits::{Commits, Publish};
 pub use self::error::StoreError;
 pub use self::history::Replay;
 pub use self::model::{
-    Access, BlobRecord, BlobRef, Document, Edit, Flag, LogEntry, Op, Scope, SessionRecord,
-    ShareChange, Update, UserRecord, Version,
+    Access, BlobRecord, BlobRef, Document, Edit, Flag, LastUpdate, LogEntry, Metadata, Op, Scope,
+    SessionRecord, ShareChange, Update, UserRecord, Version,
 };
 use self::redb::{RedbBackend, WriterConfig};
 

@@ -144,6 +144,15 @@ impl Document {
         }
     }
 
+    /// A document brought from elsewhere as it was (`hearth import`).
+    pub fn imported(metadata: Metadata, userdata: Map<String, Value>) -> Self {
+        Document {
+            metadata,
+            userdata,
+            bounds: Bounds::default(),
+        }
+    }
+
     pub fn version(&self) -> Version {
         self.metadata.version
     }

@@ -31,6 +31,28 @@ impl Store {
             .ok_or_else(|| StoreError::unavailable("create returned no document"))
     }
 
+    /// Creates an account with its document as it was elsewhere (an import): its version,
+    /// access lists and dates kept. Whoever it shares with must exist already.
+    ///
+    /// # Errors
+    /// `UsernameTaken`, or `Unavailable`.
+    pub async fn import_user(&self, user: UserRecord, doc: Document) -> Result<(), StoreError> {
+        self.inner
+            .backend
+            .write(Write::CreateUser {
+                user,
+                doc,
+                session: None,
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Largest stored document (`MAX_DATA_SIZE_JSON`): what an import may bring.
+    pub fn max_doc_bytes(&self) -> usize {
+        self.inner.limits.max_doc_bytes
+    }
+
     /// Durably sets or clears an account flag (disabled, admin).
     ///
     /// # Errors

@@ -40,11 +40,13 @@ impl PgBackend {
                 }
                 let body = encode(doc)?;
                 tx.execute(
-                    &format!("INSERT INTO {s}.docs (username, version, body) VALUES ($1, 0, $2)"),
-                    &[&user.username, &body],
+                    &format!("INSERT INTO {s}.docs (username, version, body) VALUES ($1, $2, $3)"),
+                    &[&user.username, &int(doc.version()), &body],
                 )
                 .await
                 .map_err(pg)?;
+                // An imported document may come shared already.
+                super::sharing::reindex(&tx, s, &user.username, Some(doc)).await?;
                 tx.execute(
                     &format!("INSERT INTO {s}.changelog_base (username, body) VALUES ($1, $2)"),
                     &[&user.username, &body],

@@ -149,6 +149,10 @@ impl<'t> Tables<'t> {
                 if let Some(session) = session {
                     self.put_session(session)?;
                 }
+                // An imported document may come shared already.
+                if !doc.metadata.collaborators.is_empty() || !doc.metadata.readers.is_empty() {
+                    sharing::reindex(write_txn(self.txn)?, name, Some(doc))?;
+                }
                 let doc = Arc::new(doc.clone());
                 self.latest.insert(user.username.clone(), doc.clone());
                 Ok(Ok(Some(Arc::new(Committed {
