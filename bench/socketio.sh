@@ -29,6 +29,9 @@ wait_port() {
   done
   echo "socketio: nothing listens on $PORT" >&2; return 1
 }
+if curl -s "http://127.0.0.1:$PORT/" >/dev/null 2>&1; then
+  echo "socketio: something already listens on $PORT" >&2; exit 1
+fi
 for r in $(seq "$ROUNDS"); do
   say "round $r/$ROUNDS"
   dir=$(mktemp -d)

@@ -146,6 +146,28 @@ test("a watcher on /ws and one on socket.io see the same versions in the same or
   hearth.close();
 });
 
+test("a client reconnects by itself after a restart and signs in again with its token", async () => {
+  const { s, username, token } = await signedUp(["polling", "websocket"]);
+  s.emit("update", { metadata: { version: 0 }, userdata: { kept: true } });
+  await next(s, "version");
+  const s2 = io(server.httpUrl, { reconnectionDelay: 100, reconnectionDelayMax: 200, forceNew: true });
+  sockets.push(s2);
+  await next(s2, "connect");
+  // As the seed's page does: sign in again on every (re)connect.
+  s2.on("connect", () => s2.emit("auth", token));
+  s2.emit("auth", token);
+  await next(s2, "auth");
+  const down = next(s2, "disconnect");
+  server = await server.restart();
+  await down;
+  const [again] = await next(s2, "auth", 15_000);
+  assert.equal(again, username);
+  s2.emit("fetch");
+  const [, data] = await next(s2, "data");
+  assert.deepEqual(data.userdata, { kept: true });
+  s.close();
+});
+
 test("Engine.IO refuses what it does not speak", async () => {
   const get = (q) => fetch(`${server.httpUrl}/socket.io/?${q}`);
   let r = await get("EIO=3&transport=polling");

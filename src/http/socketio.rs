@@ -78,7 +78,12 @@ pub async fn poll(
             return refuse(3, "Bad request");
         };
         let max = state.limits.max_message_size;
-        let ws = ws.max_message_size(max).max_frame_size(max);
+        // The buffers `/ws` uses, for the same reasons (an idle socket stays small).
+        let ws = ws
+            .read_buffer_size(super::ws::READ_BUFFER)
+            .write_buffer_size(super::ws::WRITE_BUFFER)
+            .max_message_size(max)
+            .max_frame_size(max);
         return match sid {
             Some(sid) => match state.socketio.get(sid) {
                 Some(engine) => ws.on_upgrade(move |socket| upgrade(engine, socket)),

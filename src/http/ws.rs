@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// would cost ~137 KiB each. The read buffer is allocated up front for every socket, and what
 /// clients send is small commands (a larger message just takes a few more reads), so it is
 /// 1 KiB: 13.4 → 10.4 KiB of server RSS per idle connection (hearth-bench e, one run).
-const READ_BUFFER: usize = 1024;
+pub(crate) const READ_BUFFER: usize = 1024;
 /// How much tungstenite gathers before it writes to the socket on its own; the writer loop
 /// flushes whatever is left once its queue is drained, so this bounds the bytes per `send`,
 /// not the latency. The buffer grows only when there is something to write, so an idle socket
@@ -25,7 +25,7 @@ const READ_BUFFER: usize = 1024;
 /// changes it carried: saturation (d) went from ≈ 650k to ≈ 1.1–1.4M deliveries/s
 /// (BENCHMARKS.md). A busy socket keeps up to this much capacity, far below the
 /// `OUTBOUND_BUFFER` its queue may already hold.
-const WRITE_BUFFER: usize = 64 * 1024;
+pub(crate) const WRITE_BUFFER: usize = 64 * 1024;
 
 /// The WebSocket endpoint: the whole protocol (PROTOCOL.md) runs over one socket.
 #[utoipa::path(get, path = "/ws", responses((status = 101, description = "switching to the WebSocket protocol"), (status = 403, description = "origin not allowed"), (status = 429, description = "too_many_connections"), (status = 503)), security(()), tag = "websocket")]

@@ -234,9 +234,16 @@ impl futures_util::Sink<Message> for EngineSink {
                     self.0.push(packet);
                 }
             }
-            Message::Close(_) => {
-                // Socket.IO `DISCONNECT`, then Engine.IO `close`.
-                self.0.push("41".to_owned());
+            Message::Close(frame) => {
+                // The server going away is a transport's end, which clients reconnect after
+                // (as when a socket.io server restarts); anything else (account deleted or
+                // disabled, too slow, idle) is Socket.IO's `DISCONNECT`, after which they
+                // do not.
+                let going_away =
+                    frame.is_some_and(|f| f.code == crate::connection::close::GOING_AWAY);
+                if !going_away {
+                    self.0.push("41".to_owned());
+                }
                 self.0.push(packet::CLOSE.to_owned());
             }
             // Engine.IO has its own heartbeat.
