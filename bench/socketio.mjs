@@ -10,6 +10,7 @@
 // b) writers: n clients, each updating its own document in a closed loop.
 // c) watchers: n connections signed in as one user watch its document; 100 updates, 50 ms
 //    apart; latency from the update's emit to each watcher's `change`.
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
 
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
     n: { type: "string" },
     secs: { type: "string", default: "10" },
     transport: { type: "string", default: "websocket" },
+    pid: { type: "string" },
   },
 });
 
@@ -49,6 +51,14 @@ async function signup() {
   s.emit("signup");
   const [username, token] = await next(s, "auth");
   return { s, username, token };
+}
+
+/** The server's CPU time so far in µs (`/proc/PID/stat`, 10 ms ticks), if `--pid` was given. */
+function serverCpuUs() {
+  if (!args.pid) return NaN;
+  const stat = readFileSync(`/proc/${args.pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -123,14 +133,17 @@ async function watchers(n) {
     });
   }
   let version = 0;
+  const cpuBefore = serverCpuUs();
   for (let i = 0; i < 100; i++) {
     sent.set(version + 1, process.hrtime.bigint());
     version = await update(writer, version, { i });
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 2000));
+  const cpu = serverCpuUs() - cpuBefore;
   lat.sort((a, b) => (a < b ? -1 : 1));
   print("watchers", {
+    server_cpu_us_per_delivery: Math.round((cpu / (n * 100)) * 100) / 100,
     watchers: n,
     delivered: lat.length,
     expected: n * 100,

@@ -14,9 +14,9 @@ HEARTH=${HEARTH:-target/release/hearth}
 SEED=client-js/node_modules/personal-backend/index.js
 [ -f "$SEED" ] || (cd client-js && npm ci --no-audit --no-fund --loglevel=error)
 say() { echo "socketio: $*" >&2; }
-run_all() { # run_all LABEL: the three scenarios against whatever listens on PORT
+run_all() { # run_all LABEL PID: the three scenarios against whatever listens on PORT
   local label=$1 url=http://127.0.0.1:$PORT
-  for s in "sequential --n $N" "writers --n 50 --secs $SECS" "watchers --n $WATCHERS"; do
+  for s in "sequential --n $N" "writers --n 50 --secs $SECS" "watchers --n $WATCHERS --pid $2"; do
     say "$label: $s"
     # shellcheck disable=SC2086
     node bench/socketio.mjs --url "$url" --scenario $s | sed "s/^{/{\"label\":\"$label\",/"
@@ -38,7 +38,7 @@ for r in $(seq "$ROUNDS"); do
   (cd "$dir" && PORT=$PORT JWT_SECRET=bench CACHE_SIZE=10000 CACHE_MAX_AGE=900000 MAX_DATA_SIZE_JSON=524288 \
     exec node "$OLDPWD/$SEED") >/dev/null 2>&1 &
   pid=$!
-  wait_port && run_all old
+  wait_port && run_all old "$pid"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$dir"
 
@@ -48,7 +48,7 @@ for r in $(seq "$ROUNDS"); do
   MAX_REQUESTS_PER_SECOND=100000000 MAX_CONNECTIONS_PER_IP=1000000 MAX_CONNECTIONS_PER_USER=1000000 \
     "$HEARTH" >/dev/null 2>&1 &
   pid=$!
-  wait_port && run_all new
+  wait_port && run_all new "$pid"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$dir"
 done

@@ -197,3 +197,33 @@ test("a client that stops answering pings is dropped", async () => {
   assert.equal(poll.status, 400);
   assert.equal((await poll.json()).code, 1);
 });
+
+test("Origin checks, rate limits and metrics apply to socket.io as to /ws", async () => {
+  const guarded = await startServer({ env: { CORS_ORIGINS: "https://app.example", MAX_REQUESTS_PER_SECOND: "5" } });
+  try {
+    const handshake = (origin) =>
+      fetch(`${guarded.httpUrl}/socket.io/?EIO=4&transport=polling`, { headers: origin ? { Origin: origin } : {} });
+    const refused = await handshake("https://evil.example");
+    assert.equal(refused.status, 403);
+    assert.deepEqual(await refused.json(), { code: 4, message: "Forbidden" });
+    assert.equal((await handshake("https://app.example")).status, 200);
+
+    // A burst past MAX_REQUESTS_PER_SECOND (burst: twice that) is refused, as on /ws.
+    const s = io(guarded.httpUrl, { transports: ["websocket"], reconnection: false, forceNew: true });
+    sockets.push(s);
+    await next(s, "connect");
+    const issues = [];
+    s.on("issue", (m) => issues.push(m));
+    for (let i = 0; i < 30; i++) s.emit("fetch");
+    const deadline = Date.now() + 3000;
+    while (!issues.some((m) => /rate/i.test(m)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(issues.some((m) => /rate/i.test(m)), JSON.stringify(issues));
+
+    // Its frames are counted with /ws's.
+    const metrics = await (await fetch(`${guarded.httpUrl}/metrics`)).text();
+    assert.match(metrics, /hearth_frames_in_total\{[^}]*fetch[^}]*\} \d+/);
+    s.close();
+  } finally {
+    await guarded.cleanup();
+  }
+});

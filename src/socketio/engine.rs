@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use axum::extract::ws::Message;
+use axum::extract::ws::{Message, Utf8Bytes};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -208,6 +208,30 @@ impl Engine {
     }
 }
 
+thread_local! {
+    /// The last frame this thread translated, and its packet. A change reaches every watcher
+    /// of a document as the same shared frame (`fanout`), so a thousand watchers cost one
+    /// translation per thread instead of a thousand. Holding the frame keeps its bytes alive,
+    /// so an equal pointer means the same frame.
+    static LAST: std::cell::RefCell<Option<(Utf8Bytes, Option<String>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `outbound`, remembered for the frame last seen on this thread.
+fn translated(frame: Utf8Bytes) -> Option<String> {
+    LAST.with_borrow_mut(|last| {
+        if let Some((seen, packet)) = last.as_ref()
+            && seen.as_str().as_ptr() == frame.as_str().as_ptr()
+            && seen.len() == frame.len()
+        {
+            return packet.clone();
+        }
+        let packet = outbound(frame.as_str());
+        *last = Some((frame, packet.clone()));
+        packet
+    })
+}
+
 /// The session's write half: Hearth frames become the seed's events in the outbox.
 struct EngineSink(Arc<Engine>);
 
@@ -230,7 +254,7 @@ impl futures_util::Sink<Message> for EngineSink {
     fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), Self::Error> {
         match msg {
             Message::Text(text) => {
-                if let Some(packet) = outbound(text.as_str()) {
+                if let Some(packet) = translated(text) {
                     self.0.push(packet);
                 }
             }
