@@ -7,10 +7,9 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { startServer } from "../test/server.js";
+import { launchChromium, startServer } from "../test/server.js";
 
 const ARTIFACTS = fileURLToPath(new URL("../../artifacts/", import.meta.url));
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 let server;
 let browser;
@@ -18,10 +17,7 @@ let browser;
 before(async () => {
   server = await startServer();
   await mkdir(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium(chromium);
 });
 
 after(async () => {

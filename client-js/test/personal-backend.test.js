@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { io } from "socket.io-client";
 
-import { startServer, until } from "./server.js";
+import { nextEvent, startServer, until } from "./server.js";
 
 const BIN = process.env.HEARTH_BIN ?? fileURLToPath(new URL("../../target/debug/hearth", import.meta.url));
 const SEED = fileURLToPath(new URL("../node_modules/personal-backend/index.js", import.meta.url));
@@ -29,15 +29,7 @@ function freePort() {
   });
 }
 
-function next(socket, name, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${name} within ${ms} ms`)), ms);
-    socket.once(name, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
+const next = nextEvent;
 
 async function connected(url) {
   const s = io(url, { reconnection: false, forceNew: true, transports: ["websocket"] });

@@ -73,3 +73,23 @@ export function processState(pid) {
     return "?";
   }
 }
+
+/** The next `name` event's arguments on an event emitter (a socket.io socket); rejects
+ * after `ms`. */
+export function nextEvent(emitter, name, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${name} within ${ms} ms`)), ms);
+    emitter.once(name, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+/** Headless Chromium (Debian's, or $CHROMIUM) as every browser test launches it. */
+export async function launchChromium(chromium) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}

@@ -6,7 +6,7 @@ import { io } from "socket.io-client";
 import WebSocket from "ws";
 
 import { connect } from "../src/index.js";
-import { startServer } from "./server.js";
+import { nextEvent, startServer } from "./server.js";
 
 let server;
 const sockets = [];
@@ -25,16 +25,7 @@ function open(transports) {
   return s;
 }
 
-/** The next `name` event's arguments. */
-function next(socket, name, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${name} within ${ms} ms`)), ms);
-    socket.once(name, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
+const next = nextEvent;
 
 async function signedUp(transports) {
   const s = open(transports);

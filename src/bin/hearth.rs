@@ -118,6 +118,23 @@ enum UserCommand {
     Delete { name: String },
 }
 
+/// Where `command` acts: the running server at `--url` with an admin's `--token`, or the
+/// stopped server's data dir.
+fn target<'a>(
+    command: &str,
+    url: &'a Option<String>,
+    token: &'a Option<String>,
+    config: &'a Config,
+) -> Result<hearth::ops::users::Target<'a>, String> {
+    match (url, token) {
+        (Some(url), Some(token)) => Ok(hearth::ops::users::Target::Server { url, token }),
+        (Some(_), None) => Err(format!(
+            "{command} --url needs --token (or HEARTH_TOKEN), an admin's token"
+        )),
+        (None, _) => Ok(hearth::ops::users::Target::DataDir(config)),
+    }
+}
+
 /// The password to set: stdin's first line, or a generated one that is printed.
 fn password(from_stdin: bool) -> Result<String, String> {
     if from_stdin {
@@ -249,39 +266,20 @@ async fn run_command(command: Command, config: &Config) -> ExitCode {
         }
         Command::Backup { to, url: None, .. } => hearth::ops::backup_offline(config, &to)
             .map(|rows| format!("backup: {rows} rows written to {}", to.display())),
-        Command::User { action, url, token } => match user_action(action) {
-            Err(e) => Err(e),
-            Ok(action) => {
-                let target = match (&url, &token) {
-                    (Some(url), Some(token)) => hearth::ops::users::Target::Server { url, token },
-                    (Some(_), None) => {
-                        eprintln!(
-                            "hearth: user --url needs --token (or HEARTH_TOKEN), an admin's token"
-                        );
-                        return ExitCode::FAILURE;
-                    }
-                    (None, _) => hearth::ops::users::Target::DataDir(config),
-                };
-                hearth::ops::users::run(action, target).await
+        Command::User { action, url, token } => {
+            match (user_action(action), target("user", &url, &token, config)) {
+                (Err(e), _) | (_, Err(e)) => Err(e),
+                (Ok(action), Ok(target)) => hearth::ops::users::run(action, target).await,
             }
-        },
+        }
         Command::Import {
             from: ImportFrom::PersonalBackend { dir },
             url,
             token,
-        } => {
-            let target = match (&url, &token) {
-                (Some(url), Some(token)) => hearth::ops::users::Target::Server { url, token },
-                (Some(_), None) => {
-                    eprintln!(
-                        "hearth: import --url needs --token (or HEARTH_TOKEN), an admin's token"
-                    );
-                    return ExitCode::FAILURE;
-                }
-                (None, _) => hearth::ops::users::Target::DataDir(config),
-            };
-            hearth::ops::import::run(&dir, target).await
-        }
+        } => match target("import", &url, &token, config) {
+            Err(e) => Err(e),
+            Ok(target) => hearth::ops::import::run(&dir, target).await,
+        },
         Command::Recover { accept_loss } => {
             hearth::ops::recover(config, accept_loss).await.map(|()| {
                 format!(
