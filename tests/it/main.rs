@@ -28,6 +28,7 @@ mod protocol;
 mod reaping;
 mod rest;
 mod resume;
+mod socketio;
 mod updates;
 mod users;
 mod wal_damage;
