@@ -12,7 +12,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 
 use super::auth::ClientIp;
 use crate::socketio::Engine;
@@ -248,24 +248,12 @@ async fn upgrade(engine: Arc<Engine>, mut socket: WebSocket) {
 
 /// Packets both ways over a WebSocket until either side ends.
 async fn carry(engine: &Engine, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    engine.attach(sink).await;
     loop {
         let ready = engine.ready.notified();
-        let packets = engine.take();
-        if !packets.is_empty() {
-            for p in packets {
-                if sink.feed(Message::Text(p.into())).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        if engine.closed.is_cancelled() {
-            let _ = sink.close().await;
-            return;
+        if !engine.drain().await || engine.closed.is_cancelled() {
+            break;
         }
         tokio::select! {
             () = ready => {}
@@ -278,9 +266,12 @@ async fn carry(engine: &Engine, socket: WebSocket) {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 _ => {
                     engine.close();
-                    return;
+                    break;
                 }
             },
         }
     }
+    // What the session queued last (its close, say) still goes out.
+    engine.drain().await;
+    engine.detach().await;
 }

@@ -11,12 +11,16 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes};
+use futures_util::SinkExt;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Inbound, inbound, outbound};
 use super::packet::{self, EnginePacket, PacketError, SioPacket};
 use crate::connection::Transport;
+
+/// A WebSocket's write half.
+pub type WsSink = futures_util::stream::SplitSink<axum::extract::ws::WebSocket, Message>;
 
 /// Client events queued for the session before a POST waits: a burst of updates pipelines,
 /// a flood waits for the session to catch up.
@@ -39,6 +43,11 @@ pub struct Engine {
     max_bytes: usize,
     /// Packets were queued, or the connection closed.
     pub ready: Notify,
+    /// The write half of the WebSocket carrying the connection, once there is one. The
+    /// session writes to it itself when it is free, as `/ws`'s sessions and forwarders do
+    /// (`connection::Outbound`): waking the connection's own task for every packet made a
+    /// delivery cost ≈ 2.6× a `/ws` one (BENCHMARKS.md, socket.io).
+    ws: tokio::sync::Mutex<Option<WsSink>>,
     /// Frames for the session; taken (so its stream ends) when the connection closes.
     inbound: Mutex<Option<mpsc::Sender<Message>>>,
     pub closed: CancellationToken,
@@ -61,6 +70,7 @@ impl Engine {
             outbox: Mutex::new(Outbox::default()),
             max_bytes,
             ready: Notify::new(),
+            ws: tokio::sync::Mutex::new(None),
             inbound: Mutex::new(Some(tx)),
             closed: CancellationToken::new(),
             pong: AtomicBool::new(true),
@@ -83,13 +93,58 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a packet for the client.
+    /// Queues a packet for the client, and wakes whichever transport delivers it.
     pub fn push(&self, packet: String) {
+        self.queue(packet);
+        self.ready.notify_one();
+    }
+
+    /// Queues a packet for the session's own flush to deliver.
+    fn queue(&self, packet: String) {
         let mut out = self.outbox();
         out.bytes += packet.len();
         out.packets.push_back(packet);
+    }
+
+    /// The oldest packet waiting.
+    fn pop(&self) -> Option<String> {
+        let mut out = self.outbox();
+        let packet = out.packets.pop_front()?;
+        out.bytes -= packet.len();
+        let waiting = out.waiting.take();
         drop(out);
-        self.ready.notify_one();
+        if let Some(w) = waiting {
+            w.wake();
+        }
+        Some(packet)
+    }
+
+    /// Carries the connection over this WebSocket's write half from now on.
+    pub async fn attach(&self, sink: WsSink) {
+        *self.ws.lock().await = Some(sink);
+    }
+
+    /// Writes every packet waiting to the attached WebSocket. False once it is gone.
+    pub async fn drain(&self) -> bool {
+        let mut ws = self.ws.lock().await;
+        let Some(sink) = ws.as_mut() else {
+            return true;
+        };
+        let mut wrote = false;
+        while let Some(p) = self.pop() {
+            if sink.feed(Message::Text(p.into())).await.is_err() {
+                return false;
+            }
+            wrote = true;
+        }
+        !wrote || sink.flush().await.is_ok()
+    }
+
+    /// Closes and lets go of the attached WebSocket.
+    pub async fn detach(&self) {
+        if let Some(mut sink) = self.ws.lock().await.take() {
+            let _ = sink.close().await;
+        }
     }
 
     /// Every packet waiting, oldest first; the session may queue more.
@@ -255,7 +310,7 @@ impl futures_util::Sink<Message> for EngineSink {
         match msg {
             Message::Text(text) => {
                 if let Some(packet) = translated(text) {
-                    self.0.push(packet);
+                    self.0.queue(packet);
                 }
             }
             Message::Close(frame) => {
@@ -266,9 +321,9 @@ impl futures_util::Sink<Message> for EngineSink {
                 let going_away =
                     frame.is_some_and(|f| f.code == crate::connection::close::GOING_AWAY);
                 if !going_away {
-                    self.0.push("41".to_owned());
+                    self.0.queue("41".to_owned());
                 }
-                self.0.push(packet::CLOSE.to_owned());
+                self.0.queue(packet::CLOSE.to_owned());
             }
             // Engine.IO has its own heartbeat.
             _ => {}
@@ -276,8 +331,28 @@ impl futures_util::Sink<Message> for EngineSink {
         Ok(())
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    /// Writes what is queued to the WebSocket when one is attached and free; otherwise wakes
+    /// the transport that delivers it (a long-poll, or the WebSocket's task, which holds it).
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let engine = &self.0;
+        let Ok(mut ws) = engine.ws.try_lock() else {
+            engine.ready.notify_one();
+            return Poll::Ready(Ok(()));
+        };
+        let Some(sink) = ws.as_mut() else {
+            engine.ready.notify_one();
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            match sink.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+            let Some(p) = engine.pop() else { break };
+            sink.start_send_unpin(Message::Text(p.into()))?;
+        }
+        sink.poll_flush_unpin(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
