@@ -180,6 +180,19 @@ test("Engine.IO refuses what it does not speak", async () => {
   assert.equal(r.status, 400);
 });
 
+test("a client that sends and never reads is closed, not buffered without end", async () => {
+  const r = await fetch(`${server.httpUrl}/socket.io/?EIO=4&transport=polling`);
+  const { sid } = JSON.parse((await r.text()).slice(1));
+  const url = `${server.httpUrl}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+  // Pings answered with pongs nobody collects: 300k per body, well past OUTBOUND_BUFFER.
+  const body = Array(300_000).fill("2").join("\x1e");
+  let refused = false;
+  for (let i = 0; i < 20 && !refused; i++) refused = (await fetch(url, { method: "POST", body })).status === 400;
+  assert.ok(refused, "the connection was closed");
+  const poll = await fetch(url);
+  assert.equal(poll.status, 400);
+});
+
 test("a client that stops answering pings is dropped", async () => {
   const r = await fetch(`${server.httpUrl}/socket.io/?EIO=4&transport=polling`);
   const { sid } = JSON.parse((await r.text()).slice(1));

@@ -19,6 +19,12 @@ use super::events::{Inbound, inbound, outbound};
 use super::packet::{self, EnginePacket, PacketError, SioPacket};
 use crate::connection::Transport;
 
+/// What a queued packet holds in memory, for the outbox's bound: its bytes and about what
+/// a `String` and its slot cost besides (a flood of one-byte pongs is not free).
+fn cost(packet: &str) -> usize {
+    packet.len() + 48
+}
+
 /// A WebSocket's write half.
 pub type WsSink = futures_util::stream::SplitSink<axum::extract::ws::WebSocket, Message>;
 
@@ -93,8 +99,16 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a packet for the client, and wakes whichever transport delivers it.
+    /// Queues a packet for the client, and wakes whichever transport delivers it. Packets
+    /// the client causes without the session (pongs to its pings, answers to unknown events)
+    /// are bounded too: a client that sends them and never polls is closed once twice
+    /// `OUTBOUND_BUFFER` waits, rather than growing the outbox without end.
     pub fn push(&self, packet: String) {
+        if self.outbox().bytes > self.max_bytes.saturating_mul(2) {
+            tracing::debug!(sid = %self.sid, "socket.io client does not read: closed");
+            self.close();
+            return;
+        }
         self.queue(packet);
         self.ready.notify_one();
     }
@@ -102,7 +116,7 @@ impl Engine {
     /// Queues a packet for the session's own flush to deliver.
     fn queue(&self, packet: String) {
         let mut out = self.outbox();
-        out.bytes += packet.len();
+        out.bytes += cost(&packet);
         out.packets.push_back(packet);
     }
 
@@ -110,7 +124,7 @@ impl Engine {
     fn pop(&self) -> Option<String> {
         let mut out = self.outbox();
         let packet = out.packets.pop_front()?;
-        out.bytes -= packet.len();
+        out.bytes -= cost(&packet);
         let waiting = out.waiting.take();
         drop(out);
         if let Some(w) = waiting {
