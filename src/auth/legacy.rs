@@ -55,8 +55,8 @@ impl Legacy {
             Ok(_) => return None,
             Err(_) => payload,
         };
-        let digest = Sha256::digest(token.as_bytes());
-        let sid = format!("{SID_PREFIX}{}", hex(&digest[..12]));
+        let digest = format!("{:x}", Sha256::digest(token.as_bytes()));
+        let sid = format!("{SID_PREFIX}{}", &digest[..24]);
         Some(Claims {
             sub,
             sid,
@@ -70,10 +70,6 @@ impl Legacy {
 /// Whether a session came from a legacy token (`auth` then issues an ordinary one).
 pub fn is_legacy(claims: &Claims) -> bool {
     claims.sid.starts_with(SID_PREFIX)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
