@@ -176,8 +176,10 @@ test("Engine.IO refuses what it does not speak", async () => {
   assert.equal(open.pingInterval, 1000);
   const post = await fetch(`${server.httpUrl}/socket.io/?EIO=4&transport=polling&sid=${open.sid}`, { method: "POST", body: "x" });
   assert.equal(post.status, 400);
+  // Gone: refused, or (while it is being taken down) answered with Engine.IO's `close`.
   r = await get(`EIO=4&transport=polling&sid=${open.sid}`);
-  assert.equal(r.status, 400);
+  const body = await r.text();
+  assert.ok(r.status === 400 || (r.status === 200 && body === "1"), `${r.status} ${body}`);
 });
 
 test("a client that sends and never reads is closed, not buffered without end", async () => {
