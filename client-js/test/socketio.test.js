@@ -182,6 +182,23 @@ test("Engine.IO refuses what it does not speak", async () => {
   assert.ok(r.status === 400 || (r.status === 200 && body === "1"), `${r.status} ${body}`);
 });
 
+test("an aborted poll does not make the next one a second poll", async () => {
+  const r = await fetch(`${server.httpUrl}/socket.io/?EIO=4&transport=polling`);
+  const { sid } = JSON.parse((await r.text()).slice(1));
+  const url = `${server.httpUrl}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+  const abort = new AbortController();
+  const first = fetch(url, { signal: abort.signal }).catch(() => null);
+  await new Promise((res) => setTimeout(res, 100));
+  abort.abort();
+  await first;
+  await new Promise((res) => setTimeout(res, 100));
+  // Join the namespace so the next poll has an answer waiting.
+  assert.equal((await fetch(url, { method: "POST", body: "40" })).status, 200);
+  const next = await fetch(url);
+  assert.equal(next.status, 200);
+  assert.match(await next.text(), /^40\{"sid"/);
+});
+
 test("a client that sends and never reads is closed, not buffered without end", async () => {
   const r = await fetch(`${server.httpUrl}/socket.io/?EIO=4&transport=polling`);
   const { sid } = JSON.parse((await r.text()).slice(1));

@@ -131,6 +131,15 @@ pub async fn poll(
         engine.close();
         return refuse(3, "Bad request");
     }
+    /// Ends the poll however this handler ends: an aborted request drops it mid-wait, and
+    /// a flag left set would refuse the client's next poll as a second one.
+    struct Polling<'a>(&'a Engine);
+    impl Drop for Polling<'_> {
+        fn drop(&mut self) {
+            self.0.polling.store(false, Ordering::SeqCst);
+        }
+    }
+    let _polling = Polling(&engine);
     let packets = loop {
         let ready = engine.ready.notified();
         let packets = engine.take();
@@ -142,7 +151,6 @@ pub async fn poll(
         }
         ready.await;
     };
-    engine.polling.store(false, Ordering::SeqCst);
     text(packets.join(&SEPARATOR.to_string()))
 }
 

@@ -121,7 +121,10 @@ struct Frame<'a> {
     version: Option<u64>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
-    message: Option<&'a str>,
+    /// Owned when it has escapes (a quote in a message): a borrowed `&str` would fail to
+    /// parse, and the error would never reach the client.
+    #[serde(borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
     code: Option<&'a str>,
 }
 
@@ -149,7 +152,7 @@ pub fn outbound(text: &str) -> Option<String> {
             };
             Some(issue(
                 on,
-                seed_message(f.code?, f.message.unwrap_or_default()),
+                seed_message(f.code?, f.message.as_deref().unwrap_or_default()),
             ))
         }
         _ => None,
@@ -261,6 +264,12 @@ mod tests {
             out(json!({"type": "error", "code": "too_large", "message": "document too large"}))
                 .unwrap(),
             r#"42["issue","document too large"]"#
+        );
+        // A message with escapes still reaches the client.
+        assert_eq!(
+            out(json!({"type": "error", "code": "bad_request", "message": "a \"quoted\" name"}))
+                .unwrap(),
+            r#"42["issue","a \"quoted\" name"]"#
         );
         assert_eq!(
             out(json!({"type": "shared", "owner": "a", "role": "read"})),
