@@ -94,6 +94,7 @@ async fn leave_access_lists(store: &Store, name: &str) -> Result<usize, Error> {
                 edit: None,
                 collaborators: without(&meta.collaborators),
                 readers: without(&meta.readers),
+                op_id: None,
             };
             if update.collaborators.is_none() && update.readers.is_none() {
                 continue;

@@ -123,6 +123,9 @@ impl From<StoreError> for Error {
             StoreError::AlreadyExists => Error::AlreadyExists,
             StoreError::AccountFull { quota } => Error::AccountFull { quota },
             StoreError::TooManyDocuments { limit } => Error::TooManyDocuments { limit },
+            // Only updates with an `opId` get this, and each surface that takes one answers
+            // it as a success itself; anywhere else, the version it names is the news.
+            StoreError::AlreadyApplied { version } => Error::VersionMismatch { current: version },
             StoreError::Unavailable(cause) => {
                 tracing::error!(%cause, "store unavailable");
                 Error::Unavailable

@@ -67,6 +67,7 @@ pub fn patch(data: &[u8]) {
         edit: Some(edit),
         collaborators: None,
         readers: None,
+        op_id: None,
     };
     if let Ok(applied) = apply(&doc, &update, &LIMITS, "t1") {
         let replayed = replay(&doc, &applied.entry);

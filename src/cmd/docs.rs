@@ -73,6 +73,7 @@ impl Create {
             edit: None,
             collaborators: Some(collaborators.clone()),
             readers: Some(readers.clone()),
+            op_id: None,
         };
         known_accounts(&cx.state.store, &probe).await?;
         let doc = cx

@@ -23,6 +23,10 @@ pub struct UpdateCmd {
     data: UpdateData,
     #[serde(default)]
     patch: PatchMode,
+    /// The client's id for this operation: a retry of one that committed is answered with
+    /// the version it made, not applied again (`store/ops.rs`).
+    #[serde(rename = "opId")]
+    op_id: Option<String>,
 }
 
 /// Extra fields (`username`, `createdAt`, ...) are ignored here on purpose: clients often send
@@ -89,16 +93,12 @@ impl UpdateCmd {
             let store = cx.state.store.clone();
             let reply = async move {
                 known_accounts(&store, &update).await?;
-                let committed = store.commit(update).await?;
-                Ok(version_reply(&target, &committed))
+                version_reply(&target, store.commit(update).await)
             };
             return Ok((false, reply.boxed()));
         }
         let (queued, outcome) = cx.state.store.submit(update);
-        let reply = async move {
-            let committed = outcome.await?;
-            Ok(version_reply(&target, &committed))
-        };
+        let reply = async move { version_reply(&target, outcome.await) };
         Ok((queued, reply.boxed()))
     }
 
@@ -115,6 +115,9 @@ impl UpdateCmd {
             .userdata
             .map(|u| edit(self.patch, u))
             .transpose()?;
+        if let Some(op_id) = &self.op_id {
+            crate::store::ops::validate(op_id).map_err(Error::BadRequest)?;
+        }
         let collaborators = access_list("collaborators", self.data.metadata.collaborators)?;
         let readers = access_list("readers", self.data.metadata.readers)?;
         if edit.is_none() && collaborators.is_none() && readers.is_none() {
@@ -129,17 +132,28 @@ impl UpdateCmd {
             edit,
             collaborators,
             readers,
+            op_id: self.op_id,
         })
     }
 }
 
-fn version_reply(target: &str, committed: &crate::store::Committed) -> Reply {
+/// The `version` reply: the version committed, or the one a retried operation made the
+/// first time (answered exactly as then).
+fn version_reply(
+    target: &str,
+    outcome: Result<std::sync::Arc<crate::store::Committed>, crate::store::StoreError>,
+) -> Result<Reply, Error> {
+    let version = match outcome {
+        Ok(committed) => committed.doc.version(),
+        Err(crate::store::StoreError::AlreadyApplied { version }) => version,
+        Err(e) => return Err(e.into()),
+    };
     let (username, name) = crate::frame::split_key(target);
-    Reply::Version {
+    Ok(Reply::Version {
         username,
         name,
-        version: committed.doc.version(),
-    }
+        version,
+    })
 }
 
 /// An update's reply, once its commit is done.

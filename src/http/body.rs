@@ -57,6 +57,21 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
     })
 }
 
+/// The `Idempotency-Key` header: the write's operation id (`store/ops.rs`), so a client that
+/// lost the answer may send the write again and have it applied once.
+///
+/// # Errors
+/// `bad_request` for a key that is not an operation id.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("").trim();
+    crate::store::ops::validate(key)
+        .map_err(|why| ApiError(Error::BadRequest(format!("Idempotency-Key: {why}"))))?;
+    Ok(Some(key.to_owned()))
+}
+
 /// `"<version>"`, the ETag of a document version.
 pub fn etag(version: Version) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))

@@ -129,7 +129,7 @@ pub(super) async fn write(
             crate::error::check_depth(value, state.limits.max_depth)?;
         }
     }
-    let committed = state
+    let outcome = state
         .store
         .commit(Update {
             target: user.to_owned(),
@@ -138,15 +138,39 @@ pub(super) async fn write(
             edit: Some(Edit::Paths(edits)),
             collaborators: None,
             readers: None,
+            op_id: body::idempotency_key(headers)?,
         })
-        .await?;
-    let version = committed.doc.version();
-    let status = if committed.created {
-        created_status
-    } else {
-        StatusCode::OK
+        .await;
+    written(user, outcome, created_status)
+}
+
+/// How REST answers a write to `key`: `{username, version}` with the version as ETag, and
+/// `created_status` when a path edit created its key. A retry of a write that committed
+/// (same `Idempotency-Key`) gets the version it made, 200 and `Idempotent-Replayed: true`.
+///
+/// # Errors
+/// The store's refusal.
+pub(super) fn written(
+    key: &str,
+    outcome: Result<Arc<crate::store::Committed>, crate::store::StoreError>,
+    created_status: StatusCode,
+) -> Result<Response, ApiError> {
+    let (version, status, replayed) = match outcome {
+        Ok(c) if c.created => (c.doc.version(), created_status, false),
+        Ok(c) => (c.doc.version(), StatusCode::OK, false),
+        Err(crate::store::StoreError::AlreadyApplied { version }) => {
+            (version, StatusCode::OK, true)
+        }
+        Err(e) => return Err(e.into()),
     };
-    Ok(with_etag(version, status, &doc_ref(user, version)))
+    let mut response = with_etag(version, status, &doc_ref(key, version));
+    if replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
 }
 
 /// `{username, version}`, with `name` for a named document: what REST writes answer.
@@ -210,7 +234,7 @@ pub async fn put_data(
 }
 
 /// Applies a JSON merge patch (RFC 7386) at a key path.
-#[utoipa::path(patch, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(patch, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = Value, responses((status = 200), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "data")]
 pub async fn patch_data(
     State(state): State<AppState>,
@@ -234,7 +258,7 @@ pub async fn patch_data(
 
 /// Removes the value at a key path (404 `not_found` when absent; the empty path clears
 /// `userdata`).
-#[utoipa::path(delete, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(delete, path = "/v1/users/{user}/data/{path}", params(("user" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     responses((status = 200), (status = 403), (status = 404), (status = 412)), tag = "data")]
 pub async fn delete_data(
     State(state): State<AppState>,
@@ -268,7 +292,7 @@ pub struct BatchOp {
 }
 
 /// Applies every operation or none, as one version.
-#[utoipa::path(post, path = "/v1/users/{user}/batch", params(("user" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(post, path = "/v1/users/{user}/batch", params(("user" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = Vec<BatchOp>, responses((status = 200), (status = 400), (status = 403), (status = 404), (status = 412)), tag = "data")]
 pub async fn batch(
     State(state): State<AppState>,

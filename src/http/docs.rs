@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::body::{self, if_match};
-use super::data::{DataPath, doc_ref, with_etag};
+use super::data::{DataPath, doc_ref, with_etag, written};
 use super::error::ApiError;
 use crate::cmd::docs::{MAX_LIST_PAGE, documents_page, shared_page};
 use crate::error::Error;
@@ -89,7 +89,7 @@ pub async fn get_doc(
 
 /// Creates the named document with this `userdata` (201; owner only), or replaces the
 /// `userdata` of the one there (200; anyone who may write it, `If-Match` honoured).
-#[utoipa::path(put, path = "/v1/users/{user}/docs/{name}", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(put, path = "/v1/users/{user}/docs/{name}", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = Value, responses((status = 200), (status = 201), (status = 400), (status = 403), (status = 404), (status = 409, description = "too_many_documents"), (status = 412), (status = 413)), tag = "documents")]
 pub async fn put_doc(
     State(state): State<AppState>,
@@ -130,7 +130,7 @@ pub async fn put_doc(
             Err(e) => return Err(e.into()),
         }
     }
-    let committed = state
+    let outcome = state
         .store
         .commit(Update {
             target: key.clone(),
@@ -139,10 +139,10 @@ pub async fn put_doc(
             edit: Some(Edit::Replace(userdata)),
             collaborators: None,
             readers: None,
+            op_id: body::idempotency_key(&headers)?,
         })
-        .await?;
-    let version = committed.doc.version();
-    Ok(with_etag(version, StatusCode::OK, &doc_ref(&key, version)))
+        .await;
+    written(&key, outcome, StatusCode::OK)
 }
 
 /// Deletes a named document and its change log (owner only). Its watchers are told.

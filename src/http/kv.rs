@@ -112,6 +112,7 @@ fn paths_update(claims: &Claims, doc_key: String, edits: Vec<PathEdit>) -> Updat
         edit: Some(Edit::Paths(edits)),
         collaborators: None,
         readers: None,
+        op_id: None,
     }
 }
 

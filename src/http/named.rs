@@ -33,7 +33,7 @@ pub async fn get_root(
 }
 
 /// Replaces a named document's `userdata`.
-#[utoipa::path(put, path = "/v1/users/{user}/docs/{name}/data", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(put, path = "/v1/users/{user}/docs/{name}/data", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = serde_json::Value, responses((status = 200), (status = 400), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "documents")]
 pub async fn put_root(
     s: State<AppState>,
@@ -46,7 +46,7 @@ pub async fn put_root(
 }
 
 /// Merge-patches a named document's `userdata`.
-#[utoipa::path(patch, path = "/v1/users/{user}/docs/{name}/data", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(patch, path = "/v1/users/{user}/docs/{name}/data", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = serde_json::Value, responses((status = 200), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "documents")]
 pub async fn patch_root(
     s: State<AppState>,
@@ -59,7 +59,7 @@ pub async fn patch_root(
 }
 
 /// Clears a named document's `userdata`.
-#[utoipa::path(delete, path = "/v1/users/{user}/docs/{name}/data", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(delete, path = "/v1/users/{user}/docs/{name}/data", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     responses((status = 200), (status = 403), (status = 404), (status = 412)), tag = "documents")]
 pub async fn delete_root(
     s: State<AppState>,
@@ -82,7 +82,7 @@ pub async fn get_data(
 }
 
 /// Sets the value at a key path of a named document.
-#[utoipa::path(put, path = "/v1/users/{user}/docs/{name}/data/{path}", params(("user" = String, Path), ("name" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(put, path = "/v1/users/{user}/docs/{name}/data/{path}", params(("user" = String, Path), ("name" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = serde_json::Value, responses((status = 200), (status = 201), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "documents")]
 pub async fn put_data(
     s: State<AppState>,
@@ -95,7 +95,7 @@ pub async fn put_data(
 }
 
 /// Merge-patches at a key path of a named document.
-#[utoipa::path(patch, path = "/v1/users/{user}/docs/{name}/data/{path}", params(("user" = String, Path), ("name" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(patch, path = "/v1/users/{user}/docs/{name}/data/{path}", params(("user" = String, Path), ("name" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = serde_json::Value, responses((status = 200), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "documents")]
 pub async fn patch_data(
     s: State<AppState>,
@@ -108,7 +108,7 @@ pub async fn patch_data(
 }
 
 /// Removes the value at a key path of a named document.
-#[utoipa::path(delete, path = "/v1/users/{user}/docs/{name}/data/{path}", params(("user" = String, Path), ("name" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(delete, path = "/v1/users/{user}/docs/{name}/data/{path}", params(("user" = String, Path), ("name" = String, Path), ("path" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     responses((status = 200), (status = 403), (status = 404), (status = 412)), tag = "documents")]
 pub async fn delete_data(
     s: State<AppState>,
@@ -144,7 +144,7 @@ pub async fn keys(
 }
 
 /// Applies every operation or none to a named document, as one version.
-#[utoipa::path(post, path = "/v1/users/{user}/docs/{name}/batch", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(post, path = "/v1/users/{user}/docs/{name}/batch", params(("user" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = Vec<data::BatchOp>, responses((status = 200), (status = 400), (status = 403), (status = 404), (status = 412)), tag = "documents")]
 pub async fn batch(
     s: State<AppState>,

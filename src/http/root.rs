@@ -14,7 +14,7 @@ use super::error::ApiError;
 use crate::state::AppState;
 
 /// Replaces the whole `userdata` (a JSON object).
-#[utoipa::path(put, path = "/v1/users/{user}/data", params(("user" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(put, path = "/v1/users/{user}/data", params(("user" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = serde_json::Value, responses((status = 200), (status = 400), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "data")]
 pub async fn put(
     state: State<AppState>,
@@ -27,7 +27,7 @@ pub async fn put(
 }
 
 /// Merge-patches the whole `userdata` (RFC 7386).
-#[utoipa::path(patch, path = "/v1/users/{user}/data", params(("user" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(patch, path = "/v1/users/{user}/data", params(("user" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     request_body = serde_json::Value, responses((status = 200), (status = 403), (status = 404), (status = 412), (status = 413)), tag = "data")]
 pub async fn patch(
     state: State<AppState>,
@@ -40,7 +40,7 @@ pub async fn patch(
 }
 
 /// Clears `userdata`.
-#[utoipa::path(delete, path = "/v1/users/{user}/data", params(("user" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(delete, path = "/v1/users/{user}/data", params(("user" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header, description = "an operation id: a retry of a write that committed is answered with its version, not applied again")),
     responses((status = 200), (status = 403), (status = 404), (status = 412)), tag = "data")]
 pub async fn delete(
     state: State<AppState>,

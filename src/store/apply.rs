@@ -126,6 +126,7 @@ pub fn apply_to(
         at: now.to_owned(),
         by: update.by.clone(),
         op,
+        op_id: update.op_id.clone(),
     };
     let entry_json = serde_json::to_vec(&entry).map_err(StoreError::unavailable)?;
     let mut doc = Document {
@@ -312,6 +313,7 @@ mod tests {
             edit,
             collaborators: None,
             readers: None,
+            op_id: None,
         }
     }
 

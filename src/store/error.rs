@@ -35,6 +35,11 @@ pub enum StoreError {
     /// The account holds `limit` named documents already (`MAX_DOCUMENTS_PER_ACCOUNT`).
     #[error("the account holds its limit of {limit} documents")]
     TooManyDocuments { limit: usize },
+    /// The update's `opId` is already in the document's change log: it committed as
+    /// `version` (a retry). Not a failure: each surface answers it as it answered the
+    /// original (`store/ops.rs`).
+    #[error("already applied as version {version}")]
+    AlreadyApplied { version: u64 },
     /// Storage failed or is shutting down. The cause is logged, never sent to clients.
     #[error("store unavailable: {0}")]
     Unavailable(String),

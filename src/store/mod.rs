@@ -16,6 +16,7 @@ mod history;
 mod listed;
 pub mod mentions;
 pub mod model;
+pub mod ops;
 pub mod paths;
 pub mod postgres;
 mod records;

@@ -276,6 +276,10 @@ pub struct Update {
     pub edit: Option<Edit>,
     pub collaborators: Option<Vec<String>>,
     pub readers: Option<Vec<String>>,
+    /// The client's id for this operation (`opId`, an `Idempotency-Key`): kept in the log
+    /// entry, so a retry of an update that committed is answered with the version it made
+    /// instead of being applied twice (`store/ops.rs`).
+    pub op_id: Option<String>,
 }
 
 /// What a committed version did, as kept in the change log and sent to clients that apply
@@ -297,11 +301,16 @@ pub struct Op {
 
 /// One row of the change log: `(username, version) → LogEntry`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     pub version: Version,
     pub at: String,
     pub by: String,
     pub op: Op,
+    /// The update's `opId`, if it carried one (after `op`: entries without one are stored
+    /// and sent exactly as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_id: Option<String>,
 }
 
 /// An account. The document lives apart so reads of data never touch password hashes.

@@ -23,6 +23,7 @@ pub fn merged(doc: &Document, patch: &Value) -> Arc<Committed> {
         edit: Some(Edit::Merge(patch.as_object().cloned().unwrap_or_default())),
         collaborators: None,
         readers: None,
+        op_id: None,
     };
     let applied = apply(doc, &update, &LIMITS, "t").expect("applies");
     Arc::new(Committed {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{
     Client, TestServer, assert_error, database_url, fresh_schema, http, http_get, spawn_hearth,
@@ -390,4 +390,35 @@ async fn named_documents_share_and_delete_across_nodes() {
             .await,
         "unauthorized",
     );
+}
+
+/// An operation committed through one node and retried through another (its client moved
+/// there after losing the answer) is answered with its first version and applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_through_another_node_is_applied_once() {
+    let Some(nodes) = TestServer::cluster(2, |_| {}).await else {
+        return;
+    };
+    let (_ann, token) = nodes[0].named_user("ann").await;
+    let update = json!({"type": "update", "opId": "moved-1", "patch": "merge",
+        "data": {"metadata": {"version": 0}, "userdata": {"n": 1}}});
+    let mut first = authed(&nodes[0], &token).await;
+    assert_eq!(first.request(update.clone()).await["version"], 1);
+    let mut second = authed(&nodes[1], &token).await;
+    let r = second.request(update).await;
+    assert_eq!(
+        (r["type"].as_str(), r["version"].as_u64()),
+        (Some("version"), Some(1)),
+        "{r}"
+    );
+    let url = format!("http://{}/v1/users/ann/changes?from=1", nodes[1].addr);
+    let (status, body) = http_get(&url, &token).await;
+    assert_eq!(status, 200, "{body}");
+    let ops: Vec<&Value> = body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["opId"])
+        .collect();
+    assert_eq!(ops, vec![&json!("moved-1")], "{body}");
 }

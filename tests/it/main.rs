@@ -18,6 +18,7 @@ mod faults;
 mod faults_bounded;
 mod holes;
 mod hostile;
+mod idempotent;
 mod import;
 mod kv;
 mod legacy;

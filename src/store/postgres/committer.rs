@@ -16,6 +16,7 @@ use crate::store::backend::Committed;
 use crate::store::commits::Commits;
 use crate::store::error::StoreError;
 use crate::store::model::{Document, LogEntry, ShareChange, Update, Version, share_changes};
+use crate::store::ops::committed_as;
 use crate::sys::now_rfc3339;
 
 /// Updates waiting beyond this make callers wait (backpressure).
@@ -114,7 +115,7 @@ impl Committer {
         let mut outcomes = Vec::with_capacity(jobs.len());
         // Per document: the newest version and its serialized body (what the row becomes).
         let mut rows: HashMap<&str, (Version, String)> = HashMap::new();
-        let (mut log_names, mut log_versions, mut log_entries) =
+        let (mut log_names, mut log_versions, mut log_entries): (Vec<String>, _, Vec<String>) =
             (Vec::new(), Vec::new(), Vec::new());
         let mut trims = Vec::new();
         // Documents whose lists an update set (their `shares` rows are rewritten from the
@@ -127,6 +128,23 @@ impl Committer {
                 outcomes.push(Err(StoreError::Unauthorized));
                 continue;
             };
+            if let Some((op_id, after)) = crate::store::ops::lookup(update, &current) {
+                // This batch's entries first, then the log as committed (the row lock above
+                // waited for any other node's commit of this document).
+                let mut found = None;
+                for (name, entry) in log_names.iter().zip(&log_entries) {
+                    if *name == update.target && found.is_none() {
+                        found = committed_as(entry.as_bytes(), &update.by, op_id)?;
+                    }
+                }
+                if found.is_none() {
+                    found = committed_op(&tx, s, update, op_id, after).await?;
+                }
+                if let Some(version) = found {
+                    outcomes.push(Err(StoreError::AlreadyApplied { version }));
+                    continue;
+                }
+            }
             // As in the redb writer: a panic in pure update logic fails this update only.
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 apply(&current, update, &self.limits, &now)
@@ -229,6 +247,34 @@ impl Committer {
         tx.commit().await.map_err(pg)?;
         Ok(outcomes)
     }
+}
+
+/// The version `update.by`'s operation `op_id` made on `update.target` after `after`, from
+/// the committed log (`store/ops.rs`).
+async fn committed_op(
+    tx: &Transaction<'_>,
+    s: &str,
+    update: &Update,
+    op_id: &str,
+    after: Version,
+) -> Result<Option<Version>, StoreError> {
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT entry FROM {s}.changelog
+             WHERE username = $1 AND version > $2 AND strpos(entry, $3) > 0 ORDER BY version"
+        ))
+        .await
+        .map_err(pg)?;
+    let rows = tx
+        .query(&stmt, &[&update.target, &int(after), &op_id])
+        .await
+        .map_err(pg)?;
+    for row in rows {
+        if let Some(version) = committed_as(row.get::<_, &str>(0).as_bytes(), &update.by, op_id)? {
+            return Ok(Some(version));
+        }
+    }
+    Ok(None)
 }
 
 /// Folds entries older than the newest `retain` into the base snapshot, inside the

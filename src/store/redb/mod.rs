@@ -20,6 +20,7 @@ mod publish;
 mod queue;
 mod reads;
 mod recovery;
+mod retries;
 mod schema;
 mod sharing;
 mod tables;

@@ -55,7 +55,7 @@ fn write_txn(txn: Option<&redb::WriteTransaction>) -> Result<&redb::WriteTransac
 }
 
 /// `slot`'s table, opened in `txn` on first use.
-fn open<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+pub(super) fn open<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
     txn: Option<&'t redb::WriteTransaction>,
     slot: &'s mut Option<Table<'t, K, V>>,
     table: redb::TableDefinition<'static, K, V>,
@@ -85,6 +85,12 @@ impl<'t> Tables<'t> {
                 let Some(current) = self.current(&update.target)? else {
                     return Ok(Err(StoreError::Unauthorized));
                 };
+                if let Some((op_id, after)) = crate::store::ops::lookup(update, &current) {
+                    let by = &update.by;
+                    if let Some(version) = self.committed_op(&update.target, by, op_id, after)? {
+                        return Ok(Err(StoreError::AlreadyApplied { version }));
+                    }
+                }
                 // `apply` is pure and writes nothing, so if a bug in it (or in a patch library)
                 // panics, only this update fails: the writer thread, and every other writer's
                 // update, must survive any input.
