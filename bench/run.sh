@@ -72,6 +72,8 @@ for r in $(seq "$RUNS"); do
   start >/dev/null
   run "a) sequential, 2000 updates" --scenario sequential --n 2000
   run "b) 50 writers, ${SECS} s" --scenario writers --n 50 --secs "$SECS"
+  # The same with an `opId` on every update, as client-js's outbox sends them.
+  run "b) 50 writers, each update with an opId" --scenario writers --n 50 --secs "$SECS" --op-ids
   # The disk alone, in the server's data directory: a 4 KiB O_DIRECT write + fdatasync every
   # 50 ms, what each of c)'s acks asks of it, with no server in the way (bench/src/disk.rs).
   run "c) the disk alone, 200 quiet commits" --scenario disk --n 200 --dir "$DATA"

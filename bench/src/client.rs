@@ -25,6 +25,8 @@ pub struct Conn {
     next_id: u64,
     /// The document updates go to (`owner/name`); `None`: the account's default document.
     pub target: Option<String>,
+    /// Each update carries an `opId` (`op-<request id>`), as an offline-capable client's do.
+    pub op_ids: bool,
 }
 
 impl Conn {
@@ -36,6 +38,7 @@ impl Conn {
             ws,
             next_id: 1,
             target: None,
+            op_ids: false,
         }
     }
 
@@ -59,6 +62,7 @@ impl Conn {
             ws,
             next_id: 1,
             target: None,
+            op_ids: false,
         })
     }
 
@@ -88,12 +92,17 @@ impl Conn {
     pub async fn send_update(&mut self, version: u64, patch: Value) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        let op = if self.op_ids {
+            format!(r#""opId":"op-{id}","#)
+        } else {
+            String::new()
+        };
         let frame = match &self.target {
             None => format!(
-                r#"{{"id":{id},"type":"update","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
+                r#"{{"id":{id},"type":"update",{op}"patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
             ),
             Some(target) => format!(
-                r#"{{"id":{id},"type":"update","target":"{target}","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
+                r#"{{"id":{id},"type":"update",{op}"target":"{target}","patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
             ),
         };
         self.ws.send(Message::text(frame)).await.expect("send");

@@ -74,6 +74,9 @@ struct Args {
     /// writer updates, and the watchers watch, a named document.
     #[arg(long)]
     named: bool,
+    /// For `writers`: every update carries an `opId` (issue 30's cost of exactly-once).
+    #[arg(long)]
+    op_ids: bool,
     /// For `list`: accounts besides the measured one, with 100 named documents each.
     #[arg(long, default_value_t = 0)]
     accounts: usize,
@@ -124,7 +127,14 @@ async fn main() {
                 .expect("sequential scenario")
         }
         Scenario::Writers => {
-            scenarios::writers(&args.addr, args.n.unwrap_or(50), args.secs, args.named).await
+            scenarios::writers(
+                &args.addr,
+                args.n.unwrap_or(50),
+                args.secs,
+                args.named,
+                args.op_ids,
+            )
+            .await
         }
         Scenario::List => {
             listing::list(

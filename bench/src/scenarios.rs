@@ -77,13 +77,14 @@ pub async fn sequential(addr: &str, n: usize) -> Metrics {
 
 /// `addr` may list several nodes (`a,b`): clients are spread over them in turn. With
 /// `named`, each writes to a named document of its own instead of its default one.
-pub async fn writers(addr: &str, n: usize, secs: u64, named: bool) -> Metrics {
+pub async fn writers(addr: &str, n: usize, secs: u64, named: bool, op_ids: bool) -> Metrics {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let nodes: Vec<&str> = addr.split(',').collect();
     let tasks = (0..n).map(|i| {
         let url = url(nodes[i % nodes.len()]);
         tokio::spawn(async move {
             let (mut c, name, _) = Conn::signup(&url).await;
+            c.op_ids = op_ids;
             if named {
                 let r = c.request(json!({"type": "create", "name": "bench"})).await;
                 assert_eq!(r["version"], 0, "{r}");

@@ -4,20 +4,12 @@
 // jitter, re-authentication, and watches that resume from the last version they delivered
 // (the server replays what was missed), so an app sees no gap and no duplicate.
 
-/** An error from the server (`code` as in PROTOCOL.md) or from the client itself
- * (`timeout`, `disconnected`, `closed`, `conflict`). */
-export class HearthError extends Error {
-  constructor(code, message, extra = {}) {
-    super(message);
-    this.name = "HearthError";
-    this.code = code;
-    if (extra.version !== undefined) this.version = extra.version;
-    if (extra.target !== undefined) this.target = extra.target;
-    if (extra.detail !== undefined) this.detail = extra.detail;
-    if (extra.retryAfter !== undefined) this.retryAfter = extra.retryAfter;
-    if (extra.users !== undefined) this.users = extra.users;
-  }
-}
+import { HearthError } from "./errors.js";
+import { Outbox } from "./outbox.js";
+import { resolveOutboxStore } from "./stores.js";
+
+export { HearthError };
+export { memoryStore, indexedDbStore, fileStore } from "./stores.js";
 
 const DEFAULTS = {
   requestTimeout: 10_000,
@@ -58,7 +50,87 @@ export class Hearth {
     this._readyResolve = null; // null once resolved: the next disconnect makes a new promise
     this._refreshTimer = null;
     this._resetReady();
+    const store = resolveOutboxStore(this.options.outbox);
+    this._outbox = store ? new Outbox(this, store) : null;
+    if (this._outbox && this.token) {
+      // Offline at start: the stored token says whose writes and documents to show.
+      this.username = tokenClaims(this.token)?.sub ?? null;
+      this._outbox.load(this.username);
+    }
+    this._followNetwork();
     this._open();
+  }
+
+  /** In browsers: a socket is closed as soon as the system says it is offline (instead of
+   * waiting for it to time out), and reopened at once when it is back. */
+  _followNetwork() {
+    const w = globalThis.window;
+    if (!w?.addEventListener) return;
+    w.addEventListener("offline", () => {
+      if (this.ws && this.ws.readyState <= 1) this.ws.close(4000, "offline");
+    });
+    w.addEventListener("online", () => {
+      if (this._closed || this.connected) return;
+      clearTimeout(this._retryTimer);
+      this._attempt = 0;
+      if (!this.ws || this.ws.readyState >= 2) this._open();
+    });
+  }
+
+  // ---- the outbox --------------------------------------------------------------------
+
+  /** Writes waiting to be sent: `{ count, ops: [{ opId, kind, target, at }] }`. */
+  get pending() {
+    const ops = (this._outbox?.ops ?? []).map(({ opId, kind, target, at }) => ({ opId, kind, target, at }));
+    return { count: ops.length, ops };
+  }
+
+  /** The document key a target names: its owner for a default document, else owner/name. */
+  _key(target) {
+    const key = target ?? this.username;
+    if (!key) throw new HearthError("auth_required", "sign in first");
+    return key;
+  }
+
+  /** Queues `op(key)` in the outbox; a target that cannot be named rejects, never throws. */
+  _queue(target, op) {
+    let key;
+    try {
+      key = this._key(target ?? undefined);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._outbox.add(op(key));
+  }
+
+  /** A fetch from the server, kept as the document's last known version. */
+  async _serverFetch(target) {
+    const reply = await this._request({ type: "fetch", target });
+    const doc = omitUndefined({ username: reply.username, name: reply.name, version: reply.version, data: reply.data });
+    this._outbox?.remember(target, doc);
+    return doc;
+  }
+
+  /** Shows the queued writes of `target` to its watchers at once. */
+  _deliverLocal(target) {
+    const view = this._outbox?.view(target);
+    if (!view) return;
+    for (const record of this._watches.values()) {
+      if (record.active && !record.fields && !record.mode && this._key(record.target) === target) {
+        deliver(record, { ...view, local: true, offline: !this.ready });
+      }
+    }
+  }
+
+  /** A change for `record` as the app should see it: with the queued writes on top. */
+  _withPending(record, change) {
+    if (!this._outbox || record.fields || record.mode) return change;
+    const target = this._key(record.target);
+    if (change.data) this._outbox.remember(target, change);
+    else this._outbox.follow(target, change);
+    if (!this._outbox.pendingFor(target)) return change;
+    const view = this._outbox.view(target);
+    return view ? { ...change, data: view.data, pending: true } : change;
   }
 
   // ---- events ------------------------------------------------------------------------
@@ -151,6 +223,7 @@ export class Hearth {
     this.token = reply.token;
     this.username = reply.username;
     this.storage?.setItem(this.options.storageKey, reply.token);
+    this._outbox?.load(reply.username);
     this._scheduleRefresh();
     const auth = { username: reply.username, token: reply.token };
     this._emit("auth", auth);
@@ -182,6 +255,7 @@ export class Hearth {
     this.storage?.removeItem(this.options.storageKey);
     for (const w of this._watches.values()) w.active = false;
     this._watches.clear();
+    this._outbox?.load(null);
     this._emit("auth", null);
   }
 
@@ -191,6 +265,17 @@ export class Hearth {
    * `target`: a username (that user's default document) or `"owner/name"`. */
   async fetch(target, fields) {
     if (Array.isArray(target)) [target, fields] = [undefined, target];
+    if (this._outbox && !fields) {
+      await this._outbox.loaded;
+      const key = this._key(target);
+      if (!this.ready) {
+        const view = this._outbox.view(key);
+        if (view) return { ...view, offline: true };
+        throw new HearthError("disconnected", `offline, and ${key} was never fetched or watched here`);
+      }
+      const doc = await this._serverFetch(key);
+      return this._outbox.pendingFor(key) ? this._outbox.view(key) : doc;
+    }
     const reply = await this._request(omitUndefined({ type: "fetch", target, fields }));
     return omitUndefined({ username: reply.username, name: reply.name, version: reply.version, data: reply.data });
   }
@@ -242,9 +327,12 @@ export class Hearth {
    * "json-patch" (RFC 6902, `data` is then an array). Resolves to the new version; rejects
    * with code `version_mismatch` (and `.version`, the current one) when stale.
    */
-  async update(target, data, version, patch = false) {
+  update(target, data, version, patch = false) {
     if (typeof target !== "string" && target !== undefined && target !== null) {
       [target, data, version, patch] = [undefined, target, data, version ?? false];
+    }
+    if (this._outbox) {
+      return this._queue(target, (key) => ({ kind: "update", target: key, data, patch, base: version }));
     }
     const frame = omitUndefined({
       type: "update",
@@ -252,14 +340,18 @@ export class Hearth {
       data: { metadata: { version }, userdata: data },
       patch,
     });
-    return (await this._request(frame)).version;
+    return this._request(frame).then((r) => r.version);
   }
 
   /** Sets who may write (`collaborators`) and read (`readers`) the document; owner only. */
-  async share(target, access, version) {
+  share(target, access, version) {
     if (typeof target !== "string") [target, access, version] = [undefined, target, access];
+    if (this._outbox) {
+      const lists = omitUndefined({ collaborators: access.collaborators, readers: access.readers });
+      return this._queue(target, (key) => ({ kind: "share", target: key, lists, base: version }));
+    }
     const metadata = omitUndefined({ version, collaborators: access.collaborators, readers: access.readers });
-    return (await this._request(omitUndefined({ type: "update", target, data: { metadata } }))).version;
+    return this._request(omitUndefined({ type: "update", target, data: { metadata } })).then((r) => r.version);
   }
 
   // ---- blobs (HTTP, next to the WebSocket) -------------------------------------------
@@ -316,8 +408,23 @@ export class Hearth {
    * try again (up to `transactRetries`). `fn` must be pure: it may run more than once.
    * Resolves to `{ version, userdata }`.
    */
-  async transact(target, fn) {
+  transact(target, fn) {
     if (typeof target === "function") [target, fn] = [undefined, target];
+    if (!this._outbox) return this._transactOnline(target, fn);
+    // Run now on what the app shows (the last known version and the writes queued on it);
+    // run again on the newest version if someone else's came first.
+    const queued = (async () => {
+      const key = this._key(target);
+      await this._outbox.loaded;
+      const view = this._outbox.view(key) ?? (await this.fetch(key));
+      const next = await fn(structuredClone(view.data.userdata));
+      return this._outbox.add({ kind: "transact", target: key, data: next, base: view.version }, fn);
+    })();
+    queued.catch(() => {}); // may be left unawaited, as `update`'s
+    return queued;
+  }
+
+  async _transactOnline(target, fn) {
     for (let attempt = 0; attempt <= this.options.transactRetries; attempt++) {
       try {
         const { version, data } = await this.fetch(target);
@@ -371,6 +478,17 @@ export class Hearth {
     record.stop = stop;
     this._watches.set(key, record);
     const unwatch = () => stop(true);
+    if (this._outbox && !record.fields && !record.mode && record.last === null) {
+      // Opened offline: the last known version (and queued writes) at once; the watch then
+      // resumes from it when connected.
+      this._outbox.loaded.then(() => {
+        const view = !this.ready && record.active && record.last === null ? this._outbox.view(this._key(target)) : null;
+        if (!view) return;
+        record.last = view.version;
+        record.incarnation = view.data.metadata.incarnation ?? null;
+        deliver(record, { ...view, snapshot: true, offline: true });
+      });
+    }
     unwatch.ready = this._startWatch(record);
     unwatch.ready.catch(() => {});
     return unwatch;
@@ -391,7 +509,8 @@ export class Hearth {
       if (reply.type === "data") {
         record.last = reply.version;
         record.incarnation = reply.data?.metadata?.incarnation ?? null;
-        deliver(record, omitUndefined({ username: reply.username, name: reply.name, version: reply.version, data: reply.data, snapshot: true, resync: reply.resync === true }));
+        const change = omitUndefined({ username: reply.username, name: reply.name, version: reply.version, data: reply.data, snapshot: true, resync: reply.resync === true });
+        deliver(record, this._withPending(record, change));
       }
       return reply;
     } catch (e) {
@@ -457,6 +576,7 @@ export class Hearth {
     this._emit("connected");
     this._markReady();
     for (const record of this._watches.values()) this._startWatch(record).catch(() => {});
+    this._outbox?.flush();
   }
 
   _onClose(ws) {
@@ -515,7 +635,7 @@ export class Hearth {
     const change = omitUndefined({ username: frame.username, name: frame.name, version: frame.version });
     for (const k of ["data", "op", "at", "by"]) if (frame[k] !== undefined) change[k] = frame[k];
     if (frame.resync) change.resync = true;
-    deliver(record, change);
+    deliver(record, this._withPending(record, change));
   }
 
   _onPushedError(frame) {
