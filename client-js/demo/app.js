@@ -3,7 +3,10 @@ import { connect } from "/hearth-client.js";
 
 const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-const hearth = connect(wsUrl, { persist: true });
+// `outbox: true`: edits made offline are kept in IndexedDB and sent when the page is back
+// online; the service worker keeps the page itself, so it opens offline too.
+const hearth = connect(wsUrl, { persist: true, outbox: true });
+navigator.serviceWorker?.register("/sw.js").catch(() => {});
 
 let doc = null; // the latest change of the open document: { version, data }
 // The open document: undefined for my default one, else "owner/name".
@@ -23,8 +26,30 @@ const EXAMPLES = {
 
 // ---- connection and session -----------------------------------------------------------
 
-hearth.on("connected", () => setStatus(true));
-hearth.on("disconnected", () => setStatus(false));
+hearth.on("connected", () => {
+  setStatus();
+  refreshList();
+});
+hearth.on("disconnected", setStatus);
+// Edits waited offline (made here, or before a reload): their sync is news worth a line.
+let waitedOffline = false;
+hearth.on("pending", () => {
+  waitedOffline ||= !hearth.ready && hearth.pending.count > 0;
+  setStatus();
+});
+hearth.on("synced", ({ sent }) => {
+  setStatus();
+  if (!waitedOffline) return;
+  waitedOffline = false;
+  say(`Back online: ${sent === 1 ? "your change is" : `all ${sent} changes are`} synced.`);
+});
+hearth.on("conflict", (c) => {
+  say(
+    c.error.code === "conflict"
+      ? `An edit made offline met v${c.error.version} by someone else; theirs was kept.`
+      : `An edit made offline no longer applies to the newest version: ${c.error.message}`,
+  );
+});
 hearth.on("auth", (auth) => (auth ? showApp(auth.username) : showWelcome()));
 // Live "shared with me": the list is the truth, the pushes say when to read it again.
 hearth.on("shared", () => refreshList());
@@ -37,9 +62,12 @@ hearth.on("error", (e) => {
 });
 if (!hearth.token) showWelcome();
 
-function setStatus(online) {
+function setStatus() {
   const s = $("status");
-  s.textContent = online ? "live" : "offline — reconnecting";
+  const online = hearth.ready;
+  const n = hearth.pending.count;
+  const changes = `${n} change${n === 1 ? "" : "s"}`;
+  s.textContent = online ? (n ? `syncing ${changes}…` : "live") : n ? `offline — ${changes} waiting` : "offline — reconnecting";
   s.className = `pill ${online ? "online" : "offline"}`;
 }
 
@@ -62,6 +90,8 @@ function showApp(username) {
   $("me").textContent = username;
   if (stopOwn && $("me").dataset.watching === username) return;
   $("me").dataset.watching = username;
+  // Offline, the list cannot be read: at least my own document is there.
+  if (!$("my-docs").children.length) $("my-docs").replaceChildren(docButton(undefined, "My document", "default"));
   open(undefined);
   refreshList();
 }
@@ -118,7 +148,7 @@ function docButton(target, label, meta) {
 }
 
 async function refreshList() {
-  if (!hearth.username) return;
+  if (!hearth.username || !hearth.ready) return;
   try {
     const { documents, shared } = await hearth.list();
     const my = [docButton(undefined, "My document", "default")];
@@ -181,7 +211,9 @@ $("logout").onclick = () => attempt($("welcome-error"), () => hearth.logout());
 
 function renderOwn(change) {
   const { metadata, userdata } = change.data;
-  $("version").textContent = `v${metadata.version}`;
+  const key = current ?? hearth.username;
+  const unsent = hearth.pending.ops.filter((o) => o.target === key).length;
+  $("version").textContent = unsent ? `v${metadata.version} + ${unsent} unsent` : `v${metadata.version}`;
   const when = new Date(metadata.lastUpdate.at).toLocaleString();
   $("last-update").textContent =
     metadata.version === 0 ? `Created ${when}` : `Version ${metadata.version} saved by ${metadata.lastUpdate.by}, ${when}`;
@@ -363,15 +395,25 @@ async function save(edit, done) {
   } catch (e) {
     return say(`Not valid JSON: ${e.message}`);
   }
+  const written = hearth.update(current, write.value, write.version, write.patch);
+  if (!hearth.ready) {
+    // Kept on this device and shown at once; sent when the page is back online.
+    dirty = false;
+    $("mode").value = "false";
+    hideConflict();
+    say("Saved on this device; it is sent when you are back online.");
+    written.catch(() => {}); // a conflict is told by its event; the sync by `synced`
+    return;
+  }
   try {
-    const version = await hearth.update(current, write.value, write.version, write.patch);
+    const version = await written;
     dirty = false;
     $("mode").value = "false";
     hideConflict();
     say(`${done} v${version}.`);
     if (doc.version >= version) renderOwn({ ...doc, snapshot: true });
   } catch (e) {
-    if (e.code !== "version_mismatch") return say(e.message);
+    if (e.code !== "version_mismatch" && e.code !== "conflict") return say(e.message);
     say("");
     showConflict(`v${e.version} was saved after the v${write.version} you were editing; nothing was written.`);
   }
@@ -480,3 +522,7 @@ function summarize(change) {
   const [kind] = Object.keys(op);
   return kind ? `${kind} ${JSON.stringify(op[kind])}` : "";
 }
+
+// Opened offline with a stored session: the last known documents and the waiting edits (at
+// the end, once everything above is defined).
+if (hearth.token && hearth.username && !hearth.ready) showApp(hearth.username);

@@ -548,6 +548,8 @@ export class Hearth {
 
   _open() {
     if (this._closed) return;
+    // A browser that knows it is offline: no attempt until its "online" event.
+    if (globalThis.window?.addEventListener && globalThis.navigator?.onLine === false) return;
     const ws = new this.WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => this._onOpen(ws);

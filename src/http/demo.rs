@@ -1,13 +1,27 @@
 //! The demo page and the client library, embedded in the binary: `cargo run` is all a
 //! person needs to try Hearth in a browser.
 
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("../../client-js/demo/index.html");
 const APP: &str = include_str!("../../client-js/demo/app.js");
 const STYLE: &str = include_str!("../../client-js/demo/style.css");
-const CLIENT: &str = include_str!("../../client-js/src/index.js");
+const WORKER: &str = include_str!("../../client-js/demo/sw.js");
+
+/// The client's modules, served under `/client/` as they sit in `client-js/src/` (their
+/// relative imports resolve there).
+const CLIENT: [(&str, &str); 5] = [
+    ("index.js", include_str!("../../client-js/src/index.js")),
+    ("errors.js", include_str!("../../client-js/src/errors.js")),
+    ("outbox.js", include_str!("../../client-js/src/outbox.js")),
+    ("stores.js", include_str!("../../client-js/src/stores.js")),
+    ("patches.js", include_str!("../../client-js/src/patches.js")),
+];
+
+/// `/hearth-client.js`, where pages have always imported the client from.
+const CLIENT_ENTRY: &str = "export * from \"/client/index.js\";\n";
 
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -24,5 +38,22 @@ pub async fn style() -> impl IntoResponse {
 }
 
 pub async fn client() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, JS)], CLIENT)
+    ([(header::CONTENT_TYPE, JS)], CLIENT_ENTRY)
+}
+
+/// One of the client's modules; 404 for any other name.
+pub async fn client_module(Path(file): Path<String>) -> Response {
+    match CLIENT.iter().find(|(name, _)| *name == file) {
+        Some((_, source)) => ([(header::CONTENT_TYPE, JS)], *source).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The demo's service worker (so the page opens offline). Never cached by the browser's
+/// HTTP cache, so a new build's worker is picked up on the next visit.
+pub async fn worker() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, JS), (header::CACHE_CONTROL, "no-cache")],
+        WORKER,
+    )
 }

@@ -151,6 +151,8 @@ pub fn router(state: AppState) -> Router {
         .route("/app.js", get(demo::app))
         .route("/style.css", get(demo::style))
         .route("/hearth-client.js", get(demo::client))
+        .route("/client/{file}", get(demo::client_module))
+        .route("/sw.js", get(demo::worker))
         .merge(api)
         .merge(blobs)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });

@@ -118,16 +118,21 @@ async fn the_demo_page_and_client_library_are_served() {
         ("/", "text/html", "<title>Hearth</title>"),
         ("/app.js", "text/javascript", "hearth-client.js"),
         ("/style.css", "text/css", "--accent"),
-        (
-            "/hearth-client.js",
-            "text/javascript",
-            "export function connect",
-        ),
+        ("/hearth-client.js", "text/javascript", "/client/index.js"),
+        ("/client/index.js", "text/javascript", "export function connect"),
+        ("/client/outbox.js", "text/javascript", "export class Outbox"),
+        ("/client/patches.js", "text/javascript", "export function jsonPatch"),
+        ("/sw.js", "text/javascript", "caches"),
     ] {
         let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
         let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(ct.starts_with(kind), "{path}: {ct}");
         assert!(resp.text().await.unwrap().contains(needle), "{path}");
+    }
+    // Only the client's own modules are served from there.
+    for path in ["/client/nope.js", "/client/..%2Fsw.js", "/client/"] {
+        let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
     }
 }
