@@ -86,6 +86,12 @@ export interface Change {
   snapshot?: true;
   /** Versions before this one were skipped; `data` is the newest state. */
   resync?: true;
+  /** With an outbox: `data` includes writes not sent yet (`version` is still the server's). */
+  pending?: true;
+  /** With an outbox: shown from what this client knows, while disconnected. */
+  offline?: true;
+  /** With an outbox: delivered because of this client's own queued write, not a version. */
+  local?: true;
 }
 
 export type Patch = boolean | "replace" | "merge" | "json-patch";
@@ -107,7 +113,53 @@ export interface Options {
   transactRetries?: number;
   /** Renew the token when this share of its lifetime is left (default 0.2), or false. */
   refreshBefore?: number | false;
+  /** Keep writes made while disconnected and send them, exactly once, when connected (see
+   * the README, "Offline first"): true (IndexedDB, browsers), a file path (Node), or any
+   * `OutboxStore`. Off by default: the client then refuses writes it cannot send. */
+  outbox?: boolean | string | OutboxStore;
+  /** With an outbox: settles a whole replacement (`update` with `patch` false, or a
+   * `transact` from an earlier run of the app) made on a version someone else has since
+   * replaced. Returns the userdata to write on top of `server`, or null/undefined to keep
+   * the server's (the default, reported as a `conflict` event). */
+  onConflict?: (conflict: {
+    target: string;
+    opId: string;
+    local: Userdata;
+    server: { version: number; userdata: Userdata };
+  }) => Userdata | null | undefined | Promise<Userdata | null | undefined>;
 }
+
+/** Where an outbox keeps queued writes and the last known documents. */
+export interface OutboxStore {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
+  keys(): Promise<string[]>;
+}
+
+/** A write waiting in the outbox. */
+export interface PendingOp {
+  opId: string;
+  kind: "update" | "share" | "transact";
+  target: string;
+  /** When it was made (ISO 8601). */
+  at: string;
+}
+
+/** A queued write given up: someone else's version came first and it could not be rebased
+ * (a replacement the app did not settle, a JSON Patch that no longer applies). */
+export interface Conflict {
+  target: string;
+  opId: string;
+  kind: PendingOp["kind"];
+  local: unknown;
+  server?: { version: number; userdata: Userdata };
+  error: HearthError;
+}
+
+export function memoryStore(): OutboxStore;
+export function indexedDbStore(name?: string): OutboxStore;
+export function fileStore(path: string): OutboxStore;
 
 export interface WatchOptions {
   /** Dotted paths into userdata; the watch then sees only those, in the same shape. */
@@ -176,7 +228,7 @@ export interface DocHandle {
   delete(): Promise<void>;
 }
 
-export type EventName = "connected" | "disconnected" | "auth" | "error" | "shared" | "unshared";
+export type EventName = "connected" | "disconnected" | "auth" | "error" | "shared" | "unshared" | "pending" | "synced" | "conflict";
 
 export class Hearth {
   readonly url: string;
@@ -190,6 +242,14 @@ export class Hearth {
   on(event: "connected" | "disconnected", fn: () => void): () => void;
   /** A document was shared with you (or your role changed), or no longer is. */
   on(event: "shared" | "unshared", fn: (event: ShareEvent) => void): () => void;
+  /** With an outbox: the writes waiting changed. */
+  on(event: "pending", fn: (pending: { count: number; ops: PendingOp[] }) => void): () => void;
+  /** With an outbox: every waiting write was sent (`sent` of them). */
+  on(event: "synced", fn: (event: { sent: number }) => void): () => void;
+  /** With an outbox: a queued write was given up (its promise rejects too). */
+  on(event: "conflict", fn: (conflict: Conflict) => void): () => void;
+  /** With an outbox: the writes not sent yet. */
+  readonly pending: { count: number; ops: PendingOp[] };
   /** `doc("groceries")` (yours) or `doc("bob/groceries")`. */
   doc(name: string): DocHandle;
   create(
