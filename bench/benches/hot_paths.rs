@@ -49,6 +49,7 @@ fn committed(doc: Document, limits: &Limits) -> Document {
         edit: None,
         collaborators: None,
         readers: None,
+        op_id: None,
     };
     let mut next = apply(&doc, &touch, limits, "2026-11-23T10:00:00.500Z")
         .expect("applies")
@@ -69,6 +70,7 @@ fn merge_update() -> Update {
         edit: Some(Edit::Merge(patch)),
         collaborators: None,
         readers: None,
+        op_id: None,
     }
 }
 
@@ -117,6 +119,7 @@ fn benches(c: &mut Criterion) {
         }])),
         collaborators: None,
         readers: None,
+        op_id: None,
     };
     c.bench_function("path edit: PUT one key of a 100-key document", |b| {
         b.iter(|| {

@@ -53,7 +53,10 @@ pub async fn client_module(Path(file): Path<String>) -> Response {
 /// HTTP cache, so a new build's worker is picked up on the next visit.
 pub async fn worker() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, JS), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, JS),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         WORKER,
     )
 }

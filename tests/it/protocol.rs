@@ -119,9 +119,21 @@ async fn the_demo_page_and_client_library_are_served() {
         ("/app.js", "text/javascript", "hearth-client.js"),
         ("/style.css", "text/css", "--accent"),
         ("/hearth-client.js", "text/javascript", "/client/index.js"),
-        ("/client/index.js", "text/javascript", "export function connect"),
-        ("/client/outbox.js", "text/javascript", "export class Outbox"),
-        ("/client/patches.js", "text/javascript", "export function jsonPatch"),
+        (
+            "/client/index.js",
+            "text/javascript",
+            "export function connect",
+        ),
+        (
+            "/client/outbox.js",
+            "text/javascript",
+            "export class Outbox",
+        ),
+        (
+            "/client/patches.js",
+            "text/javascript",
+            "export function jsonPatch",
+        ),
         ("/sw.js", "text/javascript", "caches"),
     ] {
         let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
