@@ -72,6 +72,23 @@ pub enum Event {
         username: String,
         on: bool,
     },
+    /// A presence message (`presence/remote.rs`). Parsed by [`Event::parse`], not by the
+    /// derive: its raw `state` cannot pass through an untagged enum's buffering.
+    #[serde(skip_deserializing)]
+    Presence(crate::presence::remote::Wire),
+}
+
+impl Event {
+    /// A notification's payload. Presence messages start with their `pz` field.
+    ///
+    /// # Errors
+    /// Not a notification this build knows.
+    pub fn parse(payload: &str) -> Result<Event, serde_json::Error> {
+        if payload.starts_with("{\"pz\"") {
+            return serde_json::from_str(payload).map(Event::Presence);
+        }
+        serde_json::from_str(payload)
+    }
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -143,7 +160,7 @@ impl PgBus {
             return Ended::ConsumerGone;
         }
         while let Some(payload) = notes.recv().await {
-            match serde_json::from_str::<Event>(&payload) {
+            match Event::parse(&payload) {
                 Ok(event) => {
                     if tx.send(BusMessage::Event(event)).is_err() {
                         return Ended::ConsumerGone;
@@ -198,9 +215,15 @@ impl Bus for PgBus {
 /// per round, not one per version.
 pub async fn listen(state: AppState, bus: impl Bus) {
     let mut rx = bus.start(state.shutdown.clone());
+    let mut peers = crate::presence::remote::Peers::default();
+    let mut sweep = tokio::time::interval(crate::presence::remote::SWEEP);
     loop {
         let first = tokio::select! {
             () = state.shutdown.cancelled() => return,
+            _ = sweep.tick() => {
+                state.presence.sweep(&mut peers);
+                continue;
+            }
             message = rx.recv() => match message {
                 Some(m) => m,
                 None => return,
@@ -214,10 +237,12 @@ pub async fn listen(state: AppState, bus: impl Bus) {
                     let newest = commits.entry(username).or_insert(version);
                     *newest = (*newest).max(version);
                 }
+                BusMessage::Event(Event::Presence(wire)) => state.presence.remote(wire, &mut peers),
                 BusMessage::Event(event) => apply_account_event(&state, event),
                 BusMessage::Subscribed => {
                     flush(&state, &mut commits).await;
                     catch_up(&state).await;
+                    state.presence.rejoined(&mut peers);
                 }
             }
             next = rx.try_recv().ok();
@@ -244,6 +269,7 @@ fn apply_account_event(state: &AppState, event: Event) {
         Event::Deleted { key } => {
             state.store.invalidate_older(&key, Version::MAX);
             state.hub.end(&key);
+            state.presence.end(&key);
         }
         Event::Share { user, key, role } => {
             let role = match role.as_deref() {
@@ -251,13 +277,16 @@ fn apply_account_event(state: &AppState, event: Event) {
                 Some("write") => Some(Access::Write),
                 Some(_) => Some(Access::Read),
             };
+            if role.is_none() {
+                state.presence.evict(&key, &user);
+            }
             crate::fanout::publisher::tell_share(
                 &state.auth.sockets,
                 &key,
                 &ShareChange { user, role },
             );
         }
-        Event::Commit { .. } => {}
+        Event::Commit { .. } | Event::Presence(_) => {}
     }
 }
 
@@ -362,5 +391,11 @@ mod tests {
             })
         );
         assert!(serde_json::from_str::<Event>(r#"{"x":1}"#).is_err());
+        // Presence messages never parse as another notification.
+        let seat = r#"{"pz":"j","pn":"n1","pk":"ann/list","pc":3,"pu":"bob","ps":{},"pt":"t"}"#;
+        assert!(matches!(
+            Event::parse(seat),
+            Ok(Event::Presence(w)) if w.key.as_deref() == Some("ann/list") && w.conn == Some(3)
+        ));
     }
 }

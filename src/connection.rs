@@ -175,6 +175,16 @@ impl Outbound {
             .map_err(|_| QueueError::Closed)
     }
 
+    /// Queues a pushed frame (presence) if its bytes fit now; never waits. False when they
+    /// do not, or the socket is gone.
+    pub fn try_push(&self, frame: Utf8Bytes) -> bool {
+        let needed = self.permits(&frame);
+        match self.budget.clone().try_acquire_many_owned(needed) {
+            Ok(permit) => self.tx.try_send((Message::Text(frame), permit)).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// Queues a control frame (a ping) if there is room now; never waits.
     pub fn try_send_control(&self, msg: Message) {
         if let Ok(permit) = self.budget.clone().try_acquire_owned() {

@@ -190,6 +190,13 @@ pub enum Reply {
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// Reply to `presence`: who is present on the document, longest there first.
+    Presence {
+        username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        present: Vec<crate::presence::Person>,
+    },
     Error(ErrorBody),
 }
 
@@ -209,6 +216,7 @@ impl Reply {
             Reply::Unshared { .. } => "unshared",
             Reply::Deleted { .. } => "deleted",
             Reply::List { .. } => "list",
+            Reply::Presence { .. } => "presence",
             Reply::Error(_) => "error",
         }
     }

@@ -37,6 +37,8 @@ pub struct Running {
     pub state: AppState,
     serve: JoinHandle<()>,
     grace: std::time::Duration,
+    /// The cluster's presence publisher, which says goodbye last.
+    presence: Option<JoinHandle<()>>,
 }
 
 /// Where and how the store is opened, from the configuration.
@@ -79,9 +81,19 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
 
     let hub = Hub::new(config.watch_buffer, config.watch_buffer_bytes);
     let sockets = std::sync::Arc::new(crate::auth::sockets::Sockets::default());
+    // In a cluster, presence changes go to the other nodes through a publisher of their own.
+    let (presence_bus, presence_rx) = match config.postgres() {
+        Some(_) => {
+            let (outbox, rx) = crate::presence::remote::Outbox::new();
+            (Some(outbox), Some(rx))
+        }
+        None => (None, None),
+    };
+    let presence = crate::presence::Presence::new(presence_bus);
     let publisher = std::sync::Arc::new(crate::fanout::publisher::Publisher {
         hub: hub.clone(),
         sockets: sockets.clone(),
+        presence: presence.clone(),
         share_pushes: config.postgres().is_none(),
     });
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
@@ -145,6 +157,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         secret_text,
         blobs,
         output,
+        presence,
     );
     if config.backup_interval > 0 && config.postgres().is_some() {
         tracing::warn!(
@@ -157,11 +170,20 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             config.backup_keep.max(1),
         ));
     }
+    let mut presence_publisher = None;
     if let Some(pg) = config.postgres() {
-        tokio::spawn(crate::cluster::listen(
-            state.clone(),
-            crate::cluster::PgBus::new(&pg),
-        ));
+        let bus = crate::cluster::PgBus::new(&pg);
+        if let Some(rx) = presence_rx {
+            // Stopped after the sockets have closed, so that its goodbye comes last.
+            presence_publisher = Some(tokio::spawn(crate::presence::remote::publish(
+                pg.url.clone(),
+                bus.channel.clone(),
+                state.presence.clone(),
+                rx,
+                state.presence_stop.clone(),
+            )));
+        }
+        tokio::spawn(crate::cluster::listen(state.clone(), bus));
     }
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let app = http::router(state.clone());
@@ -219,6 +241,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         state,
         serve,
         grace: config.shutdown_grace(),
+        presence: presence_publisher,
     })
 }
 
@@ -275,6 +298,10 @@ impl Running {
                 open = self.state.tracker.len(),
                 "sockets still open after the grace period"
             );
+        }
+        self.state.presence_stop.cancel();
+        if let Some(publisher) = self.presence {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), publisher).await;
         }
         self.state.store.close().await;
         tracing::info!("shutdown complete");

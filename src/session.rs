@@ -43,6 +43,8 @@ struct Session {
     /// Counts this socket against its user's connection limit while signed in.
     user_slot: Option<UserGuard>,
     watches: HashMap<String, AbortOnDropHandle<()>>,
+    /// The documents whose presence this socket takes part in: each ends with its watch.
+    presence: HashMap<String, crate::presence::Membership>,
     /// The socket asked for `list` since it signed in: it is shown `shared` and `unshared`
     /// pushes from then on. Sockets that never list (every client written before named
     /// documents) get no frame they would not understand.
@@ -99,6 +101,7 @@ pub async fn run(state: AppState, transport: Transport, ip: IpAddr, ip_slot: IpG
         user: None,
         user_slot: None,
         watches: HashMap::new(),
+        presence: HashMap::new(),
         hears_shares: false,
         rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
     };
@@ -258,6 +261,8 @@ impl Session {
             self.unauthenticate();
         }
         self.watches.retain(|_, h| !h.is_finished());
+        let watches = &self.watches;
+        self.presence.retain(|key, _| watches.contains_key(key));
         Context {
             state: &self.state,
             ip: self.ip,
@@ -296,6 +301,14 @@ impl Session {
             }
             Some(Effect::Unwatch(target)) => {
                 self.watches.remove(&target);
+                self.presence.remove(&target);
+                None
+            }
+            Some(Effect::Present(target)) => {
+                let (presence, conn) = (&self.state.presence, self.conn);
+                self.presence.entry(target).or_insert_with_key(|key| {
+                    crate::presence::Membership::new(presence, key, conn)
+                });
                 None
             }
             Some(Effect::Watch(watcher)) => Some(watcher),
@@ -373,6 +386,7 @@ impl Session {
                 .unregister(&old.sid, &old.sub, self.conn);
             self.state.metrics.sessions.dec();
             if !same_user {
+                self.presence.clear();
                 self.watches.clear();
                 self.hears_shares = false;
             }
@@ -397,6 +411,7 @@ impl Session {
             self.state.metrics.sessions.dec();
         }
         self.user_slot = None;
+        self.presence.clear();
         self.watches.clear();
     }
 

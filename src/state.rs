@@ -89,6 +89,11 @@ pub struct ServerParts {
     pub output: crate::output::OutputThreads,
     /// Open socket.io connections.
     pub socketio: crate::socketio::Registry,
+    /// Who is present on which document (`presence/`).
+    pub presence: crate::presence::Presence,
+    /// Stops the cluster's presence publisher, after the sockets have closed (its goodbye
+    /// then covers every seat they held).
+    pub presence_stop: CancellationToken,
     next_conn: AtomicU64,
 }
 
@@ -104,6 +109,7 @@ impl AppState {
         secret: String,
         blobs: crate::blobs::Blobs,
         output: crate::output::OutputThreads,
+        presence: crate::presence::Presence,
     ) -> AppState {
         AppState(Arc::new(ServerParts {
             store,
@@ -133,6 +139,8 @@ impl AppState {
             tracker: TaskTracker::new(),
             output,
             socketio: crate::socketio::Registry::default(),
+            presence,
+            presence_stop: CancellationToken::new(),
             next_conn: AtomicU64::new(1),
         }))
     }

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod docs;
+pub mod presence;
 pub mod read;
 pub mod update;
 pub mod watch;
@@ -100,6 +101,8 @@ pub enum Effect {
     Unwatch(String),
     /// Push `shared` and `unshared` to this socket from now on (it asked for `list`).
     HearShares,
+    /// The socket takes part in the document's presence while it watches it.
+    Present(String),
 }
 
 impl Outcome {
@@ -138,6 +141,7 @@ pub enum Command {
     Create(docs::Create),
     Delete(docs::Delete),
     List(docs::List),
+    Presence(presence::PresenceCmd),
 }
 
 impl Command {
@@ -159,13 +163,14 @@ impl Command {
             "create" => Command::Create(args(body)?),
             "delete" => Command::Delete(args(body)?),
             "list" => Command::List(args(body)?),
+            "presence" => Command::Presence(args(body)?),
             other => {
                 let mut shown: String = other.chars().take(40).collect();
                 if shown.len() < other.len() {
                     shown.push('…');
                 }
                 return Err(Error::BadRequest(format!(
-                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch, unwatch, create, delete or list"
+                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch, unwatch, create, delete, list or presence"
                 )));
             }
         })
@@ -187,6 +192,7 @@ impl Command {
             Command::Create(_) => "create",
             Command::Delete(_) => "delete",
             Command::List(_) => "list",
+            Command::Presence(_) => "presence",
         }
     }
 
@@ -210,6 +216,7 @@ impl Command {
                 .apply(cx)
                 .await
                 .map(|reply| Outcome::then(reply, Effect::HearShares)),
+            Command::Presence(c) => c.apply(cx).await,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::store::{Committed, Document, ShareChange};
 pub struct Publisher {
     pub hub: Hub,
     pub sockets: Arc<Sockets>,
+    pub presence: crate::presence::Presence,
     pub share_pushes: bool,
 }
 
@@ -29,12 +30,16 @@ impl crate::store::Publish for Publisher {
             let key = committed.doc.key();
             for change in &committed.shares {
                 tell_share(&self.sockets, &key, change);
+                if change.role.is_none() {
+                    self.presence.evict(&key, &change.user);
+                }
             }
         }
     }
 
     fn deleted(&self, doc: &Arc<Document>, shares: &[ShareChange]) {
         self.hub.end(&doc.key());
+        self.presence.end(&doc.key());
         if self.share_pushes {
             let key = doc.key();
             for change in shares {

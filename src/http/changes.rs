@@ -90,6 +90,8 @@ pub struct EventsQuery {
     /// Comma-separated field paths.
     fields: Option<String>,
     mode: Option<String>,
+    /// `1`: presence events too (`presence` frames, without ids), after the opening ones.
+    presence: Option<String>,
 }
 
 /// `GET /v1/users/{user}/events`: the document's changes as SSE. Each event's data is the
@@ -108,6 +110,8 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let user = p.key()?;
+    let key = user.clone();
+    let with_presence = matches!(q.presence.as_deref(), Some("1" | "true"));
     // A stream holds a connection open as a socket does, and counts as one against the
     // per-address and per-user limits (429 `too_many_connections` past them).
     let slots = (
@@ -136,6 +140,7 @@ pub async fn events(
         mode,
     };
     let (tx, rx) = mpsc::channel::<Push>(SSE_QUEUE);
+    let presence_tx = tx.clone();
     let out = Output {
         sink: tx,
         metrics: state.metrics.clone(),
@@ -145,6 +150,35 @@ pub async fn events(
     let started = watcher::start(&state, request, out).await?;
     let incarnation = started.incarnation.clone();
     let first = first_event(&started.reply, incarnation.as_deref());
+    // Presence: who is here now, then each join, update and leave, for the stream's life.
+    let (present, membership) = if with_presence {
+        let conn = state.next_conn_id();
+        state.presence.listen(
+            &key,
+            &claims.sub,
+            conn,
+            std::sync::Arc::new(move |frame| {
+                let push = Push {
+                    frame: frame.clone(),
+                    version: None,
+                    kind: PushKind::Change,
+                };
+                presence_tx.try_send(push).is_ok()
+            }),
+        );
+        let (username, name) = crate::frame::split_key(&key);
+        let list = Reply::Presence {
+            username,
+            name,
+            present: state.presence.list(&key),
+        };
+        let event = Event::default().data(encode(None, &list).as_str());
+        let membership = crate::presence::Membership::new(&state.presence, &key, conn);
+        (Some(event), Some(membership))
+    } else {
+        drop(presence_tx);
+        (None, None)
+    };
     let forwarder = AbortOnDropHandle::new(state.output.spawn(started.watcher.run()));
 
     // Logout of this token ends the stream, as it signs out a socket.
@@ -175,14 +209,15 @@ pub async fn events(
     };
 
     let live = stream::unfold(
-        (rx, forwarder, registration, slots),
-        |(mut rx, f, r, s)| async move {
+        (rx, forwarder, registration, slots, membership),
+        |(mut rx, f, r, s, m)| async move {
             let push = rx.recv().await?;
-            Some((push, (rx, f, r, s)))
+            Some((push, (rx, f, r, s, m)))
         },
     )
     .map(move |push| Ok(to_event(push, incarnation.as_deref())));
     let stream = stream::once(async move { Ok(first) })
+        .chain(stream::iter(present.map(Ok)))
         .chain(live)
         .take_until(ended);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))

@@ -16,6 +16,7 @@ mod kopano;
 mod kv;
 mod named;
 mod openapi;
+mod presence;
 mod rivet;
 mod root;
 pub mod serve;
@@ -71,6 +72,7 @@ routes!(api_routes {
     post "/v1/users/{user}/batch" => data::batch,
     get "/v1/users/{user}/changes" => changes::changes,
     get "/v1/users/{user}/events" => changes::events,
+    get "/v1/users/{user}/presence" => presence::present,
     get "/v1/me/shared" => docs::shared,
     get "/v1/users/{user}/docs" => docs::list_docs,
     get "/v1/users/{user}/docs/{name}" => docs::get_doc,
@@ -89,6 +91,7 @@ routes!(api_routes {
     post "/v1/users/{user}/docs/{name}/batch" => named::batch,
     get "/v1/users/{user}/docs/{name}/changes" => named::changes,
     get "/v1/users/{user}/docs/{name}/events" => named::events,
+    get "/v1/users/{user}/docs/{name}/presence" => presence::named_present,
     get "/v1/openapi.json" => openapi::document,
     get "/v1/admin/stats" => admin::stats,
     get "/v1/admin/users" => admin::users,

@@ -422,3 +422,90 @@ async fn a_retry_through_another_node_is_applied_once() {
         .collect();
     assert_eq!(ops, vec![&json!("moved-1")], "{body}");
 }
+
+/// Presence is the same on every node: a join on one node is pushed to watchers on the
+/// other, and a node killed with `kill -9` loses its presences on the survivor within the
+/// documented time (`presence/remote.rs`: 6 s of silence, swept every second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_nodes_and_a_killed_nodes_presence_goes() {
+    let Some(url) = database_url() else {
+        eprintln!("\n*** SKIPPED: cluster test needs PostgreSQL; set TEST_DATABASE_URL ***\n");
+        return;
+    };
+    let schema = fresh_schema();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut doomed, doomed_addr) = spawn_hearth(
+        dir.path(),
+        &[
+            ("STORE", "postgres"),
+            ("DATABASE_URL", &url),
+            ("DATABASE_SCHEMA", &schema),
+        ],
+    )
+    .await;
+    let survivor = TestServer::start_with(|c| crate::common::use_postgres(c, &url, &schema)).await;
+    let (_ann, token) = survivor.named_user("ann").await;
+    let mut here = authed(&survivor, &token).await;
+    watch_and(&mut here, "list").await;
+    // Present through the other node: the survivor's watcher is told.
+    let mut there = Client::connect(&format!("ws://{doomed_addr}/ws")).await;
+    assert_eq!(
+        there.request(json!({"type": "auth", "token": token})).await["type"],
+        "auth"
+    );
+    watch_and(&mut there, "join").await;
+    let push = loop {
+        let p = here.next_push().await;
+        if p["type"] == "presence" {
+            break p;
+        }
+    };
+    assert_eq!(
+        (push["event"].as_str(), push["user"].as_str()),
+        (Some("join"), Some("ann")),
+        "{push}"
+    );
+    assert_eq!(push["state"], json!({"where": "here"}));
+    let url_here = format!("http://{}/v1/users/ann/presence", survivor.addr);
+    assert_eq!(
+        http_get(&url_here, &token).await.1["present"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The other node dies without a word.
+    let killed = std::time::Instant::now();
+    doomed.start_kill().unwrap();
+    doomed.wait().await.unwrap();
+    let push = tokio::time::timeout(Duration::from_secs(12), async {
+        loop {
+            let p = here.next_push().await;
+            if p["type"] == "presence" {
+                break p;
+            }
+        }
+    })
+    .await
+    .expect("the dead node's presence goes");
+    assert_eq!(push["event"], "leave", "{push}");
+    let took = killed.elapsed();
+    assert!(
+        took <= Duration::from_secs(8),
+        "gone within NODE_TIMEOUT + a sweep: {took:?}"
+    );
+    assert_eq!(http_get(&url_here, &token).await.1["present"], json!([]));
+}
+
+/// Watches the caller's document on `c`, then sends `presence` with `action`.
+async fn watch_and(c: &mut Client, action: &str) {
+    let frames = [
+        json!({"type": "watch"}),
+        json!({"type": "presence", "action": action, "state": {"where": "here"}}),
+    ];
+    for f in frames {
+        let r = c.request(f).await;
+        assert_ne!(r["type"], "error", "{r}");
+    }
+}

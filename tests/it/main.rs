@@ -25,6 +25,7 @@ mod legacy;
 mod limits;
 mod log_output;
 mod metrics;
+mod presence;
 mod protocol;
 mod reaping;
 mod rest;

@@ -1,0 +1,216 @@
+//! Presence (issue 31): who is on a document, pushed to its watchers in order, ended by
+//! everything that ends a connection's interest.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Client, TestServer, assert_error, http_get};
+
+async fn authed(server: &TestServer, token: &str) -> Client {
+    let mut c = server.client().await;
+    let r = c.request(json!({"type": "auth", "token": token})).await;
+    assert_eq!(r["type"], "auth", "{r}");
+    c
+}
+
+/// A socket of `token`'s user watching `target` and present on it with `state`.
+async fn present(server: &TestServer, token: &str, target: &str, state: Value) -> Client {
+    let mut c = authed(server, token).await;
+    let r = c.request(json!({"type": "watch", "target": target})).await;
+    assert_eq!(r["type"], "data", "{r}");
+    let r = c
+        .request(json!({"type": "presence", "target": target, "action": "join", "state": state}))
+        .await;
+    assert_eq!(r["type"], "presence", "{r}");
+    // Its own arrival is pushed to it too (it listens from the moment it asks).
+    let own = next(&mut c).await;
+    assert!(own.0 == "join" || own.0 == "update", "{own:?}");
+    c
+}
+
+/// The next presence push: `(event, user, connections, state)`.
+async fn next(c: &mut Client) -> (String, String, Value, Value) {
+    loop {
+        let p = c.next_push().await;
+        if p["type"] == "presence" {
+            return (
+                p["event"].as_str().unwrap().to_owned(),
+                p["user"].as_str().unwrap().to_owned(),
+                p["connections"].clone(),
+                p["state"].clone(),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn joins_updates_and_leaves_reach_every_watcher_in_order() {
+    let server = TestServer::start().await;
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let (_bob, bob_name, bob_token) = server.user().await;
+    let share =
+        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
+    assert_eq!(ann.request(share).await["version"], 1);
+    let mut watcher = present(&server, &ann_token, &ann_name, json!({"typing": false})).await;
+
+    let mut bob = present(&server, &bob_token, &ann_name, json!({"typing": true})).await;
+    assert_eq!(
+        next(&mut watcher).await,
+        (
+            "join".into(),
+            bob_name.clone(),
+            json!(1),
+            json!({"typing": true})
+        )
+    );
+    let r = bob
+        .request(json!({"type": "presence", "target": ann_name, "action": "join", "state": {"typing": false, "field": "notes"}}))
+        .await;
+    let people: Vec<&str> = r["present"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        people,
+        vec![ann_name.as_str(), bob_name.as_str()],
+        "longest there first: {r}"
+    );
+    assert_eq!(
+        next(&mut watcher).await,
+        (
+            "update".into(),
+            bob_name.clone(),
+            json!(1),
+            json!({"typing": false, "field": "notes"})
+        )
+    );
+    // A second socket of Bob's: one person, two connections.
+    let bob2 = present(
+        &server,
+        &bob_token,
+        &ann_name,
+        json!({"typing": false, "field": "notes"}),
+    )
+    .await;
+    assert_eq!(next(&mut watcher).await.2, json!(2));
+    drop(bob2);
+    assert_eq!(next(&mut watcher).await.2, json!(1));
+    // Anyone who may read the document may ask, over REST too.
+    let url = format!("http://{}/v1/users/{ann_name}/presence", server.addr);
+    let (status, body) = http_get(&url, &bob_token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["present"].as_array().unwrap().len(), 2, "{body}");
+    // Unwatching ends it.
+    bob.request(json!({"type": "unwatch", "target": ann_name}))
+        .await;
+    assert_eq!(
+        next(&mut watcher).await,
+        ("leave".into(), bob_name.clone(), Value::Null, Value::Null)
+    );
+    let (_, body) = http_get(&url, &ann_token).await;
+    assert_eq!(body["present"].as_array().unwrap().len(), 1, "{body}");
+    // Presence is never a version.
+    assert_eq!(ann.request(json!({"type": "fetch"})).await["version"], 1);
+}
+
+#[tokio::test]
+async fn sign_out_revocation_and_closing_end_presence() {
+    let server = TestServer::start().await;
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let (_bob, bob_name, bob_token) = server.user().await;
+    let (_cat, cat_name, cat_token) = server.user().await;
+    let (_dan, dan_name, dan_token) = server.user().await;
+    let share = json!({"type": "update", "data": {"metadata": {"version": 0, "collaborators": [bob_name, cat_name, dan_name]}}});
+    assert_eq!(ann.request(share).await["version"], 1);
+    let mut watcher = present(&server, &ann_token, &ann_name, json!({})).await;
+    let mut bob = present(&server, &bob_token, &ann_name, json!({})).await;
+    assert_eq!(next(&mut watcher).await.0, "join");
+    let mut cat = present(&server, &cat_token, &ann_name, json!({})).await;
+    assert_eq!(next(&mut watcher).await.0, "join");
+
+    // Bob loses access: gone at once, and his socket hears nothing more of the room.
+    let revoke = json!({"type": "update", "data": {"metadata": {"version": 1, "collaborators": [cat_name, dan_name]}}});
+    assert_eq!(ann.request(revoke).await["version"], 2);
+    assert_eq!(
+        next(&mut watcher).await,
+        ("leave".into(), bob_name.clone(), Value::Null, Value::Null)
+    );
+    // Cat signs out.
+    cat.request(json!({"type": "logout"})).await;
+    assert_eq!(
+        next(&mut watcher).await,
+        ("leave".into(), cat_name.clone(), Value::Null, Value::Null)
+    );
+    // A socket that just goes away (no close frame) ends it as well.
+    let gone = present(&server, &dan_token, &ann_name, json!({})).await;
+    assert_eq!(next(&mut watcher).await.0, "join");
+    drop(gone);
+    assert_eq!(
+        next(&mut watcher).await,
+        ("leave".into(), dan_name.clone(), Value::Null, Value::Null)
+    );
+    let mut heard = Vec::new();
+    while !bob.quiet_for(Duration::from_millis(200)).await {
+        heard.push(bob.next_push().await);
+    }
+    // Bob heard the room until he lost access, and nothing of it since, not even his leaving.
+    let revoked = heard.iter().position(|p| p["detail"] == "access revoked");
+    let since: Vec<&Value> = heard.iter().skip(revoked.expect("told")).collect();
+    assert!(since.iter().all(|p| p["type"] != "presence"), "{heard:?}");
+    assert!(
+        !heard
+            .iter()
+            .any(|p| p["event"] == "leave" && p["user"] == bob_name.as_str()),
+        "{heard:?}"
+    );
+}
+
+#[tokio::test]
+async fn strangers_limits_and_rules() {
+    let server = TestServer::start().await;
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let (mut eve, _, _) = server.user().await;
+    assert_error(
+        &eve.request(json!({"type": "presence", "target": ann_name}))
+            .await,
+        "unauthorized",
+    );
+    // Only a socket that watches may be present.
+    assert_error(
+        &ann.request(json!({"type": "presence", "action": "join"}))
+            .await,
+        "bad_request",
+    );
+    let mut c = present(&server, &ann_token, &ann_name, json!({"n": 0})).await;
+    let big = json!({"text": "x".repeat(1100)});
+    assert_error(
+        &c.request(json!({"type": "presence", "action": "join", "state": big}))
+            .await,
+        "too_large",
+    );
+    let mut limited = false;
+    for n in 0..12 {
+        let r = c
+            .request(json!({"type": "presence", "action": "join", "state": {"n": n}}))
+            .await;
+        if r["type"] == "error" {
+            assert_eq!(r["code"], "rate_limited", "{r}");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "ten state changes a second at most");
+    assert_error(
+        &c.request(json!({"type": "presence", "action": "dance"}))
+            .await,
+        "bad_request",
+    );
+    // Leaving keeps the socket listening; the list no longer has it.
+    let r = c
+        .request(json!({"type": "presence", "action": "leave"}))
+        .await;
+    assert_eq!(r["present"], json!([]), "{r}");
+}
