@@ -2,8 +2,8 @@
 // offline too, where the client's outbox shows the edits waiting to be sent. Network first:
 // online, the page is always the server's current one; the copy is only for when the
 // network fails. API calls and the WebSocket are never touched.
-const CACHE = "hearth-demo-v1";
-const CLIENT = ["index.js", "errors.js", "outbox.js", "stores.js", "patches.js"].map((f) => `/client/${f}`);
+const CACHE = "hearth-demo-v2";
+const CLIENT = ["index.js", "errors.js", "outbox.js", "stores.js", "patches.js", "presence.js"].map((f) => `/client/${f}`);
 const SHELL = ["/", "/app.js", "/style.css", "/hearth-client.js", ...CLIENT];
 
 self.addEventListener("install", (event) => {

@@ -157,6 +157,31 @@ export interface Conflict {
   error: HearthError;
 }
 
+/** One person present on a document. */
+export interface Present {
+  username: string;
+  /** Their sockets on the document, on every node. */
+  connections: number;
+  /** What they set last (≤ 1 KiB of JSON). */
+  state: JSONValue;
+  /** When their first connection arrived (ISO 8601). */
+  since: string;
+}
+
+/** This client's presence on one document (`hearth.presence(…)`). */
+export interface PresenceHandle {
+  readonly target: string;
+  /** Who is present, longest there first. */
+  readonly list: Present[];
+  /** Resolves once announced (and the first list is in). */
+  readonly ready: Promise<void>;
+  on(event: "change", fn: (list: Present[]) => void): () => void;
+  /** A new state for this client (10 changes a second at most). */
+  set(state: JSONValue): Promise<void>;
+  /** Not present any more; stops listening. */
+  leave(): Promise<void>;
+}
+
 export function memoryStore(): OutboxStore;
 export function indexedDbStore(name?: string): OutboxStore;
 export function fileStore(path: string): OutboxStore;
@@ -248,6 +273,9 @@ export class Hearth {
   on(event: "synced", fn: (event: { sent: number }) => void): () => void;
   /** With an outbox: a queued write was given up (its promise rejects too). */
   on(event: "conflict", fn: (conflict: Conflict) => void): () => void;
+  /** Presence on `target` (yours when undefined), announcing `state` (null: only listen);
+   * watches the document if the app does not, and announces again after a reconnect. */
+  presence(target?: string, state?: JSONValue | null): PresenceHandle;
   /** With an outbox: the writes not sent yet. */
   readonly pending: { count: number; ops: PendingOp[] };
   /** `doc("groceries")` (yours) or `doc("bob/groceries")`. */

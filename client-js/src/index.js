@@ -6,6 +6,7 @@
 
 import { HearthError } from "./errors.js";
 import { Outbox } from "./outbox.js";
+import { PresenceHandle } from "./presence.js";
 import { resolveOutboxStore } from "./stores.js";
 
 export { HearthError };
@@ -43,6 +44,7 @@ export class Hearth {
     this._listeners = new Map();
     this._pending = new Map(); // id -> { resolve, reject, timer }
     this._watches = new Map(); // target key -> watch record
+    this._presences = new Set(); // PresenceHandle
     this._nextId = 1;
     this._attempt = 0;
     this._closed = false;
@@ -77,6 +79,31 @@ export class Hearth {
     });
   }
 
+  // ---- presence ----------------------------------------------------------------------
+
+  /**
+   * Presence on a document (`target`: a username or "owner/name"; yours when left out):
+   * announces this client with `state` (null: only listen) and keeps `handle.list` of who is
+   * present current, calling `handle.on("change", list => …)`. Watches the document if the
+   * app does not. Announced again after every reconnect; `handle.leave()` ends it.
+   */
+  presence(target, state = {}) {
+    const handle = new PresenceHandle(this, this._key(target ?? undefined), state);
+    this._presences.add(handle);
+    return handle;
+  }
+
+  /** Whether a watch of document `key` is registered (the app's or a presence handle's). */
+  _watching(key) {
+    return this._watches.has(key) || (key === this.username && this._watches.has(""));
+  }
+
+  /** Resolves once the watch of `key` is established on the current connection. */
+  _watchReady(key) {
+    const record = this._watches.get(key) ?? (key === this.username ? this._watches.get("") : undefined);
+    return record?.started ?? Promise.resolve();
+  }
+
   // ---- the outbox --------------------------------------------------------------------
 
   /** Writes waiting to be sent: `{ count, ops: [{ opId, kind, target, at }] }`. */
@@ -87,7 +114,8 @@ export class Hearth {
 
   /** The document key a target names: its owner for a default document, else owner/name. */
   _key(target) {
-    const key = target ?? this.username;
+    // Before the first sign-in answers, the token says whose it is.
+    const key = target ?? this.username ?? (this.token ? tokenClaims(this.token)?.sub : null);
     if (!key) throw new HearthError("auth_required", "sign in first");
     return key;
   }
@@ -494,7 +522,12 @@ export class Hearth {
     return unwatch;
   }
 
-  async _startWatch(record) {
+  _startWatch(record) {
+    record.started = this._startWatchNow(record);
+    return record.started;
+  }
+
+  async _startWatchNow(record) {
     const frame = omitUndefined({
       type: "watch",
       target: record.target,
@@ -577,7 +610,11 @@ export class Hearth {
     this.ready = true;
     this._emit("connected");
     this._markReady();
-    for (const record of this._watches.values()) this._startWatch(record).catch(() => {});
+    const started = [...this._watches.values()].map((record) => this._startWatch(record).catch(() => {}));
+    // Presence is announced again once the watches it needs are back.
+    Promise.all(started).then(() => {
+      for (const p of this._presences) if (p.active) p._announce().catch(() => {});
+    });
     this._outbox?.flush();
   }
 
@@ -620,6 +657,11 @@ export class Hearth {
       return;
     }
     if (frame.type === "change") return this._onChange(frame);
+    if (frame.type === "presence" && frame.event) {
+      const key = frame.name === undefined ? frame.username : `${frame.username}/${frame.name}`;
+      for (const p of this._presences) if (p.target === key) p._pushed(frame);
+      return;
+    }
     if (frame.type === "error") return this._onPushedError(frame);
     if (frame.type === "shared" || frame.type === "unshared") {
       const { type, ...event } = frame;

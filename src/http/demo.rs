@@ -12,12 +12,13 @@ const WORKER: &str = include_str!("../../client-js/demo/sw.js");
 
 /// The client's modules, served under `/client/` as they sit in `client-js/src/` (their
 /// relative imports resolve there).
-const CLIENT: [(&str, &str); 5] = [
+const CLIENT: [(&str, &str); 6] = [
     ("index.js", include_str!("../../client-js/src/index.js")),
     ("errors.js", include_str!("../../client-js/src/errors.js")),
     ("outbox.js", include_str!("../../client-js/src/outbox.js")),
     ("stores.js", include_str!("../../client-js/src/stores.js")),
     ("patches.js", include_str!("../../client-js/src/patches.js")),
+    ("presence.js", include_str!("../../client-js/src/presence.js")),
 ];
 
 /// `/hearth-client.js`, where pages have always imported the client from.

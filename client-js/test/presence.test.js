@@ -1,0 +1,108 @@
+// Presence handles (issue 31) against the real server: avatars' data, re-announced after a
+// reconnect, ended by a client process killed with SIGKILL.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, test } from "node:test";
+import WebSocket from "ws";
+
+import { connect } from "../src/index.js";
+import { startServer, until } from "./server.js";
+
+const FAST = { min: 50, max: 300, factor: 2 };
+let server;
+const clients = [];
+function client(options = {}) {
+  const c = connect(server.url, { WebSocket, requestTimeout: 5000, reconnect: FAST, ...options });
+  clients.push(c);
+  return c;
+}
+
+before(async () => {
+  server = await startServer();
+});
+after(async () => {
+  for (const c of clients) c.close();
+  await server.cleanup();
+});
+
+const names = (list) => list.map((p) => p.username);
+
+test("presence: join, state, two connections, leave, and the list everyone sees", async () => {
+  const ann = client();
+  const { username: annName } = await ann.signup();
+  const bob = client();
+  const { username: bobName, token: bobToken } = await bob.signup();
+  await ann.create("notes", { collaborators: [bobName] });
+  const key = `${annName}/notes`;
+
+  const mine = ann.presence(key, { typing: false });
+  const seen = [];
+  mine.on("change", (list) => seen.push(list));
+  await mine.ready;
+  assert.deepEqual(names(mine.list), [annName]);
+
+  const theirs = bob.presence(key, { typing: true, field: "title" });
+  await theirs.ready;
+  await until(() => mine.list.length === 2, 5000, "bob seen");
+  assert.deepEqual(mine.list[1].state, { typing: true, field: "title" });
+  await theirs.set({ typing: false });
+  await until(() => mine.list[1]?.state.typing === false, 5000, "bob's new state");
+
+  // Bob in a second tab: one person, two connections.
+  const bob2 = client({ token: bobToken });
+  await until(() => bob2.ready, 5000, "second tab");
+  const tab = bob2.presence(key, { typing: false });
+  await tab.ready;
+  await until(() => mine.list[1]?.connections === 2, 5000, "two connections");
+  await tab.leave();
+  await until(() => mine.list[1]?.connections === 1, 5000, "back to one");
+  await theirs.leave();
+  await until(() => mine.list.length === 1, 5000, "bob gone");
+  assert.ok(seen.length >= 5, "each change told");
+});
+
+test("presence is announced again after a reconnect", async () => {
+  let own = await startServer();
+  try {
+    const a = connect(own.url, { WebSocket, requestTimeout: 5000, reconnect: FAST });
+    const b = connect(own.url, { WebSocket, requestTimeout: 5000, reconnect: FAST });
+    clients.push(a, b);
+    const { token } = await a.signup();
+    await b.auth(token);
+    const here = a.presence(undefined, { where: "a" });
+    const watcher = b.presence(undefined, null);
+    await Promise.all([here.ready, watcher.ready]);
+    await until(() => watcher.list.length === 1, 5000, "a seen");
+    own = await own.restart();
+    await until(() => a.ready && b.ready, 10_000, "both back");
+    await until(() => watcher.list.length === 1 && watcher.list[0].state.where === "a", 10_000, "a announced again");
+  } finally {
+    await own.cleanup();
+  }
+});
+
+test("a client process killed with SIGKILL is gone from everyone's list", async () => {
+  const ann = client();
+  const { username, token } = await ann.signup();
+  const list = ann.presence(undefined, { me: "watching" });
+  await list.ready;
+  const script = `
+    import { connect } from ${JSON.stringify(new URL("../src/index.js", import.meta.url).href)};
+    import WebSocket from ${JSON.stringify(import.meta.resolve("ws"))};
+    const c = connect(${JSON.stringify(server.url)}, { WebSocket, token: ${JSON.stringify(token)} });
+    const p = c.presence(undefined, { me: "doomed" });
+    await p.ready;
+    console.log("present");
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve, reject) => {
+    child.stdout.on("data", (d) => String(d).includes("present") && resolve());
+    child.on("exit", (code) => reject(new Error(`child exited ${code}`)));
+  });
+  await until(() => list.list[0]?.connections === 2, 5000, "the child present");
+  child.kill("SIGKILL");
+  await until(() => list.list[0]?.connections === 1, 5000, "the child gone");
+  assert.deepEqual(list.list[0].state, { me: "watching" });
+  assert.equal(list.list[0].username, username);
+});
