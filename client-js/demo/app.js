@@ -18,6 +18,8 @@ let dirty = false; // the editor holds text the user has not saved
 let base = null; // { version, userdata }
 let stopOwn = null;
 let stopOther = null;
+let here = null; // my presence on the open document
+let typingTimer = null;
 
 const EXAMPLES = {
   merge: '{\n  "groceries": { "milk": 2, "bread": null }\n}',
@@ -72,6 +74,8 @@ function setStatus() {
 }
 
 function showWelcome(message = "") {
+  here?.leave();
+  here = null;
   stopOwn?.();
   stopOther?.();
   stopOwn = stopOther = null;
@@ -104,6 +108,8 @@ const mine = (target) => target === undefined || target.startsWith(`${hearth.use
 /** Opens a document in the editor: watches it, and shows sharing only to its owner. */
 function open(target, message = "") {
   stopOwn?.();
+  here?.leave();
+  here = null;
   current = target;
   doc = base = null;
   dirty = false;
@@ -123,6 +129,10 @@ function open(target, message = "") {
   const onError = (e) => open(undefined, e.detail === "deleted" ? `${target} was deleted.` : e.detail === "access revoked" ? `${target} is no longer shared with you.` : e.message);
   stopOwn = target === undefined ? hearth.watch({ onError }, onChange) : hearth.watch(target, { onError }, onChange);
   stopOwn.ready.catch(onError);
+  // Who else has it open, and whether they are typing.
+  $("present").replaceChildren();
+  here = hearth.presence(target, { typing: false });
+  here.on("change", renderPresent);
   markCurrent();
 }
 
@@ -363,7 +373,48 @@ $("conflict-overwrite").onclick = () => {
 
 $("editor").oninput = () => {
   dirty = true;
+  // "typing…" for the others while keys come, and for a moment after.
+  if (!typingTimer) here?.set({ typing: true }).catch(() => {});
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => {
+    typingTimer = null;
+    here?.set({ typing: false }).catch(() => {});
+  }, 1500);
 };
+
+/** A colour per name, so a face is recognisable at a glance. */
+function hue(name) {
+  let h = 0;
+  for (const c of name) h = (h * 131 + c.charCodeAt(0) * 7) % 360;
+  return `hsl(${h} 55% 45%)`;
+}
+
+function renderPresent(list) {
+  const items = list.map((p) => {
+    const li = document.createElement("li");
+    const me = p.username === hearth.username;
+    li.title = `${me ? "you" : p.username}${p.connections > 1 ? ` (${p.connections} windows)` : ""}`;
+    const face = document.createElement("span");
+    face.className = "face";
+    face.style.background = hue(p.username);
+    face.textContent = p.username.slice(0, 2).toUpperCase();
+    li.append(face);
+    if (p.connections > 1) {
+      const n = document.createElement("span");
+      n.className = "count";
+      n.textContent = p.connections;
+      li.append(n);
+    }
+    if (!me && p.state?.typing) {
+      const t = document.createElement("span");
+      t.className = "typing";
+      t.textContent = `${p.username} is typing…`;
+      li.append(t);
+    }
+    return li;
+  });
+  $("present").replaceChildren(...items);
+}
 $("mode").onchange = () => {
   const mode = $("mode").value;
   if (mode in EXAMPLES) {
