@@ -17,6 +17,7 @@ async fn lean_watchers(
     token: &str,
     n: usize,
     target: Option<String>,
+    presence: bool,
 ) -> Vec<crate::watchers::Watcher> {
     let threads = 4.min(n.max(1));
     let handles: Vec<_> = (0..threads)
@@ -26,7 +27,8 @@ async fn lean_watchers(
             tokio::task::spawn_blocking(move || {
                 (0..count)
                     .map(|_| {
-                        crate::watchers::connect(&addr, &token, target.as_deref()).expect("watcher")
+                        crate::watchers::connect(&addr, &token, target.as_deref(), presence)
+                            .expect("watcher")
                     })
                     .collect::<Vec<_>>()
             })
@@ -55,6 +57,9 @@ pub struct FanoutOpts {
     pub pid: Option<u32>,
     /// Write and watch a named document of the writer's instead of its default one.
     pub named: bool,
+    /// Every watcher also announces its presence on the document (issue 31): the server then
+    /// holds a seat and a listener per watcher, and has pushed n² joins before the changes.
+    pub presence: bool,
 }
 
 /// CPU time the server's threads named `name` (`""`: all of them) have run, in ns, from the
@@ -108,7 +113,7 @@ pub async fn fanout(addr: &str, n: usize, opts: FanoutOpts) -> Metrics {
         let key = format!("{}/bench", r["username"].as_str().expect("created"));
         let _ = target.set(key);
     }
-    let conns = lean_watchers(last, &token, n, target.get().cloned()).await;
+    let conns = lean_watchers(last, &token, n, target.get().cloned(), opts.presence).await;
     let updates = updates as usize;
     let receiver = crate::watchers::Receiver::new(conns);
     let hold = (!hold.is_zero()).then_some((sent_at, hold));

@@ -6,6 +6,7 @@ mod client;
 mod disk;
 mod fanout;
 mod listing;
+mod presence;
 mod scenarios;
 mod stats;
 mod watchers;
@@ -77,6 +78,9 @@ struct Args {
     /// For `writers`: every update carries an `opId` (issue 30's cost of exactly-once).
     #[arg(long)]
     op_ids: bool,
+    /// For `fanout`: every watcher also announces its presence on the document.
+    #[arg(long)]
+    presence: bool,
     /// For `list`: accounts besides the measured one, with 100 named documents each.
     #[arg(long, default_value_t = 0)]
     accounts: usize,
@@ -112,6 +116,9 @@ pub enum Scenario {
     /// h) named documents: one account with `--n` of them (and `--accounts` more with 100
     /// each), then `list` timed.
     List,
+    /// i) presence: `--n` watchers of one document; changes, the join burst, changes again,
+    /// presence updates, each timed.
+    Presence,
 }
 
 #[tokio::main]
@@ -157,6 +164,7 @@ async fn main() {
                 hold: std::time::Duration::from_millis(args.hold_ms),
                 pid: args.pid,
                 named: args.named,
+                presence: args.presence,
             };
             fanout::fanout(&args.addr, args.n.unwrap_or(1000), opts).await
         }
@@ -177,6 +185,7 @@ async fn main() {
             scenarios::populate(&args.addr, args.n.unwrap_or(100_000), args.size).await
         }
         Scenario::Ready => scenarios::ready(&args.addr, args.since_ns.unwrap_or(0)).await,
+        Scenario::Presence => presence::presence(&args.addr, args.n.unwrap_or(1000)).await,
         Scenario::Rest => scenarios::rest(&args.addr, args.n.unwrap_or(50), args.secs).await,
         Scenario::Disk => {
             let interval = std::time::Duration::from_millis(args.interval_ms);

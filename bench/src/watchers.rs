@@ -32,13 +32,19 @@ pub struct Watcher {
     stream: TcpStream,
 }
 
-/// Connects, signs in with `token` and watches that account's document; blocking.
-pub fn connect(addr: &str, token: &str, target: Option<&str>) -> Result<Watcher, String> {
+/// Connects, signs in with `token` and watches that account's document (and, with
+/// `presence`, announces itself on it); blocking.
+pub fn connect(
+    addr: &str,
+    token: &str,
+    target: Option<&str>,
+    presence: bool,
+) -> Result<Watcher, String> {
     let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (mut ws, _) =
         tungstenite::client(format!("ws://{addr}/ws"), stream).map_err(|e| e.to_string())?;
-    for (id, frame) in [
+    let mut frames = vec![
         (1, json!({"id": 1, "type": "auth", "token": token})),
         (
             2,
@@ -47,7 +53,15 @@ pub fn connect(addr: &str, token: &str, target: Option<&str>) -> Result<Watcher,
                 Some(t) => json!({"id": 2, "type": "watch", "target": t}),
             },
         ),
-    ] {
+    ];
+    if presence {
+        let mut join = json!({"id": 3, "type": "presence", "action": "join", "state": {}});
+        if let Some(t) = target {
+            join["target"] = json!(t);
+        }
+        frames.push((3, join));
+    }
+    for (id, frame) in frames {
         ws.send(Message::text(frame.to_string()))
             .map_err(|e| e.to_string())?;
         loop {
@@ -246,6 +260,8 @@ impl Conn {
     fn frames(&mut self, arrived: Option<u64>, read: u64, out: &mut Vec<Delivery>) {
         let (stream, seen) = (&mut self.stream, &mut self.seen);
         take_frames(&mut self.buf, |opcode, payload| match opcode {
+            // Presence pushes (watchers that announced themselves) are not measured.
+            0x1 if payload.starts_with(br#"{"type":"presence""#) => {}
             0x1 => {
                 let sent = change_t(payload).expect("a change frame with data.userdata.t");
                 if sent == 0 {

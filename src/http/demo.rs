@@ -18,7 +18,10 @@ const CLIENT: [(&str, &str); 6] = [
     ("outbox.js", include_str!("../../client-js/src/outbox.js")),
     ("stores.js", include_str!("../../client-js/src/stores.js")),
     ("patches.js", include_str!("../../client-js/src/patches.js")),
-    ("presence.js", include_str!("../../client-js/src/presence.js")),
+    (
+        "presence.js",
+        include_str!("../../client-js/src/presence.js"),
+    ),
 ];
 
 /// `/hearth-client.js`, where pages have always imported the client from.

@@ -509,3 +509,36 @@ async fn watch_and(c: &mut Client, action: &str) {
         assert_ne!(r["type"], "error", "{r}");
     }
 }
+
+/// A node that stops cleanly says goodbye: its presences leave every other node at once,
+/// not after the silence timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_takes_its_presence_with_it() {
+    let Some(mut nodes) = TestServer::cluster(2, |_| {}).await else {
+        return;
+    };
+    let (_ann, token) = nodes[0].named_user("ann").await;
+    let mut here = authed(&nodes[0], &token).await;
+    watch_and(&mut here, "list").await;
+    let mut there = authed(&nodes[1], &token).await;
+    watch_and(&mut there, "join").await;
+    assert_eq!(next_presence(&mut here).await["event"], "join");
+    let stopped = std::time::Instant::now();
+    let mut leaving = nodes.pop().unwrap();
+    leaving.shutdown().await;
+    let p = tokio::time::timeout(Duration::from_secs(3), next_presence(&mut here))
+        .await
+        .expect("gone well before the silence timeout");
+    assert_eq!(p["event"], "leave", "{p}");
+    assert!(stopped.elapsed() < Duration::from_secs(3));
+}
+
+/// The next `presence` push on `c`, other pushes passed over.
+async fn next_presence(c: &mut Client) -> Value {
+    loop {
+        let p = c.next_push().await;
+        if p["type"] == "presence" {
+            return p;
+        }
+    }
+}

@@ -225,15 +225,25 @@ async fn sse_streams_carry_presence_when_asked() {
     assert_eq!(plain.next().await.unwrap().data["type"], "data");
     assert_eq!(with.next().await.unwrap().data["type"], "data");
     let list = with.next().await.unwrap();
-    assert_eq!((list.data["type"].as_str(), &list.data["present"]), (Some("presence"), &json!([])));
+    assert_eq!(
+        (list.data["type"].as_str(), &list.data["present"]),
+        (Some("presence"), &json!([]))
+    );
     assert!(list.id.is_none(), "presence is not a version");
     let _here = present(&server, &ann_token, &ann_name, json!({"typing": true})).await;
     let pushed = with.next().await.unwrap();
-    assert_eq!((pushed.data["event"].as_str(), &pushed.data["state"]), (Some("join"), &json!({"typing": true})));
+    assert_eq!(
+        (pushed.data["event"].as_str(), &pushed.data["state"]),
+        (Some("join"), &json!({"typing": true}))
+    );
     assert!(pushed.id.is_none());
     // The plain stream sees only versions.
     let mut ann = server.client().await;
-    ann.request(json!({"type": "auth", "token": ann_token})).await;
-    ann.request(json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": {"a": 1}}})).await;
+    ann.request(json!({"type": "auth", "token": ann_token}))
+        .await;
+    ann.request(
+        json!({"type": "update", "data": {"metadata": {"version": 0}, "userdata": {"a": 1}}}),
+    )
+    .await;
     assert_eq!(plain.next().await.unwrap().data["type"], "change");
 }
