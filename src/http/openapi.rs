@@ -5,7 +5,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    account, admin, blobs, changes, data, docs, health, kopano, named, rivet, root, socketio, ws,
+    account, admin, blobs, changes, data, docs, health, kopano, named, presence, rivet, root,
+    socketio, ws,
 };
 
 #[derive(OpenApi)]
@@ -24,6 +25,7 @@ use super::{
         named::get_root, named::put_root, named::patch_root, named::delete_root,
         named::get_data, named::put_data, named::patch_data, named::delete_data,
         named::root_keys, named::keys, named::batch, named::changes, named::events,
+        presence::present, presence::named_present,
         admin::stats, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
         admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,
