@@ -121,14 +121,14 @@ export class Hearth {
   }
 
   /** Queues `op(key)` in the outbox; a target that cannot be named rejects, never throws. */
-  _queue(target, op) {
+  _queue(target, op, fn) {
     let key;
     try {
       key = this._key(target ?? undefined);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this._outbox.add(op(key));
+    return this._outbox.add(op(key), fn);
   }
 
   /** A fetch from the server, kept as the document's last known version. */
@@ -139,12 +139,16 @@ export class Hearth {
     return doc;
   }
 
-  /** Shows the queued writes of `target` to its watchers at once. */
-  _deliverLocal(target) {
+  /** Shows the queued writes of `target` to its watchers at once. With `settled`, only to
+   * watchers last shown writes still pending (one was just committed or given up), so that
+   * what they show ends up as the server has it. */
+  _deliverLocal(target, settled = false) {
     const view = this._outbox?.view(target);
     if (!view) return;
     for (const record of this._watches.values()) {
       if (record.active && !record.fields && !record.mode && this._key(record.target) === target) {
+        if (settled && !record.shownPending) continue;
+        record.shownPending = view.pending;
         deliver(record, { ...view, local: true, offline: !this.ready });
       }
     }
@@ -156,8 +160,8 @@ export class Hearth {
     const target = this._key(record.target);
     if (change.data) this._outbox.remember(target, change);
     else this._outbox.follow(target, change);
-    if (!this._outbox.pendingFor(target)) return change;
-    const view = this._outbox.view(target);
+    const view = this._outbox.pendingFor(target) ? this._outbox.view(target) : null;
+    record.shownPending = view !== null;
     return view ? { ...change, data: view.data, pending: true } : change;
   }
 
@@ -441,15 +445,11 @@ export class Hearth {
     if (!this._outbox) return this._transactOnline(target, fn);
     // Run now on what the app shows (the last known version and the writes queued on it);
     // run again on the newest version if someone else's came first.
-    const queued = (async () => {
-      const key = this._key(target);
-      await this._outbox.loaded;
-      const view = this._outbox.view(key) ?? (await this.fetch(key));
+    return this._queue(target, (key) => async () => {
+      const view = this._outbox.view(key) ?? (await this._serverFetch(key));
       const next = await fn(structuredClone(view.data.userdata));
-      return this._outbox.add({ kind: "transact", target: key, data: next, base: view.version }, fn);
-    })();
-    queued.catch(() => {}); // may be left unawaited, as `update`'s
-    return queued;
+      return { kind: "transact", target: key, data: next, base: view.version };
+    }, fn);
   }
 
   async _transactOnline(target, fn) {

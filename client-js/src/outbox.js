@@ -23,6 +23,8 @@ export class Outbox {
     this.waiting = new Map(); // opId -> { resolve, reject, fn? } for writes made in this session
     this.flushing = false;
     this.loaded = Promise.resolve();
+    this.adding = Promise.resolve(); // writes being kept, in order (`add`)
+    this.seq = 0; // the newest write's sequence number
   }
 
   /** Loads `user`'s queued writes and known documents (at sign-in, or offline from the
@@ -46,6 +48,7 @@ export class Outbox {
       if (this.user !== user) return;
       // Writes queued while this load ran come after the stored ones.
       this.ops = [...ops.sort((a, b) => a.seq - b.seq), ...this.ops.filter((o) => !ops.some((s) => s.opId === o.opId))];
+      this.seq = Math.max(this.seq, ...this.ops.map((o) => o.seq));
       this.h._emit("pending", this.h.pending);
       for (const target of new Set(this.ops.map((o) => o.target))) this.h._deliverLocal(target);
     })().catch((e) => this.h._emit("error", e));
@@ -101,25 +104,33 @@ export class Outbox {
     this.remember(target, { ...doc, version: change.version, data: { metadata, userdata } });
   }
 
-  /** Queues a write; resolves when it commits (to its version, or `{version, userdata}` for
+  /** Queues a write (`make`: the write, or a function making it once the writes before it
+   * are queued); resolves when it commits (to its version, or `{version, userdata}` for
    * `transact`), rejects when it is refused or given up in a conflict. The promise may be
    * left unawaited: a refusal is also told by the `conflict` or `error` event, and an
    * unawaited one is not an unhandled rejection. */
-  add(op, fn) {
+  add(make, fn) {
     const done = new Promise((resolve, reject) => {
-      this.loaded
-        .then(async () => {
+      // One at a time, in call order: each is kept in the store before it is shown or
+      // counted, so a reload right after a write finds it; and `make` (a `transact`'s run)
+      // sees every write queued before it.
+      this.adding = this.adding.then(async () => {
+        try {
+          await this.loaded;
           if (!this.user) throw new HearthError("auth_required", "sign in first");
-          const last = this.ops.at(-1)?.seq ?? 0;
-          Object.assign(op, { opId: newOpId(), seq: Math.max(last + 1, Date.now() * 1000), at: new Date().toISOString() });
+          const op = typeof make === "function" ? await make() : make;
+          this.seq = Math.max(this.seq + 1, Date.now() * 1000);
+          Object.assign(op, { opId: newOpId(), seq: this.seq, at: new Date().toISOString() });
+          await this.store.set(opKey(this.user, op.seq), op);
           this.waiting.set(op.opId, { resolve, reject, fn });
           this.ops.push(op);
-          await this.store.set(opKey(this.user, op.seq), op);
           this.h._emit("pending", this.h.pending);
           this.h._deliverLocal(op.target);
           this.flush();
-        })
-        .catch(reject);
+        } catch (e) {
+          reject(e);
+        }
+      });
     });
     done.catch(() => {});
     return done;
@@ -227,6 +238,8 @@ export class Outbox {
     const w = this.waiting.get(op.opId);
     this.waiting.delete(op.opId);
     w?.resolve(op.kind === "transact" ? { version, userdata: op.data } : version);
+    // Its change may have been shown before this answer came, still marked pending.
+    this.h._deliverLocal(op.target, true);
   }
 
   async drop(op, error) {
@@ -238,7 +251,7 @@ export class Outbox {
     if (error.server) event.server = error.server;
     const conflict = error.code === "conflict" || (op.rebased && error.code === "bad_request");
     this.h._emit(conflict ? "conflict" : "error", conflict ? event : error);
-    this.h._deliverLocal(op.target);
+    this.h._deliverLocal(op.target, true);
   }
 
   async remove(op) {
