@@ -264,6 +264,10 @@ fn apply_account_event(state: &AppState, event: Event) {
             ("disabled", true) => state.auth.disable(&username),
             ("disabled", false) => state.auth.flags.enable(&username),
             ("admin", on) => state.auth.flags.set_granted_admin(&username, on),
+            ("deleted", _) => state.auth.sockets.tell(
+                &username,
+                &crate::auth::Control::Close(crate::deletion::CLOSE_DELETED, "account deleted"),
+            ),
             _ => tracing::warn!(%flag, "unknown account flag"),
         },
         Event::Deleted { key } => {

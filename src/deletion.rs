@@ -38,17 +38,14 @@ pub async fn delete_account(
     }
     let mut report = Deleted::default();
     // Closed before the revocations, which would sign the sockets out (and out of the
-    // registry this finds them in) without closing them.
+    // registry this finds them in) without closing them. Other nodes of a cluster close
+    // theirs when the deletion's notification reaches them, which is why the sessions are
+    // revoked only after it (a token of an account that no longer exists is refused anyway).
     auth.sockets.tell(
         name,
         &crate::auth::Control::Close(CLOSE_DELETED, "account deleted"),
     );
-    for session in store.sessions(name).await? {
-        let until = auth.tokens.revoked_until(session.expires);
-        auth.sockets.revoke(&session.id, until, 0);
-        store.revoke(name, &session.id, until).await?;
-        report.sessions += 1;
-    }
+    let sessions = store.sessions(name).await?;
     let mut held = Vec::new();
     loop {
         let (page, _) = store.user_blobs(name, held.len(), 1000).await?;
@@ -62,6 +59,12 @@ pub async fn delete_account(
         StoreError::NotFound => Error::NotFound,
         other => other.into(),
     })?;
+    for session in sessions {
+        let until = auth.tokens.revoked_until(session.expires);
+        auth.sockets.revoke(&session.id, until, 0);
+        store.revoke(name, &session.id, until).await?;
+        report.sessions += 1;
+    }
     auth.flags.forget_account(name);
     if let Some(blobs) = blobs {
         blobs.drop_unreferenced(store, &held).await;

@@ -542,3 +542,29 @@ async fn next_presence(c: &mut Client) -> Value {
         }
     }
 }
+
+/// Deleting an account through one node closes its sockets on every node with 4004, as on
+/// the node that deleted it (they used to be signed out there instead, left open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_account_closes_its_sockets_on_every_node() {
+    let Some(nodes) = TestServer::cluster(2, |_| {}).await else {
+        return;
+    };
+    let (mut on_a, token) = nodes[0].named_user("ann").await;
+    let mut on_b = authed(&nodes[1], &token).await;
+    on_b.request(json!({"type": "watch"})).await;
+    let (status, body) = http(
+        reqwest::Method::DELETE,
+        &format!("http://{}/v1/me", nodes[0].addr),
+        Some(&token),
+        Some(json!({"password": "correct horse"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(on_a.closed_with().await, 4004);
+    assert_eq!(
+        on_b.closed_with().await,
+        4004,
+        "closed on the other node too"
+    );
+}

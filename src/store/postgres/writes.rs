@@ -171,6 +171,9 @@ impl PgBackend {
     /// Every row of `name`, in the deletion's transaction. Other nodes learn of it from
     /// their next read (the document's version is gone) and from the flag notifications.
     async fn delete_user(&self, tx: &Transaction<'_>, name: &String) -> Result<(), StoreError> {
+        // Every node closes the account's sockets there (4004), as this one closed its own.
+        self.notify(tx, json!({"f": "deleted", "u": name, "on": true}))
+            .await?;
         let s = &self.s;
         let removed = tx
             .execute(
