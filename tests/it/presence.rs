@@ -247,3 +247,46 @@ async fn sse_streams_carry_presence_when_asked() {
     .await;
     assert_eq!(plain.next().await.unwrap().data["type"], "change");
 }
+
+#[tokio::test]
+async fn a_client_that_vanishes_is_gone_at_the_idle_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.ping_interval = 100;
+        c.idle_timeout = 500;
+    })
+    .await;
+    let (_ann, _, token) = server.user().await;
+    let mut watcher = authed(&server, &token).await;
+    watcher.request(json!({"type": "watch"})).await;
+    watcher.request(json!({"type": "presence"})).await;
+    // A client that announces itself and then never answers again (its machine slept).
+    let mut silent = crate::common::RawWs::connect(&server).await;
+    for frame in [
+        json!({"type": "auth", "token": token}),
+        json!({"type": "watch"}),
+        json!({"type": "presence", "action": "join", "state": {"me": "asleep"}}),
+    ] {
+        silent.send_frame(0x1, frame.to_string().as_bytes()).await;
+    }
+    let joined = std::time::Instant::now();
+    let mut events = Vec::new();
+    // The watcher keeps answering pings while it waits (`next` reads).
+    while events
+        .last()
+        .is_none_or(|e: &(String, String, Value, Value)| e.0 != "leave")
+    {
+        let e = tokio::time::timeout(Duration::from_secs(5), next(&mut watcher))
+            .await
+            .expect("the silent client's presence ends");
+        events.push(e);
+    }
+    // Its one person: joined (or the connection count rose), then left at the timeout.
+    assert!(
+        events.iter().any(|e| e.3 == json!({"me": "asleep"})),
+        "{events:?}"
+    );
+    assert!(
+        joined.elapsed() >= Duration::from_millis(400),
+        "not before the idle timeout"
+    );
+}
