@@ -94,23 +94,8 @@ pub async fn presence(addr: &str, n: usize) -> Metrics {
     }
     drop(tx);
     let mut version = 0;
-    let changes = |rx: &mut mpsc::UnboundedReceiver<Seen>| {
-        let mut s = Stats::default();
-        while let Ok(seen) = rx.try_recv() {
-            if let Seen::Change(us) = seen {
-                s.add(Duration::from_micros(us));
-            }
-        }
-        s
-    };
     // 1. Changes alone.
-    for _ in 0..UPDATES {
-        writer.update(version, json!({"t": unix_us()})).await;
-        version += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut before = changes(&mut rx);
+    let mut before = changes(&mut writer, &mut version, &mut rx).await;
     // 2. The join burst.
     let burst = Instant::now();
     let _ = join_now.send(true);
@@ -130,13 +115,7 @@ pub async fn presence(addr: &str, n: usize) -> Metrics {
     tokio::time::sleep(Duration::from_millis(500)).await;
     while rx.try_recv().is_ok() {}
     // 3. Changes again.
-    for _ in 0..UPDATES {
-        writer.update(version, json!({"t": unix_us()})).await;
-        version += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut after = changes(&mut rx);
+    let mut after = changes(&mut writer, &mut version, &mut rx).await;
     // 4. Presence updates from one more socket of the same account.
     let mut setter = Conn::connect(&url(addr)).await;
     setter.auth(&token).await;
@@ -169,4 +148,26 @@ pub async fn presence(addr: &str, n: usize) -> Metrics {
         ("presence_update_p99_ms", pushed.ms(99.0)),
         ("presence_updates_timed", pushed.len() as f64),
     ])
+}
+
+/// [`UPDATES`] changes 50 ms apart from `version` on, and how long they took to reach the
+/// watchers (whatever else the watchers reported meanwhile is dropped).
+async fn changes(
+    writer: &mut Conn,
+    version: &mut u64,
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+) -> Stats {
+    for _ in 0..UPDATES {
+        writer.update(*version, json!({"t": unix_us()})).await;
+        *version += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stats = Stats::default();
+    while let Ok(seen) = rx.try_recv() {
+        if let Seen::Change(us) = seen {
+            stats.add(Duration::from_micros(us));
+        }
+    }
+    stats
 }

@@ -1,43 +1,15 @@
 // The demo page in headless Chromium (Debian's, driven by playwright-core): two people, one
 // shares with the other, an edit in one window appears in the other without a reload.
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { launchChromium, startServer } from "../test/server.js";
+import { browserSuite } from "../test/server.js";
 
-const ARTIFACTS = fileURLToPath(new URL("../../artifacts/", import.meta.url));
-
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  await mkdir(ARTIFACTS, { recursive: true });
-  browser = await launchChromium(chromium);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.cleanup();
-});
-
-async function person() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e));
-  await page.goto(server.httpUrl);
-  await page.screenshot({ path: `${ARTIFACTS}demo-welcome.png` });
-  await page.click("#guest");
-  await page.waitForFunction(() => document.getElementById("me").textContent.length > 0);
-  const username = await page.textContent("#me");
-  await page.waitForSelector("#status.online");
-  return { page, username, errors };
-}
+const suite = browserSuite(chromium, { before, after });
+const ARTIFACTS = suite.artifacts;
+const person = () => suite.guest({ screenshot: "demo-welcome.png" });
 
 test("an edit in one browser appears live in another", async () => {
   const ann = await person();
@@ -91,17 +63,17 @@ test("an edit in one browser appears live in another", async () => {
 
 test("a stale edit is never saved without a word, and unknown names are named", async () => {
   // One person, two tabs (one browser context: the same stored token).
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await suite.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const first = await context.newPage();
   const errors = [];
   first.on("pageerror", (e) => errors.push(e));
-  await first.goto(server.httpUrl);
+  await first.goto(suite.server.httpUrl);
   await first.click("#guest");
   await first.waitForSelector("#status.online");
   await first.waitForFunction(() => document.getElementById("me").textContent.length > 0);
   const second = await context.newPage();
   second.on("pageerror", (e) => errors.push(e));
-  await second.goto(server.httpUrl);
+  await second.goto(suite.server.httpUrl);
   await second.waitForSelector("#status.online");
   await second.waitForFunction(() => document.getElementById("version").textContent === "v0");
 

@@ -1,42 +1,15 @@
 // Offline first in the demo page (issue 30): edits made with the network off are kept across
 // a reload, sent once when it is back, and reach the other person's window.
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { launchChromium, startServer } from "../test/server.js";
+import { browserSuite } from "../test/server.js";
 
-const ARTIFACTS = fileURLToPath(new URL("../../artifacts/", import.meta.url));
-
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  await mkdir(ARTIFACTS, { recursive: true });
-  browser = await launchChromium(chromium);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.cleanup();
-});
-
-async function person() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e));
-  await page.goto(server.httpUrl);
-  await page.click("#guest");
-  await page.waitForFunction(() => document.getElementById("me").textContent.length > 0);
-  await page.waitForSelector("#status.online");
-  const username = await page.textContent("#me");
-  return { context, page, username, errors };
-}
+const suite = browserSuite(chromium, { before, after });
+const ARTIFACTS = suite.artifacts;
+const person = () => suite.guest();
 
 async function edit(page, userdata) {
   await page.fill("#editor", JSON.stringify(userdata, null, 2));
@@ -82,7 +55,7 @@ test("edits made offline survive a reload and reach the other person once back o
   await bob.page.waitForFunction(() => document.getElementById("watched").textContent.includes("after the reload"));
   assert.match(await bob.page.textContent("#watched-version"), /v5/);
   const token = await ann.page.evaluate(() => localStorage.getItem("hearth.token"));
-  const res = await fetch(`${server.httpUrl}/v1/users/${ann.username}/changes?from=1`, { headers: { Authorization: `Bearer ${token}` } });
+  const res = await fetch(`${suite.server.httpUrl}/v1/users/${ann.username}/changes?from=1`, { headers: { Authorization: `Bearer ${token}` } });
   const { changes } = await res.json();
   assert.deepEqual(changes.map((c) => c.version), [1, 2, 3, 4, 5]);
   assert.equal(new Set(changes.map((c) => c.opId)).size, 5, "each write once, each with its id");

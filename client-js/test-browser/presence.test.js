@@ -1,41 +1,15 @@
 // Presence in the demo page (issue 31): two people on one document see each other's face,
 // and "typing…" while the other edits.
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { launchChromium, startServer } from "../test/server.js";
+import { browserSuite } from "../test/server.js";
 
-const ARTIFACTS = fileURLToPath(new URL("../../artifacts/", import.meta.url));
-
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  await mkdir(ARTIFACTS, { recursive: true });
-  browser = await launchChromium(chromium);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.cleanup();
-});
-
-async function person(colorScheme = "light") {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e));
-  await page.goto(server.httpUrl);
-  await page.click("#guest");
-  await page.waitForFunction(() => document.getElementById("me").textContent.length > 0);
-  await page.waitForSelector("#status.online");
-  return { context, page, username: await page.textContent("#me"), errors };
-}
+const suite = browserSuite(chromium, { before, after });
+const ARTIFACTS = suite.artifacts;
+const person = () => suite.guest();
 
 const faces = (page) => page.$$eval("#present li", (lis) => lis.map((li) => li.title));
 

@@ -1,7 +1,7 @@
 // Starts the real hearth binary on a free port with a temp data dir, for tests.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,4 +92,39 @@ export async function launchChromium(chromium) {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+}
+
+/**
+ * What every browser test file sets up: a server and Chromium for its tests (stopped after
+ * them), where screenshots go, and `guest()`, a new person on the demo page (their own
+ * browser context) signed up as a guest and live.
+ */
+export function browserSuite(chromium, hooks) {
+  const suite = {
+    server: null,
+    browser: null,
+    artifacts: fileURLToPath(new URL("../../artifacts/", import.meta.url)),
+    async guest({ colorScheme = "light", screenshot } = {}) {
+      const context = await suite.browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme });
+      const page = await context.newPage();
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(e));
+      await page.goto(suite.server.httpUrl);
+      if (screenshot) await page.screenshot({ path: `${suite.artifacts}${screenshot}` });
+      await page.click("#guest");
+      await page.waitForFunction(() => document.getElementById("me").textContent.length > 0);
+      await page.waitForSelector("#status.online");
+      return { context, page, username: await page.textContent("#me"), errors };
+    },
+  };
+  hooks.before(async () => {
+    suite.server = await startServer();
+    await mkdir(suite.artifacts, { recursive: true });
+    suite.browser = await launchChromium(hooks.chromium ?? chromium);
+  });
+  hooks.after(async () => {
+    await suite.browser?.close();
+    await suite.server?.cleanup();
+  });
+  return suite;
 }

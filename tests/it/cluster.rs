@@ -174,23 +174,11 @@ async fn logout_disable_and_unsharing_act_on_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_nothing_acknowledged() {
-    let Some(url) = database_url() else {
-        eprintln!("\n*** SKIPPED: cluster test needs PostgreSQL; set TEST_DATABASE_URL ***\n");
+    let Some((mut doomed, doomed_addr, survivor, _dir)) =
+        doomed_and_survivor(&[("DATABASE_POOL", "4")]).await
+    else {
         return;
     };
-    let schema = fresh_schema();
-    let dir = tempfile::tempdir().unwrap();
-    let (mut doomed, doomed_addr) = spawn_hearth(
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", &url),
-            ("DATABASE_SCHEMA", &schema),
-            ("DATABASE_POOL", "4"),
-        ],
-    )
-    .await;
-    let survivor = TestServer::start_with(|c| crate::common::use_postgres(c, &url, &schema)).await;
     let doomed_url = format!("ws://{doomed_addr}/ws");
 
     // Three writers on the doomed node; for each, a watcher there and one on the survivor.
@@ -428,22 +416,9 @@ async fn a_retry_through_another_node_is_applied_once() {
 /// documented time (`presence/remote.rs`: 6 s of silence, swept every second).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_crosses_nodes_and_a_killed_nodes_presence_goes() {
-    let Some(url) = database_url() else {
-        eprintln!("\n*** SKIPPED: cluster test needs PostgreSQL; set TEST_DATABASE_URL ***\n");
+    let Some((mut doomed, doomed_addr, survivor, _dir)) = doomed_and_survivor(&[]).await else {
         return;
     };
-    let schema = fresh_schema();
-    let dir = tempfile::tempdir().unwrap();
-    let (mut doomed, doomed_addr) = spawn_hearth(
-        dir.path(),
-        &[
-            ("STORE", "postgres"),
-            ("DATABASE_URL", &url),
-            ("DATABASE_SCHEMA", &schema),
-        ],
-    )
-    .await;
-    let survivor = TestServer::start_with(|c| crate::common::use_postgres(c, &url, &schema)).await;
     let (_ann, token) = survivor.named_user("ann").await;
     let mut here = authed(&survivor, &token).await;
     watch_and(&mut here, "list").await;
@@ -567,4 +542,27 @@ async fn deleting_an_account_closes_its_sockets_on_every_node() {
         4004,
         "closed on the other node too"
     );
+}
+
+/// Two nodes on one fresh schema: the `hearth` binary in a process of its own (so it can be
+/// killed with `kill -9`; `extra` settings added), and one in this process. `None` (after
+/// saying so loudly) without `TEST_DATABASE_URL`.
+async fn doomed_and_survivor(
+    extra: &[(&str, &str)],
+) -> Option<(tokio::process::Child, String, TestServer, tempfile::TempDir)> {
+    let Some(url) = database_url() else {
+        eprintln!("\n*** SKIPPED: cluster test needs PostgreSQL; set TEST_DATABASE_URL ***\n");
+        return None;
+    };
+    let schema = fresh_schema();
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = vec![
+        ("STORE", "postgres"),
+        ("DATABASE_URL", url.as_str()),
+        ("DATABASE_SCHEMA", schema.as_str()),
+    ];
+    envs.extend_from_slice(extra);
+    let (doomed, addr) = spawn_hearth(dir.path(), &envs).await;
+    let survivor = TestServer::start_with(|c| crate::common::use_postgres(c, &url, &schema)).await;
+    Some((doomed, addr, survivor, dir))
 }

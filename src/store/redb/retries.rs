@@ -2,7 +2,7 @@
 //! log and when), as the writer sees it mid-batch: the batch's own rows, the unfolded rows in
 //! memory, then the folded log.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::LOG;
 use super::tables::{Tables, open};
@@ -35,15 +35,10 @@ impl Tables<'_> {
             let log = open(Some(txn), &mut self.log, LOG)?;
             return search(&*log, name, by, op_id, after);
         }
-        // Only the writer commits, so a snapshot taken now holds every commit so far.
-        if self.read.is_none() {
-            self.read = Some(self.db.begin_read().map_err(StoreError::unavailable)?);
-        }
-        let read = self
-            .read
-            .as_ref()
-            .ok_or_else(|| StoreError::unavailable("no snapshot"))?;
-        let log = read.open_table(LOG).map_err(StoreError::unavailable)?;
+        let log = self
+            .snapshot()?
+            .open_table(LOG)
+            .map_err(StoreError::unavailable)?;
         search(&log, name, by, op_id, after)
     }
 }

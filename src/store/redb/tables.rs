@@ -392,6 +392,17 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
+    /// A read snapshot for a batch without a write transaction. Only the writer commits, so
+    /// a snapshot taken now holds every commit so far.
+    pub(super) fn snapshot(&mut self) -> Result<&ReadTransaction, StoreError> {
+        if self.read.is_none() {
+            self.read = Some(self.db.begin_read().map_err(StoreError::unavailable)?);
+        }
+        self.read
+            .as_ref()
+            .ok_or_else(|| StoreError::unavailable("no snapshot"))
+    }
+
     fn current(&mut self, name: &str) -> Result<Option<Arc<Document>>, StoreError> {
         if self.deleted.contains(name) {
             return Ok(None);
@@ -410,14 +421,7 @@ impl<'t> Tables<'t> {
             let log = open(Some(txn), &mut self.log, LOG)?;
             journal::document(&*docs, &*log, name, &unfolded)?
         } else {
-            // Only the writer commits, so a snapshot taken now holds every commit so far.
-            if self.read.is_none() {
-                self.read = Some(self.db.begin_read().map_err(StoreError::unavailable)?);
-            }
-            let read = self
-                .read
-                .as_ref()
-                .ok_or_else(|| StoreError::unavailable("no snapshot"))?;
+            let read = self.snapshot()?;
             let docs = read.open_table(DOCS).map_err(StoreError::unavailable)?;
             let log = read.open_table(LOG).map_err(StoreError::unavailable)?;
             journal::document(&docs, &log, name, &unfolded)?
