@@ -106,3 +106,17 @@ test("a client process killed with SIGKILL is gone from everyone's list", async 
   assert.deepEqual(list.list[0].state, { me: "watching" });
   assert.equal(list.list[0].username, username);
 });
+
+test("leaving a presence never ends the app's own watch of the document", async () => {
+  const ann = client();
+  const { username } = await ann.signup();
+  const here = ann.presence(username, { on: true });
+  await here.ready;
+  // The app watches the same document after the handle did (its watch replaces the handle's).
+  const seen = [];
+  await ann.watch(username, {}, (c) => seen.push(c.version)).ready;
+  await here.leave();
+  await ann.update({ n: 1 }, 0, "merge");
+  await until(() => seen.includes(1), 5000, "the app's watch still delivers");
+});
+
