@@ -566,3 +566,34 @@ async fn doomed_and_survivor(
     let survivor = TestServer::start_with(|c| crate::common::use_postgres(c, &url, &schema)).await;
     Some((doomed, addr, survivor, dir))
 }
+
+/// The same operation sent through two nodes at once (a resend racing the original):
+/// one commit, both answered with its version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_operation_through_two_nodes_at_once_lands_once() {
+    let Some(nodes) = TestServer::cluster(2, |_| {}).await else {
+        return;
+    };
+    let (_ann, token) = nodes[0].named_user("ann").await;
+    let update = json!({"type": "update", "opId": "race-2", "patch": "merge",
+        "data": {"metadata": {"version": 0}, "userdata": {"n": 1}}});
+    for _ in 0..5 {
+        // Fresh sockets each round; the document moves on, so each round uses a new base.
+        let (mut a, mut b) = (
+            authed(&nodes[0], &token).await,
+            authed(&nodes[1], &token).await,
+        );
+        let version = a.request(json!({"type": "fetch"})).await["version"]
+            .as_u64()
+            .unwrap();
+        let mut frame = update.clone();
+        frame["opId"] = json!(format!("race-{version}"));
+        frame["data"]["metadata"]["version"] = json!(version);
+        let (ra, rb) = tokio::join!(a.request(frame.clone()), b.request(frame));
+        assert_eq!(ra["version"], version + 1, "{ra}");
+        assert_eq!(rb["version"], version + 1, "{rb}");
+    }
+    let url = format!("http://{}/v1/users/ann/changes?from=1", nodes[1].addr);
+    let (_, body) = http_get(&url, &token).await;
+    assert_eq!(body["changes"].as_array().unwrap().len(), 5, "{body}");
+}

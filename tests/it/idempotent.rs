@@ -196,3 +196,31 @@ async fn rest_writes_take_an_idempotency_key() {
         vec![(1, Some("k-1".into())), (2, Some("k-2".into()))]
     );
 }
+
+#[tokio::test]
+async fn the_same_operation_from_two_sockets_at_once_lands_once() {
+    let server = TestServer::start().await;
+    let (_c, ann, token) = server.user().await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut c = server.client().await;
+        c.request(json!({"type": "auth", "token": token})).await;
+        clients.push(c);
+    }
+    // Every socket sends it before any answer comes: a client and its resend racing.
+    for c in &mut clients {
+        c.send(merge(0, json!({"milk": 1}), "race-1")).await;
+    }
+    for c in &mut clients {
+        let r = c.recv().await;
+        assert_eq!(
+            (r["type"].as_str(), r["version"].as_u64()),
+            (Some("version"), Some(1)),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        log(&server, &ann, &token).await,
+        vec![(1, Some("race-1".into()))]
+    );
+}
