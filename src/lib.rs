@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod output;
+pub mod overview;
 pub mod presence;
 pub mod proxies;
 pub mod server;

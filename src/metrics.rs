@@ -46,6 +46,26 @@ pub struct Metrics {
     pub commit_rate: Rate,
 }
 
+impl Metrics {
+    /// Error frames answered so far, by code (for the admin overview, `overview.rs`).
+    pub fn error_totals(&self) -> std::collections::BTreeMap<String, u64> {
+        use prometheus::core::Collector;
+        let mut out = std::collections::BTreeMap::new();
+        for family in self.errors.collect() {
+            for metric in family.get_metric() {
+                if let Some(code) = metric.get_label().iter().find(|l| l.name() == "code") {
+                    // Counts are whole numbers kept as f64 by the library.
+                    out.insert(
+                        code.value().to_owned(),
+                        metric.get_counter().get_value() as u64,
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A counter's rate over the last ten seconds, from samples taken once a second.
 #[derive(Default)]
 pub struct Rate {

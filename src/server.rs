@@ -220,6 +220,20 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         }
     };
     tokio::spawn(sweeper);
+    // The admin overview's hour of samples, the first at start.
+    let sampler = {
+        let state = state.clone();
+        async move {
+            let mut every = tokio::time::interval(crate::overview::EVERY);
+            loop {
+                tokio::select! {
+                    () = state.shutdown.cancelled() => return,
+                    _ = every.tick() => state.overview.sample(&state.metrics, state.hub.watchers()),
+                }
+            }
+        }
+    };
+    tokio::spawn(sampler);
     // Samples the commit counter once a second for the admin stats' commits/s.
     let sampler = {
         let metrics = state.metrics.clone();

@@ -91,6 +91,8 @@ pub struct ServerParts {
     pub socketio: crate::socketio::Registry,
     /// Who is present on which document (`presence/`).
     pub presence: crate::presence::Presence,
+    /// This node's metrics over the last hour, for the admin overview (`overview.rs`).
+    pub overview: crate::overview::History,
     /// Stops the cluster's presence publisher, after the sockets have closed (its goodbye
     /// then covers every seat they held).
     pub presence_stop: CancellationToken,
@@ -140,6 +142,7 @@ impl AppState {
             output,
             socketio: crate::socketio::Registry::default(),
             presence,
+            overview: crate::overview::History::default(),
             presence_stop: CancellationToken::new(),
             next_conn: AtomicU64::new(1),
         }))

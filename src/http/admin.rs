@@ -53,6 +53,22 @@ pub async fn stats(
     })))
 }
 
+/// This node at a glance, for the dashboard: its name and store, whether it is ready, the
+/// counts `stats` gives, and the last hour of its own metrics sampled every 10 s (oldest
+/// first; rates per second between samples).
+#[utoipa::path(get, path = "/v1/admin/overview", responses((status = 200, description = "{node, store, ready, stats: {…}, samples: [{at, connections, sessions, watches, commitsPerSecond, deliveriesPerSecond, errorsPerSecond: {code: n}, cacheHitRate}]}"), (status = 403)), tag = "admin")]
+pub async fn overview(state: State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let Json(stats) = stats(state.clone(), caller).await?;
+    let State(state) = state;
+    Ok(Json(json!({
+        "node": &*state.presence.node,
+        "store": state.store.kind(),
+        "ready": state.store.healthy() && !state.shutdown.is_cancelled(),
+        "stats": stats,
+        "samples": state.overview.samples(),
+    })))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct Page {
     offset: Option<usize>,

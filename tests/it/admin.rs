@@ -31,6 +31,7 @@ async fn admins_see_stats_and_can_disable_accounts() {
     // Not for others.
     for (method, path) in [
         (reqwest::Method::GET, "/v1/admin/stats"),
+        (reqwest::Method::GET, "/v1/admin/overview"),
         (reqwest::Method::GET, "/v1/admin/users"),
         (reqwest::Method::POST, "/v1/admin/users/boss/disable"),
         (reqwest::Method::POST, "/v1/admin/users/boss/enable"),
@@ -151,4 +152,36 @@ async fn admins_see_stats_and_can_disable_accounts() {
         c.request(json!({"type": "auth", "token": ann_token})).await["type"],
         "auth"
     );
+}
+
+/// The overview: this node's name and store, readiness, the counts, and the hour of samples
+/// (the first taken at start).
+#[tokio::test]
+async fn the_overview_shows_the_node_and_its_last_hour() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
+    let (_boss, token) = server.named_user("boss").await;
+    let (status, body) = call(&server, reqwest::Method::GET, "/v1/admin/overview", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["node"].as_str().map(str::len), Some(16), "{body}");
+    let kind = if std::env::var("TEST_STORE").is_ok_and(|s| s == "postgres") {
+        "postgres"
+    } else {
+        "redb"
+    };
+    assert_eq!(body["store"], kind);
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["stats"]["users"], 1);
+    let samples = body["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty(), "sampled at start: {body}");
+    for key in [
+        "at",
+        "connections",
+        "sessions",
+        "watches",
+        "commitsPerSecond",
+        "deliveriesPerSecond",
+        "errorsPerSecond",
+    ] {
+        assert!(samples[0].get(key).is_some(), "{key}: {}", samples[0]);
+    }
 }
