@@ -434,15 +434,6 @@ impl Store {
         self.inner.backend.backup(dest, info).await
     }
 
-    /// `"postgres"` (a cluster's shared store) or `"redb"` (this node's file).
-    pub fn kind(&self) -> &'static str {
-        if self.inner.backend.shared() {
-            "postgres"
-        } else {
-            "redb"
-        }
-    }
-
     /// False after a commit failed, until one succeeds again: readiness reports it.
     pub fn healthy(&self) -> bool {
         self.inner.backend.healthy()

@@ -10,6 +10,15 @@ use super::{
 };
 
 impl Store {
+    /// `"postgres"` (a cluster's shared store) or `"redb"` (this node's file).
+    pub fn kind(&self) -> &'static str {
+        if self.inner.backend.shared() {
+            "postgres"
+        } else {
+            "redb"
+        }
+    }
+
     /// Creates an account, its version-0 document and, optionally, its first session.
     ///
     /// # Errors
