@@ -100,6 +100,8 @@ export async function launchChromium(chromium) {
  * browser context) signed up as a guest and live.
  */
 export function browserSuite(chromium, hooks) {
+  // `hooks`: node:test's `before` and `after`, and optionally `server`, a function starting
+  // the server some other way.
   const suite = {
     server: null,
     browser: null,
@@ -118,7 +120,7 @@ export function browserSuite(chromium, hooks) {
     },
   };
   hooks.before(async () => {
-    suite.server = await startServer();
+    suite.server = await (hooks.server ?? startServer)();
     await mkdir(suite.artifacts, { recursive: true });
     suite.browser = await launchChromium(hooks.chromium ?? chromium);
   });

@@ -9,6 +9,9 @@ const INDEX: &str = include_str!("../../client-js/demo/index.html");
 const APP: &str = include_str!("../../client-js/demo/app.js");
 const STYLE: &str = include_str!("../../client-js/demo/style.css");
 const WORKER: &str = include_str!("../../client-js/demo/sw.js");
+const ADMIN_PAGE: &str = include_str!("../../client-js/admin/index.html");
+const ADMIN_JS: &str = include_str!("../../client-js/admin/admin.js");
+const ADMIN_CSS: &str = include_str!("../../client-js/admin/admin.css");
 
 /// The client's modules, served under `/client/` as they sit in `client-js/src/` (their
 /// relative imports resolve there).
@@ -62,5 +65,24 @@ pub async fn worker() -> impl IntoResponse {
             (header::CACHE_CONTROL, "no-cache"),
         ],
         WORKER,
+    )
+}
+
+/// The admin dashboard (`/admin`): a page over the admin API, which does every check.
+pub async fn admin_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        ADMIN_PAGE,
+    )
+}
+
+pub async fn admin_script() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], ADMIN_JS)
+}
+
+pub async fn admin_style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        ADMIN_CSS,
     )
 }

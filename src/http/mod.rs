@@ -157,6 +157,9 @@ pub fn router(state: AppState) -> Router {
         .route("/hearth-client.js", get(demo::client))
         .route("/client/{file}", get(demo::client_module))
         .route("/sw.js", get(demo::worker))
+        .route("/admin", get(demo::admin_page))
+        .route("/admin/admin.js", get(demo::admin_script))
+        .route("/admin/admin.css", get(demo::admin_style))
         .merge(api)
         .merge(blobs)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });

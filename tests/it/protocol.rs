@@ -135,6 +135,9 @@ async fn the_demo_page_and_client_library_are_served() {
             "export function jsonPatch",
         ),
         ("/sw.js", "text/javascript", "caches"),
+        ("/admin", "text/html", "<title>Hearth admin</title>"),
+        ("/admin/admin.js", "text/javascript", "/v1/admin/overview"),
+        ("/admin/admin.css", "text/css", "prefers-color-scheme"),
     ] {
         let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
