@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 /// Server settings. Field docs become `--help` text, which names each env var.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, serde::Serialize)]
 pub struct Config {
     /// Address to listen on. 127.0.0.1 keeps a fresh install private; use 0.0.0.0 behind a proxy.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
@@ -201,6 +201,7 @@ pub struct Config {
 
     /// Simulated storage faults, for tests and drills. Not a flag.
     #[arg(skip)]
+    #[serde(skip)]
     pub faults: Option<std::sync::Arc<crate::store::faults::Faults>>,
 
     /// Largest blob accepted by `PUT /v1/blobs`, in bytes (default 32 MiB).
@@ -378,7 +379,8 @@ impl Config {
 }
 
 /// Where documents live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     Redb,
     Postgres,

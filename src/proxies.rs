@@ -32,6 +32,19 @@ impl Cidr {
     }
 }
 
+/// As it is written in `TRUSTED_PROXIES` (`10.0.0.0/8`), for the admin's settings view.
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.bits)
+    }
+}
+
+impl serde::Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for Cidr {
     type Err = String;
 

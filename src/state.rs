@@ -91,6 +91,8 @@ pub struct ServerParts {
     pub socketio: crate::socketio::Registry,
     /// Who is present on which document (`presence/`).
     pub presence: crate::presence::Presence,
+    /// The settings in force, for the admin's view of them (secrets masked there).
+    pub config: Arc<Config>,
     /// This node's metrics over the last hour, for the admin overview (`overview.rs`).
     pub overview: crate::overview::History,
     /// Stops the cluster's presence publisher, after the sockets have closed (its goodbye
@@ -143,6 +145,7 @@ impl AppState {
             socketio: crate::socketio::Registry::default(),
             presence,
             overview: crate::overview::History::default(),
+            config: Arc::new(config.clone()),
             presence_stop: CancellationToken::new(),
             next_conn: AtomicU64::new(1),
         }))

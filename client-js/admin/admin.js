@@ -62,6 +62,7 @@ function show() {
   for (const el of document.querySelectorAll(".tab")) el.hidden = el.id !== tab;
   for (const a of document.querySelectorAll("#tabs a")) a.setAttribute("aria-current", a.dataset.tab === tab ? "page" : "false");
   if (tab === "users") loadUsers();
+  if (tab === "operations") loadSettings();
 }
 window.addEventListener("hashchange", () => token && show());
 
@@ -238,6 +239,67 @@ for (const b of document.querySelectorAll("button.sort")) {
     renderUsers();
   };
 }
+
+// ---- operations ----------------------------------------------------------------------
+
+async function loadSettings() {
+  try {
+    const { settings } = await api("GET", "/v1/admin/settings");
+    $("settings-rows").replaceChildren(
+      ...Object.entries(settings).map(([name, value]) => {
+        const tr = document.createElement("tr");
+        const n = document.createElement("td");
+        n.textContent = name;
+        const v = document.createElement("td");
+        v.textContent = value === null ? "—" : Array.isArray(value) ? value.join(", ") || "—" : String(value);
+        tr.append(n, v);
+        return tr;
+      }),
+    );
+  } catch (e) {
+    $("backup-error").textContent = e.message;
+  }
+}
+
+/** Downloads a fresh snapshot, showing how much has arrived of its announced length. */
+$("backup").onclick = async () => {
+  $("backup-error").textContent = "";
+  $("backup").disabled = true;
+  const bar = $("backup-progress");
+  bar.hidden = false;
+  bar.removeAttribute("value"); // indeterminate until the length is known
+  $("backup-status").textContent = "taking a snapshot…";
+  try {
+    const res = await fetch("/v1/admin/backup", { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error((await res.json().catch(() => null))?.message ?? res.statusText);
+    const total = Number(res.headers.get("content-length")) || 0;
+    const reader = res.body.getReader();
+    const chunks = [];
+    let got = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      got += value.length;
+      if (total) bar.value = got / total;
+      $("backup-status").textContent = `${bytes(got)}${total ? ` of ${bytes(total)}` : ""}`;
+    }
+    const url = URL.createObjectURL(new Blob(chunks, { type: "application/octet-stream" }));
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `hearth-backup-${new Date().toISOString().replace(/[:.]/g, "-")}.redb`;
+    link.textContent = "save again";
+    link.id = "backup-link";
+    document.body.append(link);
+    link.click();
+    $("backup-status").replaceChildren(`Done: ${bytes(got)}. `, link);
+  } catch (e) {
+    $("backup-error").textContent = e.message;
+    $("backup-status").textContent = "";
+  } finally {
+    $("backup").disabled = false;
+  }
+};
 
 if (token) start();
 else signOut("");

@@ -105,6 +105,30 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
     assert.deepEqual(errors, []);
     await context.close();
   }
+  // Operations: the settings in force (no secret shown), and a backup downloaded with its
+  // progress.
+  for (const scheme of ["light", "dark"]) {
+    const { context, page: p, errors } = await page(scheme);
+    await signIn(p, "boss");
+    await p.waitForSelector("#overview:not([hidden])");
+    await p.click('#tabs a[data-tab="operations"]');
+    await p.waitForSelector('#settings-rows tr:has-text("ADMIN_USERS")');
+    assert.match(await p.textContent("#settings-rows"), /MAX_WATCHES\s*100/);
+    if (scheme === "light") {
+      const download = p.waitForEvent("download");
+      await p.click("#backup");
+      const file = await download;
+      await p.waitForSelector('#backup-status:has-text("Done")');
+      assert.match(file.suggestedFilename(), /^hearth-backup-.*\.redb$/);
+      const path = await file.path();
+      const { statSync } = await import("node:fs");
+      assert.ok(statSync(path).size > 4096, "a whole data file");
+      assert.equal(await p.getAttribute("#backup-progress", "value"), "1");
+    }
+    await p.screenshot({ path: `${suite.artifacts}admin-operations-${scheme}.png`, fullPage: true });
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
   // Readable on a phone.
   const { context, page: phone } = await page("light", { width: 390, height: 844 });
   await signIn(phone, "boss");

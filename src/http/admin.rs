@@ -69,6 +69,53 @@ pub async fn overview(state: State<AppState>, caller: Caller) -> Result<Json<Val
     })))
 }
 
+/// The settings in force on this node, by their environment names, secrets masked:
+/// `{settings: {HOST: …, JWT_SECRET: "(set)", DATABASE_URL: "postgres://hearth:•••@db/…", …}}`.
+#[utoipa::path(get, path = "/v1/admin/settings", responses((status = 200, description = "{settings: {NAME: value}}; secrets show as \"(set)\", a database URL without its password"), (status = 403)), tag = "admin")]
+pub async fn settings(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &claims)?;
+    Ok(Json(json!({"settings": masked_settings(&state.config)})))
+}
+
+/// Every setting as `NAME: value`, with what must never leave the server replaced.
+fn masked_settings(config: &crate::config::Config) -> serde_json::Map<String, Value> {
+    let Ok(Value::Object(fields)) = serde_json::to_value(config) else {
+        return serde_json::Map::new();
+    };
+    fields
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match (name.as_str(), value) {
+                // Empty is unset: the secret is then generated (and kept in DATA_DIR).
+                ("jwt_secret" | "legacy_jwt_secret", Value::String(s)) if s.is_empty() => {
+                    Value::Null
+                }
+                ("jwt_secret" | "legacy_jwt_secret", Value::String(_)) => json!("(set)"),
+                ("database_url", Value::String(url)) => json!(without_password(&url)),
+                (_, value) => value,
+            };
+            (name.to_uppercase(), value)
+        })
+        .collect()
+}
+
+/// `scheme://user:secret@host/…` without its secret.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(set)".into();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:•••@{host}"),
+            None => format!("{scheme}://{user}@{host}"),
+        },
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct Page {
     offset: Option<usize>,
@@ -307,4 +354,20 @@ pub async fn import_personal_backend(
     let mut report = import::import(&state.store, accounts, |_, _| {}).await?;
     report.skipped.extend(skipped);
     Ok(Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn database_urls_lose_their_password() {
+        assert_eq!(
+            without_password("postgres://h:s3cret@db:5432/x"),
+            "postgres://h:•••@db:5432/x"
+        );
+        assert_eq!(without_password("postgres://h@db/x"), "postgres://h@db/x");
+        assert_eq!(without_password("postgres://db/x"), "postgres://db/x");
+        assert_eq!(without_password("host=db password=s3cret"), "(set)");
+    }
 }

@@ -26,7 +26,7 @@ use super::{
         named::get_data, named::put_data, named::patch_data, named::delete_data,
         named::root_keys, named::keys, named::batch, named::changes, named::events,
         presence::present, presence::named_present,
-        admin::stats, admin::overview, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
+        admin::stats, admin::overview, admin::settings, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
         admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,

@@ -32,6 +32,7 @@ async fn admins_see_stats_and_can_disable_accounts() {
     for (method, path) in [
         (reqwest::Method::GET, "/v1/admin/stats"),
         (reqwest::Method::GET, "/v1/admin/overview"),
+        (reqwest::Method::GET, "/v1/admin/settings"),
         (reqwest::Method::GET, "/v1/admin/users"),
         (reqwest::Method::POST, "/v1/admin/users/boss/disable"),
         (reqwest::Method::POST, "/v1/admin/users/boss/enable"),
@@ -184,4 +185,24 @@ async fn the_overview_shows_the_node_and_its_last_hour() {
     ] {
         assert!(samples[0].get(key).is_some(), "{key}: {}", samples[0]);
     }
+}
+
+/// The settings in force, by their environment names, with secrets never shown.
+#[tokio::test]
+async fn the_settings_in_force_are_shown_with_secrets_masked() {
+    let server = TestServer::start_with(|c| {
+        c.admin_users = Some("boss".into());
+        c.jwt_secret = Some("sekrit-do-not-show".into());
+        c.max_watches = 42;
+    })
+    .await;
+    let (_boss, token) = server.named_user("boss").await;
+    let (status, body) = call(&server, reqwest::Method::GET, "/v1/admin/settings", &token).await;
+    assert_eq!(status, 200, "{body}");
+    let settings = &body["settings"];
+    assert_eq!(settings["MAX_WATCHES"], 42);
+    assert_eq!(settings["HOST"], "127.0.0.1");
+    assert_eq!(settings["JWT_SECRET"], "(set)");
+    assert!(!body.to_string().contains("sekrit"), "{body}");
+    assert!(settings.get("FAULTS").is_none());
 }
