@@ -21,7 +21,7 @@ use crate::store::Scope;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-fn require_admin(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+pub(super) fn require_admin(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
     if claims.scope == Scope::Full && state.auth.flags.is_admin(&claims.sub) {
         Ok(())
     } else {
@@ -165,9 +165,9 @@ pub async fn backup_to_dir(
         .store
         .backup(path.clone(), state.backups.info())
         .await?;
-    Ok(Json(
-        json!({"file": path.display().to_string(), "rows": rows}),
-    ))
+    let file = path.display().to_string();
+    super::audit::record(&state, &claims, "backup", Some(&file)).await?;
+    Ok(Json(json!({"file": file, "rows": rows})))
 }
 
 /// Streams a fresh consistent snapshot (a redb file) taken without stopping writers; what
@@ -193,6 +193,7 @@ pub async fn backup_download(
         .await?;
     let file = tokio::fs::File::open(&path).await.map_err(fail)?;
     let len = file.metadata().await.map_err(fail)?.len();
+    super::audit::record(&state, &claims, "backup_download", None).await?;
     // The open handle keeps the bytes; the name can go now, so nothing is left behind.
     tokio::fs::remove_file(&path).await.map_err(fail)?;
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
@@ -230,6 +231,7 @@ pub async fn delete_user(
     require_admin(&state, &claims)?;
     let report =
         accounts::delete_account(&state.store, &state.auth, Some(&state.blobs), &user).await?;
+    super::audit::record(&state, &claims, "delete_user", Some(&user)).await?;
     Ok(Json(report))
 }
 
@@ -251,6 +253,8 @@ async fn set_disabled(
 ) -> Result<StatusCode, ApiError> {
     require_admin(state, claims)?;
     accounts::set_disabled(&state.store, &state.auth, user, disabled).await?;
+    let action = if disabled { "disable" } else { "enable" };
+    super::audit::record(state, claims, action, Some(user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,6 +275,7 @@ pub async fn create_user(
     require_admin(&state, &claims)?;
     let new: NewUser = super::body::json(body, state.limits.max_message_size)?;
     accounts::create(&state.store, &state.auth, &new.username, new.password).await?;
+    super::audit::record(&state, &claims, "create_user", Some(&new.username)).await?;
     Ok((StatusCode::CREATED, Json(json!({"username": new.username}))))
 }
 
@@ -291,6 +296,7 @@ pub async fn reset_password(
     require_admin(&state, &claims)?;
     let new: NewPassword = super::body::json(body, state.limits.max_message_size)?;
     let revoked = accounts::reset_password(&state.store, &state.auth, &user, new.password).await?;
+    super::audit::record(&state, &claims, "reset_password", Some(&user)).await?;
     Ok(Json(json!({"revokedSessions": revoked})))
 }
 
@@ -303,6 +309,7 @@ pub async fn grant_admin(
 ) -> Result<StatusCode, ApiError> {
     require_admin(&state, &claims)?;
     accounts::set_admin(&state.store, &state.auth, &user, true).await?;
+    super::audit::record(&state, &claims, "grant_admin", Some(&user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,6 +322,7 @@ pub async fn revoke_admin(
 ) -> Result<StatusCode, ApiError> {
     require_admin(&state, &claims)?;
     accounts::set_admin(&state.store, &state.auth, &user, false).await?;
+    super::audit::record(&state, &claims, "revoke_admin", Some(&user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -353,6 +361,7 @@ pub async fn import_personal_backend(
     }
     let mut report = import::import(&state.store, accounts, |_, _| {}).await?;
     report.skipped.extend(skipped);
+    super::audit::record(&state, &claims, "import", None).await?;
     Ok(Json(report))
 }
 

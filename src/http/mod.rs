@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod audit;
 mod auth;
 mod blobs;
 mod body;
@@ -96,6 +97,7 @@ routes!(api_routes {
     get "/v1/admin/stats" => admin::stats,
     get "/v1/admin/overview" => admin::overview,
     get "/v1/admin/settings" => admin::settings,
+    get "/v1/admin/audit" => audit::lines,
     get "/v1/admin/users" => admin::users,
     post "/v1/admin/users" => admin::create_user,
     delete "/v1/admin/users/{user}" => admin::delete_user,

@@ -5,8 +5,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    account, admin, blobs, changes, data, docs, health, kopano, named, presence, rivet, root,
-    socketio, ws,
+    account, admin, audit, blobs, changes, data, docs, health, kopano, named, presence, rivet,
+    root, socketio, ws,
 };
 
 #[derive(OpenApi)]
@@ -26,7 +26,7 @@ use super::{
         named::get_data, named::put_data, named::patch_data, named::delete_data,
         named::root_keys, named::keys, named::batch, named::changes, named::events,
         presence::present, presence::named_present,
-        admin::stats, admin::overview, admin::settings, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
+        admin::stats, admin::overview, admin::settings, audit::lines, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
         admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,

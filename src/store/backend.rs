@@ -94,6 +94,8 @@ pub enum Write {
     /// Remove a named document, its change log and its blob mentions; `NotFound` if there
     /// is none. The store tells its watchers ([`super::Publish::deleted`]).
     DeleteDoc { key: String },
+    /// Append a line to the audit log (`store/audit.rs`): its JSON.
+    Audit(Vec<u8>),
     /// Forget a session and remember its id as revoked until its token would have expired.
     Revoke {
         username: String,
@@ -211,6 +213,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Accounts with `flag` set (short lists, read at start).
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+
+    /// Audit lines with sequence numbers below `before` (all when `None`), newest first, at
+    /// most `limit`: `(seq, its JSON)`.
+    fn audit(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(u64, Vec<u8>)>, StoreError>>;
 
     /// The blob `sha256`, if anyone holds a reference to it.
     fn blob<'a>(&'a self, sha256: &'a str)

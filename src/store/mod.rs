@@ -5,6 +5,7 @@
 //! live is the [`Backend`]'s business.
 
 pub mod apply;
+pub mod audit;
 pub mod backend;
 mod bounds;
 mod cache;

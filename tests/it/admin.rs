@@ -33,6 +33,7 @@ async fn admins_see_stats_and_can_disable_accounts() {
         (reqwest::Method::GET, "/v1/admin/stats"),
         (reqwest::Method::GET, "/v1/admin/overview"),
         (reqwest::Method::GET, "/v1/admin/settings"),
+        (reqwest::Method::GET, "/v1/admin/audit"),
         (reqwest::Method::GET, "/v1/admin/users"),
         (reqwest::Method::POST, "/v1/admin/users/boss/disable"),
         (reqwest::Method::POST, "/v1/admin/users/boss/enable"),
@@ -205,4 +206,107 @@ async fn the_settings_in_force_are_shown_with_secrets_masked() {
     assert_eq!(settings["JWT_SECRET"], "(set)");
     assert!(!body.to_string().contains("sekrit"), "{body}");
     assert!(settings.get("FAULTS").is_none());
+}
+
+/// Every admin action leaves a line (who, what, to whom, when), served newest first and
+/// paged, and kept across a restart.
+#[tokio::test]
+async fn every_admin_action_is_in_the_audit_log() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
+    let (_boss, token) = server.named_user("boss").await;
+    let (_ann, _) = server.named_user("ann").await;
+    let post = |path: &'static str, body: Option<Value>| {
+        let (addr, token) = (server.addr, token.clone());
+        async move {
+            let mut req = reqwest::Client::new()
+                .post(format!("http://{addr}{path}"))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(post("/v1/admin/users/ann/disable", None).await, 204);
+    assert_eq!(post("/v1/admin/users/ann/enable", None).await, 204);
+    assert_eq!(post("/v1/admin/users/ann/admin", None).await, 204);
+    assert_eq!(
+        post(
+            "/v1/admin/users/ann/password",
+            Some(json!({"password": "another horse"}))
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post(
+            "/v1/admin/users",
+            Some(json!({"username": "cat", "password": "correct horse"}))
+        )
+        .await,
+        201
+    );
+    // A refused action records nothing.
+    assert_eq!(post("/v1/admin/users/nobody-here/disable", None).await, 404);
+    let (status, _) = call(
+        &server,
+        reqwest::Method::DELETE,
+        "/v1/admin/users/cat",
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let expected = [
+        ("delete_user", Some("cat")),
+        ("create_user", Some("cat")),
+        ("reset_password", Some("ann")),
+        ("grant_admin", Some("ann")),
+        ("enable", Some("ann")),
+        ("disable", Some("ann")),
+    ];
+    let check = |body: &Value| {
+        let lines = body["lines"].as_array().expect("lines");
+        let got: Vec<(&str, Option<&str>)> = lines
+            .iter()
+            .map(|l| (l["action"].as_str().unwrap(), l["target"].as_str()))
+            .collect();
+        assert_eq!(got, expected, "{body}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["by"] == "boss" && l["at"].is_string())
+        );
+        let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] > w[1]),
+            "newest first: {seqs:?}"
+        );
+    };
+    let (status, body) = call(&server, reqwest::Method::GET, "/v1/admin/audit", &token).await;
+    assert_eq!(status, 200, "{body}");
+    check(&body);
+    // Paged: two at a time, then on from `next`.
+    let (_, first) = call(
+        &server,
+        reqwest::Method::GET,
+        "/v1/admin/audit?limit=2",
+        &token,
+    )
+    .await;
+    assert_eq!(first["lines"].as_array().unwrap().len(), 2);
+    let next = first["next"].as_u64().expect("next");
+    let (_, rest) = call(
+        &server,
+        reqwest::Method::GET,
+        &format!("/v1/admin/audit?before={next}"),
+        &token,
+    )
+    .await;
+    assert_eq!(rest["lines"].as_array().unwrap().len(), 4);
+    // Kept across a restart (a cluster keeps it in its database).
+    if std::env::var("TEST_STORE").is_err() {
+        let server = server.restart().await;
+        let (_, body) = call(&server, reqwest::Method::GET, "/v1/admin/audit", &token).await;
+        check(&body);
+    }
 }

@@ -326,6 +326,14 @@ impl Backend for PgBackend {
         self.select_flagged(flag).boxed()
     }
 
+    fn audit(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(u64, Vec<u8>)>, StoreError>> {
+        self.select_audit(before, limit).boxed()
+    }
+
     fn blob<'a>(
         &'a self,
         sha256: &'a str,

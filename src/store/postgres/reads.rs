@@ -7,6 +7,36 @@ use crate::store::error::StoreError;
 use crate::store::model::{Access, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 
 impl PgBackend {
+    /// `Backend::audit`.
+    pub(super) async fn select_audit(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let s = &self.s;
+        let client = self.pool.get().await.map_err(pg)?;
+        let before = before.map_or(i64::MAX, int);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT seq, entry FROM {s}.audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+                ),
+                &[&before, &limit],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0).unsigned_abs(),
+                    r.get::<_, String>(1).into_bytes(),
+                )
+            })
+            .collect())
+    }
+
     pub(super) async fn select_history(
         &self,
         username: &str,

@@ -6,7 +6,8 @@
 
 /// Bumped when the layout changes; a newer schema is refused rather than misread.
 /// 3: named documents (`owner/name` keys in `docs` and `changelog`) and `shares`.
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4: the audit log (`audit`).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. `{s}`
 /// is the schema name.
@@ -49,6 +50,10 @@ INSERT INTO {s}.shares (doc, username, role)
     SELECT d.username, r, 1 FROM {s}.docs d,
         jsonb_array_elements_text(COALESCE((d.body::jsonb)->'metadata'->'readers', '[]'::jsonb)) r
     WHERE r <> d.username ON CONFLICT DO NOTHING;
+",
+    // The audit log of admin actions (`store/audit.rs`).
+    r"
+CREATE TABLE IF NOT EXISTS {s}.audit (seq bigserial PRIMARY KEY, entry text NOT NULL);
 ",
 ];
 

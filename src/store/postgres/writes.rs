@@ -124,6 +124,15 @@ impl PgBackend {
                 .map_err(pg)?;
             }
             Write::DeleteUser { username } => self.delete_user(&tx, username).await?,
+            Write::Audit(line) => {
+                let line = String::from_utf8_lossy(line);
+                tx.execute(
+                    &format!("INSERT INTO {s}.audit (entry) VALUES ($1)"),
+                    &[&line],
+                )
+                .await
+                .map_err(pg)?;
+            }
             Write::BlobMention { doc, sha256, by } => {
                 let recorded = tx
                     .execute(

@@ -7,6 +7,7 @@
 //! caller instead, with the writer's own state, so that a lone update is not handed from
 //! thread to thread (`queue.rs`).
 
+mod audit;
 pub mod backup;
 mod blobs;
 mod direct;
@@ -183,6 +184,14 @@ impl Backend for RedbBackend {
 
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         self.read(move |db| reads::flagged(db, flag)).boxed()
+    }
+
+    fn audit(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(u64, Vec<u8>)>, StoreError>> {
+        self.read(move |db| audit::page(db, before, limit)).boxed()
     }
 
     fn blob<'a>(

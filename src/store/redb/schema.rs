@@ -30,6 +30,8 @@ pub(super) const BLOB_REFS: TableDefinition<(&str, &str), u64> = TableDefinition
 pub(super) const BLOB_USAGE: TableDefinition<&str, u64> = TableDefinition::new("blob_usage");
 /// `(document, sha256, by) → ()`: `by`, holding the blob, wrote its hash into `document`
 /// (the blob read rule, PROTOCOL.md "Blobs").
+/// The audit log: sequence number → the line's JSON (`store/audit.rs`).
+pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub(super) const BLOB_MENTIONS: TableDefinition<(&str, &str, &str), ()> =
     TableDefinition::new("blob_mentions");
 
@@ -89,6 +91,7 @@ pub(super) fn init_schema(db: &Database) -> Result<(), StoreError> {
             .map_err(StoreError::unavailable)?;
         txn.open_table(BLOB_MENTIONS)
             .map_err(StoreError::unavailable)?;
+        txn.open_table(AUDIT).map_err(StoreError::unavailable)?;
         sharing::create(&txn)?;
         if upgrade {
             index_sharing(&txn)?;

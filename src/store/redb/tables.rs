@@ -50,7 +50,9 @@ pub(super) struct Tables<'t> {
 }
 
 /// The batch's write transaction: every write but an update has one.
-fn write_txn(txn: Option<&redb::WriteTransaction>) -> Result<&redb::WriteTransaction, StoreError> {
+pub(super) fn write_txn(
+    txn: Option<&redb::WriteTransaction>,
+) -> Result<&redb::WriteTransaction, StoreError> {
     txn.ok_or_else(|| StoreError::unavailable("no write transaction"))
 }
 
@@ -215,6 +217,10 @@ impl<'t> Tables<'t> {
             Write::DeleteDoc { key } => self.delete_doc(key),
             Write::BlobMention { doc, sha256, by } => {
                 Ok(self.blobs()?.mention(doc, sha256, by)?.map(|()| None))
+            }
+            Write::Audit(line) => {
+                self.audit(line)?;
+                Ok(Ok(None))
             }
             Write::Revoke {
                 username,
