@@ -10,24 +10,15 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::Caller;
+use super::auth::{Caller, require_admin};
 use super::error::ApiError;
 use crate::accounts;
 use crate::auth::Claims;
 use crate::error::Error;
 use crate::state::AppState;
-use crate::store::Scope;
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
-
-pub(super) fn require_admin(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    if claims.scope == Scope::Full && state.auth.flags.is_admin(&claims.sub) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden.into())
-    }
-}
 
 /// Counts of users, documents and change-log entries, and live connections.
 #[utoipa::path(get, path = "/v1/admin/stats", responses((status = 200, description = "{users, documents, logEntries, blobs, blobBytes, dataBytes, connections, sessions, watches, commits, commitsPerSecond}"), (status = 403)), tag = "admin")]

@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::Caller;
+use super::auth::{Caller, require_admin};
 use super::error::ApiError;
 use crate::auth::Claims;
 use crate::state::AppState;
@@ -44,7 +44,7 @@ pub async fn lines(
     Caller(claims): Caller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    super::admin::require_admin(&state, &claims)?;
+    require_admin(&state, &claims)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let lines = state.store.audit_lines(q.before, limit).await?;
     let next = (lines.len() == limit)

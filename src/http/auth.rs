@@ -76,3 +76,19 @@ fn query_token(query: Option<&str>) -> Option<String> {
         .find_map(|pair| pair.strip_prefix("token="))
         .map(str::to_owned)
 }
+
+/// Admins (`ADMIN_USERS`, or granted) holding a full-scope token pass; everyone else is
+/// `forbidden`.
+///
+/// # Errors
+/// `Forbidden`.
+pub fn require_admin(
+    state: &crate::state::AppState,
+    claims: &crate::auth::Claims,
+) -> Result<(), ApiError> {
+    if claims.scope == crate::store::Scope::Full && state.auth.flags.is_admin(&claims.sub) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Forbidden.into())
+    }
+}

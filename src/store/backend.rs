@@ -104,6 +104,9 @@ pub enum Write {
     },
 }
 
+/// Audit lines as stored: `(seq, the line's JSON)`.
+pub type AuditRows = Vec<(u64, Vec<u8>)>;
+
 /// A version that is durably committed: what the cache stores and the hub publishes.
 #[derive(Debug)]
 pub struct Committed {
@@ -215,12 +218,12 @@ pub trait Backend: Send + Sync + 'static {
     fn flagged(&self, flag: Flag) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 
     /// Audit lines with sequence numbers below `before` (all when `None`), newest first, at
-    /// most `limit`: `(seq, its JSON)`.
+    /// most `limit`.
     fn audit(
         &self,
         before: Option<u64>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<(u64, Vec<u8>)>, StoreError>>;
+    ) -> BoxFuture<'_, Result<AuditRows, StoreError>>;
 
     /// The blob `sha256`, if anyone holds a reference to it.
     fn blob<'a>(&'a self, sha256: &'a str)

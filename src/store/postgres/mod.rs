@@ -330,7 +330,7 @@ impl Backend for PgBackend {
         &self,
         before: Option<u64>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<(u64, Vec<u8>)>, StoreError>> {
+    ) -> BoxFuture<'_, Result<super::backend::AuditRows, StoreError>> {
         self.select_audit(before, limit).boxed()
     }
 

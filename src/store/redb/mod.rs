@@ -190,7 +190,7 @@ impl Backend for RedbBackend {
         &self,
         before: Option<u64>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<(u64, Vec<u8>)>, StoreError>> {
+    ) -> BoxFuture<'_, Result<super::backend::AuditRows, StoreError>> {
         self.read(move |db| audit::page(db, before, limit)).boxed()
     }
 
