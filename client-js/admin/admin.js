@@ -63,6 +63,7 @@ function show() {
   for (const a of document.querySelectorAll("#tabs a")) a.setAttribute("aria-current", a.dataset.tab === tab ? "page" : "false");
   if (tab === "users") loadUsers();
   if (tab === "operations") loadSettings();
+  if (tab === "audit") loadAudit();
 }
 window.addEventListener("hashchange", () => token && show());
 
@@ -239,6 +240,47 @@ for (const b of document.querySelectorAll("button.sort")) {
     renderUsers();
   };
 }
+
+// ---- audit log -----------------------------------------------------------------------
+
+const ACTIONS = {
+  disable: "disabled",
+  enable: "enabled",
+  delete_user: "deleted",
+  create_user: "created",
+  reset_password: "reset the password of",
+  grant_admin: "made admin",
+  revoke_admin: "withdrew admin from",
+  backup: "took a backup",
+  backup_download: "downloaded a backup",
+  import: "imported personal-backend users",
+};
+
+/** The newest page (`append` false) or the next older one. */
+async function loadAudit(append = false) {
+  $("audit-error").textContent = "";
+  try {
+    const before = append ? $("older").dataset.next : "";
+    const page = await api("GET", `/v1/admin/audit?limit=50${before ? `&before=${before}` : ""}`);
+    const rows = page.lines.map((l) => {
+      const tr = document.createElement("tr");
+      for (const text of [new Date(l.at).toLocaleString(), l.by, ACTIONS[l.action] ?? l.action, l.target ?? ""]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      tr.dataset.action = l.action;
+      return tr;
+    });
+    if (append) $("audit-rows").append(...rows);
+    else $("audit-rows").replaceChildren(...rows);
+    $("older").hidden = page.next == null;
+    $("older").dataset.next = page.next ?? "";
+  } catch (e) {
+    $("audit-error").textContent = e.message;
+  }
+}
+$("older").onclick = () => loadAudit(true);
 
 // ---- operations ----------------------------------------------------------------------
 

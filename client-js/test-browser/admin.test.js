@@ -129,6 +129,20 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
     assert.deepEqual(errors, []);
     await context.close();
   }
+  // The audit log shows what was done, by whom.
+  for (const scheme of ["light", "dark"]) {
+    const { context, page: p, errors } = await page(scheme);
+    await signIn(p, "boss");
+    await p.waitForSelector("#overview:not([hidden])");
+    await p.click('#tabs a[data-tab="audit"]');
+    await p.waitForSelector('#audit-rows tr[data-action="disable"]:has-text("carol")');
+    const actions = await p.$$eval("#audit-rows tr", (trs) => trs.map((tr) => tr.dataset.action));
+    assert.deepEqual(actions, ["backup_download", "enable", "disable"], "newest first");
+    assert.match(await p.textContent("#audit-rows"), /boss/);
+    await p.screenshot({ path: `${suite.artifacts}admin-audit-${scheme}.png`, fullPage: true });
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
   // Readable on a phone.
   const { context, page: phone } = await page("light", { width: 390, height: 844 });
   await signIn(phone, "boss");
