@@ -201,24 +201,51 @@ function renderUsers() {
         status.append(tag);
       }
       const actions = document.createElement("td");
-      const toggle = document.createElement("button");
-      toggle.textContent = u.disabled ? "Enable" : "Disable";
-      toggle.className = u.disabled ? "" : "danger";
-      toggle.dataset.user = u.username;
-      toggle.onclick = () => setDisabled(u.username, !u.disabled);
-      actions.append(toggle);
+      const button = (text, action, cls = "") => {
+        const b = document.createElement("button");
+        b.textContent = text;
+        b.className = cls;
+        b.dataset.user = u.username;
+        b.dataset.action = action;
+        b.onclick = () => act(u, action);
+        return b;
+      };
+      actions.append(
+        button(u.disabled ? "Enable" : "Disable", u.disabled ? "enable" : "disable", u.disabled ? "" : "danger"),
+        button("New password", "password", "ghost"),
+        button(u.admin ? "Remove admin" : "Make admin", u.admin ? "unadmin" : "admin", "ghost"),
+        button("Delete", "delete", "ghost danger"),
+      );
       tr.append(name, created, status, actions);
       return tr;
     }),
   );
 }
 
-/** Disables (closing the account's sockets) or enables an account, after asking. */
-async function setDisabled(username, disable) {
-  const question = disable ? `Disable ${username}? Their open connections close and their tokens stop working.` : `Enable ${username} again?`;
-  if (!confirm(question)) return;
+/** What each action asks first, and the call it makes once confirmed. */
+const ACTS = {
+  disable: (u) => [`Disable ${u}? Their open connections close and their tokens stop working.`, "POST", "disable"],
+  enable: (u) => [`Enable ${u} again?`, "POST", "enable"],
+  admin: (u) => [`Make ${u} an admin? They can then do everything this page does.`, "POST", "admin"],
+  unadmin: (u) => [`Withdraw admin from ${u}? (Names in ADMIN_USERS stay admins.)`, "DELETE", "admin"],
+  delete: (u) => [`Delete ${u} and everything they own? This cannot be undone.`, "DELETE", ""],
+};
+
+/** Runs an action on account `u` after confirming it; a new password is asked for. */
+async function act(u, action) {
+  $("users-error").textContent = "";
+  const name = encodeURIComponent(u.username);
   try {
-    await api("POST", `/v1/admin/users/${encodeURIComponent(username)}/${disable ? "disable" : "enable"}`);
+    if (action === "password") {
+      const password = prompt(`New password for ${u.username} (8 characters or more). Their sessions end.`);
+      if (!password) return;
+      const { revokedSessions } = await api("POST", `/v1/admin/users/${name}/password`, { password });
+      $("users-error").textContent = `Password set; ${revokedSessions} session(s) ended.`;
+      return;
+    }
+    const [question, method, tail] = ACTS[action](u.username);
+    if (!confirm(question)) return;
+    await api(method, `/v1/admin/users/${name}${tail ? `/${tail}` : ""}`);
     await loadUsers();
   } catch (e) {
     $("users-error").textContent = e.message;

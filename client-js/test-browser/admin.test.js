@@ -93,11 +93,11 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
     await p.fill("#search", "car");
     assert.equal(await p.locator("#user-rows tr").count(), 1, "the search narrows the list");
     if (scheme === "light") {
-      await p.click('#user-rows button[data-user="carol"]');
+      await p.click('#user-rows button[data-user="carol"][data-action="disable"]');
       await closed; // her socket was closed by the server
       await p.waitForSelector('#user-rows tr:has-text("carol") .tag.off');
       await p.screenshot({ path: `${suite.artifacts}admin-users-disabled.png`, fullPage: true });
-      await p.click('#user-rows button[data-user="carol"]');
+      await p.click('#user-rows button[data-user="carol"][data-action="enable"]');
       await p.waitForFunction(() => !document.querySelector("#user-rows .tag.off"));
     }
     await p.fill("#search", "");
@@ -129,6 +129,15 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
     assert.deepEqual(errors, []);
     await context.close();
   }
+  // Dave is deleted from the list (after confirming).
+  {
+    const { context, page: p } = await page("light");
+    await signIn(p, "boss");
+    await p.click('#tabs a[data-tab="users"]');
+    await p.click('#user-rows button[data-user="dave"][data-action="delete"]');
+    await p.waitForFunction(() => !document.querySelector('#user-rows button[data-user="dave"]'));
+    await context.close();
+  }
   // The audit log shows what was done, by whom.
   for (const scheme of ["light", "dark"]) {
     const { context, page: p, errors } = await page(scheme);
@@ -137,7 +146,7 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
     await p.click('#tabs a[data-tab="audit"]');
     await p.waitForSelector('#audit-rows tr[data-action="disable"]:has-text("carol")');
     const actions = await p.$$eval("#audit-rows tr", (trs) => trs.map((tr) => tr.dataset.action));
-    assert.deepEqual(actions, ["backup_download", "enable", "disable"], "newest first");
+    assert.deepEqual(actions, ["delete_user", "backup_download", "enable", "disable"], "newest first");
     assert.match(await p.textContent("#audit-rows"), /boss/);
     await p.screenshot({ path: `${suite.artifacts}admin-audit-${scheme}.png`, fullPage: true });
     assert.deepEqual(errors, []);
