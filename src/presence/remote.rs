@@ -200,8 +200,9 @@ impl Presence {
 }
 
 /// Sends this node's presence messages, in order, on a connection of its own, and a
-/// heartbeat every [`HEARTBEAT`], until `stop`. A message that fails to send is dropped
-/// after a reconnect: the goodbye-and-announce that follows repairs what others hold.
+/// heartbeat every [`HEARTBEAT`], until `stop`. While the database cannot be reached,
+/// messages are dropped and a reconnect is tried at each heartbeat; the goodbye-and-announce
+/// after it repairs what the other nodes hold.
 pub async fn publish(
     url: String,
     channel: String,
@@ -212,15 +213,21 @@ pub async fn publish(
     let mut client: Option<tokio_postgres::Client> = None;
     let mut beat = tokio::time::interval(HEARTBEAT);
     loop {
-        let payload = tokio::select! {
+        let (payload, heartbeat) = tokio::select! {
             () = stop.cancelled() => break,
-            _ = beat.tick() => serde_json::to_string(&Wire::bare("h", &presence.node)).unwrap_or_default(),
+            _ = beat.tick() => (serde_json::to_string(&Wire::bare("h", &presence.node)).unwrap_or_default(), true),
             next = rx.recv() => match next {
-                Some(p) => p,
+                Some(p) => (p, false),
                 None => break,
             },
         };
         if client.is_none() {
+            // Reconnect on the heartbeat only: typing while the database is away must not
+            // become a connection attempt per keystroke. What is dropped meanwhile is
+            // repaired by the goodbye and announce that follow a reconnect.
+            if !heartbeat {
+                continue;
+            }
             match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
                 Ok((c, connection)) => {
                     tokio::spawn(async move {
@@ -258,5 +265,47 @@ pub async fn publish(
         let _ = c
             .execute("SELECT pg_notify($1, $2)", &[&channel, &bye])
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::{Outbox, publish};
+    use crate::presence::Presence;
+
+    /// With the database away, a burst of presence changes does not become a burst of
+    /// connection attempts: one at start, then one per heartbeat.
+    #[tokio::test]
+    async fn an_unreachable_database_is_retried_on_the_heartbeat_only() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counted = attempts.clone();
+        // Accepts and hangs up at once: no PostgreSQL there.
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let (outbox, rx) = Outbox::new();
+        let presence = Presence::new(Some(outbox.clone()));
+        let stop = CancellationToken::new();
+        let url = format!("postgres://nobody@{addr}/none");
+        let task = tokio::spawn(publish(url, "c".into(), presence, rx, stop.clone()));
+        for _ in 0..500 {
+            outbox.control("h", "n");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.cancel();
+        task.await.unwrap();
+        let n = attempts.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&n), "{n} connection attempts for 500 messages");
     }
 }
