@@ -306,6 +306,9 @@ mod tests {
         stop.cancel();
         task.await.unwrap();
         let n = attempts.load(Ordering::SeqCst);
-        assert!((1..=2).contains(&n), "{n} connection attempts for 500 messages");
+        assert!(
+            (1..=2).contains(&n),
+            "{n} connection attempts for 500 messages"
+        );
     }
 }

@@ -24,8 +24,14 @@ fn copy<K: Key + 'static, V: Value + 'static>(
     to: &redb::WriteTransaction,
     table: TableDefinition<K, V>,
 ) -> Result<u64, StoreError> {
-    let source = from.open_table(table).map_err(StoreError::unavailable)?;
     let mut dest = to.open_table(table).map_err(StoreError::unavailable)?;
+    // A file from an older build (backed up offline, before this build opened it) lacks the
+    // tables added since: they are empty, not an error, and the next start creates them.
+    let source = match from.open_table(table) {
+        Ok(source) => source,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(StoreError::unavailable(e)),
+    };
     let mut rows = 0;
     for row in source.iter().map_err(StoreError::unavailable)? {
         let (k, v) = row.map_err(StoreError::unavailable)?;
