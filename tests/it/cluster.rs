@@ -519,7 +519,7 @@ async fn next_presence(c: &mut Client) -> Value {
 }
 
 /// Deleting an account through one node closes its sockets on every node with 4004, as on
-/// the node that deleted it (they used to be signed out there instead, left open).
+/// the node that deleted it, not merely signed out there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_account_closes_its_sockets_on_every_node() {
     let Some(nodes) = TestServer::cluster(2, |_| {}).await else {

@@ -342,6 +342,11 @@ impl Client {
     }
 
     /// The next frame without a request id (a pushed change or error).
+    /// Forgets the pushes read so far (a test that only needs the socket kept reading).
+    pub fn drain_pushes(&mut self) {
+        self.pushed.clear();
+    }
+
     pub async fn next_push(&mut self) -> Value {
         match self.pushed.pop_front() {
             Some(v) => v,
@@ -519,8 +524,18 @@ pub struct RawWs {
 
 impl RawWs {
     pub async fn connect(server: &TestServer) -> RawWs {
+        Self::connect_with(server, None).await
+    }
+
+    /// With `recv_buffer`: the kernel keeps at most about that many unread bytes for it, so
+    /// a client that never reads backs the server up quickly.
+    pub async fn connect_with(server: &TestServer, recv_buffer: Option<u32>) -> RawWs {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = TcpStream::connect(server.addr).await.expect("tcp");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(bytes) = recv_buffer {
+            socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        }
+        let mut stream = socket.connect(server.addr).await.expect("tcp");
         let request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         stream.write_all(request.as_bytes()).await.expect("write");

@@ -290,3 +290,55 @@ async fn a_client_that_vanishes_is_gone_at_the_idle_timeout() {
         "not before the idle timeout"
     );
 }
+
+/// A client that joins and never reads again: presence pushes back up on its socket, and it
+/// is closed (its seat leaves) instead of the server queueing for it without end.
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_not_queued_for() {
+    // Room for a round of pushes (40 × 1 KiB) for sockets that read, not for one that never does.
+    let server = TestServer::start_with(|c| c.outbound_buffer = 96 * 1024).await;
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let (_bob, bob_name, bob_token) = server.user().await;
+    let share =
+        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
+    assert_eq!(ann.request(share).await["version"], 1);
+    let mut watcher = present(&server, &ann_token, &ann_name, json!({})).await;
+    let mut silent = crate::common::RawWs::connect_with(&server, Some(4096)).await;
+    for frame in [
+        json!({"type": "auth", "token": bob_token}),
+        json!({"type": "watch", "target": ann_name}),
+        json!({"type": "presence", "target": ann_name, "action": "join"}),
+    ] {
+        silent.send_frame(0x1, frame.to_string().as_bytes()).await;
+    }
+    assert_eq!(
+        next(&mut watcher).await,
+        ("join".into(), bob_name.clone(), json!(1), json!({}))
+    );
+    // Ann's other tabs change their state as fast as allowed, with a full kilobyte each.
+    let mut setters = Vec::new();
+    for _ in 0..40 {
+        setters.push(present(&server, &ann_token, &ann_name, json!({})).await);
+    }
+    let big = "x".repeat(1000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut gone = false;
+    'rounds: while tokio::time::Instant::now() < deadline {
+        for (i, s) in setters.iter_mut().enumerate() {
+            let r = s
+                .request(json!({"type": "presence", "target": ann_name, "action": "join", "state": {"i": i, "pad": big}}))
+                .await;
+            assert_eq!(r["type"], "presence", "{r}");
+            s.drain_pushes();
+        }
+        // The watcher reads on; Bob's leaving is what is waited for.
+        let until = tokio::time::Instant::now() + Duration::from_millis(110);
+        while let Ok(e) = tokio::time::timeout_at(until, next(&mut watcher)).await {
+            if e.0 == "leave" && e.1 == bob_name {
+                gone = true;
+                break 'rounds;
+            }
+        }
+    }
+    assert!(gone, "the silent client was closed and its presence ended");
+}
