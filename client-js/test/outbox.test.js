@@ -234,3 +234,24 @@ describe("outbox (issue 30)", () => {
     }
   });
 });
+
+test("a damaged outbox file is reported and never overwritten", async () => {
+  const srv = await startServer();
+  const { writeFile, readFile } = await import("node:fs/promises");
+  const file = join(dir, "damaged.json");
+  try {
+    const first = client(srv.url, { outbox: memoryStore() });
+    const { token } = await first.signup();
+    const damaged = '{"someone|op|000000000001": {"opId": "x", "seq": 1, "kind": "upd'; // cut mid-write
+    await writeFile(file, damaged);
+    const errors = [];
+    const c = client(srv.url, { outbox: file, token });
+    c.on("error", (e) => errors.push(e));
+    await until(() => errors.length > 0, 5000, "the damage reported");
+    assert.match(errors[0].message, /damaged\.json/);
+    await assert.rejects(c.update({ a: 1 }, 0, "merge"), /damaged\.json/);
+    assert.equal(await readFile(file, "utf8"), damaged, "left for the operator to look at");
+  } finally {
+    await srv.cleanup();
+  }
+});
