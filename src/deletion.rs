@@ -98,6 +98,7 @@ async fn leave_access_lists(store: &Store, name: &str) -> Result<usize, Error> {
                 collaborators: without(&meta.collaborators),
                 readers: without(&meta.readers),
                 op_id: None,
+                as_admin: false,
             };
             if update.collaborators.is_none() && update.readers.is_none() {
                 continue;

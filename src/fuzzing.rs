@@ -68,6 +68,7 @@ pub fn patch(data: &[u8]) {
         collaborators: None,
         readers: None,
         op_id: None,
+        as_admin: false,
     };
     if let Ok(applied) = apply(&doc, &update, &LIMITS, "t1") {
         let replayed = replay(&doc, &applied.entry);

@@ -31,6 +31,8 @@ pub struct Sample {
     pub errors_per_second: BTreeMap<String, f64>,
     /// Document cache hits among lookups since the previous sample, 0–1 (`null`: none).
     pub cache_hit_rate: Option<f64>,
+    /// The store's size on disk (the redb file, or the PostgreSQL tables), if it answered.
+    pub disk_bytes: Option<u64>,
 }
 
 /// Counter totals at the previous sample.
@@ -51,8 +53,9 @@ pub struct History {
 }
 
 impl History {
-    /// Takes a sample now from `metrics` (and `watches`, the hub's count).
-    pub fn sample(&self, metrics: &Metrics, watches: usize) {
+    /// Takes a sample now from `metrics` (and `watches`, the hub's count, and `disk_bytes`,
+    /// the store's).
+    pub fn sample(&self, metrics: &Metrics, watches: usize, disk_bytes: Option<u64>) {
         let mut guard = self
             .inner
             .lock()
@@ -89,6 +92,7 @@ impl History {
                 .collect(),
             cache_hit_rate: (lookups > 0)
                 .then(|| hits.saturating_sub(last.hits) as f64 / lookups as f64),
+            disk_bytes,
         };
         *last = Totals {
             at: Some(now),
@@ -122,7 +126,7 @@ mod tests {
     fn rates_come_from_the_counters_and_an_hour_is_kept() {
         let metrics = Metrics::new();
         let history = History::default();
-        history.sample(&metrics, 0);
+        history.sample(&metrics, 0, None);
         metrics.commits.inc_by(50);
         metrics.cache_hits.inc_by(3);
         metrics.cache_misses.inc();
@@ -131,16 +135,17 @@ mod tests {
             .with_label_values(&["version_mismatch"])
             .inc_by(2);
         std::thread::sleep(Duration::from_millis(200));
-        history.sample(&metrics, 7);
+        history.sample(&metrics, 7, Some(4096));
         let s = history.samples();
         assert_eq!(s.len(), 2);
         assert!(s[1].commits_per_second > 100.0, "{s:?}");
         assert_eq!(s[1].watches, 7);
+        assert_eq!(s[1].disk_bytes, Some(4096));
         assert_eq!(s[1].cache_hit_rate, Some(0.75));
         assert!(s[1].errors_per_second.contains_key("version_mismatch"));
         assert_eq!(s[0].cache_hit_rate, None);
         for _ in 0..KEPT + 5 {
-            history.sample(&metrics, 0);
+            history.sample(&metrics, 0, None);
         }
         assert_eq!(history.samples().len(), KEPT);
     }

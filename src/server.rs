@@ -228,7 +228,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             loop {
                 tokio::select! {
                     () = state.shutdown.cancelled() => return,
-                    _ = every.tick() => state.overview.sample(&state.metrics, state.hub.watchers()),
+                    _ = every.tick() => {
+                        // The stats' figure: the redb file's length, or (PostgreSQL) the
+                        // tables' sizes, in the query that also counts their rows.
+                        let disk = state.store.stats().await.ok().map(|s| s.data_bytes);
+                        state.overview.sample(&state.metrics, state.hub.watchers(), disk);
+                        state.auth.seen.sweep();
+                    }
                 }
             }
         }

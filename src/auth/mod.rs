@@ -10,6 +10,7 @@ pub mod flags;
 pub mod legacy;
 pub mod passwords;
 pub mod secret;
+pub mod seen;
 pub mod sockets;
 pub mod tokens;
 
@@ -28,6 +29,8 @@ pub struct Auth {
     /// secret does (in cluster mode the secret is read from the store it opens).
     pub sockets: std::sync::Arc<sockets::Sockets>,
     pub flags: flags::Flags,
+    /// When each session was last used on this node (the admin's view of an account).
+    pub seen: seen::Seen,
     /// personal-backend's tokens, accepted when `LEGACY_JWT_SECRET` is set.
     pub legacy: Option<legacy::Legacy>,
 }
@@ -48,6 +51,7 @@ impl Auth {
             passwords: passwords::Passwords::default(),
             sockets,
             flags: flags::Flags::new(admins),
+            seen: seen::Seen::default(),
             legacy: None,
         }
     }
@@ -74,6 +78,7 @@ impl Auth {
         if self.ended(&claims) {
             return Err(Error::InvalidToken);
         }
+        self.seen.touch(&claims.sid);
         Ok((Claims::clone(&claims), known))
     }
 

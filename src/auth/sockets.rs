@@ -79,6 +79,11 @@ impl Sockets {
             .insert(conn, tx);
     }
 
+    /// Connections (sockets and streams) signed in to session `sid` now, on this node.
+    pub fn open(&self, sid: &str) -> usize {
+        self.live.get(sid).map_or(0, |s| s.len())
+    }
+
     pub fn unregister(&self, sid: &str, username: &str, conn: u64) {
         self.live.remove_if_mut(sid, |_, sockets| {
             sockets.remove(&conn);

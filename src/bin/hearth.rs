@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use hearth::Config;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// mimalloc instead of glibc's malloc: the writer thread spends much of its time allocating
 /// and freeing document trees, and glibc's consolidation showed at the top of its profile
@@ -203,14 +206,19 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(hearth::logging::Stdout);
+    let logs = tracing_subscriber::fmt::layer().with_writer(hearth::logging::Stdout);
+    // RUST_LOG filters standard output; warnings and errors are kept for the dashboard
+    // whatever it says.
+    let registry = tracing_subscriber::registry().with(
+        hearth::logging::KeepRecent.with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+    );
     // LOG_FORMAT=json: one JSON object per line, for log shippers.
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
+        registry.with(logs.json().with_filter(filter)).init();
     } else {
-        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        registry
+            .with(logs.with_ansi(ansi).with_filter(filter))
             .init();
     }
 

@@ -74,6 +74,7 @@ impl Create {
             collaborators: Some(collaborators.clone()),
             readers: Some(readers.clone()),
             op_id: None,
+            as_admin: false,
         };
         known_accounts(&cx.state.store, &probe).await?;
         let doc = cx

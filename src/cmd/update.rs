@@ -133,6 +133,7 @@ impl UpdateCmd {
             collaborators,
             readers,
             op_id: self.op_id,
+            as_admin: false,
         })
     }
 }

@@ -63,6 +63,7 @@ impl Watch {
             since: self.since,
             incarnation: self.incarnation,
             mode: self.mode.into(),
+            as_admin: false,
         };
         let out = Output {
             sink: cx.out.clone(),

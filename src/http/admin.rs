@@ -111,9 +111,12 @@ fn without_password(url: &str) -> String {
 pub struct Page {
     offset: Option<usize>,
     limit: Option<usize>,
+    /// Only names containing this (names are lower case, and so is a search).
+    q: Option<String>,
 }
 
-/// Users in name order: `{users: [{username, createdAt, disabled, admin}], total, next_offset}`.
+/// Users in name order: `{users: [{username, createdAt, disabled, admin}], total, next_offset}`;
+/// with `q`, those whose names contain it (`total` counts the matches).
 #[utoipa::path(get, path = "/v1/admin/users", params(Page), responses((status = 200), (status = 403)), tag = "admin")]
 pub async fn users(
     State(state): State<AppState>,
@@ -123,7 +126,9 @@ pub async fn users(
     require_admin(&state, &claims)?;
     let offset = page.offset.unwrap_or(0);
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let (users, total) = state.store.users(offset, limit).await?;
+    // Names are lower case: a search is too.
+    let search = page.q.as_deref().unwrap_or("").trim().to_lowercase();
+    let (users, total) = state.store.users(offset, limit, &search).await?;
     let next = (((offset + users.len()) as u64) < total).then_some(offset + users.len());
     let list: Vec<Value> = users
         .into_iter()
@@ -168,7 +173,6 @@ pub async fn backup_download(
     State(state): State<AppState>,
     Caller(claims): Caller,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
     require_admin(&state, &claims)?;
     let fail = |e: std::io::Error| {
         tracing::error!(error = %e, "backup download failed");
@@ -187,8 +191,14 @@ pub async fn backup_download(
     super::audit::record(&state, &claims, "backup_download", None).await?;
     // The open handle keeps the bytes; the name can go now, so nothing is left behind.
     tokio::fs::remove_file(&path).await.map_err(fail)?;
+    Ok(send_file(file, len))
+}
+
+/// A file's bytes as they are read, its length announced (the page shows progress by it).
+pub(super) fn send_file(file: tokio::fs::File, len: u64) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    Ok((
+    (
         [
             (
                 axum::http::header::CONTENT_TYPE,
@@ -198,7 +208,7 @@ pub async fn backup_download(
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Disables an account: its tokens stop working at once and its sockets close (4003).

@@ -37,7 +37,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ChangesQuery {
-    from: Option<Version>,
+    pub(super) from: Option<Version>,
     to: Option<Version>,
     limit: Option<usize>,
 }
@@ -54,6 +54,16 @@ pub async fn changes(
 ) -> Result<Response, ApiError> {
     let user = p.key()?;
     let doc = readable(&state, &claims.sub, &user).await?;
+    page(&state, &doc, &q).await
+}
+
+/// A page of `doc`'s change log, as `changes` answers it.
+pub(super) async fn page(
+    state: &AppState,
+    doc: &crate::store::Document,
+    q: &ChangesQuery,
+) -> Result<Response, ApiError> {
+    let user = doc.key();
     let current = doc.version();
     let to = q.to.unwrap_or(current).min(current);
     let from = q.from.unwrap_or(1).max(1);
@@ -109,7 +119,19 @@ pub async fn events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let user = p.key()?;
+    stream_events(state, ip, claims, p.key()?, q, headers, false).await
+}
+
+/// `events` for `user`'s document; `as_admin`, the admin API's view of any document.
+pub(super) async fn stream_events(
+    state: AppState,
+    ip: std::net::IpAddr,
+    claims: crate::auth::Claims,
+    user: String,
+    q: EventsQuery,
+    headers: HeaderMap,
+    as_admin: bool,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let key = user.clone();
     let with_presence = matches!(q.presence.as_deref(), Some("1" | "true"));
     // A stream holds a connection open as a socket does, and counts as one against the
@@ -138,6 +160,7 @@ pub async fn events(
             None => q.incarnation,
         },
         mode,
+        as_admin,
     };
     let (tx, rx) = mpsc::channel::<Push>(SSE_QUEUE);
     let presence_tx = tx.clone();

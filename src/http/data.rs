@@ -139,6 +139,7 @@ pub(super) async fn write(
             collaborators: None,
             readers: None,
             op_id: body::idempotency_key(headers)?,
+            as_admin: false,
         })
         .await;
     written(user, outcome, created_status)

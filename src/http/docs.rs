@@ -140,6 +140,7 @@ pub async fn put_doc(
             collaborators: None,
             readers: None,
             op_id: body::idempotency_key(&headers)?,
+            as_admin: false,
         })
         .await;
     written(&key, outcome, StatusCode::OK)

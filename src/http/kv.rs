@@ -113,6 +113,7 @@ fn paths_update(claims: &Claims, doc_key: String, edits: Vec<PathEdit>) -> Updat
         collaborators: None,
         readers: None,
         op_id: None,
+        as_admin: false,
     }
 }
 

@@ -13,10 +13,12 @@ mod demo;
 mod docs;
 pub mod error;
 mod health;
+mod inspect;
 mod kopano;
 mod kv;
 mod named;
 mod openapi;
+mod operations;
 mod presence;
 mod rivet;
 mod root;
@@ -99,9 +101,18 @@ routes!(api_routes {
     get "/v1/admin/settings" => admin::settings,
     get "/v1/admin/audit" => audit::lines,
     get "/v1/admin/users" => admin::users,
+    get "/v1/admin/users/{user}" => inspect::account,
+    delete "/v1/admin/users/{user}/sessions" => inspect::end_sessions,
+    get "/v1/admin/doc" => inspect::document,
+    put "/v1/admin/doc" => inspect::edit,
+    get "/v1/admin/doc/changes" => inspect::changes,
+    get "/v1/admin/doc/events" => inspect::events,
     post "/v1/admin/users" => admin::create_user,
     delete "/v1/admin/users/{user}" => admin::delete_user,
     get "/v1/admin/backup" => admin::backup_download,
+    get "/v1/admin/backups" => operations::backups,
+    get "/v1/admin/backups/{name}" => operations::backup_file,
+    get "/v1/admin/logs" => operations::logs,
     post "/v1/admin/backup" => admin::backup_to_dir,
     post "/v1/admin/users/{user}/disable" => admin::disable,
     post "/v1/admin/users/{user}/enable" => admin::enable,

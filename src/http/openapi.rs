@@ -5,8 +5,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    account, admin, audit, blobs, changes, data, docs, health, kopano, named, presence, rivet,
-    root, socketio, ws,
+    account, admin, audit, blobs, changes, data, docs, health, inspect, kopano, named, operations,
+    presence, rivet, root, socketio, ws,
 };
 
 #[derive(OpenApi)]
@@ -29,6 +29,9 @@ use super::{
         admin::stats, admin::overview, admin::settings, audit::lines, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
         admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,
+        inspect::account, inspect::end_sessions, inspect::document, inspect::edit,
+        inspect::changes, inspect::events, operations::backups, operations::backup_file,
+        operations::logs,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,
         health::live, health::ready, health::metrics, ws::upgrade, socketio::poll, socketio::post,
     ),

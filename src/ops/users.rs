@@ -110,7 +110,7 @@ async fn offline_action(
             let mut out = String::from("USERNAME\tCREATED\tDISABLED\tADMIN\n");
             let mut offset = 0;
             loop {
-                let (users, total) = store.users(offset, 1000).await?;
+                let (users, total) = store.users(offset, 1000, "").await?;
                 for u in &users {
                     let admin = admins.contains(&u.username) || auth.flags.is_admin(&u.username);
                     let off = disabled.contains(&u.username);

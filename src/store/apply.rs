@@ -46,7 +46,7 @@ pub fn apply_to(
     now: &str,
 ) -> Result<Applied, StoreError> {
     let userdata_copy = move || working.unwrap_or_else(|| current.userdata.clone());
-    let access = current.access(&update.by);
+    let access = update.access(current);
     if access < Access::Write {
         return Err(StoreError::Unauthorized);
     }
@@ -314,6 +314,7 @@ mod tests {
             collaborators: None,
             readers: None,
             op_id: None,
+            as_admin: false,
         }
     }
 

@@ -252,12 +252,14 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<(Vec<BlobRef>, u64), StoreError>>;
 
-    /// Accounts in name order from `offset`, at most `limit`, and how many there are.
-    fn users(
-        &self,
+    /// Accounts whose names contain `search` ("" for all), in name order from `offset`, at
+    /// most `limit`, and how many there are.
+    fn users<'a>(
+        &'a self,
         offset: usize,
         limit: usize,
-    ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>>;
+        search: &'a str,
+    ) -> BoxFuture<'a, Result<(Vec<UserRecord>, u64), StoreError>>;
 
     /// `owner`'s named documents whose names sort after `after` ("" for the first page), in
     /// name order, at most `limit`: each one's latest metadata and serialized size.

@@ -280,6 +280,23 @@ pub struct Update {
     /// entry, so a retry of an update that committed is answered with the version it made
     /// instead of being applied twice (`store/ops.rs`).
     pub op_id: Option<String>,
+    /// An admin's edit through the admin API (`/v1/admin/doc`): allowed as a collaborator's
+    /// write whatever the document's lists say, and recorded `by` the admin like any other.
+    /// Never set from a client's frame.
+    pub as_admin: bool,
+}
+
+impl Update {
+    /// What `by` may do to `doc`: its own access, or a collaborator's for an admin's edit
+    /// (an admin may change the data, never who may see it).
+    pub fn access(&self, doc: &Document) -> Access {
+        let own = doc.access(&self.by);
+        if self.as_admin {
+            own.max(Access::Write)
+        } else {
+            own
+        }
+    }
 }
 
 /// What a committed version did, as kept in the change log and sent to clients that apply

@@ -39,7 +39,7 @@ pub fn validate(op_id: &str) -> Result<(), String> {
 /// write (it is refused as a stranger first, learning nothing).
 pub fn lookup<'u>(update: &'u Update, current: &Document) -> Option<(&'u str, Version)> {
     let op_id = update.op_id.as_deref()?;
-    if current.access(&update.by) < Access::Write {
+    if update.access(current) < Access::Write {
         return None;
     }
     match update.base {
@@ -135,6 +135,7 @@ mod tests {
             collaborators: None,
             readers: None,
             op_id: op.map(str::to_owned),
+            as_admin: false,
         };
         let u = update(Some(3), Some("a1"), "ann");
         assert_eq!(lookup(&u, &doc), Some(("a1", 3)));

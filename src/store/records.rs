@@ -153,8 +153,9 @@ impl Store {
         &self,
         offset: usize,
         limit: usize,
+        search: &str,
     ) -> Result<(Vec<UserRecord>, u64), StoreError> {
-        self.inner.backend.users(offset, limit).await
+        self.inner.backend.users(offset, limit, search).await
     }
 
     /// # Errors

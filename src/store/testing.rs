@@ -24,6 +24,7 @@ pub fn merged(doc: &Document, patch: &Value) -> Arc<Committed> {
         collaborators: None,
         readers: None,
         op_id: None,
+        as_admin: false,
     };
     let applied = apply(doc, &update, &LIMITS, "t").expect("applies");
     Arc::new(Committed {

@@ -6,6 +6,7 @@ mod access;
 mod account_life;
 mod accounts;
 mod admin;
+mod admin_data;
 mod backup;
 mod blobs;
 mod chaos;

@@ -373,12 +373,13 @@ impl Backend for PgBackend {
         self.select_user_blobs(username, offset, limit).boxed()
     }
 
-    fn users(
-        &self,
+    fn users<'a>(
+        &'a self,
         offset: usize,
         limit: usize,
-    ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
-        self.select_users(offset, limit).boxed()
+        search: &'a str,
+    ) -> BoxFuture<'a, Result<(Vec<UserRecord>, u64), StoreError>> {
+        self.select_users(offset, limit, search).boxed()
     }
 
     fn documents<'a>(

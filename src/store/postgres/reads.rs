@@ -201,20 +201,26 @@ impl PgBackend {
         &self,
         offset: usize,
         limit: usize,
+        search: &str,
     ) -> Result<(Vec<UserRecord>, u64), StoreError> {
         let s = &self.s;
         let client = self.pool.get().await.map_err(pg)?;
+        // `strpos`, not LIKE: a search for `_` or `%` means those characters.
         let rows = client
             .query(
                 &format!(
-                    "SELECT username, record FROM {s}.users ORDER BY username OFFSET $1 LIMIT $2"
+                    "SELECT username, record FROM {s}.users WHERE strpos(username, $3) > 0
+                      ORDER BY username OFFSET $1 LIMIT $2"
                 ),
-                &[&bound(offset), &bound(limit)],
+                &[&bound(offset), &bound(limit), &search],
             )
             .await
             .map_err(pg)?;
         let total: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {s}.users"), &[])
+            .query_one(
+                &format!("SELECT count(*) FROM {s}.users WHERE strpos(username, $1) > 0"),
+                &[&search],
+            )
             .await
             .map_err(pg)?
             .get(0);

@@ -242,12 +242,15 @@ impl Backend for RedbBackend {
         .boxed()
     }
 
-    fn users(
-        &self,
+    fn users<'a>(
+        &'a self,
         offset: usize,
         limit: usize,
-    ) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
-        self.read(move |db| reads::users(db, offset, limit)).boxed()
+        search: &'a str,
+    ) -> BoxFuture<'a, Result<(Vec<UserRecord>, u64), StoreError>> {
+        let search = search.to_owned();
+        self.read(move |db| reads::users(db, offset, limit, &search))
+            .boxed()
     }
 
     fn documents<'a>(

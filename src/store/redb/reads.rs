@@ -135,24 +135,40 @@ pub(super) fn flagged(db: &Database, flag: Flag) -> Result<Vec<String>, StoreErr
     Ok(out)
 }
 
-/// `Backend::users`: a page of accounts, and how many there are.
+/// `Backend::users`: a page of accounts, and how many there are. A search reads every
+/// name (keys only; records are decoded for the page alone).
 pub(super) fn users(
     db: &Database,
     offset: usize,
     limit: usize,
+    search: &str,
 ) -> Result<(Vec<UserRecord>, u64), StoreError> {
     let txn = db.begin_read().map_err(StoreError::unavailable)?;
     let table = txn.open_table(USERS).map_err(StoreError::unavailable)?;
-    let total = table.len().map_err(StoreError::unavailable)?;
     let mut out = Vec::new();
-    for row in table
-        .iter()
-        .map_err(StoreError::unavailable)?
-        .skip(offset)
-        .take(limit)
-    {
+    if search.is_empty() {
+        let total = table.len().map_err(StoreError::unavailable)?;
+        for row in table
+            .iter()
+            .map_err(StoreError::unavailable)?
+            .skip(offset)
+            .take(limit)
+        {
+            let (name, bytes) = row.map_err(StoreError::unavailable)?;
+            out.push(decode(bytes.value(), name.value())?);
+        }
+        return Ok((out, total));
+    }
+    let mut total = 0u64;
+    for row in table.iter().map_err(StoreError::unavailable)? {
         let (name, bytes) = row.map_err(StoreError::unavailable)?;
-        out.push(decode(bytes.value(), name.value())?);
+        if !name.value().contains(search) {
+            continue;
+        }
+        if total >= offset as u64 && out.len() < limit {
+            out.push(decode(bytes.value(), name.value())?);
+        }
+        total += 1;
     }
     Ok((out, total))
 }
