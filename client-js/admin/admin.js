@@ -1,26 +1,13 @@
-// The admin dashboard: plain ES module over the admin API, nothing the API does not offer.
-// The token lives in sessionStorage (gone with the tab), apart from the demo page's.
+// The admin dashboard's shell: signing in, the tabs (by the URL's hash, so the back button
+// and links work) and the overview. Each other screen is its own module; every one of them
+// speaks the admin API a script would, nothing more.
 
-const $ = (id) => document.getElementById(id);
-const KEY = "hearth.admin.token";
-let token = sessionStorage.getItem(KEY);
+import { $, api, bytes, el, session, setToken } from "./common.js";
+import { loadUsers, showUser } from "./users.js";
+import { closeData, showData } from "./data.js";
+import { loadAudit, loadOperations } from "./operations.js";
+
 let refresh = null;
-
-/** An admin API call; a 401/403 sends the admin back to sign in. */
-async function api(method, path, body) {
-  const res = await fetch(path, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (res.status === 401 || res.status === 403) {
-    signOut(res.status === 403 ? "This account is not an admin." : "Your session ended; sign in again.");
-    throw new Error("not allowed");
-  }
-  const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new Error(data?.message ?? res.statusText);
-  return data;
-}
 
 // ---- signing in ----------------------------------------------------------------------
 
@@ -37,18 +24,18 @@ $("signin-form").onsubmit = async (ev) => {
     $("signin-error").textContent = data.message ?? "Sign-in failed.";
     return;
   }
-  token = data.token;
-  sessionStorage.setItem(KEY, token);
+  setToken(data.token);
   start();
 };
 
 $("signout").onclick = () => signOut("");
+session.onRefused = signOut;
 
 function signOut(message) {
   clearInterval(refresh);
-  token = null;
-  sessionStorage.removeItem(KEY);
-  for (const el of document.querySelectorAll(".tab")) el.hidden = true;
+  closeData();
+  setToken(null);
+  for (const s of document.querySelectorAll(".tab")) s.hidden = true;
   $("tabs").hidden = $("signout").hidden = true;
   $("node").textContent = "";
   $("signin").hidden = false;
@@ -57,15 +44,32 @@ function signOut(message) {
 
 // ---- tabs ----------------------------------------------------------------------------
 
+/** `#users`, `#user/ann`, `#data/ann/notes`: the screen, and what it shows. */
 function show() {
-  const tab = (location.hash || "#overview").slice(1);
-  for (const el of document.querySelectorAll(".tab")) el.hidden = el.id !== tab;
-  for (const a of document.querySelectorAll("#tabs a")) a.setAttribute("aria-current", a.dataset.tab === tab ? "page" : "false");
+  const [tab, ...rest] = (location.hash || "#overview").slice(1).split("/");
+  const arg = decodeURIComponent(rest.join("/"));
+  const section = { user: "user", data: "data" }[tab] ?? tab;
+  for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== section;
+  const navTab = tab === "user" ? "users" : tab;
+  for (const a of document.querySelectorAll("#tabs a")) a.setAttribute("aria-current", a.dataset.tab === navTab ? "page" : "false");
+  if (tab !== "data") closeData();
   if (tab === "users") loadUsers();
-  if (tab === "operations") loadSettings();
+  if (tab === "user") showUser(arg);
+  if (tab === "data") showData(arg);
+  if (tab === "operations") loadOperations();
   if (tab === "audit") loadAudit();
 }
-window.addEventListener("hashchange", () => token && show());
+window.addEventListener("hashchange", () => session.token && show());
+
+// `/` jumps to the screen's search box, as on most dashboards.
+document.addEventListener("keydown", (ev) => {
+  if (ev.key !== "/" || ev.target.closest("input, textarea")) return;
+  const box = document.querySelector(".tab:not([hidden]) input[type=search]");
+  if (box) {
+    ev.preventDefault();
+    box.focus();
+  }
+});
 
 async function start() {
   $("signin").hidden = true;
@@ -93,6 +97,7 @@ const COUNTERS = [
   ["blobBytes", "Blobs", bytes],
 ];
 
+const round = (v) => (Math.round(v * 10) / 10).toLocaleString();
 const CHARTS = [
   ["connections", "Connections"],
   ["watches", "Watches"],
@@ -100,6 +105,7 @@ const CHARTS = [
   ["deliveriesPerSecond", "Deliveries/s"],
   ["errors", "Errors/s", (s) => Object.values(s.errorsPerSecond ?? {}).reduce((a, b) => a + b, 0)],
   ["cacheHitRate", "Cache hit rate", (s) => s.cacheHitRate ?? 0, (v) => `${Math.round(v * 100)}%`],
+  ["diskBytes", "Disk", (s) => s.diskBytes ?? 0, bytes],
 ];
 
 async function loadOverview() {
@@ -112,26 +118,37 @@ async function loadOverview() {
     ...COUNTERS.map(([key, label, format = (v) => v.toLocaleString()]) => card("counter", label, format(o.stats[key] ?? 0))),
   );
   $("charts").replaceChildren(
-    ...CHARTS.map(([key, label, pick = (s) => s[key], format = (v) => (Math.round(v * 10) / 10).toLocaleString()]) => {
+    ...CHARTS.map(([key, label, pick = (s) => s[key], format = round]) => {
       const values = o.samples.map(pick);
-      const el = card("chart", label, format(values.at(-1) ?? 0));
-      el.append(sparkline(values));
-      return el;
+      const c = card("chart", label, format(values.at(-1) ?? 0));
+      c.dataset.chart = key;
+      c.append(sparkline(values));
+      return c;
     }),
+    errorsByCode(o.samples),
   );
 }
 
+/** The hour's errors by wire code: counts from the per-second rates of each 10 s sample. */
+function errorsByCode(samples) {
+  const totals = {};
+  for (const s of samples) {
+    for (const [code, rate] of Object.entries(s.errorsPerSecond ?? {})) totals[code] = (totals[code] ?? 0) + rate * 10;
+  }
+  const rows = Object.entries(totals).sort((a, b) => b[1] - a[1]);
+  const c = card("chart", "Errors by code, last hour", rows.length ? "" : "none");
+  c.dataset.chart = "errorsByCode";
+  const max = Math.max(1, ...rows.map(([, n]) => n));
+  c.append(
+    ...rows.slice(0, 6).map(([code, n]) =>
+      el("div", { className: "bar" }, el("code", {}, code), el("span", { className: "fill", style: `width:${(n / max) * 100}%` }), el("span", { className: "n" }, Math.round(n).toLocaleString())),
+    ),
+  );
+  return c;
+}
+
 function card(kind, label, value) {
-  const el = document.createElement("div");
-  el.className = kind;
-  const l = document.createElement("div");
-  l.className = "label";
-  l.textContent = label;
-  const v = document.createElement("div");
-  v.className = kind === "counter" ? "value" : "now";
-  v.textContent = value;
-  el.append(l, v);
-  return el;
+  return el("div", { className: kind }, el("div", { className: "label" }, label), el("div", { className: kind === "counter" ? "value" : "now" }, value));
 }
 
 /** A line over the hour's samples, scaled to its own maximum. */
@@ -149,226 +166,5 @@ function sparkline(values) {
   return svg;
 }
 
-function bytes(n) {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
-// ---- users ---------------------------------------------------------------------------
-
-const PAGE = 50;
-let offset = 0;
-let rows = [];
-let sort = { key: "username", dir: 1 };
-
-async function loadUsers() {
-  $("users-error").textContent = "";
-  try {
-    const page = await api("GET", `/v1/admin/users?offset=${offset}&limit=${PAGE}`);
-    rows = page.users;
-    $("page-info").textContent = `${offset + 1}–${offset + rows.length} of ${page.total}`;
-    $("prev").disabled = offset === 0;
-    $("next").disabled = page.next_offset == null;
-    renderUsers();
-  } catch (e) {
-    $("users-error").textContent = e.message;
-  }
-}
-
-function renderUsers() {
-  const q = $("search").value.trim().toLowerCase();
-  const shown = rows
-    .filter((u) => u.username.includes(q))
-    .sort((a, b) => (a[sort.key] < b[sort.key] ? -sort.dir : a[sort.key] > b[sort.key] ? sort.dir : 0));
-  $("user-rows").replaceChildren(
-    ...shown.map((u) => {
-      const tr = document.createElement("tr");
-      const name = document.createElement("td");
-      name.textContent = u.username;
-      const created = document.createElement("td");
-      created.textContent = new Date(u.createdAt).toLocaleString();
-      const status = document.createElement("td");
-      for (const [on, text, cls] of [[u.admin, "admin", ""], [u.disabled, "disabled", "off"]]) {
-        if (!on) continue;
-        const tag = document.createElement("span");
-        tag.className = `tag ${cls}`;
-        tag.textContent = text;
-        status.append(tag);
-      }
-      const actions = document.createElement("td");
-      const button = (text, action, cls = "") => {
-        const b = document.createElement("button");
-        b.textContent = text;
-        b.className = cls;
-        b.dataset.user = u.username;
-        b.dataset.action = action;
-        b.onclick = () => act(u, action);
-        return b;
-      };
-      actions.append(
-        button(u.disabled ? "Enable" : "Disable", u.disabled ? "enable" : "disable", u.disabled ? "" : "danger"),
-        button("New password", "password", "ghost"),
-        button(u.admin ? "Remove admin" : "Make admin", u.admin ? "unadmin" : "admin", "ghost"),
-        button("Delete", "delete", "ghost danger"),
-      );
-      tr.append(name, created, status, actions);
-      return tr;
-    }),
-  );
-}
-
-/** What each action asks first, and the call it makes once confirmed. */
-const ACTS = {
-  disable: (u) => [`Disable ${u}? Their open connections close and their tokens stop working.`, "POST", "disable"],
-  enable: (u) => [`Enable ${u} again?`, "POST", "enable"],
-  admin: (u) => [`Make ${u} an admin? They can then do everything this page does.`, "POST", "admin"],
-  unadmin: (u) => [`Withdraw admin from ${u}? (Names in ADMIN_USERS stay admins.)`, "DELETE", "admin"],
-  delete: (u) => [`Delete ${u} and everything they own? This cannot be undone.`, "DELETE", ""],
-};
-
-/** Runs an action on account `u` after confirming it; a new password is asked for. */
-async function act(u, action) {
-  $("users-error").textContent = "";
-  const name = encodeURIComponent(u.username);
-  try {
-    if (action === "password") {
-      const password = prompt(`New password for ${u.username} (8 characters or more). Their sessions end.`);
-      if (!password) return;
-      const { revokedSessions } = await api("POST", `/v1/admin/users/${name}/password`, { password });
-      $("users-error").textContent = `Password set; ${revokedSessions} session(s) ended.`;
-      return;
-    }
-    const [question, method, tail] = ACTS[action](u.username);
-    if (!confirm(question)) return;
-    await api(method, `/v1/admin/users/${name}${tail ? `/${tail}` : ""}`);
-    await loadUsers();
-  } catch (e) {
-    $("users-error").textContent = e.message;
-  }
-}
-
-$("search").oninput = renderUsers;
-$("prev").onclick = () => {
-  offset = Math.max(0, offset - PAGE);
-  loadUsers();
-};
-$("next").onclick = () => {
-  offset += PAGE;
-  loadUsers();
-};
-for (const b of document.querySelectorAll("button.sort")) {
-  b.onclick = () => {
-    sort = { key: b.dataset.key, dir: sort.key === b.dataset.key ? -sort.dir : 1 };
-    renderUsers();
-  };
-}
-
-// ---- audit log -----------------------------------------------------------------------
-
-const ACTIONS = {
-  disable: "disabled",
-  enable: "enabled",
-  delete_user: "deleted",
-  create_user: "created",
-  reset_password: "reset the password of",
-  grant_admin: "made admin",
-  revoke_admin: "withdrew admin from",
-  backup: "took a backup",
-  backup_download: "downloaded a backup",
-  import: "imported personal-backend users",
-};
-
-/** The newest page (`append` false) or the next older one. */
-async function loadAudit(append = false) {
-  $("audit-error").textContent = "";
-  try {
-    const before = append ? $("older").dataset.next : "";
-    const page = await api("GET", `/v1/admin/audit?limit=50${before ? `&before=${before}` : ""}`);
-    const rows = page.lines.map((l) => {
-      const tr = document.createElement("tr");
-      for (const text of [new Date(l.at).toLocaleString(), l.by, ACTIONS[l.action] ?? l.action, l.target ?? ""]) {
-        const td = document.createElement("td");
-        td.textContent = text;
-        tr.append(td);
-      }
-      tr.dataset.action = l.action;
-      return tr;
-    });
-    if (append) $("audit-rows").append(...rows);
-    else $("audit-rows").replaceChildren(...rows);
-    $("older").hidden = page.next == null;
-    $("older").dataset.next = page.next ?? "";
-  } catch (e) {
-    $("audit-error").textContent = e.message;
-  }
-}
-$("older").onclick = () => loadAudit(true);
-
-// ---- operations ----------------------------------------------------------------------
-
-async function loadSettings() {
-  try {
-    const { settings } = await api("GET", "/v1/admin/settings");
-    $("settings-rows").replaceChildren(
-      ...Object.entries(settings).map(([name, value]) => {
-        const tr = document.createElement("tr");
-        const n = document.createElement("td");
-        n.textContent = name;
-        const v = document.createElement("td");
-        v.textContent = value === null ? "—" : Array.isArray(value) ? value.join(", ") || "—" : String(value);
-        tr.append(n, v);
-        return tr;
-      }),
-    );
-  } catch (e) {
-    $("backup-error").textContent = e.message;
-  }
-}
-
-/** Downloads a fresh snapshot, showing how much has arrived of its announced length. */
-$("backup").onclick = async () => {
-  $("backup-error").textContent = "";
-  $("backup").disabled = true;
-  const bar = $("backup-progress");
-  bar.hidden = false;
-  bar.removeAttribute("value"); // indeterminate until the length is known
-  $("backup-status").textContent = "taking a snapshot…";
-  try {
-    const res = await fetch("/v1/admin/backup", { headers: { Authorization: `Bearer ${token}` } });
-    if (!res.ok) throw new Error((await res.json().catch(() => null))?.message ?? res.statusText);
-    const total = Number(res.headers.get("content-length")) || 0;
-    const reader = res.body.getReader();
-    const chunks = [];
-    let got = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      got += value.length;
-      if (total) bar.value = got / total;
-      $("backup-status").textContent = `${bytes(got)}${total ? ` of ${bytes(total)}` : ""}`;
-    }
-    const url = URL.createObjectURL(new Blob(chunks, { type: "application/octet-stream" }));
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = `hearth-backup-${new Date().toISOString().replace(/[:.]/g, "-")}.redb`;
-    link.textContent = "save again";
-    link.id = "backup-link";
-    document.body.append(link);
-    link.click();
-    $("backup-status").replaceChildren(`Done: ${bytes(got)}. `, link);
-  } catch (e) {
-    $("backup-error").textContent = e.message;
-    $("backup-status").textContent = "";
-  } finally {
-    $("backup").disabled = false;
-  }
-};
-
-if (token) start();
+if (session.token) start();
 else signOut("");

@@ -1,6 +1,8 @@
-// The admin dashboard (issue 33, first part) in Chromium: an admin signs in, sees the
-// overview, finds a user by search, disables and re-enables them (their open socket closes);
-// a non-admin gets no dashboard and no data. Screenshots of each screen in light and dark.
+// The admin dashboard (issue 33) in Chromium: an admin signs in, sees the overview, finds a
+// user by search, disables and re-enables them (their open socket closes), opens their page
+// and a document of theirs, sees a change arrive live and edits it; takes a backup and
+// downloads it; a non-admin gets no dashboard and no data. Screenshots of each screen in
+// light and dark.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
@@ -85,13 +87,17 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
     await p.waitForSelector("#ready.ok");
     assert.match(await p.textContent("#node"), /node [0-9a-f]{16} · redb/);
     assert.match(await p.textContent("#counters"), /Users\s*4/);
-    assert.equal(await p.locator("#charts svg").count(), 6);
+    assert.equal(await p.locator("#charts svg").count(), 7);
+    await p.waitForSelector('[data-chart="errorsByCode"]');
     await p.screenshot({ path: `${suite.artifacts}admin-overview-${scheme}.png`, fullPage: true });
 
     await p.click('#tabs a[data-tab="users"]');
     await p.waitForSelector('#user-rows tr:has-text("carol")');
-    await p.fill("#search", "car");
-    assert.equal(await p.locator("#user-rows tr").count(), 1, "the search narrows the list");
+    // `/` jumps to the search, which asks the server (every account, not this page).
+    await p.keyboard.press("/");
+    await p.keyboard.type("car");
+    await p.waitForFunction(() => document.querySelectorAll("#user-rows tr").length === 1);
+    assert.match(await p.textContent("#page-info"), /1–1 of 1 matching/);
     if (scheme === "light") {
       await p.click('#user-rows button[data-user="carol"][data-action="disable"]');
       await closed; // her socket was closed by the server
@@ -101,6 +107,7 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
       await p.waitForFunction(() => !document.querySelector("#user-rows .tag.off"));
     }
     await p.fill("#search", "");
+    await p.waitForSelector('#user-rows tr:has-text("dave")');
     await p.screenshot({ path: `${suite.artifacts}admin-users-${scheme}.png`, fullPage: true });
     assert.deepEqual(errors, []);
     await context.close();
@@ -159,4 +166,102 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
   await phone.screenshot({ path: `${suite.artifacts}admin-overview-phone.png`, fullPage: true });
   await context.close();
   carol.close();
+});
+
+test("an admin opens a user and their document, sees a change arrive live, and edits it", async () => {
+  const { token } = await signup("erin");
+  const erin = connect(suite.server.url, { WebSocket, token, reconnect: false });
+  const seen = [];
+  await erin.watch((change) => seen.push(change)).ready;
+  const v1 = await erin.update({ groceries: ["milk", "eggs"], note: "weekly" }, 0, true);
+
+  for (const scheme of ["light", "dark"]) {
+    const { context, page: p, errors } = await page(scheme);
+    await signIn(p, "boss");
+    await p.waitForSelector("#overview:not([hidden])");
+    await p.click('#tabs a[data-tab="users"]');
+    await p.fill("#search", "erin");
+    await p.click('#user-rows a.user-link:has-text("erin")');
+    await p.waitForSelector("#user:not([hidden])");
+    await p.waitForSelector('#user-docs a:has-text("(default document)")');
+    assert.match(await p.textContent("#user-sessions"), /1 open/, "her socket, on this node");
+    assert.match(await p.textContent("#user-blobs"), /0 B/);
+    await p.screenshot({ path: `${suite.artifacts}admin-user-${scheme}.png`, fullPage: true });
+
+    // Her document: its data, version, lists and log, then live.
+    await p.click('#user-docs a:has-text("(default document)")');
+    await p.waitForSelector("#doc-view:not([hidden])");
+    await p.waitForSelector("#doc-live.ok");
+    assert.match(await p.textContent("#json"), /groceries/);
+    await p.fill("#json-search", "milk");
+    assert.equal(await p.textContent("#json-hits"), "1 match");
+    const before = Number((await p.textContent("#doc-version")).slice(1));
+    await erin.update({ note: `changed while ${scheme}` }, before, true);
+    await p.waitForSelector(`#log-rows tr[data-version="${before + 1}"]`);
+    assert.match(await p.textContent("#json"), new RegExp(`changed while ${scheme}`), "the view follows");
+    assert.equal(await p.textContent("#doc-version"), `v${before + 1}`);
+    await p.screenshot({ path: `${suite.artifacts}admin-data-${scheme}.png`, fullPage: true });
+
+    if (scheme === "light") {
+      // An edit is a versioned update by boss: erin's watch gets it; the log says who.
+      await p.click("#doc-edit");
+      await p.fill("#doc-text", JSON.stringify({ groceries: ["milk"], note: "fixed by the admin" }));
+      await p.screenshot({ path: `${suite.artifacts}admin-data-edit.png`, fullPage: true });
+      await p.click("#doc-save");
+      await p.waitForSelector(`#log-rows tr[data-version="${before + 2}"]:has-text("boss")`);
+      await p.waitForFunction(() => document.querySelector("#json").textContent.includes("fixed by the admin"));
+      const last = () => seen.at(-1);
+      for (let i = 0; i < 50 && last()?.version !== before + 2; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(last().version, before + 2);
+      assert.equal(last().data.userdata.note, "fixed by the admin");
+      assert.equal(last().by, "boss");
+      // A stale edit is refused and the text kept.
+      await erin.update({ note: "erin again" }, before + 2, true);
+      await p.waitForSelector(`#log-rows tr[data-version="${before + 3}"]`);
+      await p.click("#doc-edit");
+      await erin.update({ note: "erin once more" }, before + 3, true);
+      await p.fill("#doc-text", JSON.stringify({ note: "too late" }));
+      await p.click("#doc-save");
+      await p.waitForSelector('#edit-error:has-text("Someone changed it")');
+      assert.equal(await p.inputValue("#doc-text"), JSON.stringify({ note: "too late" }));
+      await p.click("#doc-cancel");
+    }
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+  assert.ok(v1 >= 1);
+
+  // Operations: the kept snapshots (one taken into the directory) and recent problems.
+  const boss = await (await fetch(`${suite.server.httpUrl}/v1/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "boss", password: "correct horse" }),
+  })).json();
+  const taken = await fetch(`${suite.server.httpUrl}/v1/admin/backup`, { method: "POST", headers: { Authorization: `Bearer ${boss.token}` } });
+  assert.equal(taken.status, 200);
+  for (const scheme of ["light", "dark"]) {
+    const { context, page: p, errors } = await page(scheme);
+    await signIn(p, "boss");
+    await p.waitForSelector("#overview:not([hidden])");
+    await p.click('#tabs a[data-tab="operations"]');
+    await p.waitForSelector('#backup-rows tr:has-text("manual")');
+    assert.match(await p.textContent("#schedule"), /None scheduled/);
+    await p.waitForSelector("#log-lines tr");
+    if (scheme === "light") {
+      const download = p.waitForEvent("download");
+      await p.click("#backup-rows button");
+      const file = await download;
+      assert.match(file.suggestedFilename(), /^manual-.*\.redb$/);
+      await p.waitForSelector('#backup-status:has-text("Done")');
+    }
+    await p.screenshot({ path: `${suite.artifacts}admin-operations-kept-${scheme}.png`, fullPage: true });
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+
+  // Every look at erin's data is in the audit log.
+  const audit = await (await fetch(`${suite.server.httpUrl}/v1/admin/audit?limit=100`, { headers: { Authorization: `Bearer ${boss.token}` } })).json();
+  const onErin = audit.lines.filter((l) => l.target === "erin").map((l) => l.action);
+  for (const action of ["read_document", "read_changes", "watch_document", "edit_document"]) assert.ok(onErin.includes(action), `${action} in ${onErin}`);
+  erin.close();
 });

@@ -13,7 +13,7 @@ export async function startServer({ dataDir, port = 0, env = {} } = {}) {
   const child = spawn(BIN, [], {
     env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), DATA_DIR: dataDir, RUST_LOG: "info", JWT_SECRET: "",
       // One address, many clients: lift the abuse limits (the Rust suite tests them).
-      SIGNUPS_PER_IP: "1000000", LOGINS_PER_IP: "1000000", LOGINS_PER_USER: "1000000", MAX_REQUESTS_PER_SECOND: "1000000",
+      SIGNUPS_PER_IP: "1000000", LOGINS_PER_IP: "1000000", LOGINS_PER_IP_USER: "1000000", LOGINS_PER_USER: "1000000", MAX_REQUESTS_PER_SECOND: "1000000",
       ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

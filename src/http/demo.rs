@@ -10,8 +10,37 @@ const APP: &str = include_str!("../../client-js/demo/app.js");
 const STYLE: &str = include_str!("../../client-js/demo/style.css");
 const WORKER: &str = include_str!("../../client-js/demo/sw.js");
 const ADMIN_PAGE: &str = include_str!("../../client-js/admin/index.html");
-const ADMIN_JS: &str = include_str!("../../client-js/admin/admin.js");
-const ADMIN_CSS: &str = include_str!("../../client-js/admin/admin.css");
+
+/// The dashboard's modules and style, served under `/admin/` as they sit in
+/// `client-js/admin/` (their relative imports resolve there).
+const ADMIN_FILES: [(&str, &str, &str); 6] = [
+    (
+        "admin.js",
+        JS,
+        include_str!("../../client-js/admin/admin.js"),
+    ),
+    (
+        "common.js",
+        JS,
+        include_str!("../../client-js/admin/common.js"),
+    ),
+    (
+        "users.js",
+        JS,
+        include_str!("../../client-js/admin/users.js"),
+    ),
+    ("data.js", JS, include_str!("../../client-js/admin/data.js")),
+    (
+        "operations.js",
+        JS,
+        include_str!("../../client-js/admin/operations.js"),
+    ),
+    (
+        "admin.css",
+        "text/css; charset=utf-8",
+        include_str!("../../client-js/admin/admin.css"),
+    ),
+];
 
 /// The client's modules, served under `/client/` as they sit in `client-js/src/` (their
 /// relative imports resolve there).
@@ -76,13 +105,10 @@ pub async fn admin_page() -> impl IntoResponse {
     )
 }
 
-pub async fn admin_script() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, JS)], ADMIN_JS)
-}
-
-pub async fn admin_style() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        ADMIN_CSS,
-    )
+/// One of the dashboard's files; 404 for any other name.
+pub async fn admin_file(Path(file): Path<String>) -> Response {
+    match ADMIN_FILES.iter().find(|(name, _, _)| *name == file) {
+        Some((_, kind, source)) => ([(header::CONTENT_TYPE, *kind)], *source).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }

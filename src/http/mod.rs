@@ -172,8 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/client/{file}", get(demo::client_module))
         .route("/sw.js", get(demo::worker))
         .route("/admin", get(demo::admin_page))
-        .route("/admin/admin.js", get(demo::admin_script))
-        .route("/admin/admin.css", get(demo::admin_style))
+        .route("/admin/{file}", get(demo::admin_file))
         .merge(api)
         .merge(blobs)
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound) });

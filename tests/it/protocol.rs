@@ -138,6 +138,18 @@ async fn the_demo_page_and_client_library_are_served() {
         ("/admin", "text/html", "<title>Hearth admin</title>"),
         ("/admin/admin.js", "text/javascript", "/v1/admin/overview"),
         ("/admin/admin.css", "text/css", "prefers-color-scheme"),
+        (
+            "/admin/common.js",
+            "text/javascript",
+            "export async function api",
+        ),
+        ("/admin/users.js", "text/javascript", "/v1/admin/users"),
+        ("/admin/data.js", "text/javascript", "/v1/admin/doc/events"),
+        (
+            "/admin/operations.js",
+            "text/javascript",
+            "/v1/admin/backups",
+        ),
     ] {
         let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
@@ -146,7 +158,13 @@ async fn the_demo_page_and_client_library_are_served() {
         assert!(resp.text().await.unwrap().contains(needle), "{path}");
     }
     // Only the client's own modules are served from there.
-    for path in ["/client/nope.js", "/client/..%2Fsw.js", "/client/"] {
+    for path in [
+        "/client/nope.js",
+        "/client/..%2Fsw.js",
+        "/client/",
+        "/admin/nope.js",
+        "/admin/..%2Fdemo%2Fapp.js",
+    ] {
         let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
     }
