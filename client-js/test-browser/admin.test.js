@@ -75,10 +75,13 @@ test("a non-admin gets no dashboard and no data", async () => {
 test("an admin sees the overview, finds a user, and disables and enables them", async () => {
   const { token } = await signup("carol");
   await signup("dave");
-  // Carol is online: disabling her closes her socket.
-  const carol = connect(suite.server.url, { WebSocket, token, reconnect: false });
-  const closed = new Promise((resolve) => carol.on("disconnected", resolve));
-  await carol.watch(() => {}).ready;
+  // Carol is online (a plain socket, to read its close code): disabling her closes it, 4003.
+  const carol = new WebSocket(suite.server.url);
+  await new Promise((resolve) => carol.once("open", resolve));
+  const signedIn = new Promise((resolve) => carol.once("message", resolve));
+  carol.send(JSON.stringify({ type: "auth", token }));
+  assert.equal(JSON.parse(String(await signedIn)).type, "auth");
+  const closed = new Promise((resolve) => carol.on("close", (code) => resolve(code)));
 
   for (const scheme of ["light", "dark"]) {
     const { context, page: p, errors } = await page(scheme);
@@ -100,7 +103,7 @@ test("an admin sees the overview, finds a user, and disables and enables them", 
     assert.match(await p.textContent("#page-info"), /1–1 of 1 matching/);
     if (scheme === "light") {
       await p.click('#user-rows button[data-user="carol"][data-action="disable"]');
-      await closed; // her socket was closed by the server
+      assert.equal(await closed, 4003, "her socket was closed by the server: account disabled");
       await p.waitForSelector('#user-rows tr:has-text("carol") .tag.off');
       await p.screenshot({ path: `${suite.artifacts}admin-users-disabled.png`, fullPage: true });
       await p.click('#user-rows button[data-user="carol"][data-action="enable"]');
