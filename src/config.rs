@@ -189,6 +189,11 @@ pub struct Config {
     #[arg(long, env = "CHANGELOG_MAX_AGE", default_value_t = default::CHANGELOG_MAX_AGE)]
     pub changelog_max_age: u64,
 
+    /// Events kept per stream (a stream's log is its data: CHANGELOG_RETAIN and
+    /// CHANGELOG_MAX_AGE do not apply to it); older ones are dropped. 0 keeps every event.
+    #[arg(long, env = "STREAM_RETAIN", default_value_t = default::STREAM_RETAIN)]
+    pub stream_retain: u64,
+
     /// Serve a plain WebSocket echo at /echo, for protocol conformance runs (Autobahn). Off
     /// in production: it is not part of the API.
     #[arg(long, env = "WS_ECHO", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
@@ -280,6 +285,7 @@ impl Config {
             max_batch: default::MAX_BATCH,
             shutdown_grace: default::SHUTDOWN_GRACE,
             changelog_retain: default::CHANGELOG_RETAIN,
+            stream_retain: default::STREAM_RETAIN,
             cors_origins: None,
             admin_users: None,
             backup_interval: 0,
@@ -417,6 +423,7 @@ pub mod default {
     pub const MAX_BATCH: usize = 1024;
     pub const SHUTDOWN_GRACE: u64 = 5_000;
     pub const CHANGELOG_RETAIN: u64 = 1000;
+    pub const STREAM_RETAIN: u64 = 1_000_000;
     pub const CHANGELOG_MAX_AGE: u64 = 30 * 24 * 3600;
     pub const BLOB_MAX_SIZE: u64 = 32 * 1024 * 1024;
     pub const BLOB_QUOTA: u64 = 256 * 1024 * 1024;

@@ -197,6 +197,21 @@ pub enum Reply {
         name: Option<String>,
         present: Vec<crate::presence::Person>,
     },
+    /// Reply to `append`: the event's place in the stream (`eventId`: `id` is the request's).
+    Appended {
+        username: String,
+        name: String,
+        seq: Version,
+        #[serde(rename = "eventId")]
+        event_id: String,
+    },
+    /// Reply to `read`: a page of a stream's events.
+    Events {
+        username: String,
+        name: String,
+        #[serde(flatten)]
+        page: crate::streams::Page,
+    },
     Error(ErrorBody),
 }
 
@@ -217,6 +232,8 @@ impl Reply {
             Reply::Deleted { .. } => "deleted",
             Reply::List { .. } => "list",
             Reply::Presence { .. } => "presence",
+            Reply::Appended { .. } => "appended",
+            Reply::Events { .. } => "events",
             Reply::Error(_) => "error",
         }
     }

@@ -57,6 +57,7 @@ pub mod shutdown;
 pub mod socketio;
 pub mod state;
 pub mod store;
+pub mod streams;
 pub mod sys;
 
 pub use config::Config;

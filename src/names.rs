@@ -52,11 +52,13 @@ pub const MAX_DOC_NAME: usize = 64;
 
 /// Checks the documented rule for a named document's name: 1–64 characters of `a-z`, `0-9`,
 /// `-`, `_`, `.`, not starting with `.` (so `.` and `..` are never names, and a name is
-/// safe in a path segment and a storage key as it is).
+/// safe in a path segment and a storage key as it is). A stream's name is such a name after
+/// a `~` (`store/streams.rs`).
 ///
 /// # Errors
 /// A message saying what is allowed.
 pub fn validate_doc(name: &str) -> Result<(), String> {
+    let name = name.strip_prefix('~').unwrap_or(name);
     let ok_chars = name.bytes().all(|b| {
         b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
     });

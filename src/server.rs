@@ -59,6 +59,7 @@ pub fn store_config(
         cache_max_age: config.cache_max_age(),
         page_cache_bytes: config.store_cache_mb.saturating_mul(1024 * 1024),
         changelog_retain: config.changelog_retain,
+        stream_retain: config.stream_retain,
         changelog_max_age: config.changelog_max_age(),
         faults: config.faults.clone(),
         metrics,

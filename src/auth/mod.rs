@@ -6,6 +6,7 @@
 //! not at `exp`. [`Auth`] holds one of each part; the few answers that need two parts
 //! (is this token good? disable an account and close its sockets) live here.
 
+pub mod basic;
 pub mod flags;
 pub mod legacy;
 pub mod passwords;
@@ -31,6 +32,8 @@ pub struct Auth {
     pub flags: flags::Flags,
     /// When each session was last used on this node (the admin's view of an account).
     pub seen: seen::Seen,
+    /// HTTP Basic credentials verified lately (Apie's paths).
+    pub basic: basic::BasicCache,
     /// personal-backend's tokens, accepted when `LEGACY_JWT_SECRET` is set.
     pub legacy: Option<legacy::Legacy>,
 }
@@ -52,6 +55,7 @@ impl Auth {
             sockets,
             flags: flags::Flags::new(admins),
             seen: seen::Seen::default(),
+            basic: basic::BasicCache::default(),
             legacy: None,
         }
     }

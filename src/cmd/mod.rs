@@ -10,6 +10,7 @@ pub mod account;
 pub mod docs;
 pub mod presence;
 pub mod read;
+pub mod streams;
 pub mod update;
 pub mod watch;
 
@@ -142,6 +143,8 @@ pub enum Command {
     Delete(docs::Delete),
     List(docs::List),
     Presence(presence::PresenceCmd),
+    Append(streams::Append),
+    Read(streams::Read),
 }
 
 impl Command {
@@ -164,13 +167,15 @@ impl Command {
             "delete" => Command::Delete(args(body)?),
             "list" => Command::List(args(body)?),
             "presence" => Command::Presence(args(body)?),
+            "append" => Command::Append(args(body)?),
+            "read" => Command::Read(args(body)?),
             other => {
                 let mut shown: String = other.chars().take(40).collect();
                 if shown.len() < other.len() {
                     shown.push('…');
                 }
                 return Err(Error::BadRequest(format!(
-                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch, unwatch, create, delete, list or presence"
+                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch, unwatch, create, delete, list, presence, append or read"
                 )));
             }
         })
@@ -193,6 +198,8 @@ impl Command {
             Command::Delete(_) => "delete",
             Command::List(_) => "list",
             Command::Presence(_) => "presence",
+            Command::Append(_) => "append",
+            Command::Read(_) => "read",
         }
     }
 
@@ -217,6 +224,8 @@ impl Command {
                 .await
                 .map(|reply| Outcome::then(reply, Effect::HearShares)),
             Command::Presence(c) => c.apply(cx).await,
+            Command::Append(c) => c.apply(cx).await.map(Outcome::reply),
+            Command::Read(c) => c.apply(cx).await.map(Outcome::reply),
         }
     }
 }

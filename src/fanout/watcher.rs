@@ -78,7 +78,11 @@ pub async fn start<T: WatchSink>(
         None => Reply::data(View::new(doc, req.fields.as_ref()), true),
         Some(since) => {
             let with_data = req.mode == Mode::Full;
-            let replay = if doc.metadata.incarnation != req.incarnation {
+            // From 0 without an incarnation is from the start of whichever life the document
+            // is in: nothing was seen of it (a stream's reader starts so). Given one, it must
+            // be this life's.
+            let fresh = since == 0 && req.incarnation.is_none();
+            let replay = if !fresh && doc.metadata.incarnation != req.incarnation {
                 Replay::Gap // the document was deleted and created again since
             } else if since <= current {
                 state

@@ -92,16 +92,16 @@ pub(super) async fn page(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
-    since: Option<Version>,
+    pub(super) since: Option<Version>,
     /// With `since` on a named document: the incarnation it counts in.
-    incarnation: Option<String>,
+    pub(super) incarnation: Option<String>,
     /// Comma-separated field paths.
-    fields: Option<String>,
-    mode: Option<String>,
+    pub(super) fields: Option<String>,
+    pub(super) mode: Option<String>,
     /// `1`: presence events too (`presence` frames, without ids), after the opening ones.
-    presence: Option<String>,
+    pub(super) presence: Option<String>,
 }
 
 /// `GET /v1/users/{user}/events`: the document's changes as SSE. Each event's data is the

@@ -45,6 +45,9 @@ fn on(flag: Option<&String>) -> bool {
 fn split(path: &str) -> Result<(String, String), ApiError> {
     let (collection, key) = path.split_once('/').unwrap_or((path, ""));
     crate::names::validate_doc(collection).map_err(|why| ApiError(Error::BadRequest(why)))?;
+    if collection.starts_with(crate::store::streams::MARK) {
+        return Err(Error::BadRequest("a collection name does not start with ~".into()).into());
+    }
     Ok((collection.to_owned(), key.to_owned()))
 }
 

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod apie;
 mod audit;
 mod auth;
 mod blobs;
@@ -24,6 +25,7 @@ mod rivet;
 mod root;
 pub mod serve;
 mod socketio;
+mod streams;
 mod ws;
 
 use axum::Router;
@@ -95,6 +97,9 @@ routes!(api_routes {
     get "/v1/users/{user}/docs/{name}/changes" => named::changes,
     get "/v1/users/{user}/docs/{name}/events" => named::events,
     get "/v1/users/{user}/docs/{name}/presence" => presence::named_present,
+    post "/v1/users/{user}/streams/{name}" => streams::append,
+    get "/v1/users/{user}/streams/{name}" => streams::read,
+    get "/v1/users/{user}/streams/{name}/{at}" => streams::event,
     get "/v1/openapi.json" => openapi::document,
     get "/v1/admin/stats" => admin::stats,
     get "/v1/admin/overview" => admin::overview,
@@ -139,6 +144,10 @@ routes!(api_routes {
     // personal-backend's socket.io clients (seed 003).
     get "/socket.io/" => socketio::poll,
     post "/socket.io/" => socketio::post,
+    // Apie's paths (seed 002): the caller's default stream, with HTTP Basic.
+    put "/events" => apie::put_event,
+    get "/events" => apie::events,
+    get "/events/{id}" => apie::event,
 });
 
 // Blob uploads stream to disk under their own limits (`BLOB_MAX_SIZE`, `BLOB_QUOTA`).
@@ -148,6 +157,10 @@ routes!(blob_routes {
     get "/v1/blobs/{sha256}" => blobs::download,
     put "/v1/blobs/{sha256}" => blobs::upload_named,
     delete "/v1/blobs/{sha256}" => blobs::delete,
+    put "/storage/" => apie::put_blob,
+    put "/storage/{sha256}" => apie::put_named_blob,
+    get "/storage/{sha256}" => apie::get_blob,
+    delete "/storage/{sha256}" => apie::delete_blob,
 });
 
 /// Every route the OpenAPI document must describe, as `(method, path)` in axum's syntax:

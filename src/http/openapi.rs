@@ -5,8 +5,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    account, admin, audit, blobs, changes, data, docs, health, inspect, kopano, named, operations,
-    presence, rivet, root, socketio, ws,
+    account, admin, apie, audit, blobs, changes, data, docs, health, inspect, kopano, named,
+    operations, presence, rivet, root, socketio, streams, ws,
 };
 
 #[derive(OpenApi)]
@@ -25,7 +25,9 @@ use super::{
         named::get_root, named::put_root, named::patch_root, named::delete_root,
         named::get_data, named::put_data, named::patch_data, named::delete_data,
         named::root_keys, named::keys, named::batch, named::changes, named::events,
-        presence::present, presence::named_present,
+        presence::present, presence::named_present, streams::append, streams::read,
+        streams::event, apie::put_event, apie::events, apie::event, apie::put_blob, apie::put_named_blob,
+        apie::get_blob, apie::delete_blob,
         admin::stats, admin::overview, admin::settings, audit::lines, admin::users, admin::disable, admin::enable, admin::backup_to_dir,
         admin::backup_download, admin::create_user, admin::delete_user, admin::reset_password,
         admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,

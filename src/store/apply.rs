@@ -10,6 +10,7 @@ use super::bounds::{check_limits, patch_within};
 use super::error::StoreError;
 use super::model::{Access, Bounds, Document, Edit, LastUpdate, LogEntry, Op, Update};
 use super::paths::apply_paths_to;
+use super::streams;
 
 /// A committed result: the new document and the change-log entry describing it, with the
 /// entry already serialized (what every backend writes for an update, made once here, off the
@@ -75,7 +76,29 @@ pub fn apply_to(
 
     let mut op = Op::default();
     let mut created = false;
+    let stream = streams::is_stream(&current.key());
     let userdata = match &update.edit {
+        Some(Edit::Append(event)) if stream => {
+            let seq = current.version() + 1;
+            check_event(event, limits)?;
+            let id = streams::event_id(event, seq)?;
+            let summary = streams::summary(&id, seq);
+            op.append = Some(streams::Appended {
+                id,
+                event: event.clone(),
+            });
+            summary
+        }
+        Some(Edit::Append(_)) => {
+            return Err(StoreError::Invalid(
+                "only a stream (a document named ~name) is appended to".into(),
+            ));
+        }
+        Some(_) if stream => {
+            return Err(StoreError::Invalid(
+                "a stream is appended to, never rewritten".into(),
+            ));
+        }
         None => userdata_copy(),
         Some(Edit::Replace(map)) => {
             op.replace = Some(map.clone());
@@ -179,7 +202,9 @@ pub fn replay_into(doc: &mut Document, entry: &LogEntry) -> Result<(), StoreErro
     // Rebuilt in place, so what the old version carried no longer holds.
     doc.bounds = Bounds::default();
     let op = &entry.op;
-    if let Some(map) = &op.replace {
+    if let Some(appended) = &op.append {
+        doc.userdata = streams::summary(&appended.id, entry.version);
+    } else if let Some(map) = &op.replace {
         doc.userdata.clone_from(map);
     } else if let Some(patch) = &op.merge {
         let mut value = Value::Object(std::mem::take(&mut doc.userdata));
@@ -202,6 +227,26 @@ pub fn replay_into(doc: &mut Document, entry: &LogEntry) -> Result<(), StoreErro
     }
     if let Some(r) = &op.readers {
         metadata.readers.clone_from(r);
+    }
+    Ok(())
+}
+
+/// An event is held to a document's limits: its size and its nesting.
+fn check_event(event: &Value, limits: &Limits) -> Result<(), StoreError> {
+    let size = serde_json::to_vec(event)
+        .map_err(StoreError::unavailable)?
+        .len();
+    if size > limits.max_doc_bytes {
+        return Err(StoreError::TooLarge {
+            size,
+            limit: limits.max_doc_bytes,
+        });
+    }
+    if value_depth(event) > limits.max_depth {
+        return Err(StoreError::Invalid(format!(
+            "the event nests deeper than {} levels",
+            limits.max_depth
+        )));
     }
     Ok(())
 }

@@ -145,7 +145,7 @@ fn next_bounds(
                 .max()
                 .unwrap_or(0),
         ),
-        Some(Edit::Replace(_) | Edit::JsonPatch(_)) => None,
+        Some(Edit::Replace(_) | Edit::JsonPatch(_) | Edit::Append(_)) => None,
     };
     let Some(added_depth) = added_depth else {
         return (None, None);

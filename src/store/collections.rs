@@ -61,6 +61,11 @@ impl Store {
         };
         doc.metadata.collaborators = normalize(new.collaborators);
         doc.metadata.readers = normalize(new.readers);
+        if super::streams::is_stream(&doc.key()) && !new.userdata.is_empty() {
+            return Err(StoreError::Invalid(
+                "a stream starts empty: append events to it".into(),
+            ));
+        }
         doc.userdata = new.userdata;
         let limits = &self.inner.limits;
         let depth = super::apply::depth(&doc.userdata);
@@ -209,6 +214,8 @@ impl Store {
             Some(Edit::Merge(map)) => (super::apply::serialized_len(map)?, false),
             Some(Edit::JsonPatch(patch)) => (super::apply::serialized_len(patch)?, false),
             Some(Edit::Paths(edits)) => (edits.iter().map(payload_len).sum(), false),
+            // A stream's document stays a summary; its events are bounded by STREAM_RETAIN.
+            Some(Edit::Append(_)) => return Ok(()),
         };
         self.inner
             .usage

@@ -20,6 +20,7 @@ pub fn blob_hashes(edit: &Edit) -> Vec<String> {
     let mut found = Vec::new();
     match edit {
         Edit::Replace(map) | Edit::Merge(map) => map.values().for_each(|v| scan(v, &mut found)),
+        Edit::Append(event) => scan(event, &mut found),
         Edit::JsonPatch(patch) => {
             if let Ok(value) = serde_json::to_value(patch) {
                 scan(&value, &mut found);

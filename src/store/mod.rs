@@ -23,6 +23,7 @@ pub mod postgres;
 mod records;
 mod recycle;
 pub mod redb;
+pub mod streams;
 #[cfg(test)]
 mod testing;
 mod usage;
@@ -63,6 +64,8 @@ pub struct StoreConfig {
     pub page_cache_bytes: usize,
     /// Change-log entries kept per document.
     pub changelog_retain: u64,
+    /// Events kept per stream; 0: all (`STREAM_RETAIN`).
+    pub stream_retain: u64,
     /// Change-log entries older than this are trimmed; `None`: no age limit.
     pub changelog_max_age: Option<Duration>,
     /// Simulated storage faults (tests and drills); `None` in normal operation.
@@ -125,6 +128,7 @@ impl Store {
                 limits: cfg.limits,
                 max_batch: cfg.max_batch,
                 retain: cfg.changelog_retain.max(1),
+                stream_retain: cfg.stream_retain,
                 max_age: cfg.changelog_max_age,
             },
             commits.clone(),
@@ -152,6 +156,7 @@ impl Store {
                 pool_size: pg.pool_size,
                 limits: cfg.limits,
                 retain: cfg.changelog_retain.max(1),
+                stream_retain: cfg.stream_retain,
             },
             commits.clone(),
             cfg.metrics.clone(),

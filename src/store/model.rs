@@ -261,6 +261,8 @@ pub enum Edit {
     JsonPatch(json_patch::Patch),
     /// Edits at key paths (REST), applied in order, all or none.
     Paths(Vec<super::paths::PathEdit>),
+    /// One event appended to a stream (`store/streams.rs`); the only edit a stream takes.
+    Append(Value),
 }
 
 /// One requested change to one document, checked and applied by the store's writer.
@@ -314,6 +316,9 @@ pub struct Op {
     pub collaborators: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readers: Option<Vec<String>>,
+    /// A stream's event (`store/streams.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append: Option<super::streams::Appended>,
 }
 
 /// One row of the change log: `(username, version) → LogEntry`.

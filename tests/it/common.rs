@@ -456,7 +456,11 @@ impl Sse {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
-        let resp = req.send().await.expect("request");
+        Sse::from_response(req.send().await.expect("request")).await
+    }
+
+    /// The stream a response carries (it must be a 200).
+    pub async fn from_response(resp: reqwest::Response) -> Sse {
         assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
         Sse {
             body: Box::pin(resp.bytes_stream()),

@@ -37,6 +37,8 @@ pub struct Committer {
     pub channel: String,
     pub limits: Limits,
     pub retain: u64,
+    /// Events kept per stream (0: all): a stream's log is its data.
+    pub stream_retain: u64,
     pub commits: Commits,
     pub healthy: Arc<AtomicBool>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -168,8 +170,13 @@ impl Committer {
             log_names.push(update.target.clone());
             log_versions.push(int(version));
             log_entries.push(String::from_utf8(applied.entry_json).map_err(pg)?);
-            if version % TRIM_EVERY.min(self.retain).max(1) == 0 {
-                trims.push((update.target.clone(), version));
+            let retain = if crate::store::streams::is_stream(&update.target) {
+                self.stream_retain
+            } else {
+                self.retain
+            };
+            if retain > 0 && version % TRIM_EVERY.min(retain) == 0 {
+                trims.push((update.target.clone(), version, retain));
             }
             let doc = Arc::new(applied.doc);
             let shares = if update.collaborators.is_some() || update.readers.is_some() {
@@ -219,8 +226,8 @@ impl Committer {
         tx.execute(&stmt, &[&log_names, &log_versions, &log_entries])
             .await
             .map_err(pg)?;
-        for (name, version) in trims {
-            trim(&tx, s, self.retain, &name, version).await?;
+        for (name, version, retain) in trims {
+            trim(&tx, s, retain, &name, version).await?;
         }
         for (key, _) in &reshared {
             if let Some(doc) = latest.get(key) {

@@ -47,6 +47,8 @@ pub struct PgConfig {
     pub limits: Limits,
     /// Change-log entries kept per document.
     pub retain: u64,
+    /// Events kept per stream (0: all).
+    pub stream_retain: u64,
 }
 
 pub struct PgBackend {
@@ -163,6 +165,7 @@ impl PgBackend {
                 channel: channel(&cfg.schema),
                 limits: cfg.limits,
                 retain: cfg.retain.max(1),
+                stream_retain: cfg.stream_retain,
                 commits: commits.clone(),
                 healthy: healthy.clone(),
                 metrics: metrics.clone(),

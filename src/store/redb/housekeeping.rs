@@ -114,7 +114,12 @@ fn trim_logs(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) -> 
             let mut log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
             let mut bases = txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
             for name in &names {
-                trim_one(&mut log, &mut bases, name, cfg.retain, cutoff.as_deref())?;
+                // A stream's log is its data: only STREAM_RETAIN trims it.
+                if !crate::store::streams::is_stream(name) {
+                    trim_one(&mut log, &mut bases, name, cfg.retain, cutoff.as_deref())?;
+                } else if cfg.stream_retain > 0 {
+                    trim_one(&mut log, &mut bases, name, cfg.stream_retain, None)?;
+                }
             }
         }
         txn.commit().map_err(StoreError::unavailable)
