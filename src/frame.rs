@@ -210,7 +210,7 @@ pub enum Reply {
         username: String,
         name: String,
         #[serde(flatten)]
-        page: crate::streams::Page,
+        page: crate::store::streams::Page,
     },
     Error(ErrorBody),
 }

@@ -4,43 +4,20 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::state::AppState;
 use crate::store::model::Access;
-use crate::store::streams::{Appended, is_stream, looks_like_id};
-use crate::store::{Document, Edit, LogEntry, NewDoc, StoreError, Update, Version};
+pub use crate::store::streams::{Event, Page};
+use crate::store::streams::{is_stream, looks_like_id};
+use crate::store::{Document, Edit, NewDoc, StoreError, Update, Version};
 
 /// Events per `read` page unless asked otherwise, and the most one page holds.
 pub const DEFAULT_PAGE: usize = 100;
 pub const MAX_PAGE: usize = 1000;
 /// Log entries read at a time while looking for an event by id.
 const SCAN_PAGE: usize = 1000;
-
-/// One event as every surface shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Event {
-    pub seq: Version,
-    pub id: String,
-    pub at: String,
-    pub by: String,
-    pub event: Value,
-}
-
-impl Event {
-    fn from_entry(entry: LogEntry) -> Option<Event> {
-        let Appended { id, event } = entry.op.append?;
-        Some(Event {
-            seq: entry.version,
-            id,
-            at: entry.at,
-            by: entry.by,
-            event,
-        })
-    }
-}
 
 /// A position in a stream as a client names it: a sequence number or an event id.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,19 +54,6 @@ impl Position {
     fn refused() -> Error {
         Error::BadRequest("a position is a sequence number or an event id (64 hex digits)".into())
     }
-}
-
-/// A page of events: those after `from` up to `to`, and where the next page starts.
-#[derive(Debug, Serialize)]
-pub struct Page {
-    pub events: Vec<Event>,
-    /// The stream's newest sequence number.
-    pub seq: Version,
-    /// The oldest event still kept (`STREAM_RETAIN`), if the log was ever trimmed; a reader
-    /// whose position is older missed the events between.
-    pub oldest: Option<Version>,
-    /// The `from` of the following page (the last event's sequence number), or null.
-    pub next: Option<Version>,
 }
 
 /// The stream at `key` as `viewer` may see it: `Unauthorized` for anything that is not a

@@ -7,6 +7,28 @@ use super::error::StoreError;
 use super::model::{Document, LogEntry, Version};
 use super::{History, Store, apply};
 
+/// How much of each change log is kept: `CHANGELOG_RETAIN` versions younger than
+/// `CHANGELOG_MAX_AGE` of a document; `STREAM_RETAIN` events of a stream, whose log is its
+/// data (0: all).
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub versions: u64,
+    pub max_age: Option<std::time::Duration>,
+    pub stream_events: u64,
+}
+
+impl Retention {
+    /// For the log of `key`: entries to keep, and whether the age limit applies; `None`:
+    /// keep every entry.
+    pub fn of(&self, key: &str) -> Option<(u64, bool)> {
+        if super::streams::is_stream(key) {
+            (self.stream_events > 0).then_some((self.stream_events, false))
+        } else {
+            Some((self.versions.max(1), true))
+        }
+    }
+}
+
 /// What a resuming watcher gets: every version after the one it saw, or word that the log
 /// no longer reaches back that far.
 #[derive(Debug)]

@@ -42,7 +42,7 @@ use self::cache::DocCache;
 pub use self::collections::{NewDoc, SharedDoc};
 pub use self::commits::{Commits, Publish};
 pub use self::error::StoreError;
-pub use self::history::Replay;
+pub use self::history::{Replay, Retention};
 pub use self::model::{
     Access, BlobRecord, BlobRef, Document, Edit, Flag, LastUpdate, LogEntry, Metadata, Op, Scope,
     SessionRecord, ShareChange, Update, UserRecord, Version,
@@ -62,12 +62,8 @@ pub struct StoreConfig {
     pub cache_max_age: Duration,
     /// The data file's page cache (redb), bytes.
     pub page_cache_bytes: usize,
-    /// Change-log entries kept per document.
-    pub changelog_retain: u64,
-    /// Events kept per stream; 0: all (`STREAM_RETAIN`).
-    pub stream_retain: u64,
-    /// Change-log entries older than this are trimmed; `None`: no age limit.
-    pub changelog_max_age: Option<Duration>,
+    /// How much of each change log is kept.
+    pub retention: history::Retention,
     /// Simulated storage faults (tests and drills); `None` in normal operation.
     pub faults: Option<Arc<faults::Faults>>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -127,9 +123,7 @@ impl Store {
             WriterConfig {
                 limits: cfg.limits,
                 max_batch: cfg.max_batch,
-                retain: cfg.changelog_retain.max(1),
-                stream_retain: cfg.stream_retain,
-                max_age: cfg.changelog_max_age,
+                retention: cfg.retention,
             },
             commits.clone(),
             cfg.metrics.clone(),
@@ -155,8 +149,7 @@ impl Store {
                 schema: pg.schema.clone(),
                 pool_size: pg.pool_size,
                 limits: cfg.limits,
-                retain: cfg.changelog_retain.max(1),
-                stream_retain: cfg.stream_retain,
+                retention: cfg.retention,
             },
             commits.clone(),
             cfg.metrics.clone(),

@@ -318,7 +318,15 @@ pub struct Op {
     pub readers: Option<Vec<String>>,
     /// A stream's event (`store/streams.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub append: Option<super::streams::Appended>,
+    pub append: Option<Appended>,
+}
+
+/// One appended event as its log entry holds it (`op.append`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Appended {
+    /// SHA-256 (hex) of the event's canonical JSON and its sequence number.
+    pub id: String,
+    pub event: Value,
 }
 
 /// One row of the change log: `(username, version) → LogEntry`.

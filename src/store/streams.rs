@@ -10,12 +10,13 @@
 //! Streams' logs are exempt from `CHANGELOG_RETAIN`/`CHANGELOG_MAX_AGE`: events go only with
 //! the stream, or past `STREAM_RETAIN` (off by default).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::error::StoreError;
-use super::model::Version;
+pub use super::model::Appended;
+use super::model::{LogEntry, Version};
 
 /// What marks a document name as a stream's.
 pub const MARK: char = '~';
@@ -24,14 +25,6 @@ pub const MARK: char = '~';
 pub fn is_stream(key: &str) -> bool {
     key.split_once('/')
         .is_some_and(|(_, name)| name.starts_with(MARK))
-}
-
-/// One appended event as its log entry holds it (`op.append`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Appended {
-    /// SHA-256 (hex) of the event's canonical JSON and its sequence number.
-    pub id: String,
-    pub event: Value,
 }
 
 /// The event id: SHA-256 over the canonical bytes of `event` (serde_json's: keys sorted, no
@@ -59,6 +52,43 @@ pub fn summary(id: &str, seq: Version) -> Map<String, Value> {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// One event as every surface shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub seq: Version,
+    pub id: String,
+    pub at: String,
+    pub by: String,
+    pub event: Value,
+}
+
+impl Event {
+    /// The event a log entry holds, if it is one (not a change of who may read).
+    pub fn from_entry(entry: LogEntry) -> Option<Event> {
+        let Appended { id, event } = entry.op.append?;
+        Some(Event {
+            seq: entry.version,
+            id,
+            at: entry.at,
+            by: entry.by,
+            event,
+        })
+    }
+}
+
+/// A page of events: those after `from` up to `to`, and where the next page starts.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub events: Vec<Event>,
+    /// The stream's newest sequence number.
+    pub seq: Version,
+    /// The oldest event still kept (`STREAM_RETAIN`), if the log was ever trimmed; a reader
+    /// whose position is older missed the events between.
+    pub oldest: Option<Version>,
+    /// The `from` of the following page (the last event's sequence number), or null.
+    pub next: Option<Version>,
 }
 
 /// Whether `text` is an event id (64 lower-case hex digits) rather than a sequence number.

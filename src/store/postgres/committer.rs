@@ -36,9 +36,7 @@ pub struct Committer {
     pub s: String,
     pub channel: String,
     pub limits: Limits,
-    pub retain: u64,
-    /// Events kept per stream (0: all): a stream's log is its data.
-    pub stream_retain: u64,
+    pub retention: crate::store::Retention,
     pub commits: Commits,
     pub healthy: Arc<AtomicBool>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -170,12 +168,9 @@ impl Committer {
             log_names.push(update.target.clone());
             log_versions.push(int(version));
             log_entries.push(String::from_utf8(applied.entry_json).map_err(pg)?);
-            let retain = if crate::store::streams::is_stream(&update.target) {
-                self.stream_retain
-            } else {
-                self.retain
-            };
-            if retain > 0 && version % TRIM_EVERY.min(retain) == 0 {
+            if let Some((retain, _)) = self.retention.of(&update.target)
+                && version % TRIM_EVERY.min(retain) == 0
+            {
                 trims.push((update.target.clone(), version, retain));
             }
             let doc = Arc::new(applied.doc);

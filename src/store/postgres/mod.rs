@@ -45,10 +45,8 @@ pub struct PgConfig {
     pub schema: String,
     pub pool_size: usize,
     pub limits: Limits,
-    /// Change-log entries kept per document.
-    pub retain: u64,
-    /// Events kept per stream (0: all).
-    pub stream_retain: u64,
+    /// How much of each change log is kept (the age limit is not applied here).
+    pub retention: crate::store::Retention,
 }
 
 pub struct PgBackend {
@@ -164,8 +162,7 @@ impl PgBackend {
                 s: cfg.schema.clone(),
                 channel: channel(&cfg.schema),
                 limits: cfg.limits,
-                retain: cfg.retain.max(1),
-                stream_retain: cfg.stream_retain,
+                retention: cfg.retention,
                 commits: commits.clone(),
                 healthy: healthy.clone(),
                 metrics: metrics.clone(),

@@ -104,6 +104,7 @@ fn trim_logs(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) -> 
         dirty.remove(name);
     }
     let cutoff = cfg
+        .retention
         .max_age
         .map(|age| rfc3339_millis(crate::sys::since_epoch().saturating_sub(age).as_millis()));
     let result = (|| -> Result<(), StoreError> {
@@ -114,11 +115,9 @@ fn trim_logs(db: &Database, dirty: &mut HashSet<String>, cfg: &WriterConfig) -> 
             let mut log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
             let mut bases = txn.open_table(LOG_BASE).map_err(StoreError::unavailable)?;
             for name in &names {
-                // A stream's log is its data: only STREAM_RETAIN trims it.
-                if !crate::store::streams::is_stream(name) {
-                    trim_one(&mut log, &mut bases, name, cfg.retain, cutoff.as_deref())?;
-                } else if cfg.stream_retain > 0 {
-                    trim_one(&mut log, &mut bases, name, cfg.stream_retain, None)?;
+                if let Some((keep, aged)) = cfg.retention.of(name) {
+                    let cutoff = cutoff.as_deref().filter(|_| aged);
+                    trim_one(&mut log, &mut bases, name, keep, cutoff)?;
                 }
             }
         }

@@ -49,13 +49,8 @@ pub struct WriterConfig {
     pub limits: super::apply::Limits,
     /// Most writes folded into one transaction.
     pub max_batch: usize,
-    /// Log entries kept per document (`CHANGELOG_RETAIN`).
-    pub retain: u64,
-    /// Events kept per stream (`STREAM_RETAIN`, 0: all); the age limit never applies.
-    pub stream_retain: u64,
-    /// Entries older than this are trimmed even if among the newest `retain`
-    /// (`CHANGELOG_MAX_AGE`); `None` keeps them regardless of age.
-    pub max_age: Option<std::time::Duration>,
+    /// How much of each log is kept.
+    pub retention: crate::store::Retention,
 }
 
 pub struct RedbBackend {
