@@ -74,6 +74,9 @@ for r in $(seq "$RUNS"); do
   run "b) 50 writers, ${SECS} s" --scenario writers --n 50 --secs "$SECS"
   # The same with an `opId` on every update, as client-js's outbox sends them.
   run "b) 50 writers, each update with an opId" --scenario writers --n 50 --secs "$SECS" --op-ids
+  # Issue 32: an append to a stream costs what an update does.
+  run "a) sequential, 2000 appends to a stream" --scenario sequential --n 2000 --append
+  run "b) 50 writers, each appending to its stream" --scenario writers --n 50 --secs "$SECS" --append
   # The disk alone, in the server's data directory: a 4 KiB O_DIRECT write + fdatasync every
   # 50 ms, what each of c)'s acks asks of it, with no server in the way (bench/src/disk.rs).
   run "c) the disk alone, 200 quiet commits" --scenario disk --n 200 --dir "$DATA"

@@ -92,7 +92,23 @@ pub async fn append(
     if let Some(op_id) = &op_id {
         crate::store::ops::validate(op_id).map_err(Error::BadRequest)?;
     }
-    if target.owner == by && state.store.document(key).await?.is_none() {
+    let update = Update {
+        target: key.to_owned(),
+        by: by.to_owned(),
+        base: None,
+        edit: Some(Edit::Append(event)),
+        collaborators: None,
+        readers: None,
+        op_id,
+        as_admin: false,
+    };
+    let mut outcome = state.store.commit(update.clone()).await;
+    // The owner's first append: the stream does not exist yet (the common case, one that
+    // does, pays no lookup for this).
+    if matches!(outcome, Err(StoreError::Unauthorized))
+        && target.owner == by
+        && state.store.document(key).await?.is_none()
+    {
         let created = state
             .store
             .create_doc(NewDoc {
@@ -107,20 +123,8 @@ pub async fn append(
             Ok(_) | Err(StoreError::AlreadyExists) => {}
             Err(e) => return Err(e.into()),
         }
+        outcome = state.store.commit(update).await;
     }
-    let outcome = state
-        .store
-        .commit(Update {
-            target: key.to_owned(),
-            by: by.to_owned(),
-            base: None,
-            edit: Some(Edit::Append(event)),
-            collaborators: None,
-            readers: None,
-            op_id,
-            as_admin: false,
-        })
-        .await;
     match outcome {
         Ok(committed) => {
             let entry = committed.entry.as_ref().and_then(|e| e.op.append.as_ref());

@@ -27,6 +27,8 @@ pub struct Conn {
     pub target: Option<String>,
     /// Each update carries an `opId` (`op-<request id>`), as an offline-capable client's do.
     pub op_ids: bool,
+    /// Updates become appends of the patch, as an event, to this stream (`owner/~name`).
+    pub stream: Option<String>,
 }
 
 impl Conn {
@@ -39,6 +41,7 @@ impl Conn {
             next_id: 1,
             target: None,
             op_ids: false,
+            stream: None,
         }
     }
 
@@ -63,6 +66,7 @@ impl Conn {
             next_id: 1,
             target: None,
             op_ids: false,
+            stream: None,
         })
     }
 
@@ -97,6 +101,12 @@ impl Conn {
         } else {
             String::new()
         };
+        if let Some(stream) = &self.stream {
+            let frame =
+                format!(r#"{{"id":{id},"type":"append",{op}"target":"{stream}","event":{patch}}}"#);
+            self.ws.send(Message::text(frame)).await.expect("send");
+            return id;
+        }
         let frame = match &self.target {
             None => format!(
                 r#"{{"id":{id},"type":"update",{op}"patch":true,"data":{{"metadata":{{"version":{version}}},"userdata":{patch}}}}}"#
@@ -115,7 +125,11 @@ impl Conn {
             let text = self.next_text().await;
             let head: Head<'_> = serde_json::from_str(text.as_str()).expect("json");
             if head.id == Some(id) {
-                assert_eq!(head.kind, "version", "{}", text.as_str());
+                assert!(
+                    head.kind == "version" || head.kind == "appended",
+                    "{}",
+                    text.as_str()
+                );
                 return;
             }
         }

@@ -78,6 +78,10 @@ struct Args {
     /// For `writers`: every update carries an `opId` (issue 30's cost of exactly-once).
     #[arg(long)]
     op_ids: bool,
+    /// For `sequential` and `writers`: append each update's JSON to a stream of the
+    /// client's own instead (issue 32: appends as fast as updates).
+    #[arg(long)]
+    append: bool,
     /// For `fanout`: every watcher also announces its presence on the document.
     #[arg(long)]
     presence: bool,
@@ -128,8 +132,8 @@ async fn main() {
         // On a worker, which polls the socket itself: `main`'s own thread is woken by a worker
         // for every reply, a thread hop per update that no real client pays.
         Scenario::Sequential => {
-            let (addr, n) = (args.addr.clone(), args.n.unwrap_or(2000));
-            tokio::spawn(async move { scenarios::sequential(&addr, n).await })
+            let (addr, n, append) = (args.addr.clone(), args.n.unwrap_or(2000), args.append);
+            tokio::spawn(async move { scenarios::sequential(&addr, n, append).await })
                 .await
                 .expect("sequential scenario")
         }
@@ -138,8 +142,7 @@ async fn main() {
                 &args.addr,
                 args.n.unwrap_or(50),
                 args.secs,
-                args.named,
-                args.op_ids,
+                (args.named, args.op_ids, args.append),
             )
             .await
         }

@@ -57,8 +57,12 @@ pub(crate) fn url(addr: &str) -> String {
     format!("ws://{addr}/ws")
 }
 
-pub async fn sequential(addr: &str, n: usize) -> Metrics {
-    let (mut c, _, _) = Conn::signup(&url(addr)).await;
+/// With `append`, each update is an append of the same JSON to a stream instead.
+pub async fn sequential(addr: &str, n: usize, append: bool) -> Metrics {
+    let (mut c, name, _) = Conn::signup(&url(addr)).await;
+    if append {
+        c.stream = Some(format!("{name}/~bench"));
+    }
     let mut stats = Stats::default();
     let start = Instant::now();
     for v in 0..n as u64 {
@@ -76,8 +80,14 @@ pub async fn sequential(addr: &str, n: usize) -> Metrics {
 }
 
 /// `addr` may list several nodes (`a,b`): clients are spread over them in turn. With
-/// `named`, each writes to a named document of its own instead of its default one.
-pub async fn writers(addr: &str, n: usize, secs: u64, named: bool, op_ids: bool) -> Metrics {
+/// `named`, each writes to a named document of its own instead of its default one; with
+/// `append`, each appends to a stream of its own.
+pub async fn writers(
+    addr: &str,
+    n: usize,
+    secs: u64,
+    (named, op_ids, append): (bool, bool, bool),
+) -> Metrics {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let nodes: Vec<&str> = addr.split(',').collect();
     let tasks = (0..n).map(|i| {
@@ -85,6 +95,9 @@ pub async fn writers(addr: &str, n: usize, secs: u64, named: bool, op_ids: bool)
         tokio::spawn(async move {
             let (mut c, name, _) = Conn::signup(&url).await;
             c.op_ids = op_ids;
+            if append {
+                c.stream = Some(format!("{name}/~bench"));
+            }
             if named {
                 let r = c.request(json!({"type": "create", "name": "bench"})).await;
                 assert_eq!(r["version"], 0, "{r}");

@@ -80,8 +80,8 @@ pub fn apply_to(
     let userdata = match &update.edit {
         Some(Edit::Append(event)) if stream => {
             let seq = current.version() + 1;
-            check_event(event, limits)?;
-            let id = streams::event_id(event, seq)?;
+            let bytes = check_event(event, limits)?;
+            let id = streams::id_of(&bytes, seq);
             let summary = streams::summary(&id, seq);
             op.append = Some(streams::Appended {
                 id,
@@ -231,11 +231,11 @@ pub fn replay_into(doc: &mut Document, entry: &LogEntry) -> Result<(), StoreErro
     Ok(())
 }
 
-/// An event is held to a document's limits: its size and its nesting.
-fn check_event(event: &Value, limits: &Limits) -> Result<(), StoreError> {
-    let size = serde_json::to_vec(event)
-        .map_err(StoreError::unavailable)?
-        .len();
+/// An event is held to a document's limits: its size and its nesting. Returns its canonical
+/// bytes (what its id hashes).
+fn check_event(event: &Value, limits: &Limits) -> Result<Vec<u8>, StoreError> {
+    let bytes = serde_json::to_vec(event).map_err(StoreError::unavailable)?;
+    let size = bytes.len();
     if size > limits.max_doc_bytes {
         return Err(StoreError::TooLarge {
             size,
@@ -248,7 +248,7 @@ fn check_event(event: &Value, limits: &Limits) -> Result<(), StoreError> {
             limits.max_depth
         )));
     }
-    Ok(())
+    Ok(bytes)
 }
 
 fn into_object(value: Value) -> Result<Map<String, Value>, StoreError> {

@@ -31,11 +31,16 @@ pub fn is_stream(key: &str) -> bool {
 /// spaces) and its position, so equal events at different places differ.
 pub fn event_id(event: &Value, seq: Version) -> Result<String, StoreError> {
     let bytes = serde_json::to_vec(event).map_err(StoreError::unavailable)?;
+    Ok(id_of(&bytes, seq))
+}
+
+/// [`event_id`] of an event already serialized canonically.
+pub fn id_of(bytes: &[u8], seq: Version) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(&bytes);
+    hasher.update(bytes);
     hasher.update(b"\n");
     hasher.update(seq.to_string().as_bytes());
-    Ok(hex(&hasher.finalize()))
+    hex(&hasher.finalize())
 }
 
 fn hex(bytes: &[u8]) -> String {
