@@ -13,6 +13,7 @@ mod data;
 mod demo;
 mod docs;
 pub mod error;
+mod feed;
 mod health;
 mod inspect;
 mod kopano;
@@ -118,6 +119,7 @@ routes!(api_routes {
     get "/v1/admin/backups" => operations::backups,
     get "/v1/admin/backups/{name}" => operations::backup_file,
     get "/v1/admin/logs" => operations::logs,
+    get "/v1/admin/feed" => feed::feed,
     post "/v1/admin/backup" => admin::backup_to_dir,
     post "/v1/admin/users/{user}/disable" => admin::disable,
     post "/v1/admin/users/{user}/enable" => admin::enable,

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    account, admin, apie, audit, blobs, changes, data, docs, health, inspect, kopano, named,
+    account, admin, apie, audit, blobs, changes, data, docs, feed, health, inspect, kopano, named,
     operations, presence, rivet, root, socketio, streams, ws,
 };
 
@@ -33,7 +33,7 @@ use super::{
         admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,
         inspect::account, inspect::end_sessions, inspect::document, inspect::edit,
         inspect::changes, inspect::events, operations::backups, operations::backup_file,
-        operations::logs,
+        operations::logs, feed::feed,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,
         health::live, health::ready, health::metrics, ws::upgrade, socketio::poll, socketio::post,
     ),

@@ -104,6 +104,25 @@ pub enum Write {
     },
 }
 
+/// One committed version in the change feed: where it is and, while the change log still
+/// holds it, what it did.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    pub cursor: u64,
+    pub key: String,
+    pub version: Version,
+    /// `None`: no longer in the log (trimmed, or its document deleted since).
+    pub entry: Option<LogEntry>,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Default)]
+pub struct FeedPage {
+    pub items: Vec<FeedItem>,
+    /// The oldest cursor still kept, if any.
+    pub oldest: Option<u64>,
+}
+
 /// Audit lines as stored: `(seq, the line's JSON)`.
 pub type AuditRows = Vec<(u64, Vec<u8>)>;
 
@@ -224,6 +243,10 @@ pub trait Backend: Send + Sync + 'static {
         before: Option<u64>,
         limit: usize,
     ) -> BoxFuture<'_, Result<AuditRows, StoreError>>;
+
+    /// The change feed: committed versions of every document after cursor `after`, in
+    /// commit order, at most `limit` (`store/redb/feed.rs`, `store/postgres/feed.rs`).
+    fn feed(&self, after: u64, limit: usize) -> BoxFuture<'_, Result<FeedPage, StoreError>>;
 
     /// The blob `sha256`, if anyone holds a reference to it.
     fn blob<'a>(&'a self, sha256: &'a str)

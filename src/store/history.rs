@@ -115,3 +115,18 @@ impl Store {
             .await
     }
 }
+
+impl Store {
+    /// The change feed: every document's committed versions after cursor `after`, in
+    /// commit order, at most `limit` (`Backend::feed`).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<super::backend::FeedPage, StoreError> {
+        self.inner.backend.feed(after, limit).await
+    }
+}

@@ -18,6 +18,7 @@ mod durability;
 mod events;
 mod faults;
 mod faults_bounded;
+mod feed;
 mod holes;
 mod hostile;
 mod idempotent;

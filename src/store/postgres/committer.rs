@@ -232,6 +232,8 @@ impl Committer {
         for (key, change) in &notices {
             super::sharing::notify(&tx, &self.channel, key, std::slice::from_ref(change)).await?;
         }
+        // Last before the commit: the feed's lock is held from here to the commit only.
+        super::feed::record(&tx, s, &log_names, &log_versions).await?;
         // One notification per document, with its newest version: listeners read what
         // they have not seen from the log anyway.
         let payloads: Vec<String> = names

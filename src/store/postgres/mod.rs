@@ -14,6 +14,7 @@
 //! what remains here is connecting and wiring the `Backend` methods to both.
 
 mod committer;
+mod feed;
 mod named;
 mod reads;
 mod schema;
@@ -33,9 +34,6 @@ use super::commits::Commits;
 use super::error::StoreError;
 use super::model::{BlobRecord, BlobRef, Document, Flag, SessionRecord, UserRecord, Version};
 pub use schema::valid_schema;
-
-/// Longest wait for a pooled connection, or for a new one to connect.
-const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How to reach the database.
 #[derive(Clone, Debug)]
@@ -128,26 +126,7 @@ impl PgBackend {
                 cfg.schema
             )));
         }
-        let mut pool_cfg = deadpool_postgres::Config::new();
-        pool_cfg.url = Some(cfg.url.clone());
-        pool_cfg.manager = Some(deadpool_postgres::ManagerConfig {
-            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-        });
-        let mut pool = deadpool_postgres::PoolConfig::new(cfg.pool_size.max(1));
-        // An unreachable database must fail requests (503), not hang them: connecting to a
-        // black-holed address would otherwise wait for TCP's own minutes-long timeout.
-        pool.timeouts = deadpool_postgres::Timeouts {
-            wait: Some(POOL_TIMEOUT),
-            create: Some(POOL_TIMEOUT),
-            recycle: Some(POOL_TIMEOUT),
-        };
-        pool_cfg.pool = Some(pool);
-        let pool = pool_cfg
-            .create_pool(
-                Some(deadpool_postgres::Runtime::Tokio1),
-                tokio_postgres::NoTls,
-            )
-            .map_err(pg)?;
+        let pool = schema::pool(&cfg.url, cfg.pool_size)?;
         {
             let mut client = pool.get().await.map_err(pg)?;
             schema::migrate(&mut client, &cfg.schema)
@@ -332,6 +311,14 @@ impl Backend for PgBackend {
         limit: usize,
     ) -> BoxFuture<'_, Result<super::backend::AuditRows, StoreError>> {
         self.select_audit(before, limit).boxed()
+    }
+
+    fn feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<super::backend::FeedPage, StoreError>> {
+        feed::read(&self.pool, &self.s, after, limit).boxed()
     }
 
     fn blob<'a>(

@@ -7,7 +7,8 @@
 /// Bumped when the layout changes; a newer schema is refused rather than misread.
 /// 3: named documents (`owner/name` keys in `docs` and `changelog`) and `shares`.
 /// 4: the audit log (`audit`).
-pub const SCHEMA_VERSION: i64 = 4;
+/// 5: the change feed (`feed`).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. `{s}`
 /// is the schema name.
@@ -55,7 +56,44 @@ INSERT INTO {s}.shares (doc, username, role)
     r"
 CREATE TABLE IF NOT EXISTS {s}.audit (seq bigserial PRIMARY KEY, entry text NOT NULL);
 ",
+    // The change feed: every committed version in one order for all nodes (`feed.rs`).
+    r"
+CREATE TABLE IF NOT EXISTS {s}.feed (seq bigint PRIMARY KEY, username text NOT NULL, version bigint NOT NULL);
+",
 ];
+
+/// Longest wait for a pooled connection, or for a new one to connect.
+const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The pool of `size` connections to `url`. An unreachable database must fail requests
+/// (503), not hang them: connecting to a black-holed address would otherwise wait for TCP's
+/// own minutes-long timeout.
+///
+/// # Errors
+/// `Unavailable` for a URL the pool refuses.
+pub fn pool(
+    url: &str,
+    size: usize,
+) -> Result<deadpool_postgres::Pool, crate::store::error::StoreError> {
+    let mut pool_cfg = deadpool_postgres::Config::new();
+    pool_cfg.url = Some(url.to_owned());
+    pool_cfg.manager = Some(deadpool_postgres::ManagerConfig {
+        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+    });
+    let mut pool = deadpool_postgres::PoolConfig::new(size.max(1));
+    pool.timeouts = deadpool_postgres::Timeouts {
+        wait: Some(POOL_TIMEOUT),
+        create: Some(POOL_TIMEOUT),
+        recycle: Some(POOL_TIMEOUT),
+    };
+    pool_cfg.pool = Some(pool);
+    pool_cfg
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
+        .map_err(super::pg)
+}
 
 /// A schema name we are willing to paste into SQL: a plain lowercase identifier.
 pub fn valid_schema(name: &str) -> bool {

@@ -93,6 +93,7 @@ pub fn snapshot(
         rows += copy(&read, &write, BLOB_USAGE)?;
         rows += copy(&read, &write, BLOB_MENTIONS)?;
         rows += copy(&read, &write, super::schema::AUDIT)?;
+        rows += copy(&read, &write, super::feed::FEED)?;
         rows += copy(&read, &write, super::sharing::SHARES)?;
         rows += copy(&read, &write, super::sharing::SHARED_WITH)?;
         {

@@ -65,9 +65,11 @@ impl DurableLog {
         accept_loss: bool,
     ) -> Result<DurableLog, StoreError> {
         let (wal, marked_running) = super::recovery::recover(db, path, faults, accept_loss)?;
+        let unfolded = Arc::new(Journal::default());
+        unfolded.start_at(super::feed::next_cursor(db)?);
         Ok(DurableLog {
             wal,
-            unfolded: Arc::default(),
+            unfolded,
             newest: HashMap::new(),
             marked_running,
         })

@@ -181,7 +181,13 @@ impl Journal {
         }
     }
 
-    /// The next sequence number (writer only): the order of rows in the log and in a fold.
+    /// Numbers sequences from `first` on (at open: past every cursor already in the feed).
+    pub fn start_at(&self, first: u64) {
+        self.next.store(first, Ordering::SeqCst);
+    }
+
+    /// The next sequence number (writer only): the order of rows in the log and in a fold,
+    /// and the change feed's cursor.
     pub fn next_seq(&self) -> u64 {
         self.next.fetch_add(1, Ordering::SeqCst)
     }
@@ -211,6 +217,31 @@ impl Journal {
         self.folds.fetch_add(1, Ordering::SeqCst);
         *self.rows() = Rows::default();
     }
+}
+
+/// The rows of `rows` (a snapshot's unfolded ones, in commit order) after cursor `after`, at
+/// most `limit`, as change-feed items (`feed.rs`).
+///
+/// # Errors
+/// `Unavailable` on a corrupt row.
+pub fn feed_items(
+    rows: &[(u64, RowBytes)],
+    after: u64,
+    limit: usize,
+) -> Result<Vec<crate::store::backend::FeedItem>, StoreError> {
+    rows.iter()
+        .filter(|(seq, _)| *seq > after)
+        .take(limit)
+        .map(|(seq, bytes)| {
+            let row = decode_row(bytes)?;
+            Ok(crate::store::backend::FeedItem {
+                cursor: *seq,
+                key: row.name.to_owned(),
+                version: row.version,
+                entry: Some(decode(row.entry, row.name)?),
+            })
+        })
+        .collect()
 }
 
 /// The newest committed version of `name`: its checkpoint in `docs`, then the log entries
@@ -261,7 +292,9 @@ pub fn fold_into(
     // Documents whose folded rows may have changed their access lists: their sharing rows
     // are rewritten. A false positive (a key named `readers` in the data) only costs that.
     let mut reshared: HashSet<&str> = HashSet::new();
-    for (_, bytes) in rows {
+    // Where each row is, for the change feed (`feed.rs`): its cursor is its sequence number.
+    let mut places = Vec::with_capacity(rows.len());
+    for (seq, bytes) in rows {
         let row = decode_row(bytes)?;
         if recovering {
             let checkpoint = match floor.get(row.name) {
@@ -281,12 +314,14 @@ pub fn fold_into(
         }
         log.insert((row.name, row.version), row.entry)
             .map_err(StoreError::unavailable)?;
+        places.push((*seq, row.name, row.version));
         if mentions_access(row.entry) {
             reshared.insert(row.name);
         }
         // Rows come in commit order: the last one seen for a name is its newest.
         newest.insert(row.name, row.version);
     }
+    super::feed::record(txn, places.into_iter())?;
     let mut folded = Vec::with_capacity(newest.len());
     for (name, version) in newest {
         folded.push(name.to_owned());

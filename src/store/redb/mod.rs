@@ -14,6 +14,7 @@ mod direct;
 mod durable;
 mod healing;
 pub use self::healing::DataFile;
+mod feed;
 mod housekeeping;
 mod jobs;
 mod journal;
@@ -189,6 +190,20 @@ impl Backend for RedbBackend {
         limit: usize,
     ) -> BoxFuture<'_, Result<super::backend::AuditRows, StoreError>> {
         self.read(move |db| audit::page(db, before, limit)).boxed()
+    }
+
+    fn feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<super::backend::FeedPage, StoreError>> {
+        let journal = self.journal.clone();
+        self.read(move |db| {
+            let (txn, unfolded) = journal.snapshot_all(db)?;
+            let pending = journal::feed_items(&unfolded, after, limit)?;
+            feed::read(&txn, after, limit, pending)
+        })
+        .boxed()
     }
 
     fn blob<'a>(

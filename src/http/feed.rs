@@ -1,0 +1,140 @@
+//! The change feed over HTTP (Varasto's push stream, seed 004): every committed change of
+//! every document and stream, in commit order, for operators and integrations that follow
+//! the data. A consumer keeps the cursor of the last change it handled and asks for what
+//! comes after it, as a page or as a live SSE stream (`Last-Event-ID` is the cursor): after
+//! a crash it resumes from its stored cursor and sees each change exactly once. Nothing is
+//! skipped silently: a consumer behind what the feed keeps gets `resync`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Caller, require_admin};
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::store::backend::{FeedItem, FeedPage};
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+/// How often a live stream with nothing to send looks again.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct FeedQuery {
+    /// The cursor of the last change already handled (0 or none: from the oldest kept).
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// One change as the feed shows it: `{cursor, username, name?, version, at, by, op, opId?}`,
+/// or, for a version the log no longer holds, `{cursor, username, name?, version, resync:
+/// true}` (read the document itself).
+fn item(i: FeedItem) -> Value {
+    let (username, name) = crate::frame::split_key(&i.key);
+    let mut v = json!({"cursor": i.cursor, "username": username, "version": i.version});
+    if let Some(name) = name {
+        v["name"] = json!(name);
+    }
+    match i.entry {
+        Some(entry) => {
+            v["at"] = json!(entry.at);
+            v["by"] = json!(entry.by);
+            v["op"] = json!(entry.op);
+            if let Some(op_id) = entry.op_id {
+                v["opId"] = json!(op_id);
+            }
+        }
+        None => v["resync"] = json!(true),
+    }
+    v
+}
+
+/// Whether cursors after `after` were dropped before the consumer read them.
+fn missed(after: u64, page: &FeedPage) -> bool {
+    page.oldest.is_some_and(|oldest| oldest > after + 1)
+}
+
+/// `GET /v1/admin/feed?after=&limit=`: `{changes, next, resync}` where `next` is the cursor
+/// to ask after next time and `resync` says changes after `after` were dropped (re-read
+/// every document, then follow from `next`). With `Accept: text/event-stream`: the same
+/// changes as SSE events whose ids are their cursors, then each new one as it commits.
+#[utoipa::path(get, path = "/v1/admin/feed", params(FeedQuery, ("Last-Event-ID" = Option<String>, Header)),
+    responses((status = 200, description = "{changes: [{cursor, username, name?, version, at, by, op, opId?} | {cursor, username, name?, version, resync: true}], next, resync}, or text/event-stream"), (status = 403)), tag = "admin")]
+pub async fn feed(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Query(q): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &claims)?;
+    let last_event = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let after = last_event.or(q.after).unwrap_or(0);
+    let wants_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if wants_sse {
+        let expires = Duration::from_secs(claims.exp.saturating_sub(crate::sys::unix_now()));
+        return Ok(live(state, after, expires).into_response());
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let page = state.store.feed(after, limit).await?;
+    let resync = missed(after, &page);
+    let next = page.items.last().map_or(after, |i| i.cursor);
+    let changes: Vec<Value> = page.items.into_iter().map(item).collect();
+    Ok(Json(json!({"changes": changes, "next": next, "resync": resync})).into_response())
+}
+
+/// The live form: pages as they come, polling when there is nothing new, until shutdown or
+/// the token's expiry.
+fn live(
+    state: AppState,
+    after: u64,
+    expires: Duration,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let shutdown = state.shutdown.clone();
+    let events = stream::unfold((state, after, true), |(state, after, first)| async move {
+        loop {
+            let page = match state.store.feed(after, MAX_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the change feed failed");
+                    tokio::time::sleep(POLL * 10).await;
+                    continue;
+                }
+            };
+            let mut out = Vec::with_capacity(page.items.len() + 1);
+            if first && missed(after, &page) {
+                out.push(Event::default().data(json!({"type": "resync"}).to_string()));
+            }
+            let next = page.items.last().map_or(after, |i| i.cursor);
+            for i in page.items {
+                let id = i.cursor.to_string();
+                out.push(Event::default().id(id).data(item(i).to_string()));
+            }
+            if !out.is_empty() {
+                return Some((stream::iter(out.into_iter().map(Ok)), (state, next, false)));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+    .flatten()
+    .take_until(async move {
+        tokio::select! {
+            () = shutdown.cancelled() => {},
+            () = tokio::time::sleep(expires) => {},
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,96 @@
+//! The change feed in PostgreSQL: one order for every node. Each commit transaction numbers
+//! its versions in `feed` while holding a transaction-scoped advisory lock, taken after its
+//! rows are written and released by its commit, so numbers are handed out in commit order
+//! across the cluster and a reader never sees a later number commit before an earlier one.
+//! The entry itself is read from `changelog`; `feed` holds only where it is.
+
+use deadpool_postgres::{Pool, Transaction};
+
+use super::{decode, int, pg};
+use crate::store::backend::{FeedItem, FeedPage};
+use crate::store::error::StoreError;
+
+/// Cursors kept; older ones are dropped every [`TRIM_EVERY`] cursors.
+const KEEP: i64 = 1_000_000;
+const TRIM_EVERY: i64 = 10_000;
+
+/// Numbers `names[i]`'s `versions[i]` in the feed, in this order, inside the commit `tx`.
+///
+/// # Errors
+/// `Unavailable`.
+pub async fn record(
+    tx: &Transaction<'_>,
+    s: &str,
+    names: &[String],
+    versions: &[i64],
+) -> Result<(), StoreError> {
+    // One lock per schema: its key is the schema's name, hashed by PostgreSQL.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("{s}.feed")],
+    )
+    .await
+    .map_err(pg)?;
+    let stmt = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {s}.feed (seq, username, version)
+             SELECT (SELECT coalesce(max(seq), 0) FROM {s}.feed) + u.o, u.n, u.v
+             FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(n, v, o)
+             RETURNING seq"
+        ))
+        .await
+        .map_err(pg)?;
+    let rows = tx.query(&stmt, &[&names, &versions]).await.map_err(pg)?;
+    let last: i64 = rows.iter().map(|r| r.get::<_, i64>(0)).max().unwrap_or(0);
+    if last / TRIM_EVERY != (last - i64::try_from(rows.len()).unwrap_or(0)) / TRIM_EVERY {
+        tx.execute(
+            &format!("DELETE FROM {s}.feed WHERE seq <= $1"),
+            &[&(last - KEEP)],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// The changes after `after`, at most `limit`, with their log entries while kept.
+///
+/// # Errors
+/// `Unavailable`.
+pub async fn read(pool: &Pool, s: &str, after: u64, limit: usize) -> Result<FeedPage, StoreError> {
+    let client = pool.get().await.map_err(pg)?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT f.seq, f.username, f.version, c.entry FROM {s}.feed f
+                 LEFT JOIN {s}.changelog c ON c.username = f.username AND c.version = f.version
+                 WHERE f.seq > $1 ORDER BY f.seq LIMIT $2"
+            ),
+            &[&int(after), &int(limit as u64)],
+        )
+        .await
+        .map_err(pg)?;
+    let oldest: Option<i64> = client
+        .query_one(&format!("SELECT min(seq) FROM {s}.feed"), &[])
+        .await
+        .map_err(pg)?
+        .get(0);
+    let mut page = FeedPage {
+        items: Vec::with_capacity(rows.len()),
+        oldest: oldest.map(|o| o.unsigned_abs()),
+    };
+    for row in rows {
+        let key: String = row.get(1);
+        let entry = match row.get::<_, Option<String>>(3) {
+            Some(text) => Some(decode(&text, &key)?),
+            None => None,
+        };
+        page.items.push(FeedItem {
+            cursor: row.get::<_, i64>(0).unsigned_abs(),
+            version: row.get::<_, i64>(2).unsigned_abs(),
+            key,
+            entry,
+        });
+    }
+    Ok(page)
+}
