@@ -175,6 +175,19 @@ pub async fn login(
 /// # Errors
 /// `InvalidToken`, `Unavailable`.
 pub async fn check_token(state: &AppState, token: &str) -> Result<Claims, Error> {
+    let claims = check_any_token(state, token).await?;
+    // A feed token reads the change feed and nothing else (`check_any_token` there).
+    if claims.scope == Scope::Feed {
+        return Err(Error::Forbidden);
+    }
+    Ok(claims)
+}
+
+/// [`check_token`], feed tokens included: for the change feed alone.
+///
+/// # Errors
+/// `InvalidToken`, `Unavailable`.
+pub async fn check_any_token(state: &AppState, token: &str) -> Result<Claims, Error> {
     let (claims, known) = state.auth.verify(token)?;
     if !known {
         if !names::plausible(&claims.sub) || state.store.user(&claims.sub).await?.is_none() {

@@ -33,7 +33,7 @@ impl Claims {
     pub fn can_write(&self) -> Result<(), Error> {
         match self.scope {
             Scope::Full => Ok(()),
-            Scope::Read => Err(Error::Forbidden),
+            Scope::Read | Scope::Feed => Err(Error::Forbidden),
         }
     }
 }

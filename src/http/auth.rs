@@ -57,6 +57,33 @@ pub async fn caller(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Claims, ApiError> {
+    let token = presented(headers, query)?;
+    Ok(crate::accounts::check_token(state, &token).await?)
+}
+
+/// A caller of the change feed: any admin token, feed-scoped ones (`scope: "feed"`, made for
+/// integrations) included.
+pub struct FeedCaller(pub Claims);
+
+impl FromRequestParts<AppState> for FeedCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = presented(&parts.headers, parts.uri.query())?;
+        let claims = crate::accounts::check_any_token(state, &token).await?;
+        let allowed = matches!(
+            claims.scope,
+            crate::store::Scope::Full | crate::store::Scope::Feed
+        );
+        if !allowed || !state.auth.flags.is_admin(&claims.sub) {
+            return Err(Error::Forbidden.into());
+        }
+        Ok(FeedCaller(claims))
+    }
+}
+
+/// The token a request carries, trimmed.
+fn presented(headers: &HeaderMap, query: Option<&str>) -> Result<String, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let token = header("authorization")
         .and_then(|v| {
@@ -67,7 +94,7 @@ pub async fn caller(
         .map(str::to_owned)
         .or_else(|| query_token(query));
     let token = token.ok_or(Error::AuthRequired)?;
-    Ok(crate::accounts::check_token(state, token.trim()).await?)
+    Ok(token.trim().to_owned())
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

@@ -17,7 +17,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Caller, require_admin};
+use super::auth::FeedCaller;
 use super::error::ApiError;
 use crate::state::AppState;
 use crate::store::backend::{FeedItem, FeedPage};
@@ -62,7 +62,8 @@ fn missed(after: u64, page: &FeedPage) -> bool {
     page.oldest.is_some_and(|oldest| oldest > after + 1)
 }
 
-/// `GET /v1/admin/feed?after=&limit=`: `{changes, next, resync}` where `next` is the cursor
+/// `GET /v1/admin/feed?after=&limit=` (an admin's token, or a feed-scoped one: `POST
+/// /v1/login` with `"scope": "feed"`): `{changes, next, resync}` where `next` is the cursor
 /// to ask after next time and `resync` says changes after `after` were dropped (re-read
 /// every document, then follow from `next`). With `Accept: text/event-stream`: the same
 /// changes as SSE events whose ids are their cursors, then each new one as it commits.
@@ -70,11 +71,10 @@ fn missed(after: u64, page: &FeedPage) -> bool {
     responses((status = 200, description = "{changes: [{cursor, username, name?, version, at, by, op, opId?} | {cursor, username, name?, version, resync: true}], next, resync}, or text/event-stream"), (status = 403)), tag = "admin")]
 pub async fn feed(
     State(state): State<AppState>,
-    Caller(claims): Caller,
+    FeedCaller(claims): FeedCaller,
     Query(q): Query<FeedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &claims)?;
     let last_event = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -387,6 +387,9 @@ pub enum Scope {
     #[default]
     Full,
     Read,
+    /// An integration's token: reads the change feed (if its account is an admin's) and
+    /// nothing else (`http/feed.rs`).
+    Feed,
 }
 
 impl Scope {

@@ -388,3 +388,69 @@ async fn cursors_survive_kill_9() {
     assert_eq!(new.len(), 1);
     assert!(new[0].0 > before.last().unwrap().0);
 }
+
+/// An integration's token (`scope: "feed"`) reads the feed and nothing else; the same
+/// scope on a non-admin's account reads nothing.
+#[tokio::test]
+async fn a_feed_token_reads_the_feed_and_nothing_else() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
+    server.named_user("boss").await;
+    let (mut ann, _) = server.named_user("ann").await;
+    merge(&mut ann, "ann", 0, 1).await;
+    let base = format!("http://{}", server.addr);
+    let login = |user: &'static str| {
+        let base = base.clone();
+        async move {
+            let (status, r) = http(
+                Method::POST,
+                &format!("{base}/v1/login"),
+                None,
+                Some(json!({"username": user, "password": "correct horse", "scope": "feed"})),
+            )
+            .await;
+            assert_eq!(status, 200, "{r}");
+            r["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let feed_token = login("boss").await;
+    let got = drain(&base, &feed_token, 0, 10).await;
+    assert_eq!(got.len(), 1);
+    for path in [
+        "/v1/me",
+        "/v1/users/ann",
+        "/v1/admin/users",
+        "/v1/admin/stats",
+        "/v1/users/boss/data",
+    ] {
+        let (status, body) = http(
+            Method::GET,
+            &format!("{base}{path}"),
+            Some(&feed_token),
+            None,
+        )
+        .await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, _) = http(
+        Method::PUT,
+        &format!("{base}/v1/users/boss/data/x"),
+        Some(&feed_token),
+        Some(json!(1)),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let mut ws = Client::connect(&server.url()).await;
+    let r = ws
+        .request(json!({"type": "auth", "token": feed_token}))
+        .await;
+    assert_eq!(r["code"], "forbidden", "{r}");
+    let not_admin = login("ann").await;
+    let (status, _) = http(
+        Method::GET,
+        &format!("{base}/v1/admin/feed"),
+        Some(&not_admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+}
