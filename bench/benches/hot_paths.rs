@@ -50,6 +50,7 @@ fn committed(doc: Document, limits: &Limits) -> Document {
         collaborators: None,
         readers: None,
         op_id: None,
+        as_admin: false,
     };
     let mut next = apply(&doc, &touch, limits, "2026-11-23T10:00:00.500Z")
         .expect("applies")
@@ -71,6 +72,7 @@ fn merge_update() -> Update {
         collaborators: None,
         readers: None,
         op_id: None,
+        as_admin: false,
     }
 }
 
@@ -120,6 +122,7 @@ fn benches(c: &mut Criterion) {
         collaborators: None,
         readers: None,
         op_id: None,
+        as_admin: false,
     };
     c.bench_function("path edit: PUT one key of a 100-key document", |b| {
         b.iter(|| {
