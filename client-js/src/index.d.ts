@@ -71,6 +71,16 @@ export interface Op {
   readers?: string[];
 }
 
+/** One event of a stream. */
+export interface StreamEvent {
+  seq: number;
+  /** SHA-256 (hex) of the event's canonical JSON and its sequence number. */
+  id: string;
+  at: string;
+  by: string;
+  event: JSONValue;
+}
+
 export interface Change {
   username: string;
   /** A named document's name. */
@@ -317,6 +327,17 @@ export class Hearth {
     target: string | undefined,
     fn: (userdata: Userdata) => Userdata | Promise<Userdata>,
   ): Promise<{ version: number; userdata: Userdata }>;
+  /** Appends an event to a stream (`"activity"`: yours, created by your first append; or
+   * `"ann/activity"`). `opId` makes a retry safe. */
+  append(stream: string, event: JSONValue, options?: { opId?: string }): Promise<{ seq: number; id: string }>;
+  /** A stream's events after `from` (a sequence number or event id) up to `to`. */
+  read(
+    stream: string,
+    range?: { from?: number | string; to?: number | string; limit?: number },
+  ): Promise<{ events: StreamEvent[]; seq: number; oldest?: number; next?: number }>;
+  /** Each event of a stream as it commits, in order, once each, across reconnects; with
+   * `from`, the events after that sequence number first (0: from the first). */
+  follow(stream: string, onEvent: (event: StreamEvent) => void, options?: { from?: number }): Unwatch;
   /** The server's HTTP base URL, derived from the WebSocket URL. */
   readonly httpBase: string;
   /** Uploads a content-addressed blob (HTTP PUT /v1/blobs). */

@@ -354,6 +354,63 @@ export class Hearth {
     return omitUndefined({ documents: reply.documents, shared: reply.shared, next: reply.next, sharedNext: reply.sharedNext });
   }
 
+  // ---- streams -------------------------------------------------------------------------
+
+  /**
+   * Appends `event` (any JSON value) to a stream: `append("activity", {did: "milk"})` (yours;
+   * your first append creates it) or `append("ann/activity", …)`. Resolves to `{ seq, id }`.
+   * `opId` makes a retry safe: an append that committed is answered, not made again.
+   */
+  async append(stream, event, { opId } = {}) {
+    const reply = await this._request(omitUndefined({ type: "append", target: this._stream(stream), event, opId }));
+    return { seq: reply.seq, id: reply.eventId };
+  }
+
+  /**
+   * A stream's events after `from` (a sequence number or an event id; none: from the first)
+   * up to `to`: `{ events: [{seq, id, at, by, event}], seq, oldest?, next? }` (`next`: pass it
+   * as `from` for the following page).
+   */
+  async read(stream, { from, to, limit } = {}) {
+    const reply = await this._request(omitUndefined({ type: "read", target: this._stream(stream), from, to, limit }));
+    return omitUndefined({ events: reply.events, seq: reply.seq, oldest: reply.oldest ?? undefined, next: reply.next ?? undefined });
+  }
+
+  /**
+   * Follows a stream: `onEvent({seq, id, at, by, event})` for each event after `from` (0: from
+   * the first; none: only new ones), in order, each once, across reconnects.
+   */
+  follow(stream, onEvent, { from } = {}) {
+    const target = this._stream(stream);
+    const handler = (change) => {
+      const appended = change.op?.append;
+      if (appended) onEvent({ seq: change.version, id: appended.id, at: change.at, by: change.by, event: appended.event });
+    };
+    if (!from) return this.watch(target, { mode: "ops", ...(from === 0 ? { since: 0 } : {}) }, handler);
+    // From a place in the stream: in the stream's present life (one deleted and made again
+    // starts over), so its incarnation is read first.
+    let unwatch = null;
+    let stopped = false;
+    const ready = this.fetch(target).then((doc) => {
+      if (stopped) return;
+      const incarnation = doc.data.metadata.incarnation;
+      unwatch = this.watch(target, { mode: "ops", since: from, incarnation }, handler);
+      return unwatch.ready;
+    });
+    const stop = () => {
+      stopped = true;
+      unwatch?.();
+    };
+    stop.ready = ready;
+    return stop;
+  }
+
+  /** A stream's document key: `"activity"` → `"me/~activity"`, `"ann/activity"` → `"ann/~activity"`. */
+  _stream(stream) {
+    const [owner, name] = stream.includes("/") ? stream.split("/", 2) : [this.username, stream];
+    return `${owner}/~${name.replace(/^~/, "")}`;
+  }
+
   /**
    * Updates `userdata` at `version`. `patch`: false (replace), true or "merge" (RFC 7386),
    * "json-patch" (RFC 6902, `data` is then an array). Resolves to the new version; rejects
