@@ -5,6 +5,8 @@ runs = {}
 for line in open(sys.argv[1]):
     if line.startswith("{"):
         r = json.loads(line)
+        if "label" not in r:  # named.sh's h) line: printed as it is, not compared
+            continue
         for k, v in r["metrics"].items():
             if v is not None:
                 runs.setdefault((r["scenario"], k), {}).setdefault(r["label"], []).append(v)

@@ -71,8 +71,8 @@ struct Args {
     /// For `ready`: the Unix time in nanoseconds the server was started.
     #[arg(long)]
     since_ns: Option<u128>,
-    /// For `writers`: each writer updates a named document of its own; for `fanout`, the
-    /// writer updates, and the watchers watch, a named document.
+    /// For `sequential` and `writers`: each writer updates a named document of its own; for
+    /// `fanout`, the writer updates, and the watchers watch, a named document.
     #[arg(long)]
     named: bool,
     /// For `writers`: every update carries an `opId` (issue 30's cost of exactly-once).
@@ -132,8 +132,9 @@ async fn main() {
         // On a worker, which polls the socket itself: `main`'s own thread is woken by a worker
         // for every reply, a thread hop per update that no real client pays.
         Scenario::Sequential => {
-            let (addr, n, append) = (args.addr.clone(), args.n.unwrap_or(2000), args.append);
-            tokio::spawn(async move { scenarios::sequential(&addr, n, append).await })
+            let (addr, n) = (args.addr.clone(), args.n.unwrap_or(2000));
+            let how = (args.named, args.append);
+            tokio::spawn(async move { scenarios::sequential(&addr, n, how).await })
                 .await
                 .expect("sequential scenario")
         }

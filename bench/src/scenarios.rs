@@ -57,11 +57,17 @@ pub(crate) fn url(addr: &str) -> String {
     format!("ws://{addr}/ws")
 }
 
-/// With `append`, each update is an append of the same JSON to a stream instead.
-pub async fn sequential(addr: &str, n: usize, append: bool) -> Metrics {
+/// With `named`, the updates go to a named document; with `append`, each is an append of
+/// the same JSON to a stream instead.
+pub async fn sequential(addr: &str, n: usize, (named, append): (bool, bool)) -> Metrics {
     let (mut c, name, _) = Conn::signup(&url(addr)).await;
     if append {
         c.stream = Some(format!("{name}/~bench"));
+    }
+    if named {
+        let r = c.request(json!({"type": "create", "name": "bench"})).await;
+        assert_eq!(r["version"], 0, "{r}");
+        c.target = Some(format!("{name}/bench"));
     }
     let mut stats = Stats::default();
     let start = Instant::now();
