@@ -189,6 +189,20 @@ pub struct Config {
     #[arg(long, env = "CHANGELOG_MAX_AGE", default_value_t = default::CHANGELOG_MAX_AGE)]
     pub changelog_max_age: u64,
 
+    /// Deliver webhooks from this node (in a cluster, turn it on for one node only).
+    #[arg(long, env = "WEBHOOK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub webhook_delivery: bool,
+
+    /// Let webhooks reach loopback, private, link-local and metadata addresses (refused by
+    /// default: a webhook must not probe the server's own network).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub webhook_allow_private: bool,
+
+    /// Milliseconds before a failed webhook delivery is tried again; doubled after each
+    /// further failure (at most 5 minutes apart). After 8 failures in a row it is paused.
+    #[arg(long, env = "WEBHOOK_RETRY_MS", default_value_t = 1000)]
+    pub webhook_retry_ms: u64,
+
     /// Events kept per stream (a stream's log is its data: CHANGELOG_RETAIN and
     /// CHANGELOG_MAX_AGE do not apply to it); older ones are dropped. 0 keeps every event.
     #[arg(long, env = "STREAM_RETAIN", default_value_t = default::STREAM_RETAIN)]
@@ -286,6 +300,9 @@ impl Config {
             shutdown_grace: default::SHUTDOWN_GRACE,
             changelog_retain: default::CHANGELOG_RETAIN,
             stream_retain: default::STREAM_RETAIN,
+            webhook_delivery: true,
+            webhook_allow_private: false,
+            webhook_retry_ms: 1000,
             cors_origins: None,
             admin_users: None,
             backup_interval: 0,

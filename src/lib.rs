@@ -59,6 +59,7 @@ pub mod state;
 pub mod store;
 pub mod streams;
 pub mod sys;
+pub mod webhooks;
 
 pub use config::Config;
 pub use error::Error;

@@ -44,6 +44,14 @@ pub struct Metrics {
     pub slow_consumers: IntCounter,
     /// Commits per second lately, for `GET /v1/admin/stats`.
     pub commit_rate: Rate,
+    /// Webhook deliveries, by result (`ok`, `failed`: an attempt that will be retried or
+    /// paused the webhook).
+    pub webhook_deliveries: IntCounterVec,
+    /// Seconds per webhook delivery attempt.
+    pub webhook_seconds: Histogram,
+    /// Changes every webhook still has to look at, together (the feed's newest cursor less
+    /// each one's).
+    pub webhook_queue: IntGauge,
 }
 
 impl Metrics {
@@ -181,6 +189,20 @@ impl Metrics {
                 "Snapshots sent to watchers that fell behind.",
             ),
             slow_consumers: counter("slow_consumer_closes_total", "Sockets closed with 4008."),
+            webhook_deliveries: counter_vec(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts, by result.",
+                "result",
+            ),
+            webhook_seconds: histogram(
+                "webhook_delivery_seconds",
+                "Seconds per webhook delivery attempt.",
+                prometheus::exponential_buckets(0.001, 2.0, 15).unwrap_or_default(),
+            ),
+            webhook_queue: gauge(
+                "webhook_queue",
+                "Changes the webhooks still have to look at, together.",
+            ),
             commit_rate: Rate::default(),
             registry,
         }

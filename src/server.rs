@@ -173,6 +173,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             config.backup_keep.max(1),
         ));
     }
+    if config.webhook_delivery {
+        tokio::spawn(crate::webhooks::deliver::supervise(state.clone()));
+    }
     let mut presence_publisher = None;
     if let Some(pg) = config.postgres() {
         let bus = crate::cluster::PgBus::new(&pg);

@@ -95,6 +95,8 @@ pub struct ServerParts {
     pub config: Arc<Config>,
     /// This node's metrics over the last hour, for the admin overview (`overview.rs`).
     pub overview: crate::overview::History,
+    /// The webhooks delivering on this node (`webhooks/`).
+    pub webhooks: crate::webhooks::running::Running,
     /// Stops the cluster's presence publisher, after the sockets have closed (its goodbye
     /// then covers every seat they held).
     pub presence_stop: CancellationToken,
@@ -145,6 +147,7 @@ impl AppState {
             socketio: crate::socketio::Registry::default(),
             presence,
             overview: crate::overview::History::default(),
+            webhooks: crate::webhooks::running::Running::default(),
             config: Arc::new(config.clone()),
             presence_stop: CancellationToken::new(),
             next_conn: AtomicU64::new(1),

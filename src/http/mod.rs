@@ -27,6 +27,7 @@ mod root;
 pub mod serve;
 mod socketio;
 mod streams;
+mod webhooks;
 mod ws;
 
 use axum::Router;
@@ -80,6 +81,10 @@ routes!(api_routes {
     get "/v1/users/{user}/events" => changes::events,
     get "/v1/users/{user}/presence" => presence::present,
     get "/v1/me/shared" => docs::shared,
+    post "/v1/me/webhooks" => webhooks::register,
+    get "/v1/me/webhooks" => webhooks::mine,
+    delete "/v1/me/webhooks/{id}" => webhooks::remove,
+    post "/v1/me/webhooks/{id}/resume" => webhooks::resume,
     get "/v1/users/{user}/docs" => docs::list_docs,
     get "/v1/users/{user}/docs/{name}" => docs::get_doc,
     put "/v1/users/{user}/docs/{name}" => docs::put_doc,
@@ -120,6 +125,8 @@ routes!(api_routes {
     get "/v1/admin/backups/{name}" => operations::backup_file,
     get "/v1/admin/logs" => operations::logs,
     get "/v1/admin/feed" => feed::feed,
+    post "/v1/admin/webhooks" => webhooks::register_global,
+    get "/v1/admin/webhooks" => webhooks::every,
     post "/v1/admin/backup" => admin::backup_to_dir,
     post "/v1/admin/users/{user}/disable" => admin::disable,
     post "/v1/admin/users/{user}/enable" => admin::enable,

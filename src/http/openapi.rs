@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use super::{
     account, admin, apie, audit, blobs, changes, data, docs, feed, health, inspect, kopano, named,
-    operations, presence, rivet, root, socketio, streams, ws,
+    operations, presence, rivet, root, socketio, streams, webhooks, ws,
 };
 
 #[derive(OpenApi)]
@@ -33,12 +33,13 @@ use super::{
         admin::grant_admin, admin::revoke_admin, admin::import_personal_backend,
         inspect::account, inspect::end_sessions, inspect::document, inspect::edit,
         inspect::changes, inspect::events, operations::backups, operations::backup_file,
-        operations::logs, feed::feed,
+        operations::logs, feed::feed, webhooks::register, webhooks::mine, webhooks::remove,
+        webhooks::resume, webhooks::register_global, webhooks::every,
         blobs::upload, blobs::upload_named, blobs::download, blobs::delete, blobs::list,
         health::live, health::ready, health::metrics, ws::upgrade, socketio::poll, socketio::post,
     ),
     components(schemas(account::Credentials, account::TokenBody, account::PasswordChange,
-        account::Confirm, data::BatchOp, admin::NewUser, admin::NewPassword)),
+        account::Confirm, data::BatchOp, admin::NewUser, admin::NewPassword, webhooks::NewHook)),
     modifiers(&Security),
     security(("bearer" = []), ("session_token" = [])),
 )]

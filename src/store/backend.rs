@@ -96,6 +96,8 @@ pub enum Write {
     DeleteDoc { key: String },
     /// Append a line to the audit log (`store/audit.rs`): its JSON.
     Audit(Vec<u8>),
+    /// Store webhook `id`'s record (its JSON), or remove it (`None`) (`webhooks/`).
+    Webhook { id: String, record: Option<Vec<u8>> },
     /// Forget a session and remember its id as revoked until its token would have expired.
     Revoke {
         username: String,
@@ -121,6 +123,8 @@ pub struct FeedPage {
     pub items: Vec<FeedItem>,
     /// The oldest cursor still kept, if any.
     pub oldest: Option<u64>,
+    /// The newest cursor handed out, if any (where a new consumer starts "from now").
+    pub newest: Option<u64>,
 }
 
 /// Audit lines as stored: `(seq, the line's JSON)`.
@@ -243,6 +247,9 @@ pub trait Backend: Send + Sync + 'static {
         before: Option<u64>,
         limit: usize,
     ) -> BoxFuture<'_, Result<AuditRows, StoreError>>;
+
+    /// Every webhook's record (`webhooks/`).
+    fn webhooks(&self) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>>;
 
     /// The change feed: committed versions of every document after cursor `after`, in
     /// commit order, at most `limit` (`store/redb/feed.rs`, `store/postgres/feed.rs`).

@@ -14,6 +14,7 @@ mod commits;
 pub mod error;
 pub mod faults;
 mod history;
+mod hooks;
 mod listed;
 pub mod mentions;
 pub mod model;

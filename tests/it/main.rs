@@ -39,3 +39,4 @@ mod updates;
 mod users;
 mod wal_damage;
 mod watch;
+mod webhooks;

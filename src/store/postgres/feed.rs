@@ -2,7 +2,8 @@
 //! its versions in `feed` while holding a transaction-scoped advisory lock, taken after its
 //! rows are written and released by its commit, so numbers are handed out in commit order
 //! across the cluster and a reader never sees a later number commit before an earlier one.
-//! The entry itself is read from `changelog`; `feed` holds only where it is.
+//! The entry itself is read from `changelog`; `feed` holds only where it is. Webhooks, the
+//! feed's consumers with cursors of their own, keep their records here too.
 
 use deadpool_postgres::{Pool, Transaction};
 
@@ -53,6 +54,51 @@ pub async fn record(
     Ok(())
 }
 
+/// Stores webhook `id`'s record, or removes it (`None`), inside `tx`.
+///
+/// # Errors
+/// `Unavailable`.
+pub async fn save_webhook(
+    tx: &Transaction<'_>,
+    s: &str,
+    id: &str,
+    record: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    if let Some(bytes) = record {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.webhooks (id, record) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record"
+            ),
+            &[&id, &text],
+        )
+        .await
+        .map_err(pg)?;
+    } else {
+        tx.execute(&format!("DELETE FROM {s}.webhooks WHERE id = $1"), &[&id])
+            .await
+            .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// Every webhook's record.
+///
+/// # Errors
+/// `Unavailable`.
+pub async fn webhooks(pool: &Pool, s: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+    let client = pool.get().await.map_err(pg)?;
+    let rows = client
+        .query(&format!("SELECT record FROM {s}.webhooks"), &[])
+        .await
+        .map_err(pg)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.get::<_, String>(0).into_bytes())
+        .collect())
+}
+
 /// The changes after `after`, at most `limit`, with their log entries while kept.
 ///
 /// # Errors
@@ -70,14 +116,15 @@ pub async fn read(pool: &Pool, s: &str, after: u64, limit: usize) -> Result<Feed
         )
         .await
         .map_err(pg)?;
-    let oldest: Option<i64> = client
-        .query_one(&format!("SELECT min(seq) FROM {s}.feed"), &[])
+    let ends = client
+        .query_one(&format!("SELECT min(seq), max(seq) FROM {s}.feed"), &[])
         .await
-        .map_err(pg)?
-        .get(0);
+        .map_err(pg)?;
+    let (oldest, newest): (Option<i64>, Option<i64>) = (ends.get(0), ends.get(1));
     let mut page = FeedPage {
         items: Vec::with_capacity(rows.len()),
-        oldest: oldest.map(|o| o.unsigned_abs()),
+        oldest: oldest.map(i64::unsigned_abs),
+        newest: newest.map(i64::unsigned_abs),
     };
     for row in rows {
         let key: String = row.get(1);

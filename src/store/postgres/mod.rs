@@ -313,6 +313,10 @@ impl Backend for PgBackend {
         self.select_audit(before, limit).boxed()
     }
 
+    fn webhooks(&self) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>> {
+        feed::webhooks(&self.pool, &self.s).boxed()
+    }
+
     fn feed(
         &self,
         after: u64,

@@ -7,7 +7,7 @@
 /// Bumped when the layout changes; a newer schema is refused rather than misread.
 /// 3: named documents (`owner/name` keys in `docs` and `changelog`) and `shares`.
 /// 4: the audit log (`audit`).
-/// 5: the change feed (`feed`).
+/// 5: the change feed (`feed`) and webhooks (`webhooks`).
 pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. `{s}`
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS {s}.audit (seq bigserial PRIMARY KEY, entry text NOT 
     // The change feed: every committed version in one order for all nodes (`feed.rs`).
     r"
 CREATE TABLE IF NOT EXISTS {s}.feed (seq bigint PRIMARY KEY, username text NOT NULL, version bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.webhooks (id text PRIMARY KEY, record text NOT NULL);
 ",
 ];
 

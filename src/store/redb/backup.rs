@@ -94,6 +94,7 @@ pub fn snapshot(
         rows += copy(&read, &write, BLOB_MENTIONS)?;
         rows += copy(&read, &write, super::schema::AUDIT)?;
         rows += copy(&read, &write, super::feed::FEED)?;
+        rows += copy(&read, &write, super::hooks::WEBHOOKS)?;
         rows += copy(&read, &write, super::sharing::SHARES)?;
         rows += copy(&read, &write, super::sharing::SHARED_WITH)?;
         {

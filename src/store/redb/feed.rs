@@ -89,6 +89,10 @@ pub fn read(
                 .first()
                 .map_err(StoreError::unavailable)?
                 .map(|(k, _)| k.value());
+            page.newest = feed
+                .last()
+                .map_err(StoreError::unavailable)?
+                .map(|(k, _)| k.value());
             for row in feed
                 .range(after + 1..)
                 .map_err(StoreError::unavailable)?
@@ -119,5 +123,6 @@ pub fn read(
     if page.oldest.is_none() {
         page.oldest = page.items.first().map(|i| i.cursor);
     }
+    page.newest = page.newest.max(page.items.last().map(|i| i.cursor));
     Ok(page)
 }

@@ -15,6 +15,7 @@ mod durable;
 mod healing;
 pub use self::healing::DataFile;
 mod feed;
+mod hooks;
 mod housekeeping;
 mod jobs;
 mod journal;
@@ -192,6 +193,10 @@ impl Backend for RedbBackend {
         self.read(move |db| audit::page(db, before, limit)).boxed()
     }
 
+    fn webhooks(&self) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>> {
+        self.read(hooks::all).boxed()
+    }
+
     fn feed(
         &self,
         after: u64,
@@ -201,7 +206,11 @@ impl Backend for RedbBackend {
         self.read(move |db| {
             let (txn, unfolded) = journal.snapshot_all(db)?;
             let pending = journal::feed_items(&unfolded, after, limit)?;
-            feed::read(&txn, after, limit, pending)
+            let mut page = feed::read(&txn, after, limit, pending)?;
+            if let Some((seq, _)) = unfolded.last() {
+                page.newest = page.newest.max(Some(*seq));
+            }
+            Ok(page)
         })
         .boxed()
     }

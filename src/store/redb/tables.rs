@@ -222,6 +222,10 @@ impl<'t> Tables<'t> {
                 self.audit(line)?;
                 Ok(Ok(None))
             }
+            Write::Webhook { id, record } => {
+                self.webhook(id, record.as_deref())?;
+                Ok(Ok(None))
+            }
             Write::Revoke {
                 username,
                 sid,

@@ -1,0 +1,236 @@
+//! Delivering webhooks: one task per active webhook reads the change feed after its cursor
+//! and posts what it wants, in order; a supervisor starts and stops those tasks as webhooks
+//! come, go, pause and resume.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{Hook, MAX_FAILURES, address, payload};
+use crate::state::AppState;
+use crate::store::backend::FeedItem;
+
+/// How often the supervisor looks at the webhooks, and an idle deliverer at the feed.
+const SUPERVISE: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(200);
+/// Changes read from the feed at a time.
+const PAGE: usize = 100;
+/// Longest wait for a receiver's answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Every webhook's record.
+///
+/// # Errors
+/// `Unavailable`, or a record that does not parse.
+pub async fn all(state: &AppState) -> Result<Vec<Hook>, crate::error::Error> {
+    state
+        .store
+        .webhooks()
+        .await?
+        .iter()
+        .map(|bytes| {
+            serde_json::from_slice(bytes).map_err(|e| {
+                crate::error::Error::from(crate::store::StoreError::Unavailable(format!(
+                    "a webhook record does not parse: {e}"
+                )))
+            })
+        })
+        .collect()
+}
+
+/// Stores `hook` as it is now.
+///
+/// # Errors
+/// `Unavailable`.
+pub async fn save(state: &AppState, hook: &Hook) -> Result<(), crate::error::Error> {
+    let bytes = serde_json::to_vec(hook).map_err(|_| crate::error::Error::Internal)?;
+    Ok(state.store.save_webhook(&hook.id, Some(bytes)).await?)
+}
+
+/// Runs until shutdown: keeps one deliverer per active webhook, and the queue gauge.
+pub async fn supervise(state: AppState) {
+    // reqwest is built without a default TLS provider: this process's is ring, which builds
+    // without the C toolchain aws-lc needs (rustls now prefers aws-lc for its post-quantum
+    // key exchange; classic ECDHE is what webhook receivers offer today).
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    loop {
+        match all(&state).await {
+            Ok(hooks) => {
+                let active = |id: &str| hooks.iter().any(|h| h.id == id && h.paused.is_none());
+                state.webhooks.retain(active);
+                for hook in hooks.iter().filter(|h| h.paused.is_none()) {
+                    if !state.webhooks.is_running(&hook.id) {
+                        let task = tokio::spawn(deliver(state.clone(), hook.id.clone()));
+                        state
+                            .webhooks
+                            .start(&hook.id, tokio_util::task::AbortOnDropHandle::new(task));
+                    }
+                }
+                if let Ok(page) = state.store.feed(u64::MAX - 1, 1).await {
+                    let newest = page.newest.unwrap_or(0);
+                    let behind: u64 = hooks
+                        .iter()
+                        .filter(|h| h.paused.is_none())
+                        .map(|h| newest.saturating_sub(h.cursor))
+                        .sum();
+                    state
+                        .metrics
+                        .webhook_queue
+                        .set(i64::try_from(behind).unwrap_or(i64::MAX));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "webhooks: cannot read them"),
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => {
+                state.webhooks.retain(|_| false);
+                return;
+            }
+            () = tokio::time::sleep(SUPERVISE) => {}
+        }
+    }
+}
+
+/// One webhook's deliverer: from its cursor on, each change it wants, in order, until it is
+/// paused or removed (the supervisor, or the API, stops the task).
+async fn deliver(state: AppState, id: String) {
+    let base = Duration::from_millis(state.config.webhook_retry_ms.max(1));
+    loop {
+        let hook = match all(&state).await {
+            Ok(hooks) => hooks.into_iter().find(|h| h.id == id),
+            Err(_) => {
+                tokio::time::sleep(SUPERVISE).await;
+                continue;
+            }
+        };
+        let Some(mut hook) = hook.filter(|h| h.paused.is_none()) else {
+            return;
+        };
+        let page = match state.store.feed(hook.cursor, PAGE).await {
+            Ok(page) if !page.items.is_empty() => page,
+            Ok(_) => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, webhook = %id, "webhooks: cannot read the feed");
+                tokio::time::sleep(SUPERVISE).await;
+                continue;
+            }
+        };
+        for item in page.items {
+            if hook.wants(&item) {
+                loop {
+                    match post(&state, &hook, &item).await {
+                        Ok(()) => {
+                            hook.delivered += 1;
+                            hook.failures = 0;
+                            hook.last_error = None;
+                            break;
+                        }
+                        Err(why) => {
+                            hook.failures += 1;
+                            hook.last_error = Some(why);
+                            if hook.failures >= MAX_FAILURES {
+                                hook.paused =
+                                    Some(format!("{MAX_FAILURES} failed deliveries in a row"));
+                                let _ = save(&state, &hook).await;
+                                tracing::warn!(webhook = %id, "webhook paused after failing");
+                                return;
+                            }
+                            let _ = save(&state, &hook).await;
+                            let wait = base.saturating_mul(1 << (hook.failures - 1).min(20));
+                            tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
+                        }
+                    }
+                }
+                hook.cursor = item.cursor;
+                // Handled: remembered before the next, so a restart repeats none that was
+                // answered (a crash right between the answer and this may repeat one: the
+                // receiver drops it by its delivery id).
+                if save(&state, &hook).await.is_err() {
+                    break;
+                }
+            } else {
+                hook.cursor = item.cursor;
+            }
+        }
+        let _ = save(&state, &hook).await;
+    }
+}
+
+/// One attempt: the change posted, signed, to the address the URL resolves to now.
+async fn post(state: &AppState, hook: &Hook, item: &FeedItem) -> Result<(), String> {
+    let started = Instant::now();
+    let result = attempt(state, hook, item).await;
+    let metrics = &state.metrics;
+    metrics
+        .webhook_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let label = if result.is_ok() { "ok" } else { "failed" };
+    metrics.webhook_deliveries.with_label_values(&[label]).inc();
+    result
+}
+
+async fn attempt(state: &AppState, hook: &Hook, item: &FeedItem) -> Result<(), String> {
+    let target = address::resolve(&hook.url, state.config.webhook_allow_private).await?;
+    let body = serde_json::to_vec(&payload(hook, item)).map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .resolve(&target.host, target.addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .user_agent("hearth-webhooks")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(target.url)
+        .header("content-type", "application/json")
+        .header(
+            "x-hearth-signature",
+            format!("sha256={}", sign(&hook.secret, &body)),
+        )
+        .header("x-hearth-delivery", super::delivery_id(hook, item.cursor))
+        .header("x-hearth-timestamp", crate::sys::unix_now().to_string())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("{}: {e}", target.addr))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the receiver answered HTTP {}", status.as_u16()))
+    }
+}
+
+/// HMAC-SHA256 of `body` under `secret`, hex.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new(); // any key length is accepted; not reached
+    };
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signs_as_rfc_4231_says() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            super::sign("Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
