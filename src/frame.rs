@@ -205,6 +205,10 @@ pub enum Reply {
         #[serde(rename = "eventId")]
         event_id: String,
     },
+    /// Reply to `feed`: `feed` pushes follow, from after this cursor.
+    Feeding {
+        after: u64,
+    },
     /// Reply to `read`: a page of a stream's events.
     Events {
         username: String,
@@ -234,6 +238,7 @@ impl Reply {
             Reply::Presence { .. } => "presence",
             Reply::Appended { .. } => "appended",
             Reply::Events { .. } => "events",
+            Reply::Feeding { .. } => "feeding",
             Reply::Error(_) => "error",
         }
     }

@@ -37,6 +37,7 @@ pub mod connection;
 pub mod deletion;
 pub mod error;
 pub mod fanout;
+pub mod feed;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -280,6 +280,7 @@ impl Session {
     /// snapshot, and nothing may overtake it).
     async fn conclude(&mut self, id: Option<Value>, outcome: Outcome) -> bool {
         let Outcome { mut reply, effect } = outcome;
+        let mut feed = None;
         let watch = match effect {
             None => None,
             Some(Effect::SignIn(claims)) => {
@@ -316,8 +317,16 @@ impl Session {
                 self.hears_shares = true;
                 None
             }
+            Some(Effect::Feed(after)) => {
+                feed = Some(after);
+                None
+            }
         };
         let sent = self.send(id.as_ref(), &reply).await;
+        if let Some(after) = feed {
+            let follower = crate::feed::spawn(&self.state, &self.out, after);
+            self.watches.insert(crate::cmd::feed::KEY.into(), follower);
+        }
         if let Some(watcher) = watch {
             // Replacing a watch of the same document drops (and so stops) the old one.
             let target = watcher.target().to_owned();

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod docs;
+pub mod feed;
 pub mod presence;
 pub mod read;
 pub mod streams;
@@ -104,6 +105,8 @@ pub enum Effect {
     HearShares,
     /// The socket takes part in the document's presence while it watches it.
     Present(String),
+    /// Push the change feed after this cursor (`feed.rs`), in place of any earlier one.
+    Feed(u64),
 }
 
 impl Outcome {
@@ -145,6 +148,7 @@ pub enum Command {
     Presence(presence::PresenceCmd),
     Append(streams::Append),
     Read(streams::Read),
+    Feed(feed::Feed),
 }
 
 impl Command {
@@ -169,13 +173,14 @@ impl Command {
             "presence" => Command::Presence(args(body)?),
             "append" => Command::Append(args(body)?),
             "read" => Command::Read(args(body)?),
+            "feed" => Command::Feed(args(body)?),
             other => {
                 let mut shown: String = other.chars().take(40).collect();
                 if shown.len() < other.len() {
                     shown.push('…');
                 }
                 return Err(Error::BadRequest(format!(
-                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch, unwatch, create, delete, list, presence, append or read"
+                    "unknown type {shown:?}; expected signup, login, auth, logout, refresh, password, update, fetch, watch, unwatch, create, delete, list, presence, append, read or feed"
                 )));
             }
         })
@@ -200,6 +205,7 @@ impl Command {
             Command::Presence(_) => "presence",
             Command::Append(_) => "append",
             Command::Read(_) => "read",
+            Command::Feed(_) => "feed",
         }
     }
 
@@ -226,6 +232,7 @@ impl Command {
             Command::Presence(c) => c.apply(cx).await,
             Command::Append(c) => c.apply(cx).await.map(Outcome::reply),
             Command::Read(c) => c.apply(cx).await.map(Outcome::reply),
+            Command::Feed(c) => c.apply(cx),
         }
     }
 }

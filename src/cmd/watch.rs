@@ -84,6 +84,18 @@ pub struct Unwatch {
 
 impl Unwatch {
     pub fn apply(self, cx: &Context<'_>) -> Result<Outcome, Error> {
+        // `unwatch` of the change feed (`feed`) stops it.
+        if self.target.as_deref() == Some(super::feed::KEY) {
+            let me = cx.user()?.sub.clone();
+            let reply = Reply::Unwatch {
+                username: me,
+                name: Some(super::feed::KEY.to_owned()),
+            };
+            return Ok(Outcome::then(
+                reply,
+                Effect::Unwatch(super::feed::KEY.into()),
+            ));
+        }
         let (_, target) = cx.target(self.target)?;
         let (username, name) = crate::frame::split_key(&target);
         let reply = Reply::Unwatch { username, name };

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use super::auth::FeedCaller;
 use super::error::ApiError;
+use crate::feed::{item, missed};
 use crate::state::AppState;
-use crate::store::backend::{FeedItem, FeedPage};
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -32,34 +32,6 @@ pub struct FeedQuery {
     /// The cursor of the last change already handled (0 or none: from the oldest kept).
     after: Option<u64>,
     limit: Option<usize>,
-}
-
-/// One change as the feed shows it: `{cursor, username, name?, version, at, by, op, opId?}`,
-/// or, for a version the log no longer holds, `{cursor, username, name?, version, resync:
-/// true}` (read the document itself).
-fn item(i: FeedItem) -> Value {
-    let (username, name) = crate::frame::split_key(&i.key);
-    let mut v = json!({"cursor": i.cursor, "username": username, "version": i.version});
-    if let Some(name) = name {
-        v["name"] = json!(name);
-    }
-    match i.entry {
-        Some(entry) => {
-            v["at"] = json!(entry.at);
-            v["by"] = json!(entry.by);
-            v["op"] = json!(entry.op);
-            if let Some(op_id) = entry.op_id {
-                v["opId"] = json!(op_id);
-            }
-        }
-        None => v["resync"] = json!(true),
-    }
-    v
-}
-
-/// Whether cursors after `after` were dropped before the consumer read them.
-fn missed(after: u64, page: &FeedPage) -> bool {
-    page.oldest.is_some_and(|oldest| oldest > after + 1)
 }
 
 /// `GET /v1/admin/feed?after=&limit=` (an admin's token, or a feed-scoped one: `POST
@@ -91,7 +63,7 @@ pub async fn feed(
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let page = state.store.feed(after, limit).await?;
     let resync = missed(after, &page);
-    let next = page.items.last().map_or(after, |i| i.cursor);
+    let next = page.through;
     let changes: Vec<Value> = page.items.into_iter().map(item).collect();
     Ok(Json(json!({"changes": changes, "next": next, "resync": resync})).into_response())
 }
@@ -118,7 +90,7 @@ fn live(
             if first && missed(after, &page) {
                 out.push(Event::default().data(json!({"type": "resync"}).to_string()));
             }
-            let next = page.items.last().map_or(after, |i| i.cursor);
+            let next = page.through;
             for i in page.items {
                 let id = i.cursor.to_string();
                 out.push(Event::default().id(id).data(item(i).to_string()));

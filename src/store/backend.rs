@@ -125,6 +125,9 @@ pub struct FeedPage {
     pub oldest: Option<u64>,
     /// The newest cursor handed out, if any (where a new consumer starts "from now").
     pub newest: Option<u64>,
+    /// The last cursor this page looked at: where the next page starts (with an owner's
+    /// filter, past changes that were not theirs).
+    pub through: u64,
 }
 
 /// Audit lines as stored: `(seq, the line's JSON)`.
@@ -251,9 +254,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Every webhook's record (`webhooks/`).
     fn webhooks(&self) -> BoxFuture<'_, Result<Vec<Vec<u8>>, StoreError>>;
 
-    /// The change feed: committed versions of every document after cursor `after`, in
-    /// commit order, at most `limit` (`store/redb/feed.rs`, `store/postgres/feed.rs`).
-    fn feed(&self, after: u64, limit: usize) -> BoxFuture<'_, Result<FeedPage, StoreError>>;
+    /// The change feed: committed versions after cursor `after`, in commit order, looking at
+    /// at most `limit` of them; with `owner`, only that account's documents' (the others
+    /// are passed over without being read) (`store/redb/feed.rs`, `store/postgres/feed.rs`).
+    fn feed(
+        &self,
+        after: u64,
+        limit: usize,
+        owner: Option<String>,
+    ) -> BoxFuture<'_, Result<FeedPage, StoreError>>;
 
     /// The blob `sha256`, if anyone holds a reference to it.
     fn blob<'a>(&'a self, sha256: &'a str)

@@ -127,6 +127,22 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<super::backend::FeedPage, StoreError> {
-        self.inner.backend.feed(after, limit).await
+        self.inner.backend.feed(after, limit, None).await
+    }
+
+    /// [`Store::feed`] of `owner`'s documents only: the others are passed over unread.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub async fn feed_of(
+        &self,
+        after: u64,
+        limit: usize,
+        owner: &str,
+    ) -> Result<super::backend::FeedPage, StoreError> {
+        self.inner
+            .backend
+            .feed(after, limit, Some(owner.to_owned()))
+            .await
     }
 }

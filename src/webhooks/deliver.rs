@@ -14,8 +14,8 @@ use crate::store::backend::FeedItem;
 /// How often the supervisor looks at the webhooks, and an idle deliverer at the feed.
 const SUPERVISE: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(200);
-/// Changes read from the feed at a time.
-const PAGE: usize = 100;
+/// Changes looked at in the feed at a time.
+const PAGE: usize = 1000;
 /// Longest wait for a receiver's answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between attempts.
@@ -99,6 +99,8 @@ pub async fn supervise(state: AppState) {
 /// paused or removed (the supervisor, or the API, stops the task).
 async fn deliver(state: AppState, id: String) {
     let base = Duration::from_millis(state.config.webhook_retry_ms.max(1));
+    // Kept while the URL resolves to the same address: its connection is reused.
+    let mut client = None;
     loop {
         let hook = match all(&state).await {
             Ok(hooks) => hooks.into_iter().find(|h| h.id == id),
@@ -110,8 +112,15 @@ async fn deliver(state: AppState, id: String) {
         let Some(mut hook) = hook.filter(|h| h.paused.is_none()) else {
             return;
         };
-        let page = match state.store.feed(hook.cursor, PAGE).await {
-            Ok(page) if !page.items.is_empty() => page,
+        // An owner's webhook reads only the owner's changes: the others are passed over
+        // unread, so a quiet webhook on a busy server costs little.
+        let page = if hook.global {
+            state.store.feed(hook.cursor, PAGE).await
+        } else {
+            state.store.feed_of(hook.cursor, PAGE, &hook.owner).await
+        };
+        let page = match page {
+            Ok(page) if page.through > hook.cursor => page,
             Ok(_) => {
                 tokio::time::sleep(POLL).await;
                 continue;
@@ -122,10 +131,11 @@ async fn deliver(state: AppState, id: String) {
                 continue;
             }
         };
+        let mut whole_page = true;
         for item in page.items {
             if hook.wants(&item) {
                 loop {
-                    match post(&state, &hook, &item).await {
+                    match post(&state, &hook, &item, &mut client).await {
                         Ok(()) => {
                             hook.delivered += 1;
                             hook.failures = 0;
@@ -153,20 +163,32 @@ async fn deliver(state: AppState, id: String) {
                 // answered (a crash right between the answer and this may repeat one: the
                 // receiver drops it by its delivery id).
                 if save(&state, &hook).await.is_err() {
+                    whole_page = false;
                     break;
                 }
             } else {
                 hook.cursor = item.cursor;
             }
         }
+        if whole_page {
+            hook.cursor = hook.cursor.max(page.through);
+        }
         let _ = save(&state, &hook).await;
     }
 }
 
+/// A client bound to one resolved address (`address.rs`), and that address.
+type Pinned = Option<(std::net::SocketAddr, reqwest::Client)>;
+
 /// One attempt: the change posted, signed, to the address the URL resolves to now.
-async fn post(state: &AppState, hook: &Hook, item: &FeedItem) -> Result<(), String> {
+async fn post(
+    state: &AppState,
+    hook: &Hook,
+    item: &FeedItem,
+    client: &mut Pinned,
+) -> Result<(), String> {
     let started = Instant::now();
-    let result = attempt(state, hook, item).await;
+    let result = attempt(state, hook, item, client).await;
     let metrics = &state.metrics;
     metrics
         .webhook_seconds
@@ -176,16 +198,28 @@ async fn post(state: &AppState, hook: &Hook, item: &FeedItem) -> Result<(), Stri
     result
 }
 
-async fn attempt(state: &AppState, hook: &Hook, item: &FeedItem) -> Result<(), String> {
+async fn attempt(
+    state: &AppState,
+    hook: &Hook,
+    item: &FeedItem,
+    pinned: &mut Pinned,
+) -> Result<(), String> {
     let target = address::resolve(&hook.url, state.config.webhook_allow_private).await?;
     let body = serde_json::to_vec(&payload(hook, item)).map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
-        .resolve(&target.host, target.addr)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .user_agent("hearth-webhooks")
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = match pinned {
+        Some((addr, client)) if *addr == target.addr => client.clone(),
+        _ => {
+            let client = reqwest::Client::builder()
+                .resolve(&target.host, target.addr)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(TIMEOUT)
+                .user_agent("hearth-webhooks")
+                .build()
+                .map_err(|e| e.to_string())?;
+            *pinned = Some((target.addr, client.clone()));
+            client
+        }
+    };
     let response = client
         .post(target.url)
         .header("content-type", "application/json")

@@ -454,3 +454,45 @@ async fn a_feed_token_reads_the_feed_and_nothing_else() {
     .await;
     assert_eq!(status, 403);
 }
+
+/// The feed on an admin's socket: the changes after a cursor, then each new one; unwatch
+/// stops it; not for others.
+#[tokio::test]
+async fn an_admin_socket_follows_the_feed() {
+    let server = TestServer::start_with(|c| c.admin_users = Some("boss".into())).await;
+    let (mut boss, _) = server.named_user("boss").await;
+    let (mut ann, _) = server.named_user("ann").await;
+    let r = ann.request(json!({"type": "feed"})).await;
+    assert_eq!(r["code"], "forbidden", "{r}");
+    for v in 0..3 {
+        merge(&mut ann, "ann", v, v).await;
+    }
+    let r = boss.request(json!({"type": "feed", "after": 1})).await;
+    assert_eq!(r["type"], "feeding", "{r}");
+    let mut cursors = Vec::new();
+    for _ in 0..2 {
+        let push = boss.next_push().await;
+        assert_eq!(push["type"], "feed", "{push}");
+        cursors.push(push["cursor"].as_u64().unwrap());
+    }
+    merge(&mut ann, "ann", 3, 3).await;
+    let live = boss.next_push().await;
+    assert_eq!(
+        (live["username"].as_str(), live["version"].as_u64()),
+        (Some("ann"), Some(4))
+    );
+    cursors.push(live["cursor"].as_u64().unwrap());
+    assert!(
+        cursors.windows(2).all(|w| w[0] < w[1]) && cursors[0] > 1,
+        "{cursors:?}"
+    );
+    let r = boss
+        .request(json!({"type": "unwatch", "target": "~feed"}))
+        .await;
+    assert_eq!(r["type"], "unwatch", "{r}");
+    merge(&mut ann, "ann", 4, 4).await;
+    assert!(
+        boss.quiet_for(std::time::Duration::from_millis(400)).await,
+        "stopped"
+    );
+}

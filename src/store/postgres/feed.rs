@@ -99,45 +99,61 @@ pub async fn webhooks(pool: &Pool, s: &str) -> Result<Vec<Vec<u8>>, StoreError> 
         .collect())
 }
 
-/// The changes after `after`, at most `limit`, with their log entries while kept.
+/// The changes after `after`, at most `limit`, with their log entries while kept; with
+/// `owner`, only that account's. One statement, so the page and the newest cursor come from
+/// one snapshot: a page shorter than asked has seen everything up to that newest cursor.
 ///
 /// # Errors
 /// `Unavailable`.
-pub async fn read(pool: &Pool, s: &str, after: u64, limit: usize) -> Result<FeedPage, StoreError> {
+pub async fn read(
+    pool: &Pool,
+    s: &str,
+    after: u64,
+    limit: usize,
+    owner: Option<&str>,
+) -> Result<FeedPage, StoreError> {
     let client = pool.get().await.map_err(pg)?;
     let rows = client
         .query(
             &format!(
-                "SELECT f.seq, f.username, f.version, c.entry FROM {s}.feed f
-                 LEFT JOIN {s}.changelog c ON c.username = f.username AND c.version = f.version
-                 WHERE f.seq > $1 ORDER BY f.seq LIMIT $2"
+                "WITH ends AS (SELECT min(seq) AS oldest, max(seq) AS newest FROM {s}.feed),
+                      page AS (SELECT f.seq, f.username, f.version, c.entry FROM {s}.feed f
+                               LEFT JOIN {s}.changelog c ON c.username = f.username AND c.version = f.version
+                               WHERE f.seq > $1 AND ($3::text IS NULL OR split_part(f.username, '/', 1) = $3)
+                               ORDER BY f.seq LIMIT $2)
+                 SELECT ends.oldest, ends.newest, page.seq, page.username, page.version, page.entry
+                 FROM ends LEFT JOIN page ON true ORDER BY page.seq"
             ),
-            &[&int(after), &int(limit as u64)],
+            &[&int(after), &int(limit as u64), &owner],
         )
         .await
         .map_err(pg)?;
-    let ends = client
-        .query_one(&format!("SELECT min(seq), max(seq) FROM {s}.feed"), &[])
-        .await
-        .map_err(pg)?;
-    let (oldest, newest): (Option<i64>, Option<i64>) = (ends.get(0), ends.get(1));
     let mut page = FeedPage {
-        items: Vec::with_capacity(rows.len()),
-        oldest: oldest.map(i64::unsigned_abs),
-        newest: newest.map(i64::unsigned_abs),
+        through: after,
+        ..FeedPage::default()
     };
     for row in rows {
-        let key: String = row.get(1);
-        let entry = match row.get::<_, Option<String>>(3) {
+        page.oldest = row.get::<_, Option<i64>>(0).map(i64::unsigned_abs);
+        page.newest = row.get::<_, Option<i64>>(1).map(i64::unsigned_abs);
+        let Some(seq) = row.get::<_, Option<i64>>(2) else {
+            continue; // no change after `after`
+        };
+        let key: String = row.get(3);
+        let entry = match row.get::<_, Option<String>>(5) {
             Some(text) => Some(decode(&text, &key)?),
             None => None,
         };
         page.items.push(FeedItem {
-            cursor: row.get::<_, i64>(0).unsigned_abs(),
-            version: row.get::<_, i64>(2).unsigned_abs(),
+            cursor: seq.unsigned_abs(),
+            version: row.get::<_, i64>(4).unsigned_abs(),
             key,
             entry,
         });
     }
+    page.through = match page.items.last() {
+        Some(last) if page.items.len() >= limit => last.cursor,
+        // Fewer than asked: everything up to the newest was looked at.
+        _ => page.newest.unwrap_or(after).max(after),
+    };
     Ok(page)
 }

@@ -321,8 +321,9 @@ impl Backend for PgBackend {
         &self,
         after: u64,
         limit: usize,
+        owner: Option<String>,
     ) -> BoxFuture<'_, Result<super::backend::FeedPage, StoreError>> {
-        feed::read(&self.pool, &self.s, after, limit).boxed()
+        async move { feed::read(&self.pool, &self.s, after, limit, owner.as_deref()).await }.boxed()
     }
 
     fn blob<'a>(

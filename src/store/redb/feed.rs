@@ -69,9 +69,10 @@ pub fn record<'a>(
     Ok(())
 }
 
-/// The changes after `after`, at most `limit`: the folded ones from `feed` in `txn`, then
-/// `pending`, the rows not folded yet in the same view (`Journal::snapshot_all`), as
-/// `journal::feed_items` decodes them.
+/// The changes after `after`, looking at at most `limit`: the folded ones from `feed` in
+/// `txn`, then `pending`, the rows not folded yet in the same view
+/// (`Journal::snapshot_after`), as `journal::feed_items` decodes them. With `owner`, others'
+/// changes are passed over without reading their entries.
 ///
 /// # Errors
 /// `Unavailable`.
@@ -79,9 +80,14 @@ pub fn read(
     txn: &ReadTransaction,
     after: u64,
     limit: usize,
-    pending: Vec<FeedItem>,
+    owner: Option<&str>,
+    pending: Vec<(u64, Option<FeedItem>)>,
 ) -> Result<FeedPage, StoreError> {
-    let mut page = FeedPage::default();
+    let mut page = FeedPage {
+        through: after,
+        ..FeedPage::default()
+    };
+    let mut looked = 0;
     let log = txn.open_table(LOG).map_err(StoreError::unavailable)?;
     match txn.open_table(FEED) {
         Ok(feed) => {
@@ -100,6 +106,11 @@ pub fn read(
             {
                 let (cursor, place) = row.map_err(StoreError::unavailable)?;
                 let (name, version) = place.value();
+                looked += 1;
+                page.through = cursor.value();
+                if owner.is_some_and(|o| crate::names::owner_of(name) != o) {
+                    continue;
+                }
                 let entry = match log.get((name, version)).map_err(StoreError::unavailable)? {
                     Some(bytes) => Some(decode(bytes.value(), name)?),
                     None => None, // trimmed, or its document deleted
@@ -115,14 +126,24 @@ pub fn read(
         Err(redb::TableError::TableDoesNotExist(_)) => {}
         Err(e) => return Err(StoreError::unavailable(e)),
     }
-    let last = page.items.last().map_or(after, |i| i.cursor);
     // A fold may have committed without its rows dropped yet: those were read above.
-    let room = limit.saturating_sub(page.items.len());
-    page.items
-        .extend(pending.into_iter().filter(|i| i.cursor > last).take(room));
+    let last = page.through;
+    for (cursor, item) in pending {
+        if looked >= limit {
+            break;
+        }
+        if cursor <= last {
+            continue;
+        }
+        looked += 1;
+        page.through = cursor;
+        page.items.extend(item);
+    }
     if page.oldest.is_none() {
         page.oldest = page.items.first().map(|i| i.cursor);
     }
-    page.newest = page.newest.max(page.items.last().map(|i| i.cursor));
+    if looked > 0 {
+        page.newest = page.newest.max(Some(page.through));
+    }
     Ok(page)
 }

@@ -154,6 +154,29 @@ impl Journal {
         Ok((txn, out))
     }
 
+    /// A read snapshot and the rows not in it after sequence `after`, at most `limit`, in
+    /// commit order (the change feed: only those are copied).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    pub fn snapshot_after(
+        &self,
+        db: &Database,
+        after: u64,
+        limit: usize,
+    ) -> Result<(ReadTransaction, Vec<(u64, RowBytes)>), StoreError> {
+        self.consistent(db, || {
+            let rows = self.rows();
+            let start = rows.all.partition_point(|(seq, _)| *seq <= after);
+            Ok(rows.all.range(start..).take(limit).cloned().collect())
+        })
+    }
+
+    /// The newest sequence number handed out and made durable, if any row is unfolded.
+    pub fn newest(&self) -> Option<u64> {
+        self.rows().all.back().map(|(seq, _)| *seq)
+    }
+
     /// A read snapshot and every row not in it, in commit order (for a backup).
     ///
     /// # Errors
@@ -219,27 +242,28 @@ impl Journal {
     }
 }
 
-/// The rows of `rows` (a snapshot's unfolded ones, in commit order) after cursor `after`, at
-/// most `limit`, as change-feed items (`feed.rs`).
+/// `rows` (a snapshot's unfolded ones, in commit order) as change-feed items (`feed.rs`):
+/// `None` for a row of another account than `owner`'s, passed over undecoded.
 ///
 /// # Errors
 /// `Unavailable` on a corrupt row.
 pub fn feed_items(
     rows: &[(u64, RowBytes)],
-    after: u64,
-    limit: usize,
-) -> Result<Vec<crate::store::backend::FeedItem>, StoreError> {
+    owner: Option<&str>,
+) -> Result<Vec<(u64, Option<crate::store::backend::FeedItem>)>, StoreError> {
     rows.iter()
-        .filter(|(seq, _)| *seq > after)
-        .take(limit)
         .map(|(seq, bytes)| {
             let row = decode_row(bytes)?;
-            Ok(crate::store::backend::FeedItem {
+            if owner.is_some_and(|o| crate::names::owner_of(row.name) != o) {
+                return Ok((*seq, None));
+            }
+            let item = crate::store::backend::FeedItem {
                 cursor: *seq,
                 key: row.name.to_owned(),
                 version: row.version,
                 entry: Some(decode(row.entry, row.name)?),
-            })
+            };
+            Ok((*seq, Some(item)))
         })
         .collect()
 }

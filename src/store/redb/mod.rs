@@ -201,15 +201,14 @@ impl Backend for RedbBackend {
         &self,
         after: u64,
         limit: usize,
+        owner: Option<String>,
     ) -> BoxFuture<'_, Result<super::backend::FeedPage, StoreError>> {
         let journal = self.journal.clone();
         self.read(move |db| {
-            let (txn, unfolded) = journal.snapshot_all(db)?;
-            let pending = journal::feed_items(&unfolded, after, limit)?;
-            let mut page = feed::read(&txn, after, limit, pending)?;
-            if let Some((seq, _)) = unfolded.last() {
-                page.newest = page.newest.max(Some(*seq));
-            }
+            let (txn, unfolded) = journal.snapshot_after(db, after, limit)?;
+            let pending = journal::feed_items(&unfolded, owner.as_deref())?;
+            let mut page = feed::read(&txn, after, limit, owner.as_deref(), pending)?;
+            page.newest = page.newest.max(journal.newest());
             Ok(page)
         })
         .boxed()
