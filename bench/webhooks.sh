@@ -5,7 +5,8 @@
 # MODE=all: an admin's webhook posts every change of all 50 documents to a receiver on
 # loopback (fifty times "a webhook on a document"; the worst case). MODE=scan: the admin's
 # webhook on their own documents, which b) does not write: what a webhook costs while the
-# feed passes by changes that are not its owner's. Prints one JSON line per run; the table:
+# feed passes by changes that are not its owner's. MODE=one: a webhook on the first
+# writer's document, posting each of its changes (the issue's case). Prints one JSON line per run; the table:
 # `python3 bench/ab_table.py FILE`.
 #
 #   bench/webhooks.sh > /tmp/webhooks.out && python3 bench/ab_table.py /tmp/webhooks.out
@@ -16,16 +17,8 @@ HEARTH=${HEARTH:-target/release/hearth}
 BENCH=${BENCH:-target/release/hearth-bench}
 ADDR=127.0.0.1:$PORT
 say() { echo "webhooks: $*" >&2; }
-# A receiver that answers 200 to every POST and counts them.
-python3 - "$RECEIVER_PORT" <<'PY' &
-import sys, http.server
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+# A receiver that answers 200 to every POST on kept-alive connections, cheaply.
+"$BENCH" --addr "127.0.0.1:$RECEIVER_PORT" --scenario receive &
 RECEIVER=$!
 trap 'kill $RECEIVER 2>/dev/null || true' EXIT
 EVENTS=""
@@ -41,13 +34,16 @@ run() { # run <label> <with a webhook: 0|1>
     "$HEARTH" >/dev/null 2>&1 &
   pid=$!
   "$BENCH" --addr "$ADDR" --scenario ready --since-ns "$(date +%s%N)" >/dev/null
-  if [ "$2" = 1 ]; then
+  local extra=()
+  if [ "$2" = 1 ] && [ "$MODE" = one ]; then
+    extra=(--hook "http://127.0.0.1:$RECEIVER_PORT/hook")
+  elif [ "$2" = 1 ]; then
     token=$(curl -s -X POST "http://$ADDR/v1/login" -d '{"username":"boss","password":"correct horse"}' \
       -H 'Content-Type: application/json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
     curl -s -o /dev/null -X POST "http://$ADDR/v1/$HOOKS" -H "Authorization: Bearer $token" \
       -H 'Content-Type: application/json' -d "{\"url\":\"http://127.0.0.1:$RECEIVER_PORT/hook\"$EVENTS}"
   fi
-  "$BENCH" --addr "$ADDR" --scenario writers --n 50 --secs "$SECS" | sed "s/^{/{\"label\":\"$1\",/"
+  "$BENCH" --addr "$ADDR" --scenario writers --n 50 --secs "$SECS" "${extra[@]}" | sed "s/^{/{\"label\":\"$1\",/"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$data"
 }

@@ -7,6 +7,7 @@ mod disk;
 mod fanout;
 mod listing;
 mod presence;
+mod receiver;
 mod scenarios;
 mod stats;
 mod watchers;
@@ -82,6 +83,9 @@ struct Args {
     /// client's own instead (issue 32: appends as fast as updates).
     #[arg(long)]
     append: bool,
+    /// For `writers`: the first writer registers a webhook to this URL on its document.
+    #[arg(long)]
+    hook: Option<String>,
     /// For `fanout`: every watcher also announces its presence on the document.
     #[arg(long)]
     presence: bool,
@@ -123,6 +127,9 @@ pub enum Scenario {
     /// i) presence: `--n` watchers of one document; changes, the join burst, changes again,
     /// presence updates, each timed.
     Presence,
+    /// A webhook receiver on `--addr` answering 200 to everything, until killed
+    /// (`bench/webhooks.sh`).
+    Receive,
 }
 
 #[tokio::main]
@@ -144,6 +151,7 @@ async fn main() {
                 args.n.unwrap_or(50),
                 args.secs,
                 (args.named, args.op_ids, args.append),
+                args.hook.clone(),
             )
             .await
         }
@@ -191,6 +199,7 @@ async fn main() {
         Scenario::Ready => scenarios::ready(&args.addr, args.since_ns.unwrap_or(0)).await,
         Scenario::Presence => presence::presence(&args.addr, args.n.unwrap_or(1000)).await,
         Scenario::Rest => scenarios::rest(&args.addr, args.n.unwrap_or(50), args.secs).await,
+        Scenario::Receive => receiver::receive(&args.addr).await,
         Scenario::Disk => {
             let interval = std::time::Duration::from_millis(args.interval_ms);
             let (dir, n) = (args.dir.clone(), args.n.unwrap_or(200));

@@ -88,18 +88,34 @@ pub async fn sequential(addr: &str, n: usize, (named, append): (bool, bool)) -> 
 /// `addr` may list several nodes (`a,b`): clients are spread over them in turn. With
 /// `named`, each writes to a named document of its own instead of its default one; with
 /// `append`, each appends to a stream of its own.
+/// With `hook`, the first writer registers a webhook to that URL on its own document
+/// (issue 32: what a webhook costs the document it is on).
 pub async fn writers(
     addr: &str,
     n: usize,
     secs: u64,
     (named, op_ids, append): (bool, bool, bool),
+    hook: Option<String>,
 ) -> Metrics {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let nodes: Vec<&str> = addr.split(',').collect();
     let tasks = (0..n).map(|i| {
         let url = url(nodes[i % nodes.len()]);
+        let http = format!("http://{}", nodes[i % nodes.len()]);
+        let hook = hook.clone().filter(|_| i == 0);
         tokio::spawn(async move {
-            let (mut c, name, _) = Conn::signup(&url).await;
+            let (mut c, name, token) = Conn::signup(&url).await;
+            if let Some(hook) = hook {
+                let status = reqwest::Client::new()
+                    .post(format!("{http}/v1/me/webhooks"))
+                    .bearer_auth(&token)
+                    .json(&json!({"url": hook}))
+                    .send()
+                    .await
+                    .expect("register a webhook")
+                    .status();
+                assert_eq!(status.as_u16(), 201, "webhook");
+            }
             c.op_ids = op_ids;
             if append {
                 c.stream = Some(format!("{name}/~bench"));
