@@ -79,6 +79,21 @@ impl Conn {
         (c, name, token)
     }
 
+    /// Makes `name`'s writes go to a named document of its own (`named`, created here) or
+    /// be appends to a stream of its own (`append`) instead of its default document.
+    pub async fn write_to(&mut self, name: &str, named: bool, append: bool) {
+        if append {
+            self.stream = Some(format!("{name}/~bench"));
+        }
+        if named {
+            let r = self
+                .request(json!({"type": "create", "name": "bench"}))
+                .await;
+            assert_eq!(r["version"], 0, "{r}");
+            self.target = Some(format!("{name}/bench"));
+        }
+    }
+
     pub async fn auth(&mut self, token: &str) {
         let r = self.request(json!({"type": "auth", "token": token})).await;
         assert_eq!(r["type"], "auth", "{r}");

@@ -61,14 +61,7 @@ pub(crate) fn url(addr: &str) -> String {
 /// the same JSON to a stream instead.
 pub async fn sequential(addr: &str, n: usize, (named, append): (bool, bool)) -> Metrics {
     let (mut c, name, _) = Conn::signup(&url(addr)).await;
-    if append {
-        c.stream = Some(format!("{name}/~bench"));
-    }
-    if named {
-        let r = c.request(json!({"type": "create", "name": "bench"})).await;
-        assert_eq!(r["version"], 0, "{r}");
-        c.target = Some(format!("{name}/bench"));
-    }
+    c.write_to(&name, named, append).await;
     let mut stats = Stats::default();
     let start = Instant::now();
     for v in 0..n as u64 {
@@ -117,14 +110,7 @@ pub async fn writers(
                 assert_eq!(status.as_u16(), 201, "webhook");
             }
             c.op_ids = op_ids;
-            if append {
-                c.stream = Some(format!("{name}/~bench"));
-            }
-            if named {
-                let r = c.request(json!({"type": "create", "name": "bench"})).await;
-                assert_eq!(r["version"], 0, "{r}");
-                c.target = Some(format!("{name}/bench"));
-            }
+            c.write_to(&name, named, append).await;
             let mut stats = Stats::default();
             let mut v = 0;
             while Instant::now() < deadline {
