@@ -68,7 +68,11 @@ test("the seed's demo page: sign up, replace, patch, fetch, and watch from a sec
   await first.page.screenshot({ path: `${ARTIFACTS}seed-demo-connected.png`, fullPage: true });
 
   await first.page.click("#signup");
-  await status(first.page, "authenticated as");
+  // The page shows "authenticated as …" and at once sends `fetch`, whose answer replaces
+  // that status within milliseconds: the status can be gone before it is looked at, so the
+  // lasting sign of a sign-in is the username the page fills in.
+  const signedIn = (page) => page.waitForFunction(() => document.getElementById("username").value !== "");
+  await signedIn(first.page);
   const username = await first.page.inputValue("#username");
   assert.match(username, /^[a-z]+-[a-z]+-\d{4}$/);
   // After `auth` the page fetches: the document at version 0.
@@ -84,7 +88,8 @@ test("the seed's demo page: sign up, replace, patch, fetch, and watch from a sec
 
   // A second page of the same browser signs in with the stored token and watches.
   const second = await open(context);
-  await status(second.page, "authenticated as");
+  await signedIn(second.page);
+  assert.equal(await second.page.inputValue("#username"), username, "signed in with the stored token");
   await second.page.fill("#watch-username", username);
   await second.page.click("#watch");
 
