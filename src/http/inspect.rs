@@ -206,7 +206,7 @@ pub async fn edit(
         Value::Object(map) => map,
         _ => return Err(Error::BadRequest("the body is userdata: a JSON object".into()).into()),
     };
-    crate::error::check_depth(&Value::Object(userdata.clone()), state.limits.max_depth)?;
+    // Depth and size are the store's to check, as for every update.
     let target = doc.key().into_owned();
     let outcome = state
         .store

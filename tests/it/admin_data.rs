@@ -223,6 +223,12 @@ async fn an_admin_reads_watches_and_edits_any_document_and_each_is_recorded() {
     assert_eq!(put(json!({"t": "x"}), None).await.0, 400);
     assert_eq!(put(json!({"t": "x"}), Some("\"0\"")).await.0, 412);
     assert_eq!(put(json!([1]), Some("\"1\"")).await.0, 400);
+    let deep = (0..70).fold(json!(1), |v, _| json!({"d": v}));
+    assert_eq!(
+        put(deep, Some("\"1\"")).await.0,
+        400,
+        "too deep: the store refuses it"
+    );
     let (status, body) = put(json!({"t": "fixed by boss"}), Some("\"1\"")).await;
     assert_eq!((status, body["version"].clone()), (200, json!(2)), "{body}");
     let mut push = ann.next_push().await;

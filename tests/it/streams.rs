@@ -57,6 +57,16 @@ async fn appended_events_are_read_by_range_and_id_and_shared_like_documents() {
         &append(&mut bob, "ann/~other", json!(1)).await,
         "unauthorized",
     );
+    // Nor in the name of an account nobody registered (whoever signs up as it later finds
+    // nothing there).
+    assert_error(
+        &append(&mut bob, "nobody-yet/~x", json!(1)).await,
+        "unauthorized",
+    );
+    let r = bob
+        .request(json!({"type": "read", "target": "nobody-yet/~x"}))
+        .await;
+    assert_error(&r, "unauthorized");
     let r = bob
         .request(json!({"type": "read", "target": "ann/~activity"}))
         .await;

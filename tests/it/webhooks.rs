@@ -302,6 +302,21 @@ async fn private_addresses_are_refused_unless_allowed() {
     )
     .await;
     assert_eq!(status, 400);
+    // A host that does not resolve is refused at registration, not retried forever.
+    let (status, body) = register(
+        &base,
+        &token,
+        json!({"url": "http://no-such-host.invalid/hook"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not resolve"),
+        "{body}"
+    );
 }
 
 /// `kill -9` of the server with every delivery still pending: after the restart, each
