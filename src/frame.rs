@@ -196,6 +196,9 @@ pub enum Reply {
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         present: Vec<crate::presence::Person>,
+        /// The room's change count this list is as of: a push with a higher `seq` came
+        /// after it, even when it arrives first.
+        seq: u64,
     },
     /// Reply to `append`: the event's place in the stream (`eventId`: `id` is the request's).
     Appended {

@@ -9,6 +9,10 @@ export class PresenceHandle {
     this.state = state; // null: listening only
     this.list = [];
     this.active = true;
+    // The server numbers a room's changes: a reply's list is as of `seq`, and a push sent
+    // after that list was taken can reach us before the reply does.
+    this._seq = 0;
+    this._touched = new Map(); // username -> seq of the newest push about them
     this._fns = new Set();
     this._ownWatch = null;
     this.ready = this._announce();
@@ -48,6 +52,9 @@ export class PresenceHandle {
       this._ownWatch = this.h.watch(this.target, {}, () => {});
     }
     await this.h._watchReady(this.target);
+    // A new connection: its room counts afresh (the server may have restarted).
+    this._seq = 0;
+    this._touched.clear();
     await this._send(this.state === null ? "list" : "join");
   }
 
@@ -56,11 +63,21 @@ export class PresenceHandle {
     const frame = { type: "presence", target: this.target, action };
     if (action === "join") frame.state = this.state;
     const reply = await this.h._request(frame);
-    if (this.active) this._set(reply.present);
+    if (!this.active) return;
+    const at = reply.seq ?? Infinity;
+    // People a push told us about after the list was taken: the push is newer.
+    const newer = (user) => (this._touched.get(user) ?? -1) > at;
+    this._set([...reply.present.filter((p) => !newer(p.username)), ...this.list.filter((p) => newer(p.username))]);
+    if (reply.seq !== undefined && reply.seq > this._seq) this._seq = reply.seq;
   }
 
   /** A pushed `join`, `update` or `leave`. */
   _pushed(frame) {
+    if (frame.seq !== undefined) {
+      if (frame.seq <= this._seq) return; // the list already holds it
+      this._seq = frame.seq;
+      this._touched.set(frame.user, frame.seq);
+    }
     const rest = this.list.filter((p) => p.username !== frame.user);
     if (frame.event === "leave") this._set(rest);
     else this._set([...rest, { username: frame.user, connections: frame.connections, state: frame.state, since: frame.since }]);

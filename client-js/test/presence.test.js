@@ -120,3 +120,28 @@ test("leaving a presence never ends the app's own watch of the document", async 
   await until(() => seen.includes(1), 5000, "the app's watch still delivers");
 });
 
+
+test("a push that overtakes the list it came after is kept (the server's seq orders them)", async () => {
+  const { PresenceHandle } = await import("../src/presence.js");
+  let answer;
+  const fake = {
+    _watching: () => true,
+    _watchReady: async () => {},
+    _request: () => new Promise((resolve) => (answer = resolve)),
+  };
+  const handle = new PresenceHandle(fake, "ann", null);
+  await until(() => answer, 1000, "the list asked for");
+  const person = (username, since) => ({ username, connections: 1, state: {}, since });
+  // Cat joined (seq 3) after the list was taken (seq 2), and her push came first.
+  handle._pushed({ event: "join", user: "cat", seq: 3, connections: 1, state: {}, since: "c" });
+  // Bob's join (seq 2) was already in the list: arriving before it, it changes nothing.
+  handle._pushed({ event: "join", user: "bob", seq: 2, connections: 1, state: {}, since: "b" });
+  answer({ present: [person("ann", "a"), person("bob", "b")], seq: 2 });
+  await handle.ready;
+  assert.deepEqual(names(handle.list), ["ann", "bob", "cat"]);
+  // A push the list already held (seq ≤ 2) is not applied twice; a leave after it is.
+  handle._pushed({ event: "leave", user: "bob", seq: 2 });
+  assert.deepEqual(names(handle.list), ["ann", "bob", "cat"]);
+  handle._pushed({ event: "leave", user: "bob", seq: 4 });
+  assert.deepEqual(names(handle.list), ["ann", "cat"]);
+});

@@ -89,10 +89,12 @@ impl PresenceCmd {
             Action::Leave => presence.leave(&target, cx.conn),
         }
         let (username, name) = split_key(&target);
+        let (present, seq) = presence.list(&target);
         let reply = Reply::Presence {
             username,
             name,
-            present: presence.list(&target),
+            present,
+            seq,
         };
         Ok(match watching {
             true => Outcome::then(reply, Effect::Present(target)),

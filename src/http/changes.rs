@@ -190,10 +190,12 @@ pub(super) async fn stream_events(
             }),
         );
         let (username, name) = crate::frame::split_key(&key);
+        let (present, seq) = state.presence.list(&key);
         let list = Reply::Presence {
             username,
             name,
-            present: state.presence.list(&key),
+            present,
+            seq,
         };
         let event = Event::default().data(encode(None, &list).as_str());
         let membership = crate::presence::Membership::new(&state.presence, &key, conn);

@@ -11,9 +11,9 @@ use super::error::ApiError;
 use crate::frame::{Reply, split_key};
 use crate::state::AppState;
 
-/// `{type: "presence", username, present: [{username, connections, state, since}]}`.
+/// `{type: "presence", username, present: [{username, connections, state, since}], seq}`.
 #[utoipa::path(get, path = "/v1/users/{user}/presence", params(("user" = String, Path)),
-    responses((status = 200, description = "{type, username, present: [{username, connections, state, since}]}"), (status = 404)), tag = "presence")]
+    responses((status = 200, description = "{type, username, present: [{username, connections, state, since}], seq}"), (status = 404)), tag = "presence")]
 pub async fn present(
     State(state): State<AppState>,
     Caller(claims): Caller,
@@ -22,10 +22,12 @@ pub async fn present(
     let key = p.key()?;
     readable(&state, &claims.sub, &key).await?;
     let (username, name) = split_key(&key);
+    let (present, seq) = state.presence.list(&key);
     let reply = Reply::Presence {
         username,
         name,
-        present: state.presence.list(&key),
+        present,
+        seq,
     };
     Ok(Json(reply).into_response())
 }

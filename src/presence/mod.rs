@@ -56,6 +56,8 @@ struct Room {
     people: HashMap<String, HashMap<SeatId, Seat>>,
     /// Connections here that hear this room, and whose they are.
     listeners: HashMap<u64, (String, Push)>,
+    /// Counts seat changes and events: a push carries the event's, a list the one it is as
+    /// of, so a client can tell a push its list already holds from one that overtook it.
     seq: u64,
 }
 
@@ -146,9 +148,12 @@ impl Presence {
         }
     }
 
-    /// Who is present on `key`.
-    pub fn list(&self, key: &str) -> Vec<Person> {
-        self.rooms.get(key).map(|r| r.list()).unwrap_or_default()
+    /// Who is present on `key`, and the room's `seq` that list is as of.
+    pub fn list(&self, key: &str) -> (Vec<Person>, u64) {
+        self.rooms
+            .get(key)
+            .map(|r| (r.list(), r.seq))
+            .unwrap_or_default()
     }
 
     /// Pushes `key`'s changes to connection `conn` of `user` from now on (until `depart`).
@@ -390,15 +395,17 @@ fn tell(key: &str, room: &mut Room, user: &str, before: Option<Person>) {
         (Some(b), Some(a)) if b == a => return,
         (Some(_), Some(_)) => Event::Update,
     };
+    room.seq += 1;
     if room.listeners.is_empty() {
         return;
     }
-    let frame = push_frame(key, event, user, after.as_ref());
+    let frame = push_frame(key, event, user, after.as_ref(), room.seq);
     room.listeners.retain(|_, (_, push)| push(&frame));
 }
 
-/// The `presence` push: `{type, username, name?, event, user, connections?, state?, since?}`.
-fn push_frame(key: &str, event: Event, user: &str, person: Option<&Person>) -> Utf8Bytes {
+/// The `presence` push: `{type, username, name?, event, user, seq, connections?, state?,
+/// since?}`.
+fn push_frame(key: &str, event: Event, user: &str, person: Option<&Person>, seq: u64) -> Utf8Bytes {
     #[derive(Serialize)]
     struct Pushed<'a> {
         #[serde(rename = "type")]
@@ -408,6 +415,7 @@ fn push_frame(key: &str, event: Event, user: &str, person: Option<&Person>) -> U
         name: Option<&'a str>,
         event: Event,
         user: &'a str,
+        seq: u64,
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         person: Option<PersonFields<'a>>,
     }
@@ -427,6 +435,7 @@ fn push_frame(key: &str, event: Event, user: &str, person: Option<&Person>) -> U
         name,
         event,
         user,
+        seq,
         person: person.map(|p| PersonFields {
             connections: p.connections,
             state: &p.state,

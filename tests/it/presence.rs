@@ -342,3 +342,69 @@ async fn a_client_that_never_reads_is_closed_not_queued_for() {
     }
     assert!(gone, "the silent client was closed and its presence ended");
 }
+
+/// A reply's list is taken before the reply is queued, so a push sent in between can reach
+/// the client first. `seq` lets it tell: every join numbered up to the reply's `seq` is in
+/// its list and none after (the race behind a client that showed someone joined as absent).
+#[tokio::test]
+async fn a_list_and_the_pushes_racing_it_agree_by_seq() {
+    let server = TestServer::start().await;
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let mut guests = Vec::new();
+    for _ in 0..6 {
+        let (_c, name, token) = server.user().await;
+        guests.push((name, token));
+    }
+    let readers: Vec<&str> = guests.iter().map(|(n, _)| n.as_str()).collect();
+    let share = json!({"type": "update", "data": {"metadata": {"version": 0, "readers": readers}}});
+    assert_eq!(ann.request(share).await["version"], 1);
+    let mut watcher = authed(&server, &ann_token).await;
+    let r = watcher
+        .request(json!({"type": "watch", "target": ann_name}))
+        .await;
+    assert_eq!(r["type"], "data", "{r}");
+    let first = watcher
+        .request(json!({"type": "presence", "target": ann_name}))
+        .await;
+    assert_eq!(first["seq"], 0, "an empty room: {first}");
+    let mut joiners = Vec::new();
+    for (name, token) in guests.clone() {
+        let (server, target) = (&server, ann_name.clone());
+        joiners.push(async move { present(server, &token, &target, json!({"who": name})).await });
+    }
+    let joined = futures_util::future::join_all(joiners);
+    let listed = async {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        watcher
+            .request(json!({"type": "presence", "target": ann_name}))
+            .await
+    };
+    let (_sockets, list) = tokio::join!(joined, listed);
+    let at = list["seq"].as_u64().expect("a list carries seq");
+    let listed: Vec<&str> = list["present"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["username"].as_str().unwrap())
+        .collect();
+    let mut last = 0;
+    for _ in 0..guests.len() {
+        let p = loop {
+            let p = watcher.next_push().await;
+            if p["type"] == "presence" {
+                break p;
+            }
+        };
+        assert_eq!(p["event"], "join", "{p}");
+        let seq = p["seq"].as_u64().expect("a push carries seq");
+        assert!(seq > last, "pushes number on: {seq} after {last}");
+        last = seq;
+        let user = p["user"].as_str().unwrap();
+        assert_eq!(
+            listed.contains(&user),
+            seq <= at,
+            "{user} at {seq}, list at {at}: {list}"
+        );
+    }
+    assert!(last >= guests.len() as u64);
+}
