@@ -189,7 +189,8 @@ pub struct Config {
     #[arg(long, env = "CHANGELOG_MAX_AGE", default_value_t = default::CHANGELOG_MAX_AGE)]
     pub changelog_max_age: u64,
 
-    /// Deliver webhooks from this node (in a cluster, turn it on for one node only).
+    /// This node may deliver webhooks; in a cluster one node at a time does (the holder of a
+    /// PostgreSQL advisory lock; another takes over within a second when it goes).
     #[arg(long, env = "WEBHOOK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub webhook_delivery: bool,
 

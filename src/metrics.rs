@@ -52,6 +52,8 @@ pub struct Metrics {
     /// Changes every webhook still has to look at, together (the feed's newest cursor less
     /// each one's).
     pub webhook_queue: IntGauge,
+    /// 1 on the node delivering webhooks (one per cluster), 0 elsewhere.
+    pub webhook_turn: IntGauge,
 }
 
 impl Metrics {
@@ -202,6 +204,10 @@ impl Metrics {
             webhook_queue: gauge(
                 "webhook_queue",
                 "Changes the webhooks still have to look at, together.",
+            ),
+            webhook_turn: gauge(
+                "webhook_turn",
+                "1 on the node that delivers webhooks (one per cluster), 0 elsewhere.",
             ),
             commit_rate: Rate::default(),
             registry,

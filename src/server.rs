@@ -173,8 +173,17 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             config.backup_keep.max(1),
         ));
     }
+    // reqwest is built without a default TLS provider: this process's is ring, which builds
+    // without the C toolchain aws-lc needs (rustls now prefers aws-lc for its post-quantum
+    // key exchange; classic ECDHE is what webhook receivers offer today). Installed whether
+    // or not this node delivers: a client built without one panics.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if config.webhook_delivery {
-        tokio::spawn(crate::webhooks::deliver::supervise(state.clone()));
+        tokio::spawn(crate::webhooks::deliver::supervise(
+            state.clone(),
+            config.postgres(),
+        ));
     }
     let mut presence_publisher = None;
     if let Some(pg) = config.postgres() {

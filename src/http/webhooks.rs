@@ -84,7 +84,7 @@ async fn create(
         last_error: None,
         delivered: 0,
     };
-    save(state, &hook).await?;
+    save(state, &hook, None).await?;
     let mut shown = hook.shown();
     shown["secret"] = json!(hook.secret);
     Ok(shown)
@@ -141,7 +141,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let hook = owned(&state, &claims, &id).await?;
     state.webhooks.stop(&hook.id);
-    state.store.save_webhook(&hook.id, None).await?;
+    state.store.save_webhook(&hook.id, None, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -153,10 +153,12 @@ pub async fn resume(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut hook = owned(&state, &claims, &id).await?;
+    let was = hook.clone();
     state.webhooks.stop(&hook.id);
     hook.paused = None;
     hook.failures = 0;
-    save(&state, &hook).await?;
+    // Over the record read, so a webhook removed meanwhile (on any node) stays removed.
+    save(&state, &hook, Some(&was)).await?;
     Ok(Json(hook.shown()))
 }
 

@@ -96,8 +96,14 @@ pub enum Write {
     DeleteDoc { key: String },
     /// Append a line to the audit log (`store/audit.rs`): its JSON.
     Audit(Vec<u8>),
-    /// Store webhook `id`'s record (its JSON), or remove it (`None`) (`webhooks/`).
-    Webhook { id: String, record: Option<Vec<u8>> },
+    /// Store webhook `id`'s record (its JSON), or remove it (`None`) (`webhooks/`). With
+    /// `expect`, only over that very record: `VersionMismatch` if it changed or is gone
+    /// (a deliverer's progress must never bring back a webhook removed meanwhile).
+    Webhook {
+        id: String,
+        record: Option<Vec<u8>>,
+        expect: Option<Vec<u8>>,
+    },
     /// Forget a session and remember its id as revoked until its token would have expired.
     Revoke {
         username: String,

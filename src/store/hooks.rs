@@ -14,16 +14,23 @@ impl Store {
         self.inner.backend.webhooks().await
     }
 
-    /// Stores webhook `id`'s record durably, or removes it (`None`).
+    /// Stores webhook `id`'s record durably, or removes it (`None`); with `expect`, only
+    /// over that record.
     ///
     /// # Errors
-    /// `Unavailable`.
-    pub async fn save_webhook(&self, id: &str, record: Option<Vec<u8>>) -> Result<(), StoreError> {
+    /// `VersionMismatch` when the record is no longer `expect`; `Unavailable`.
+    pub async fn save_webhook(
+        &self,
+        id: &str,
+        record: Option<Vec<u8>>,
+        expect: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
         self.inner
             .backend
             .write(Write::Webhook {
                 id: id.to_owned(),
                 record,
+                expect,
             })
             .await
             .map(|_| ())

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::turn::Turn;
 use super::{Hook, MAX_FAILURES, address, payload};
 use crate::state::AppState;
 use crate::store::backend::FeedItem;
@@ -46,22 +47,45 @@ pub async fn all(state: &AppState) -> Result<Vec<Hook>, crate::error::Error> {
         .collect()
 }
 
-/// Stores `hook` as it is now.
+/// Stores `hook` as it is now; with `over`, only if the stored record is still that one.
 ///
 /// # Errors
-/// `Unavailable`.
-pub async fn save(state: &AppState, hook: &Hook) -> Result<(), crate::error::Error> {
-    let bytes = serde_json::to_vec(hook).map_err(|_| crate::error::Error::Internal)?;
-    Ok(state.store.save_webhook(&hook.id, Some(bytes)).await?)
+/// `VersionMismatch` when it is not (changed or removed meanwhile); `Unavailable`.
+pub async fn save(
+    state: &AppState,
+    hook: &Hook,
+    over: Option<&Hook>,
+) -> Result<(), crate::error::Error> {
+    let json = |h: &Hook| serde_json::to_vec(h).map_err(|_| crate::error::Error::Internal);
+    let expect = over.map(json).transpose()?;
+    Ok(state
+        .store
+        .save_webhook(&hook.id, Some(json(hook)?), expect)
+        .await?)
 }
 
-/// Runs until shutdown: keeps one deliverer per active webhook, and the queue gauge.
-pub async fn supervise(state: AppState) {
-    // reqwest is built without a default TLS provider: this process's is ring, which builds
-    // without the C toolchain aws-lc needs (rustls now prefers aws-lc for its post-quantum
-    // key exchange; classic ECDHE is what webhook receivers offer today).
-    #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Runs until shutdown: while this node has the turn (`turn.rs`), keeps one deliverer per
+/// active webhook, and the queue gauge.
+pub async fn supervise(state: AppState, pg: Option<crate::store::PgSettings>) {
+    while let Some(turn) = Turn::take(pg.as_ref(), &state.shutdown).await {
+        state.metrics.webhook_turn.set(1);
+        tokio::select! {
+            () = state.shutdown.cancelled() => {}
+            () = turn.lost() => {}
+            () = keep_deliverers(&state) => {}
+        }
+        state.metrics.webhook_turn.set(0);
+        // Not delivering any more, here: another node may be by now.
+        state.webhooks.retain(|_| false);
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// Starts and stops deliverers as webhooks come, go, pause and resume; never returns.
+async fn keep_deliverers(state: &AppState) {
+    let state = state.clone();
     loop {
         match all(&state).await {
             Ok(hooks) => {
@@ -90,13 +114,7 @@ pub async fn supervise(state: AppState) {
             }
             Err(e) => tracing::warn!(error = %e, "webhooks: cannot read them"),
         }
-        tokio::select! {
-            () = state.shutdown.cancelled() => {
-                state.webhooks.retain(|_| false);
-                return;
-            }
-            () = tokio::time::sleep(SUPERVISE) => {}
-        }
+        tokio::time::sleep(SUPERVISE).await;
     }
 }
 
@@ -121,6 +139,9 @@ async fn deliver(state: AppState, id: String) {
             Err(_) => tokio::time::sleep(SUPERVISE).await,
         }
     };
+    // The record as last stored: progress is stored only over it, so a webhook removed (or
+    // changed on another node) meanwhile ends this deliverer instead of coming back.
+    let mut stored = hook.clone();
     let (mut saved, mut dirty) = (Instant::now(), false);
     loop {
         // An owner's webhook reads only the owner's changes: the others are passed over
@@ -134,8 +155,12 @@ async fn deliver(state: AppState, id: String) {
             Ok(page) if page.through > hook.cursor => page,
             Ok(_) => {
                 // Caught up: a good moment to store how far it got.
-                if dirty && save(&state, &hook).await.is_ok() {
-                    (saved, dirty) = (Instant::now(), false);
+                if dirty {
+                    match progress(&state, &hook, &mut stored).await {
+                        Saved::Yes => (saved, dirty) = (Instant::now(), false),
+                        Saved::No => {}
+                        Saved::Gone => return,
+                    }
                 }
                 tokio::time::sleep(POLL).await;
                 continue;
@@ -166,11 +191,14 @@ async fn deliver(state: AppState, id: String) {
                             if hook.failures >= MAX_FAILURES {
                                 hook.paused =
                                     Some(format!("{MAX_FAILURES} failed deliveries in a row"));
-                                let _ = save(&state, &hook).await;
-                                tracing::warn!(webhook = %id, "webhook paused after failing");
+                                if progress(&state, &hook, &mut stored).await == Saved::Yes {
+                                    tracing::warn!(webhook = %id, "webhook paused after failing");
+                                }
                                 return;
                             }
-                            let _ = save(&state, &hook).await;
+                            if progress(&state, &hook, &mut stored).await == Saved::Gone {
+                                return;
+                            }
                             let wait = base.saturating_mul(1 << (hook.failures - 1).min(20));
                             tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
                         }
@@ -181,11 +209,42 @@ async fn deliver(state: AppState, id: String) {
         }
         hook.cursor = hook.cursor.max(page.through);
         dirty = true;
-        if saved.elapsed() >= SAVE_EVERY && save(&state, &hook).await.is_ok() {
-            (saved, dirty) = (Instant::now(), false);
+        if saved.elapsed() >= SAVE_EVERY {
+            match progress(&state, &hook, &mut stored).await {
+                Saved::Yes => (saved, dirty) = (Instant::now(), false),
+                Saved::No => {}
+                Saved::Gone => return,
+            }
         }
         if short {
             tokio::time::sleep(GATHER).await;
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Saved {
+    Yes,
+    /// Not now (the store is unavailable): it is tried again later.
+    No,
+    /// The record changed or went meanwhile: this deliverer must stop.
+    Gone,
+}
+
+/// Stores a deliverer's progress over the record it last stored.
+async fn progress(state: &AppState, hook: &Hook, stored: &mut Hook) -> Saved {
+    match save(state, hook, Some(stored)).await {
+        Ok(()) => {
+            *stored = hook.clone();
+            Saved::Yes
+        }
+        Err(crate::error::Error::VersionMismatch { .. }) => {
+            tracing::info!(webhook = %hook.id, "webhook changed or removed meanwhile; its deliverer stops");
+            Saved::Gone
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, webhook = %hook.id, "webhooks: cannot store progress");
+            Saved::No
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod address;
 pub mod deliver;
 pub mod running;
+pub mod turn;
 
 use serde::{Deserialize, Serialize};
 

@@ -356,3 +356,109 @@ async fn kill_9_with_deliveries_pending_loses_none() {
         "in order, none twice"
     );
 }
+
+/// In a cluster one node at a time delivers (an advisory lock): each change is posted once,
+/// not once per node, and when that node stops another takes over from its progress.
+#[tokio::test]
+async fn a_cluster_delivers_each_change_once_and_another_node_takes_over() {
+    let Some(mut nodes) = TestServer::cluster(2, fast).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let (mut ann, token) = nodes[0].named_user("ann").await;
+    let base = format!("http://{}", nodes[1].addr);
+    let (status, hook) = register(&base, &token, json!({"url": receiver.url})).await;
+    assert_eq!(status, 201, "{hook}");
+    let mut ann1 = nodes[1].client().await;
+    ann1.request(json!({"type": "auth", "token": token})).await;
+    for v in 0..6 {
+        let c = if v % 2 == 0 { &mut ann } else { &mut ann1 };
+        merge(c, "ann", v, v).await;
+    }
+    receiver.until(6).await;
+    // Time for a second deliverer, were there one, to post its copies.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ids: Vec<String> = receiver.got().iter().map(|g| g.id.clone()).collect();
+    assert_eq!(ids.len(), 6, "each change once: {ids:?}");
+    let turns: Vec<i64> = nodes
+        .iter()
+        .map(|n| n.state().metrics.webhook_turn.get())
+        .collect();
+    assert_eq!(turns.iter().sum::<i64>(), 1, "one node delivers: {turns:?}");
+    let holder = turns.iter().position(|t| *t == 1).unwrap_or(0);
+    let other = 1 - holder;
+
+    // The delivering node stops; the other one's writes still reach the receiver.
+    nodes[holder].shutdown().await;
+    let mut writer = nodes[other].client().await;
+    writer
+        .request(json!({"type": "auth", "token": token}))
+        .await;
+    for v in 6..9 {
+        merge(&mut writer, "ann", v, v).await;
+    }
+    let mut delivered = HashSet::new();
+    for _ in 0..200 {
+        delivered = receiver.got().iter().map(|g| g.id.clone()).collect();
+        if delivered.len() >= 9 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered.len(), 9, "every change, by id: {delivered:?}");
+    assert_eq!(nodes[other].state().metrics.webhook_turn.get(), 1);
+}
+
+/// A deliverer stores its progress only over the record it read: a webhook removed
+/// meanwhile (on any node) stays removed, and a changed one is not written over.
+#[tokio::test]
+async fn progress_is_never_stored_over_a_removed_or_changed_webhook() {
+    let server = TestServer::start_with(|c| {
+        c.webhook_delivery = false;
+        c.webhook_allow_private = true;
+    })
+    .await;
+    let (_ann, token) = server.named_user("ann").await;
+    let base = format!("http://{}", server.addr);
+    let (status, hook) = register(&base, &token, json!({"url": "http://127.0.0.1:9/"})).await;
+    assert_eq!(status, 201, "{hook}");
+    let id = hook["id"].as_str().unwrap();
+    let store = &server.state().store;
+    let read = || async { store.webhooks().await.unwrap() };
+    let stored = read().await.pop().expect("one record");
+    let mut progressed: Value = serde_json::from_slice(&stored).unwrap();
+    progressed["cursor"] = json!(99);
+    let progressed = serde_json::to_vec(&progressed).unwrap();
+    // Over something else: refused, nothing changes.
+    let stale = store
+        .save_webhook(id, Some(progressed.clone()), Some(b"{}".to_vec()))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(hearth::store::StoreError::VersionMismatch { .. })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(read().await, vec![stored.clone()]);
+    // Over the record read: stored.
+    store
+        .save_webhook(id, Some(progressed.clone()), Some(stored.clone()))
+        .await
+        .expect("saved over the record it read");
+    assert_eq!(read().await, vec![progressed.clone()]);
+    // Removed, then a late save of progress: it stays removed.
+    let (status, _) = http(
+        Method::DELETE,
+        &format!("{base}/v1/me/webhooks/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let late = store
+        .save_webhook(id, Some(progressed.clone()), Some(progressed))
+        .await;
+    assert!(late.is_err(), "{late:?}");
+    assert!(read().await.is_empty(), "removed stays removed");
+}

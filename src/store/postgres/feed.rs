@@ -54,16 +54,36 @@ pub async fn record(
     Ok(())
 }
 
-/// Stores webhook `id`'s record, or removes it (`None`), inside `tx`.
+/// Stores webhook `id`'s record, or removes it (`None`), inside `tx`; with `expect`, only
+/// over that record.
 ///
 /// # Errors
-/// `Unavailable`.
+/// `VersionMismatch` when the record is not `expect`; `Unavailable`.
 pub async fn save_webhook(
     tx: &Transaction<'_>,
     s: &str,
     id: &str,
     record: Option<&[u8]>,
+    expect: Option<&[u8]>,
 ) -> Result<(), StoreError> {
+    if let Some(expect) = expect {
+        // The row lock taken here holds off any other writer of it until this commits.
+        let current = tx
+            .query_opt(
+                &format!("SELECT record FROM {s}.webhooks WHERE id = $1 FOR UPDATE"),
+                &[&id],
+            )
+            .await
+            .map_err(pg)?;
+        if current
+            .map(|row| row.get::<_, String>(0))
+            .as_deref()
+            .map(str::as_bytes)
+            != Some(expect)
+        {
+            return Err(StoreError::VersionMismatch { current: 0 });
+        }
+    }
     if let Some(bytes) = record {
         let text = String::from_utf8_lossy(bytes).into_owned();
         tx.execute(

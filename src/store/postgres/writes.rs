@@ -124,8 +124,9 @@ impl PgBackend {
                 .map_err(pg)?;
             }
             Write::DeleteUser { username } => self.delete_user(&tx, username).await?,
-            Write::Webhook { id, record } => {
-                super::feed::save_webhook(&tx, s, id, record.as_deref()).await?;
+            Write::Webhook { id, record, expect } => {
+                let (record, expect) = (record.as_deref(), expect.as_deref());
+                super::feed::save_webhook(&tx, s, id, record, expect).await?;
             }
             Write::Audit(line) => {
                 let line = String::from_utf8_lossy(line);

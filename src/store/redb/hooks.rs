@@ -9,15 +9,28 @@ use crate::store::error::StoreError;
 pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 
 impl Tables<'_> {
-    /// Stores the record of webhook `id`, or removes it (`None`).
-    pub(super) fn webhook(&mut self, id: &str, record: Option<&[u8]>) -> Result<(), StoreError> {
+    /// Stores the record of webhook `id`, or removes it (`None`); with `expect`, only over
+    /// that record (else `VersionMismatch`, in the inner result).
+    pub(super) fn webhook(
+        &mut self,
+        id: &str,
+        record: Option<&[u8]>,
+        expect: Option<&[u8]>,
+    ) -> Result<Result<(), StoreError>, StoreError> {
         let mut table = write_txn(self.txn)?
             .open_table(WEBHOOKS)
             .map_err(StoreError::unavailable)?;
+        if let Some(expect) = expect {
+            let current = table.get(id).map_err(StoreError::unavailable)?;
+            if current.as_ref().map(|v| v.value()) != Some(expect) {
+                return Ok(Err(StoreError::VersionMismatch { current: 0 }));
+            }
+        }
         match record {
             Some(bytes) => table.insert(id, bytes).map(|_| ()),
             None => table.remove(id).map(|_| ()),
         }
+        .map(Ok)
         .map_err(StoreError::unavailable)
     }
 }

@@ -222,10 +222,9 @@ impl<'t> Tables<'t> {
                 self.audit(line)?;
                 Ok(Ok(None))
             }
-            Write::Webhook { id, record } => {
-                self.webhook(id, record.as_deref())?;
-                Ok(Ok(None))
-            }
+            Write::Webhook { id, record, expect } => Ok(self
+                .webhook(id, record.as_deref(), expect.as_deref())?
+                .map(|()| None)),
             Write::Revoke {
                 username,
                 sid,
