@@ -296,6 +296,8 @@ fn apply_account_event(state: &AppState, event: Event) {
 
 /// Another node (or this one) committed `version` of `username`.
 async fn commit(state: &AppState, username: &str, version: Version) {
+    // Another node's commit is in the feed now: its followers here wake.
+    state.hub.bell().ring();
     if state
         .hub
         .watched(username)

@@ -9,9 +9,12 @@ use crate::connection::Outbound;
 use crate::state::AppState;
 use crate::store::backend::{FeedItem, FeedPage};
 
-/// Changes read at a time, and how often a follower with nothing to send looks again.
+/// Changes read at a time, and how long a follower with nothing to send waits for the bell
+/// (`fanout/bell.rs`) before it looks again anyway.
 const PAGE: usize = 1000;
-const POLL: Duration = Duration::from_millis(100);
+pub const IDLE: Duration = Duration::from_secs(1);
+/// After a failed read.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// One change as the feed shows it: `{cursor, username, name?, version, at, by, op, opId?}`,
 /// or, for a version the log no longer holds, `{cursor, username, name?, version, resync:
@@ -59,11 +62,12 @@ pub async fn follow(state: AppState, out: Outbound, mut after: u64) {
     let wait = state.limits.slow_consumer_timeout;
     let mut first = true;
     loop {
+        let bell = state.hub.bell().listen();
         let page = match state.store.feed(after, PAGE).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the change feed failed");
-                tokio::time::sleep(POLL * 10).await;
+                tokio::time::sleep(RETRY).await;
                 continue;
             }
         };
@@ -75,9 +79,10 @@ pub async fn follow(state: AppState, out: Outbound, mut after: u64) {
         }
         first = false;
         if page.items.is_empty() {
-            tokio::time::sleep(POLL).await;
+            bell.wait(IDLE).await;
             continue;
         }
+        drop(bell);
         after = page.through;
         for i in page.items {
             let mut frame = item(i);

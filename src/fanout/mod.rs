@@ -5,6 +5,7 @@
 //! shared by every watcher wanting that view: with 10,000 watchers of one document, one
 //! serialization instead of 10,000.
 
+pub mod bell;
 pub mod publisher;
 mod ring;
 pub mod watcher;
@@ -135,6 +136,8 @@ struct HubInner {
     /// Bytes of documents a watcher may fall behind by before it is resynced
     /// (`WATCH_BUFFER_BYTES`).
     max_bytes: usize,
+    /// Rung at every commit, watched or not: the change feed's followers wait on it.
+    bell: bell::Bell,
 }
 
 /// What a change held for watchers costs: its document's size (the serialized bound it
@@ -153,8 +156,14 @@ impl Hub {
                 topics: DashMap::new(),
                 capacity: capacity.max(1),
                 max_bytes,
+                bell: bell::Bell::default(),
             }),
         }
+    }
+
+    /// Rung after every commit this node hears of (`bell.rs`).
+    pub fn bell(&self) -> &bell::Bell {
+        &self.inner.bell
     }
 
     /// Starts receiving every version of `username`'s document published from now on.
@@ -179,6 +188,7 @@ impl Hub {
 
     /// Delivers a committed version to its document's watchers, if it has any.
     pub fn publish(&self, committed: &Arc<Committed>) {
+        self.inner.bell.ring();
         if let Some(topic) = self.inner.topics.get(committed.doc.key().as_ref()) {
             let version = committed.doc.version();
             let seen = topic

@@ -24,8 +24,6 @@ use crate::state::AppState;
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
-/// How often a live stream with nothing to send looks again.
-const POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct FeedQuery {
@@ -68,8 +66,8 @@ pub async fn feed(
     Ok(Json(json!({"changes": changes, "next": next, "resync": resync})).into_response())
 }
 
-/// The live form: pages as they come, polling when there is nothing new, until shutdown or
-/// the token's expiry.
+/// The live form: pages as they come, waiting for the next commit when there is nothing
+/// new, until shutdown or the token's expiry.
 fn live(
     state: AppState,
     after: u64,
@@ -78,11 +76,12 @@ fn live(
     let shutdown = state.shutdown.clone();
     let events = stream::unfold((state, after, true), |(state, after, first)| async move {
         loop {
+            let bell = state.hub.bell().listen();
             let page = match state.store.feed(after, MAX_PAGE).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the change feed failed");
-                    tokio::time::sleep(POLL * 10).await;
+                    tokio::time::sleep(crate::feed::IDLE).await;
                     continue;
                 }
             };
@@ -96,9 +95,10 @@ fn live(
                 out.push(Event::default().id(id).data(item(i).to_string()));
             }
             if !out.is_empty() {
+                drop(bell);
                 return Some((stream::iter(out.into_iter().map(Ok)), (state, next, false)));
             }
-            tokio::time::sleep(POLL).await;
+            bell.wait(crate::feed::IDLE).await;
         }
     })
     .flatten()

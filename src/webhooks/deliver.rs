@@ -12,9 +12,9 @@ use super::{Hook, MAX_FAILURES, address, payload};
 use crate::state::AppState;
 use crate::store::backend::FeedItem;
 
-/// How often the supervisor looks at the webhooks, and an idle deliverer at the feed.
+/// How often the supervisor looks at the webhooks (an idle deliverer waits for the next
+/// commit, `fanout/bell.rs`).
 const SUPERVISE: Duration = Duration::from_secs(1);
-const POLL: Duration = Duration::from_millis(200);
 /// Changes looked at in the feed at a time.
 const PAGE: usize = 1000;
 /// Longest wait for a receiver's answer.
@@ -146,6 +146,7 @@ async fn deliver(state: AppState, id: String) {
     loop {
         // An owner's webhook reads only the owner's changes: the others are passed over
         // unread, so a quiet webhook on a busy server costs little.
+        let bell = state.hub.bell().listen();
         let page = if hook.global {
             state.store.feed(hook.cursor, PAGE).await
         } else {
@@ -162,7 +163,7 @@ async fn deliver(state: AppState, id: String) {
                         Saved::Gone => return,
                     }
                 }
-                tokio::time::sleep(POLL).await;
+                bell.wait(crate::feed::IDLE).await;
                 continue;
             }
             Err(e) => {
@@ -174,6 +175,7 @@ async fn deliver(state: AppState, id: String) {
         // A short page means the webhook keeps up: wait a little so the next read brings a
         // batch, rather than one read of the feed per change (a webhook on a document written
         // 1,000 times a second cost b)'s writers 8% reading one change at a time).
+        drop(bell);
         let short = page.items.len() < BATCH;
         for item in page.items {
             if hook.wants(&item) {
