@@ -6,6 +6,7 @@ import { $, api, bytes, el, session, setToken } from "./common.js";
 import { loadUsers, showUser } from "./users.js";
 import { closeData, showData } from "./data.js";
 import { loadAudit, loadOperations } from "./operations.js";
+import { loadIntegrations, stopFeed } from "./integrations.js";
 
 let refresh = null;
 
@@ -34,6 +35,7 @@ session.onRefused = signOut;
 function signOut(message) {
   clearInterval(refresh);
   closeData();
+  stopFeed();
   setToken(null);
   for (const s of document.querySelectorAll(".tab")) s.hidden = true;
   $("tabs").hidden = $("signout").hidden = true;
@@ -53,10 +55,12 @@ function show() {
   const navTab = tab === "user" ? "users" : tab;
   for (const a of document.querySelectorAll("#tabs a")) a.setAttribute("aria-current", a.dataset.tab === navTab ? "page" : "false");
   if (tab !== "data") closeData();
+  if (tab !== "integrations") stopFeed();
   if (tab === "users") loadUsers();
   if (tab === "user") showUser(arg);
   if (tab === "data") showData(arg);
   if (tab === "operations") loadOperations();
+  if (tab === "integrations") loadIntegrations();
   if (tab === "audit") loadAudit();
 }
 window.addEventListener("hashchange", () => session.token && show());

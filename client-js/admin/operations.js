@@ -94,6 +94,9 @@ const ACTIONS = {
   read_changes: "read the change log of",
   watch_document: "watched",
   edit_document: "edited",
+  create_webhook: "created the global webhook",
+  remove_webhook: "removed the webhook",
+  resume_webhook: "resumed the webhook",
 };
 
 /** The newest page (`append` false) or the next older one. */

@@ -5,6 +5,7 @@
 // light and dark.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,7 +29,8 @@ async function withAdmin() {
     input: "correct horse\n",
   });
   assert.equal(made.status, 0, String(made.stderr));
-  return startServer({ dataDir, env: { ADMIN_USERS: "boss" } });
+  // Webhooks may reach the test's receiver on loopback, and a failing one pauses quickly.
+  return startServer({ dataDir, env: { ADMIN_USERS: "boss", WEBHOOK_ALLOW_PRIVATE: "1", WEBHOOK_RETRY_MS: "5" } });
 }
 
 const suite = browserSuite(chromium, { before, after, server: withAdmin });
@@ -267,4 +269,84 @@ test("an admin opens a user and their document, sees a change arrive live, and e
   const onErin = audit.lines.filter((l) => l.target === "erin").map((l) => l.action);
   for (const action of ["read_document", "read_changes", "watch_document", "edit_document"]) assert.ok(onErin.includes(action), `${action} in ${onErin}`);
   erin.close();
+});
+
+test("an admin sees every webhook, removes a failing one, adds a global one, and follows the feed", async () => {
+  // A receiver on loopback that keeps what it is sent.
+  const got = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      got.push(JSON.parse(body));
+      res.end();
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+  const { token } = await signup("fern");
+  const call = (method, path, body) =>
+    fetch(`${suite.server.httpUrl}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: body && JSON.stringify(body),
+    });
+  assert.equal((await call("POST", "/v1/me/webhooks", { url: hookUrl })).status, 201);
+  // Nobody listens on port 9: eight failures in a row pause it.
+  assert.equal((await call("POST", "/v1/me/webhooks", { url: "http://127.0.0.1:9/gone" })).status, 201);
+  assert.ok((await call("PUT", "/v1/users/fern/data/plants", ["fern", "moss"])).ok);
+  for (let i = 0; i < 100 && !got.some((g) => g.username === "fern"); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(got.some((g) => g.username === "fern"), "her webhook delivered");
+
+  for (const scheme of ["light", "dark"]) {
+    const { context, page: p, errors } = await page(scheme);
+    await signIn(p, "boss");
+    await p.waitForSelector("#overview:not([hidden])");
+    await p.click('#tabs a[data-tab="integrations"]');
+    await p.waitForSelector(`#hook-rows tr:has-text("${hookUrl}") .pill.ok`);
+    // The failing one shows why it stopped (the page is reloaded until it has).
+    for (let i = 0; i < 50 && !(await p.$('#hook-rows tr:has-text("127.0.0.1:9") .pill:has-text("paused")')); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await p.click('#tabs a[data-tab="overview"]');
+      await p.click('#tabs a[data-tab="integrations"]');
+    }
+    await p.waitForSelector('#hook-rows tr:has-text("127.0.0.1:9") .pill:has-text("paused")');
+    assert.match(await p.textContent('#hook-rows tr:has-text("127.0.0.1:9")'), /failed deliveries|127\.0\.0\.1:9/);
+
+    // The live feed: fern's next change appears as it commits.
+    await p.click("#feed-follow");
+    await p.waitForSelector("#feed-live.ok");
+    assert.ok((await call("PUT", "/v1/users/fern/data/light", scheme)).ok);
+    await p.waitForSelector(`#feed-rows tr:has-text("fern")`);
+    await p.screenshot({ path: `${suite.artifacts}admin-integrations-${scheme}.png`, fullPage: true });
+
+    if (scheme === "dark") {
+      // Remove the failing one; add a global one, whose secret is shown once.
+      await p.click('#hook-rows tr:has-text("127.0.0.1:9") button:has-text("Remove")');
+      await p.waitForFunction(() => !document.querySelector("#hook-rows").textContent.includes("127.0.0.1:9"));
+      await p.fill("#hook-url", hookUrl);
+      await p.fill("#hook-docs", "fern");
+      await p.click("#hook-form button.primary");
+      await p.waitForSelector("#hook-secret:not([hidden])");
+      assert.match(await p.textContent("#hook-secret-value"), /^[0-9a-f]{64}$/);
+      await p.waitForSelector('#hook-rows .tag:has-text("global")');
+      await p.screenshot({ path: `${suite.artifacts}admin-integrations-created.png`, fullPage: true });
+    }
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+  // The global webhook posts fern's next change too (so two deliveries of it).
+  const before = got.length;
+  assert.ok((await call("PUT", "/v1/users/fern/data/done", true)).ok);
+  for (let i = 0; i < 100 && got.length < before + 2; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(got.length, before + 2, "hers and the global one");
+  const boss = await (await fetch(`${suite.server.httpUrl}/v1/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "boss", password: "correct horse" }),
+  })).json();
+  const audit = await (await fetch(`${suite.server.httpUrl}/v1/admin/audit?limit=100`, { headers: { Authorization: `Bearer ${boss.token}` } })).json();
+  const actions = audit.lines.map((l) => l.action);
+  assert.ok(actions.includes("remove_webhook") && actions.includes("create_webhook"), `${actions}`);
+  receiver.close();
 });

@@ -13,7 +13,7 @@ const ADMIN_PAGE: &str = include_str!("../../client-js/admin/index.html");
 
 /// The dashboard's modules and style, served under `/admin/` as they sit in
 /// `client-js/admin/` (their relative imports resolve there).
-const ADMIN_FILES: [(&str, &str, &str); 6] = [
+const ADMIN_FILES: [(&str, &str, &str); 7] = [
     (
         "admin.js",
         JS,
@@ -34,6 +34,11 @@ const ADMIN_FILES: [(&str, &str, &str); 6] = [
         "operations.js",
         JS,
         include_str!("../../client-js/admin/operations.js"),
+    ),
+    (
+        "integrations.js",
+        JS,
+        include_str!("../../client-js/admin/integrations.js"),
     ),
     (
         "admin.css",

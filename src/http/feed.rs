@@ -33,12 +33,12 @@ pub struct FeedQuery {
 }
 
 /// `GET /v1/admin/feed?after=&limit=` (an admin's token, or a feed-scoped one: `POST
-/// /v1/login` with `"scope": "feed"`): `{changes, next, resync}` where `next` is the cursor
-/// to ask after next time and `resync` says changes after `after` were dropped (re-read
-/// every document, then follow from `next`). With `Accept: text/event-stream`: the same
+/// /v1/login` with `"scope": "feed"`): `{changes, next, resync, newest}` where `next` is the
+/// cursor to ask after next time, `resync` says changes after `after` were dropped (re-read
+/// every document, then follow from `next`) and `newest` is the newest cursor there is. With `Accept: text/event-stream`: the same
 /// changes as SSE events whose ids are their cursors, then each new one as it commits.
 #[utoipa::path(get, path = "/v1/admin/feed", params(FeedQuery, ("Last-Event-ID" = Option<String>, Header)),
-    responses((status = 200, description = "{changes: [{cursor, username, name?, version, at, by, op, opId?} | {cursor, username, name?, version, resync: true}], next, resync}, or text/event-stream"), (status = 403)), tag = "admin")]
+    responses((status = 200, description = "{newest, changes: [{cursor, username, name?, version, at, by, op, opId?} | {cursor, username, name?, version, resync: true}], next, resync}, or text/event-stream"), (status = 403)), tag = "admin")]
 pub async fn feed(
     State(state): State<AppState>,
     FeedCaller(claims): FeedCaller,
@@ -61,9 +61,12 @@ pub async fn feed(
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let page = state.store.feed(after, limit).await?;
     let resync = missed(after, &page);
-    let next = page.through;
+    let (next, newest) = (page.through, page.newest);
     let changes: Vec<Value> = page.items.into_iter().map(item).collect();
-    Ok(Json(json!({"changes": changes, "next": next, "resync": resync})).into_response())
+    Ok(
+        Json(json!({"changes": changes, "next": next, "resync": resync, "newest": newest}))
+            .into_response(),
+    )
 }
 
 /// The live form: pages as they come, waiting for the next commit when there is nothing

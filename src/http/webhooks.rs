@@ -142,6 +142,7 @@ pub async fn remove(
     let hook = owned(&state, &claims, &id).await?;
     state.webhooks.stop(&hook.id);
     state.store.save_webhook(&hook.id, None, None).await?;
+    audit_if_admin(&state, &claims, &hook, "remove_webhook").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,7 +160,21 @@ pub async fn resume(
     hook.failures = 0;
     // Over the record read, so a webhook removed meanwhile (on any node) stays removed.
     save(&state, &hook, Some(&was)).await?;
+    audit_if_admin(&state, &claims, &hook, "resume_webhook").await?;
     Ok(Json(hook.shown()))
+}
+
+/// An admin acting on a webhook not their own (or a global one) leaves an audit line.
+async fn audit_if_admin(
+    state: &AppState,
+    claims: &Claims,
+    hook: &Hook,
+    action: &str,
+) -> Result<(), ApiError> {
+    if hook.global || hook.owner != claims.sub {
+        super::audit::record(state, claims, action, Some(&hook.id)).await?;
+    }
+    Ok(())
 }
 
 /// An admin's webhook, on every document: 201 with its secret.

@@ -33,8 +33,10 @@ async fn drain(base: &str, token: &str, after: u64, limit: usize) -> Vec<(u64, S
         if changes.is_empty() {
             return out;
         }
+        let newest = page["newest"].as_u64().expect("the newest cursor");
         for c in changes {
             out.push(key_of(c));
+            assert!(c["cursor"].as_u64().unwrap() <= newest, "{page}");
         }
         after = page["next"].as_u64().unwrap();
     }
