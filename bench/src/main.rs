@@ -134,6 +134,8 @@ pub enum Scenario {
 
 #[tokio::main]
 async fn main() {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let metrics = match args.scenario {
         // On a worker, which polls the socket itself: `main`'s own thread is woken by a worker

@@ -117,6 +117,12 @@ async fn register(base: &str, token: &str, body: Value) -> (u16, Value) {
     .await
 }
 
+/// `DELETE /v1/me/webhooks/{id}`'s status.
+async fn remove(base: &str, token: &str, id: &str) -> u16 {
+    let url = format!("{base}/v1/me/webhooks/{id}");
+    http(Method::DELETE, &url, Some(token), None).await.0
+}
+
 fn fast(c: &mut hearth::Config) {
     c.webhook_allow_private = true;
     c.webhook_retry_ms = 5;
@@ -196,22 +202,8 @@ async fn deliveries_are_signed_in_order_and_only_the_owners() {
     // Nobody else's to delete; deleting stops it.
     let (_, bob_token) = server.named_user("bob2").await;
     let id = hook["id"].as_str().unwrap();
-    let (status, _) = http(
-        Method::DELETE,
-        &format!("{base}/v1/me/webhooks/{id}"),
-        Some(&bob_token),
-        None,
-    )
-    .await;
-    assert_eq!(status, 404);
-    let (status, _) = http(
-        Method::DELETE,
-        &format!("{base}/v1/me/webhooks/{id}"),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
+    assert_eq!(remove(&base, &bob_token, id).await, 404);
+    assert_eq!(remove(&base, &token, id).await, 204);
     merge(&mut ann, "ann", 5, 5).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(receiver.got().len(), 9, "deleted: nothing more");
@@ -448,14 +440,7 @@ async fn progress_is_never_stored_over_a_removed_or_changed_webhook() {
         .expect("saved over the record it read");
     assert_eq!(read().await, vec![progressed.clone()]);
     // Removed, then a late save of progress: it stays removed.
-    let (status, _) = http(
-        Method::DELETE,
-        &format!("{base}/v1/me/webhooks/{id}"),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
+    assert_eq!(remove(&base, &token, id).await, 204);
     let late = store
         .save_webhook(id, Some(progressed.clone()), Some(progressed))
         .await;
