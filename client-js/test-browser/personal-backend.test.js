@@ -27,7 +27,11 @@ let browser;
 before(async () => {
   server = await startServer();
   await mkdir(ARTIFACTS, { recursive: true });
-  browser = await launchChromium(chromium);
+  // The seed's page is answered by the test (route.fulfill), so Chromium cannot tell it came
+  // from loopback and its Local Network Access checks block the WebSocket the page's
+  // socket.io then opens to 127.0.0.1 (ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS): the
+  // client stayed on long-polling. Served by a real server, page and socket share an address.
+  browser = await launchChromium(chromium, ["--disable-features=LocalNetworkAccessChecks"]);
 });
 
 after(async () => {
@@ -54,10 +58,18 @@ async function open(context) {
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
+  // What Engine.IO's upgrade to a WebSocket says, and whether that socket closed.
+  const upgrade = { frames: [], closed: false };
+  page.on("websocket", (ws) => {
+    if (!ws.url().includes("/socket.io/")) return;
+    ws.on("framesent", (f) => upgrade.frames.push(`> ${f.payload}`));
+    ws.on("framereceived", (f) => upgrade.frames.push(`< ${f.payload}`));
+    ws.on("close", () => (upgrade.closed = true));
+  });
   await page.goto(`${server.httpUrl}/`);
   // "connected to backend.", at once followed by "authenticating…" when a token is stored.
   await page.waitForFunction(() => /connected to backend\.|authenticat/.test(document.getElementById("status").textContent));
-  return { page, errors };
+  return { page, errors, upgrade };
 }
 
 const status = (page, text) => page.waitForFunction((t) => document.getElementById("status").textContent.includes(t), text);
@@ -116,5 +128,12 @@ test("the seed's demo page: sign up, replace, patch, fetch, and watch from a sec
 
   assert.deepEqual(first.errors, []);
   assert.deepEqual(second.errors, []);
+  // Both pages moved from long-polling to a WebSocket, as socket.io clients do, and the
+  // watched change came over it.
+  for (const { upgrade } of [first, second]) {
+    assert.deepEqual(upgrade.frames.slice(0, 3), ["> 2probe", "< 3probe", "> 5"], upgrade.frames.join(" "));
+    assert.equal(upgrade.closed, false);
+  }
+  assert.ok(second.upgrade.frames.some((f) => f.startsWith("< 42") && f.includes("watched")), second.upgrade.frames.join(" "));
   await context.close();
 });

@@ -87,10 +87,10 @@ export function nextEvent(emitter, name, ms = 5000) {
 }
 
 /** Headless Chromium (Debian's, or $CHROMIUM) as every browser test launches it. */
-export async function launchChromium(chromium) {
+export async function launchChromium(chromium, extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", ...extraArgs],
   });
 }
 
