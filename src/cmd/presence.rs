@@ -1,13 +1,9 @@
 //! `presence`: who is looking at a document, and saying that I am (`presence/` keeps it).
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Context, Effect, Outcome};
-use crate::auth::Control;
-use crate::connection::close;
 use crate::error::Error;
 use crate::frame::{Reply, split_key};
 use crate::presence::{MAX_STATE_BYTES, Refusal};
@@ -48,21 +44,9 @@ impl PresenceCmd {
         let watching = cx.watches.get(&target).is_some_and(|h| !h.is_finished());
         let presence = &cx.state.presence;
         if watching {
-            let out = cx.out.clone();
-            let control = cx.control.clone();
-            presence.listen(
-                &target,
-                &me,
-                cx.conn,
-                Arc::new(move |frame| {
-                    let taken = out.try_push(frame.clone());
-                    if !taken {
-                        // Its queue is full: the socket is not reading, as for a watch.
-                        let _ = control.try_send(Control::Close(close::SLOW_CONSUMER, "too slow"));
-                    }
-                    taken
-                }),
-            );
+            let wait = cx.state.limits.slow_consumer_timeout;
+            let push = crate::presence::backlog::push_to(cx.out, cx.control, wait);
+            presence.listen(&target, &me, cx.conn, push);
         }
         match self.action {
             Action::List => {}

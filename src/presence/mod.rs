@@ -1,6 +1,5 @@
-//! Presence: who is looking at a document right now, with a small state each ("typing in
-//! notes"), on every node. Never stored and never a version: it lives in memory, in one
-//! room per document somebody asked about, and costs nothing for the others.
+//! Presence: who is looking at a document now, with a small state each ("typing in notes"),
+//! on every node. Never stored, never a version: in memory, one room per document asked about.
 //!
 //! A room holds *seats* (one per connection that announced itself, on this node or another)
 //! and *listeners* (connections here that asked about the room and watch the document).
@@ -14,6 +13,7 @@
 //! document is deleted (`end`), the server stops. In a cluster, seats of other nodes come
 //! from the bus (`presence/remote.rs`) and go when their node says goodbye or falls silent.
 
+pub mod backlog;
 pub mod remote;
 
 use std::collections::HashMap;
@@ -56,8 +56,8 @@ struct Room {
     people: HashMap<String, HashMap<SeatId, Seat>>,
     /// Connections here that hear this room, and whose they are.
     listeners: HashMap<u64, (String, Push)>,
-    /// Counts seat changes and events: a push carries the event's, a list the one it is as
-    /// of, so a client can tell a push its list already holds from one that overtook it.
+    /// Counts changes: a push carries its event's, a list the one it is as of, so a client
+    /// tells a push its list holds from one that overtook it.
     seq: u64,
 }
 
@@ -156,13 +156,15 @@ impl Presence {
             .unwrap_or_default()
     }
 
-    /// Pushes `key`'s changes to connection `conn` of `user` from now on (until `depart`).
+    /// Pushes `key`'s changes to connection `conn` of `user` from now on (until `depart`); one
+    /// already listening keeps its push, and the order of what it has waiting (`backlog.rs`).
     pub fn listen(&self, key: &str, user: &str, conn: u64, push: Push) {
         self.rooms
             .entry(key.to_owned())
             .or_default()
             .listeners
-            .insert(conn, (user.to_owned(), push));
+            .entry(conn)
+            .or_insert_with(|| (user.to_owned(), push));
     }
 
     /// Seats connection `conn` of `user` on `key` with `state`, or changes its state.

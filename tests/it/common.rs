@@ -557,6 +557,14 @@ impl RawWs {
         RawWs { stream }
     }
 
+    /// From here on, a client that reads (whatever the server queued meanwhile comes first).
+    pub async fn into_client(self) -> Client {
+        let role = tokio_tungstenite::tungstenite::protocol::Role::Client;
+        let ws =
+            WebSocketStream::from_raw_socket(MaybeTlsStream::Plain(self.stream), role, None).await;
+        Client::from_stream(ws)
+    }
+
     /// Sends one masked frame with `opcode` and `payload` (FIN set).
     pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
         use tokio::io::AsyncWriteExt;

@@ -408,3 +408,83 @@ async fn a_list_and_the_pushes_racing_it_agree_by_seq() {
     }
     assert!(last >= guests.len() as u64);
 }
+
+/// A socket whose queue is full for a while (here: taking in large changes) is not closed
+/// for presence, as its watch is not: what did not fit waits, in order, and arrives once it
+/// reads again. Bob's socket reads nothing while Ann writes twenty large versions and her 20
+/// tabs join and change their state; then it hears exactly what Ann's reading watcher heard.
+#[tokio::test]
+async fn a_socket_that_pauses_hears_every_presence_push_in_order_later() {
+    let server = TestServer::start_with(|c| c.outbound_buffer = 8 * 1024).await;
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let (_bob, bob_name, bob_token) = server.user().await;
+    let share =
+        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
+    assert_eq!(ann.request(share).await["version"], 1);
+    let mut watcher = present(&server, &ann_token, &ann_name, json!({})).await;
+    let mut paused = crate::common::RawWs::connect_with(&server, Some(4096)).await;
+    for (id, frame) in [
+        json!({"type": "auth", "token": bob_token}),
+        json!({"type": "watch", "target": ann_name}),
+        json!({"type": "presence", "target": ann_name, "action": "join"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut frame = frame;
+        frame["id"] = json!(id + 1);
+        paused.send_frame(0x1, frame.to_string().as_bytes()).await;
+    }
+    assert_eq!(next(&mut watcher).await.1, bob_name, "Bob is in");
+    // Far more than the kernel's buffers and the queue hold for a socket that is not reading.
+    let big = "x".repeat(500_000);
+    for v in 1..21 {
+        let r = ann
+            .request(json!({"type": "update", "data": {"metadata": {"version": v}, "userdata": {"big": big, "v": v}}}))
+            .await;
+        assert_eq!(r["version"], v + 1, "{r}");
+    }
+    let mut tabs = Vec::new();
+    for _ in 0..20 {
+        tabs.push(present(&server, &ann_token, &ann_name, json!({})).await);
+    }
+    // Twenty kilobytes of presence, where the queue holds eight.
+    let pad = "x".repeat(900);
+    for (i, tab) in tabs.iter_mut().enumerate() {
+        let r = tab
+            .request(json!({"type": "presence", "target": ann_name, "action": "join", "state": {"i": i, "pad": pad}}))
+            .await;
+        assert_eq!(r["type"], "presence", "{r}");
+        tab.drain_pushes();
+    }
+    // What the reading watcher heard since Bob joined, to the last tab's change.
+    let mut heard = Vec::new();
+    loop {
+        let p = watcher.next_push().await;
+        if p["type"] == "presence" {
+            heard.push(p["seq"].clone());
+            if p["state"]["i"] == 19 {
+                break;
+            }
+        }
+    }
+    let mut bob = paused.into_client().await;
+    let mut got = Vec::new();
+    while got.last() != heard.last() {
+        let p = bob.next_push().await;
+        assert_ne!(p["type"], "error", "{p}");
+        if p["type"] == "presence" && p.get("event").is_some() {
+            got.push(p["seq"].clone());
+        }
+    }
+    assert_eq!(
+        got[got.len() - heard.len()..],
+        heard[..],
+        "the same, in order"
+    );
+    // Still open, and answering.
+    let r = bob
+        .request(json!({"type": "presence", "target": ann_name}))
+        .await;
+    assert_eq!(r["type"], "presence", "{r}");
+}
