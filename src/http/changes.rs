@@ -173,9 +173,13 @@ pub(super) async fn stream_events(
     let started = watcher::start(&state, request, out).await?;
     let incarnation = started.incarnation.clone();
     let first = first_event(&started.reply, incarnation.as_deref());
-    // Presence: who is here now, then each join, update and leave, for the stream's life.
+    // Presence: who is here now, then each join, update and leave, for the stream's life. A
+    // push the stream has no room for ends it, rather than leave it without presence from
+    // then on: the client reconnects (`Last-Event-ID`) and gets a fresh list.
+    let behind = tokio_util::sync::CancellationToken::new();
     let (present, membership) = if with_presence {
         let conn = state.next_conn_id();
+        let behind = behind.clone();
         state.presence.listen(
             &key,
             &claims.sub,
@@ -186,7 +190,11 @@ pub(super) async fn stream_events(
                     version: None,
                     kind: PushKind::Change,
                 };
-                presence_tx.try_send(push).is_ok()
+                let taken = presence_tx.try_send(push).is_ok();
+                if !taken {
+                    behind.cancel();
+                }
+                taken
             }),
         );
         let (username, name) = crate::frame::split_key(&key);
@@ -229,6 +237,7 @@ pub(super) async fn stream_events(
                 () = shutdown.cancelled() => {},
                 () = told_to_end => {},
                 () = tokio::time::sleep(expires_in) => {},
+                () = behind.cancelled() => {},
             }
         }
     };

@@ -488,3 +488,54 @@ async fn a_socket_that_pauses_hears_every_presence_push_in_order_later() {
         .await;
     assert_eq!(r["type"], "presence", "{r}");
 }
+
+/// An SSE stream with presence whose queue is full when a presence push comes is ended, not
+/// left without presence from then on (it was dropped from the room without a word): its
+/// client reconnects with `Last-Event-ID` and gets a fresh list.
+#[tokio::test]
+async fn an_sse_stream_too_far_behind_for_presence_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Long enough that the watch's own wait for room cannot be what ends the stream here.
+    let server = TestServer::start_with(|c| c.slow_consumer_timeout = 120_000).await;
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /v1/users/{ann_name}/events?presence=1 HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {ann_token}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // It reads nothing while large versions fill every buffer on the way, then presence comes.
+    let big = "x".repeat(500_000);
+    for v in 0..20 {
+        let r = ann
+            .request(json!({"type": "update", "data": {"metadata": {"version": v}, "userdata": {"big": big, "v": v}}}))
+            .await;
+        assert_eq!(r["version"], v + 1, "{r}");
+    }
+    let mut tabs = Vec::new();
+    for i in 0..20 {
+        tabs.push(present(&server, &ann_token, &ann_name, json!({"i": i})).await);
+    }
+    for round in 0..4 {
+        for (i, tab) in tabs.iter_mut().enumerate() {
+            let r = tab
+                .request(json!({"type": "presence", "target": ann_name, "action": "join", "state": {"round": round, "i": i}}))
+                .await;
+            assert_eq!(r["type"], "presence", "{r}");
+            tab.drain_pushes();
+        }
+    }
+    // The stream ends (Connection: close), long before the watch would give up.
+    let mut body = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut body)).await;
+    assert!(read.is_ok(), "the stream ended");
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert!(text.contains("\"present\""), "it had its list");
+}
