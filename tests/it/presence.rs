@@ -29,6 +29,21 @@ async fn present(server: &TestServer, token: &str, target: &str, state: Value) -
     c
 }
 
+/// A socket of `token`'s user that watches `target` and joins its presence, then reads
+/// nothing: the kernel keeps about 4 KiB for it, so the server backs up quickly.
+async fn silent(server: &TestServer, token: &str, target: &str) -> crate::common::RawWs {
+    let mut ws = crate::common::RawWs::connect_with(server, Some(4096)).await;
+    let frames = [
+        json!({"type": "auth", "token": token, "id": 1}),
+        json!({"type": "watch", "target": target, "id": 2}),
+        json!({"type": "presence", "target": target, "action": "join", "id": 3}),
+    ];
+    for frame in frames {
+        ws.send_frame(0x1, frame.to_string().as_bytes()).await;
+    }
+    ws
+}
+
 /// The next presence push: `(event, user, connections, state)`.
 async fn next(c: &mut Client) -> (String, String, Value, Value) {
     loop {
@@ -303,14 +318,7 @@ async fn a_client_that_never_reads_is_closed_not_queued_for() {
         json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
     assert_eq!(ann.request(share).await["version"], 1);
     let mut watcher = present(&server, &ann_token, &ann_name, json!({})).await;
-    let mut silent = crate::common::RawWs::connect_with(&server, Some(4096)).await;
-    for frame in [
-        json!({"type": "auth", "token": bob_token}),
-        json!({"type": "watch", "target": ann_name}),
-        json!({"type": "presence", "target": ann_name, "action": "join"}),
-    ] {
-        silent.send_frame(0x1, frame.to_string().as_bytes()).await;
-    }
+    let mut silent = silent(&server, &bob_token, &ann_name).await;
     assert_eq!(
         next(&mut watcher).await,
         ("join".into(), bob_name.clone(), json!(1), json!({}))
@@ -422,19 +430,7 @@ async fn a_socket_that_pauses_hears_every_presence_push_in_order_later() {
         json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
     assert_eq!(ann.request(share).await["version"], 1);
     let mut watcher = present(&server, &ann_token, &ann_name, json!({})).await;
-    let mut paused = crate::common::RawWs::connect_with(&server, Some(4096)).await;
-    for (id, frame) in [
-        json!({"type": "auth", "token": bob_token}),
-        json!({"type": "watch", "target": ann_name}),
-        json!({"type": "presence", "target": ann_name, "action": "join"}),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut frame = frame;
-        frame["id"] = json!(id + 1);
-        paused.send_frame(0x1, frame.to_string().as_bytes()).await;
-    }
+    let paused = silent(&server, &bob_token, &ann_name).await;
     assert_eq!(next(&mut watcher).await.1, bob_name, "Bob is in");
     // Far more than the kernel's buffers and the queue hold for a socket that is not reading.
     let big = "x".repeat(500_000);
