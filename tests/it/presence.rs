@@ -29,6 +29,16 @@ async fn present(server: &TestServer, token: &str, target: &str, state: Value) -
     c
 }
 
+/// Ann (her client, name and token) and Bob (name and token), a reader of her document.
+async fn ann_and_reader(server: &TestServer) -> (Client, String, String, String, String) {
+    let (mut ann, ann_name, ann_token) = server.user().await;
+    let (_bob, bob_name, bob_token) = server.user().await;
+    let share =
+        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
+    assert_eq!(ann.request(share).await["version"], 1);
+    (ann, ann_name, ann_token, bob_name, bob_token)
+}
+
 /// A socket of `token`'s user that watches `target` and joins its presence, then reads
 /// nothing: the kernel keeps about 4 KiB for it, so the server backs up quickly.
 async fn silent(server: &TestServer, token: &str, target: &str) -> crate::common::RawWs {
@@ -62,11 +72,7 @@ async fn next(c: &mut Client) -> (String, String, Value, Value) {
 #[tokio::test]
 async fn joins_updates_and_leaves_reach_every_watcher_in_order() {
     let server = TestServer::start().await;
-    let (mut ann, ann_name, ann_token) = server.user().await;
-    let (_bob, bob_name, bob_token) = server.user().await;
-    let share =
-        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
-    assert_eq!(ann.request(share).await["version"], 1);
+    let (mut ann, ann_name, ann_token, bob_name, bob_token) = ann_and_reader(&server).await;
     let mut watcher = present(&server, &ann_token, &ann_name, json!({"typing": false})).await;
 
     let mut bob = present(&server, &bob_token, &ann_name, json!({"typing": true})).await;
@@ -312,13 +318,9 @@ async fn a_client_that_vanishes_is_gone_at_the_idle_timeout() {
 async fn a_client_that_never_reads_is_closed_not_queued_for() {
     // Room for a round of pushes (40 × 1 KiB) for sockets that read, not for one that never does.
     let server = TestServer::start_with(|c| c.outbound_buffer = 96 * 1024).await;
-    let (mut ann, ann_name, ann_token) = server.user().await;
-    let (_bob, bob_name, bob_token) = server.user().await;
-    let share =
-        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
-    assert_eq!(ann.request(share).await["version"], 1);
+    let (_ann, ann_name, ann_token, bob_name, bob_token) = ann_and_reader(&server).await;
     let mut watcher = present(&server, &ann_token, &ann_name, json!({})).await;
-    let mut silent = silent(&server, &bob_token, &ann_name).await;
+    let _silent = silent(&server, &bob_token, &ann_name).await;
     assert_eq!(
         next(&mut watcher).await,
         ("join".into(), bob_name.clone(), json!(1), json!({}))
@@ -424,11 +426,7 @@ async fn a_list_and_the_pushes_racing_it_agree_by_seq() {
 #[tokio::test]
 async fn a_socket_that_pauses_hears_every_presence_push_in_order_later() {
     let server = TestServer::start_with(|c| c.outbound_buffer = 8 * 1024).await;
-    let (mut ann, ann_name, ann_token) = server.user().await;
-    let (_bob, bob_name, bob_token) = server.user().await;
-    let share =
-        json!({"type": "update", "data": {"metadata": {"version": 0, "readers": [bob_name]}}});
-    assert_eq!(ann.request(share).await["version"], 1);
+    let (mut ann, ann_name, ann_token, bob_name, bob_token) = ann_and_reader(&server).await;
     let mut watcher = present(&server, &ann_token, &ann_name, json!({})).await;
     let paused = silent(&server, &bob_token, &ann_name).await;
     assert_eq!(next(&mut watcher).await.1, bob_name, "Bob is in");
