@@ -5,7 +5,11 @@
 //! release it, and another node takes the turn within [`TRY_EVERY`].
 //!
 //! A lock rather than a lease row: PostgreSQL already ends the session of a node that is
-//! gone, and a lease would be one more clock to get wrong.
+//! gone, and a lease would be one more clock to get wrong. "Gone" includes a node that went
+//! quiet without closing its connection (frozen, or cut off by the network): the session is
+//! told to end after [`IDLE_SESSION`] without a query, where the holder queries every
+//! second, and to probe its TCP peer every few seconds. Such a holder has stopped delivering
+//! by then, having had no answer to its check for [`CHECK_TIMEOUT`].
 
 use std::time::Duration;
 
@@ -18,6 +22,11 @@ use crate::store::PgSettings;
 pub const TRY_EVERY: Duration = Duration::from_secs(1);
 /// Longest the holder waits for PostgreSQL to answer the check before it stops delivering.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// What the session of a quiet node is given before PostgreSQL ends it, and its lock with it:
+/// more than a check and its timeout, so the holder has stopped before another node starts.
+const IDLE_SESSION: &str = "SET idle_session_timeout = '10s'";
+const KEEPALIVES: &str =
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3";
 
 /// This node's turn, held until dropped.
 pub enum Turn {
@@ -107,8 +116,15 @@ async fn connect(
     url: &str,
 ) -> Result<(tokio_postgres::Client, AbortOnDropHandle<()>), tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    let task = tokio::spawn(async move {
+    let task = AbortOnDropHandle::new(tokio::spawn(async move {
         let _ = connection.await;
-    });
-    Ok((client, AbortOnDropHandle::new(task)))
+    }));
+    // Each on its own: `idle_session_timeout` is PostgreSQL 14's; an older server keeps only
+    // the keepalives (and a quiet holder's lock until TCP gives up on it).
+    for setting in [IDLE_SESSION, KEEPALIVES] {
+        if let Err(e) = client.batch_execute(setting).await {
+            tracing::debug!(error = %e, setting, "webhooks: a session setting was refused");
+        }
+    }
+    Ok((client, task))
 }

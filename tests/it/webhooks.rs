@@ -447,3 +447,39 @@ async fn progress_is_never_stored_over_a_removed_or_changed_webhook() {
     assert!(late.is_err(), "{late:?}");
     assert!(read().await.is_empty(), "removed stays removed");
 }
+
+/// A delivering node that goes quiet without closing its connection (frozen, or cut off by
+/// the network) loses the turn: PostgreSQL ends its session once it stops querying, and
+/// another node takes over. Here the holder simply never checks its turn again.
+#[tokio::test]
+async fn a_quiet_holder_loses_the_turn_to_another_node() {
+    use hearth::webhooks::turn::Turn;
+    let Some(url) = crate::common::database_url() else {
+        eprintln!(
+            "\n*** SKIPPED: needs PostgreSQL; set TEST_DATABASE_URL (scripts/test does) ***\n"
+        );
+        return;
+    };
+    let pg = hearth::store::PgSettings {
+        url,
+        schema: crate::common::fresh_schema(),
+        pool_size: 1,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let quiet = Turn::take(Some(&pg), &stop).await.expect("the turn");
+    let asked = std::time::Instant::now();
+    let next = tokio::time::timeout(Duration::from_secs(40), Turn::take(Some(&pg), &stop))
+        .await
+        .expect("another node took over")
+        .expect("the turn");
+    assert!(
+        asked.elapsed() >= Duration::from_secs(5),
+        "not while the holder's session lived: {:?}",
+        asked.elapsed()
+    );
+    // The quiet one finds out at its next check.
+    tokio::time::timeout(Duration::from_secs(10), quiet.lost())
+        .await
+        .expect("the quiet holder sees it lost the turn");
+    drop(next);
+}
