@@ -67,8 +67,10 @@ async function open(context) {
     ws.on("close", () => (upgrade.closed = true));
   });
   await page.goto(`${server.httpUrl}/`);
-  // "connected to backend.", at once followed by "authenticating…" when a token is stored.
-  await page.waitForFunction(() => /connected to backend\.|authenticat/.test(document.getElementById("status").textContent));
+  // "connected to backend.", at once followed by "authenticating…", "authenticated as …" and
+  // "fetched data for …" when a token is stored: over a WebSocket all of that can pass
+  // between two looks, so any of them says the page is connected.
+  await page.waitForFunction(() => /connected to backend\.|authenticat|fetched data for/.test(document.getElementById("status").textContent));
   return { page, errors, upgrade };
 }
 
