@@ -4,23 +4,10 @@ import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 
 import { HearthError, connect } from "../src/index.js";
-import { processState, startServer, until } from "./server.js";
+import { processState, serverSuite, startServer, until } from "./server.js";
 
-let server;
-const clients = [];
-function client(options = {}) {
-  const c = connect(server.url, { WebSocket, requestTimeout: 5000, ...options });
-  clients.push(c);
-  return c;
-}
-
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  for (const c of clients) c.close();
-  await server.cleanup();
-});
+const suite = serverSuite({ before, after });
+const client = (options) => suite.client(options);
 
 describe("accounts", () => {
   test("signup, login, auth, logout", async () => {
@@ -184,7 +171,7 @@ describe("resilience", () => {
       const events = [];
       const writer = connect(srv.url, { WebSocket, requestTimeout: 5000, reconnect: { min: 50, max: 500, factor: 2 } });
       const watcher = connect(srv.url, { WebSocket, requestTimeout: 5000, reconnect: { min: 50, max: 500, factor: 2 } });
-      clients.push(writer, watcher);
+      suite.closeLater(writer, watcher);
       const { token, username } = await writer.signup();
       await watcher.auth(token);
       watcher.on("disconnected", () => events.push("disconnected"));
@@ -211,7 +198,7 @@ describe("resilience", () => {
     const srv = await startServer();
     try {
       const c = connect(srv.url, { WebSocket, requestTimeout: 300, reconnect: false });
-      clients.push(c);
+      suite.closeLater(c);
       await c.signup();
       srv.child.kill("SIGSTOP");
       // kill() returns before every thread has stopped; wait until the kernel says so.
@@ -286,7 +273,7 @@ describe("sessions and the network (issue 25)", () => {
   });
 
   test("persist: true in Node says what it needs; a file path works", async () => {
-    assert.throws(() => connect(server.url, { WebSocket, persist: true }), /localStorage.*persist: "path/);
+    assert.throws(() => connect(suite.server.url, { WebSocket, persist: true }), /localStorage.*persist: "path/);
     const { mkdtemp } = await import("node:fs/promises");
     const { tmpdir } = await import("node:os");
     const file = `${await mkdtemp(`${tmpdir()}/hearth-token-`)}/token.json`;
@@ -304,7 +291,7 @@ describe("hostile sockets (issue 26)", () => {
     const codes = await Promise.all(
       Array.from({ length: 50 }, () =>
         new Promise((resolve) => {
-          const ws = new WebSocket(server.url);
+          const ws = new WebSocket(suite.server.url);
           ws.on("open", () => ws.send(big));
           ws.on("error", () => {});
           ws.on("close", (code) => resolve(code));

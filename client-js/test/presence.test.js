@@ -6,24 +6,11 @@ import { after, before, test } from "node:test";
 import WebSocket from "ws";
 
 import { connect } from "../src/index.js";
-import { startServer, until } from "./server.js";
+import { serverSuite, startServer, until } from "./server.js";
 
 const FAST = { min: 50, max: 300, factor: 2 };
-let server;
-const clients = [];
-function client(options = {}) {
-  const c = connect(server.url, { WebSocket, requestTimeout: 5000, reconnect: FAST, ...options });
-  clients.push(c);
-  return c;
-}
-
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  for (const c of clients) c.close();
-  await server.cleanup();
-});
+const suite = serverSuite({ before, after }, { reconnect: FAST });
+const client = (options) => suite.client(options);
 
 const names = (list) => list.map((p) => p.username);
 
@@ -63,10 +50,9 @@ test("presence: join, state, two connections, leave, and the list everyone sees"
 
 test("presence is announced again after a reconnect", async () => {
   let own = await startServer();
+  const a = connect(own.url, { WebSocket, requestTimeout: 5000, reconnect: FAST });
+  const b = connect(own.url, { WebSocket, requestTimeout: 5000, reconnect: FAST });
   try {
-    const a = connect(own.url, { WebSocket, requestTimeout: 5000, reconnect: FAST });
-    const b = connect(own.url, { WebSocket, requestTimeout: 5000, reconnect: FAST });
-    clients.push(a, b);
     const { token } = await a.signup();
     await b.auth(token);
     const here = a.presence(undefined, { where: "a" });
@@ -77,6 +63,8 @@ test("presence is announced again after a reconnect", async () => {
     await until(() => a.ready && b.ready, 10_000, "both back");
     await until(() => watcher.list.length === 1 && watcher.list[0].state.where === "a", 10_000, "a announced again");
   } finally {
+    a.close();
+    b.close();
     await own.cleanup();
   }
 });
@@ -89,7 +77,7 @@ test("a client process killed with SIGKILL is gone from everyone's list", async 
   const script = `
     import { connect } from ${JSON.stringify(new URL("../src/index.js", import.meta.url).href)};
     import WebSocket from ${JSON.stringify(import.meta.resolve("ws"))};
-    const c = connect(${JSON.stringify(server.url)}, { WebSocket, token: ${JSON.stringify(token)} });
+    const c = connect(${JSON.stringify(suite.server.url)}, { WebSocket, token: ${JSON.stringify(token)} });
     const p = c.presence(undefined, { me: "doomed" });
     await p.ready;
     console.log("present");

@@ -6,6 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import WebSocket from "ws";
+
+import { connect } from "../src/index.js";
+
 const BIN = process.env.HEARTH_BIN ?? fileURLToPath(new URL("../../target/debug/hearth", import.meta.url));
 
 export async function startServer({ dataDir, port = 0, env = {} } = {}) {
@@ -127,6 +131,35 @@ export function browserSuite(chromium, hooks) {
   hooks.after(async () => {
     await suite.browser?.close();
     await suite.server?.cleanup();
+  });
+  return suite;
+}
+
+/**
+ * What a client test file sets up: a server for its tests (`suite.server`, which a test may
+ * replace with its restart) and `suite.client(options)`, a client of it with `defaults`,
+ * closed after them. `hooks`: node:test's `before` and `after`.
+ */
+export function serverSuite(hooks, defaults = {}) {
+  const clients = [];
+  const suite = {
+    server: null,
+    client(options = {}) {
+      const c = connect(suite.server.url, { WebSocket, requestTimeout: 5000, ...defaults, ...options });
+      clients.push(c);
+      return c;
+    },
+    /** Clients made some other way (of another server), closed with the rest. */
+    closeLater(...made) {
+      clients.push(...made);
+    },
+  };
+  hooks.before(async () => {
+    suite.server = await startServer();
+  });
+  hooks.after(async () => {
+    for (const c of clients) c.close();
+    await suite.server.cleanup();
   });
   return suite;
 }

@@ -2,27 +2,12 @@
 // follow from a place with no gap or duplicate across a server restart.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import WebSocket from "ws";
 
-import { connect } from "../src/index.js";
-import { startServer, until } from "./server.js";
+import { serverSuite, until } from "./server.js";
 
 const FAST = { min: 50, max: 300, factor: 2 };
-let server;
-const clients = [];
-function client() {
-  const c = connect(server.url, { WebSocket, requestTimeout: 5000, reconnect: FAST });
-  clients.push(c);
-  return c;
-}
-
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  for (const c of clients) c.close();
-  await server.cleanup();
-});
+const suite = serverSuite({ before, after }, { reconnect: FAST });
+const client = (options) => suite.client(options);
 
 test("append, read and follow a stream, across a restart", async () => {
   const ann = client();
@@ -47,7 +32,7 @@ test("append, read and follow a stream, across a restart", async () => {
   await until(() => seen.length === 2);
   await ann.append("activity", { n: 6 });
   await until(() => seen.length === 3);
-  server = await server.restart();
+  suite.server = await suite.server.restart();
   await until(() => ann.ready, 10000);
   await ann.append("activity", { n: 7 });
   await until(() => seen.length === 4, 10000);
