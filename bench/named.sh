@@ -17,24 +17,12 @@ HEARTH=${HEARTH:-target/release/hearth}
 BENCH=${BENCH:-target/release/hearth-bench}
 ADDR=127.0.0.1:$PORT
 say() { echo "named: $*" >&2; }
-with_server() { # with_server <command...>: a fresh server around one command
-  local data pid
-  data=$(mktemp -d)
-  HOST=127.0.0.1 PORT=$PORT DATA_DIR="$data" RUST_LOG=warn \
-  SIGNUPS_PER_IP=100000000 LOGINS_PER_IP=100000000 LOGINS_PER_USER=100000000 \
-  MAX_REQUESTS_PER_SECOND=100000000 MAX_CONNECTIONS_PER_IP=1000000 MAX_CONNECTIONS_PER_USER=1000000 \
-    "$HEARTH" >/dev/null 2>&1 &
-  pid=$!
-  "$BENCH" --addr "$ADDR" --scenario ready --since-ns "$(date +%s%N)" >/dev/null
-  PID=$pid "$@"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  rm -rf "$data"
-}
+source bench/lib.sh
 for r in $(seq "$ROUNDS"); do
   say "round $r/$ROUNDS: b) default documents"
-  with_server sh -c "'$BENCH' --addr $ADDR --scenario writers --n 50 --secs $SECS | sed 's/^{/{\"label\":\"old\",/'"
+  with_server labelled old --scenario writers --n 50 --secs "$SECS"
   say "round $r/$ROUNDS: b) named documents"
-  with_server sh -c "'$BENCH' --addr $ADDR --scenario writers --n 50 --secs $SECS --named | sed 's/^{/{\"label\":\"new\",/'"
+  with_server labelled new --scenario writers --n 50 --secs "$SECS" --named
   [ -n "${ONLY_B:-}" ] && continue
   for named in "" --named; do
     label=old; [ -n "$named" ] && label=new

@@ -16,25 +16,12 @@ HEARTH=${HEARTH:-target/release/hearth}
 BENCH=${BENCH:-target/release/hearth-bench}
 ADDR=127.0.0.1:$PORT
 say() { echo "streams: $*" >&2; }
-with_server() { # with_server <label> <bench args...>: a fresh server around one run
-  local label=$1 data pid
-  shift
-  data=$(mktemp -d)
-  HOST=127.0.0.1 PORT=$PORT DATA_DIR="$data" RUST_LOG=warn \
-  SIGNUPS_PER_IP=100000000 LOGINS_PER_IP=100000000 LOGINS_PER_USER=100000000 \
-  MAX_REQUESTS_PER_SECOND=100000000 MAX_CONNECTIONS_PER_IP=1000000 MAX_CONNECTIONS_PER_USER=1000000 \
-    "$HEARTH" >/dev/null 2>&1 &
-  pid=$!
-  "$BENCH" --addr "$ADDR" --scenario ready --since-ns "$(date +%s%N)" >/dev/null
-  "$BENCH" --addr "$ADDR" "$@" | sed "s/^{/{\"label\":\"$label\",/"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  rm -rf "$data"
-}
+source bench/lib.sh
 for r in $(seq "$ROUNDS"); do
   say "round $r/$ROUNDS: a)"
-  with_server old --scenario sequential --n 2000 --named
-  with_server new --scenario sequential --n 2000 --append
+  with_server labelled old --scenario sequential --n 2000 --named
+  with_server labelled new --scenario sequential --n 2000 --append
   say "round $r/$ROUNDS: b)"
-  with_server old --scenario writers --n 50 --secs "$SECS" --named
-  with_server new --scenario writers --n 50 --secs "$SECS" --append
+  with_server labelled old --scenario writers --n 50 --secs "$SECS" --named
+  with_server labelled new --scenario writers --n 50 --secs "$SECS" --append
 done
