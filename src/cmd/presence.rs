@@ -45,8 +45,9 @@ impl PresenceCmd {
         let presence = &cx.state.presence;
         if watching {
             let wait = cx.state.limits.slow_consumer_timeout;
-            let push = crate::presence::backlog::push_to(cx.out, cx.control, wait);
-            presence.listen(&target, &me, cx.conn, push);
+            presence.listen(&target, &me, cx.conn, || {
+                crate::presence::backlog::push_to(cx.out, cx.control, wait)
+            });
         }
         match self.action {
             Action::List => {}

@@ -180,11 +180,8 @@ pub(super) async fn stream_events(
     let (present, membership) = if with_presence {
         let conn = state.next_conn_id();
         let behind = behind.clone();
-        state.presence.listen(
-            &key,
-            &claims.sub,
-            conn,
-            std::sync::Arc::new(move |frame| {
+        state.presence.listen(&key, &claims.sub, conn, || {
+            std::sync::Arc::new(move |frame: &axum::extract::ws::Utf8Bytes| {
                 let push = Push {
                     frame: frame.clone(),
                     version: None,
@@ -195,8 +192,8 @@ pub(super) async fn stream_events(
                     behind.cancel();
                 }
                 taken
-            }),
-        );
+            })
+        });
         let (username, name) = crate::frame::split_key(&key);
         let (present, seq) = state.presence.list(&key);
         let list = Reply::Presence {

@@ -156,15 +156,15 @@ impl Presence {
             .unwrap_or_default()
     }
 
-    /// Pushes `key`'s changes to connection `conn` of `user` from now on (until `depart`); one
-    /// already listening keeps its push, and the order of what it has waiting (`backlog.rs`).
-    pub fn listen(&self, key: &str, user: &str, conn: u64, push: Push) {
+    /// Pushes `key`'s changes to `user`'s connection `conn` (until `depart`) through what `make`
+    /// builds; one already listening keeps its push, and the order of its backlog.
+    pub fn listen(&self, key: &str, user: &str, conn: u64, make: impl FnOnce() -> Push) {
         self.rooms
             .entry(key.to_owned())
             .or_default()
             .listeners
             .entry(conn)
-            .or_insert_with(|| (user.to_owned(), push));
+            .or_insert_with(|| (user.to_owned(), make()));
     }
 
     /// Seats connection `conn` of `user` on `key` with `state`, or changes its state.
