@@ -69,6 +69,9 @@ impl From<WebSocket> for Transport {
     }
 }
 
+/// Pushed frames (presence) a socket may have waiting for room in its queue.
+pub const MAX_WAITING_PUSHES: usize = 1024;
+
 /// The sending side of a socket's queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbound {
@@ -76,6 +79,16 @@ pub struct Outbound {
     budget: Arc<Semaphore>,
     max: usize,
     sink: Sink,
+    /// Pushes that found no room, in order ([`Outbound::push`]): one per socket, so a socket
+    /// watching many documents holds at most [`MAX_WAITING_PUSHES`] in all.
+    waiting: Arc<std::sync::Mutex<Waiting>>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    frames: std::collections::VecDeque<Utf8Bytes>,
+    /// A task is feeding `frames` to the queue: new ones go behind them, never past.
+    draining: bool,
 }
 
 impl Outbound {
@@ -89,6 +102,7 @@ impl Outbound {
             budget: Arc::new(Semaphore::new(max)),
             max,
             sink,
+            waiting: Arc::default(),
         };
         (out, rx)
     }
@@ -175,13 +189,59 @@ impl Outbound {
             .map_err(|_| QueueError::Closed)
     }
 
-    /// Queues a pushed frame (presence) if its bytes fit now; never waits. False when they
-    /// do not, or the socket is gone.
-    pub fn try_push(&self, frame: Utf8Bytes) -> bool {
-        let needed = self.permits(&frame);
-        match self.budget.clone().try_acquire_many_owned(needed) {
-            Ok(permit) => self.tx.try_send((Message::Text(frame), permit)).is_ok(),
-            Err(_) => false,
+    /// Queues a pushed frame (presence) without ever waiting, as a push made under a lock
+    /// must: now if it fits and nothing waits, else behind what waits, fed to the queue in
+    /// order by a task as room comes, each frame for at most `wait` (a watch waits as long).
+    /// False when [`MAX_WAITING_PUSHES`] wait already. `stuck` runs if the queue stayed full
+    /// for `wait`, or that many wait: the socket is to be closed then.
+    pub fn push<F>(&self, frame: Utf8Bytes, wait: Duration, stuck: &F) -> bool
+    where
+        F: Fn() + Clone + Send + 'static,
+    {
+        let mut w = self.waiting();
+        if !w.draining {
+            let needed = self.permits(&frame);
+            if let Ok(permit) = self.budget.clone().try_acquire_many_owned(needed) {
+                return self.tx.try_send((Message::Text(frame), permit)).is_ok();
+            }
+        }
+        if w.frames.len() >= MAX_WAITING_PUSHES {
+            stuck();
+            return false;
+        }
+        w.frames.push_back(frame);
+        if !w.draining {
+            w.draining = true;
+            tokio::spawn(self.clone().drain(wait, stuck.clone()));
+        }
+        true
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Feeds the waiting pushes to the queue in order, each waiting at most `wait` for room.
+    async fn drain(self, wait: Duration, stuck: impl Fn()) {
+        loop {
+            let next = {
+                let mut w = self.waiting();
+                let next = w.frames.pop_front();
+                w.draining = next.is_some();
+                next
+            };
+            let Some(frame) = next else { return };
+            match self.send_timeout(frame, wait).await {
+                Ok(()) => {}
+                // `draining` stays set: nothing more is queued for a socket being closed.
+                Err(QueueError::Full) => {
+                    self.waiting().frames.clear();
+                    return stuck();
+                }
+                Err(QueueError::Closed) => return,
+            }
         }
     }
 

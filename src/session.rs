@@ -312,7 +312,7 @@ impl Session {
                 });
                 None
             }
-            Some(Effect::Watch(watcher)) => Some(watcher),
+            Some(Effect::Watch(watcher)) => Some(*watcher),
             Some(Effect::HearShares) => {
                 self.hears_shares = true;
                 None

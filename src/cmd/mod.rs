@@ -98,7 +98,7 @@ pub enum Effect {
     Refreshed(Claims),
     /// Start forwarding this watch once the reply (its snapshot) is queued, so a change can
     /// never overtake the snapshot it follows; it replaces any watch of the same document.
-    Watch(Watcher<Outbound>),
+    Watch(Box<Watcher<Outbound>>),
     /// End the watch of this document, if there is one.
     Unwatch(String),
     /// Push `shared` and `unshared` to this socket from now on (it asked for `list`).

@@ -1,9 +1,13 @@
 //! `presence`: who is looking at a document, and saying that I am (`presence/` keeps it).
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Context, Effect, Outcome};
+use crate::auth::Control;
+use crate::connection::close;
 use crate::error::Error;
 use crate::frame::{Reply, split_key};
 use crate::presence::{MAX_STATE_BYTES, Refusal};
@@ -46,7 +50,13 @@ impl PresenceCmd {
         if watching {
             let wait = cx.state.limits.slow_consumer_timeout;
             presence.listen(&target, &me, cx.conn, || {
-                crate::presence::backlog::push_to(cx.out, cx.control, wait)
+                let (out, control) = (cx.out.clone(), cx.control.clone());
+                // The queue stays full, or too much waits: the socket is not reading, and goes
+                // as a watch's would.
+                let stuck = move || {
+                    let _ = control.try_send(Control::Close(close::SLOW_CONSUMER, "too slow"));
+                };
+                Arc::new(move |frame| out.push(frame.clone(), wait, &stuck))
             });
         }
         match self.action {

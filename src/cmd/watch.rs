@@ -72,7 +72,10 @@ impl Watch {
             slow: cx.state.limits.slow_consumer_timeout,
         };
         let started = start(cx.state, request, out).await?;
-        Ok(Outcome::then(started.reply, Effect::Watch(started.watcher)))
+        Ok(Outcome::then(
+            started.reply,
+            Effect::Watch(Box::new(started.watcher)),
+        ))
     }
 }
 

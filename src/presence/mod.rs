@@ -13,7 +13,6 @@
 //! document is deleted (`end`), the server stops. In a cluster, seats of other nodes come
 //! from the bus (`presence/remote.rs`) and go when their node says goodbye or falls silent.
 
-pub mod backlog;
 pub mod remote;
 
 use std::collections::HashMap;
@@ -157,7 +156,7 @@ impl Presence {
     }
 
     /// Pushes `key`'s changes to `user`'s connection `conn` (until `depart`) through what `make`
-    /// builds; one already listening keeps its push, and the order of its backlog.
+    /// builds; one already listening keeps its push.
     pub fn listen(&self, key: &str, user: &str, conn: u64, make: impl FnOnce() -> Push) {
         self.rooms
             .entry(key.to_owned())
